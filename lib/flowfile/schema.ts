@@ -1,0 +1,111 @@
+// The flowfile's shape, validated with zod; errors name the key path.
+import { z } from "zod";
+import type { PluginDef, ProviderDef } from "../task.ts";
+
+const plugin = z.custom<PluginDef>(
+  (v) => typeof v === "object" && v !== null && typeof (v as PluginDef).name === "string" && Array.isArray((v as PluginDef).tasks),
+  { message: "expected a plugin (definePlugin({ name, tasks }))" },
+);
+const provider = z.custom<ProviderDef>(
+  (v) => typeof v === "object" && v !== null && typeof (v as ProviderDef).name === "string" && Array.isArray((v as ProviderDef).tasks),
+  { message: "expected a provider (defineProvider({ name, tasks }))" },
+);
+
+const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "expected letters, digits, '.', '_' or '-'");
+
+export const hostEntrySchema = z.strictObject({
+  /** [user@]address[:port] or an ~/.ssh/config alias */
+  host: z.string().min(1),
+  user: z.string().min(1).optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  identityFile: z.string().optional(),
+  proxyJump: z.string().optional(),
+  knownHostsFile: z.string().optional(),
+  provider: z.string().optional(),
+  groups: z.array(name).default([]),
+  data: z.record(z.string(), z.unknown()).default({}),
+});
+
+export const settingsSchema = z.strictObject({
+  knownHostsFile: z.string().optional(),
+  sshConfigFile: z.string().nullable().optional(),
+  connectTimeoutMs: z.number().int().positive().default(15_000),
+  keepaliveIntervalMs: z.number().int().positive().default(15_000),
+  concurrency: z.number().int().positive().default(20),
+  lockWaitSeconds: z.number().nonnegative().default(0),
+  /** where flow keeps its own files on a host (Node runtime, scripts, runs, lock) */
+  remoteDir: z.string().default(".flow"),
+  /** Node runtime that pushed scripts need */
+  node: z
+    .strictObject({
+      version: z.string().default("22.21.1"),
+      /** tarball URL; {version} and {arch} are substituted. */
+      url: z.string().default("https://nodejs.org/dist/v{version}/node-v{version}-linux-{arch}.tar.gz"),
+      minVersion: z.string().default("20.18.0"),
+    })
+    .prefault({}),
+});
+
+export const flowSchema = z.strictObject({
+  hosts: z.record(name, hostEntrySchema).default({}),
+  /** JSON inventory files (paths relative to the flowfile), e.g. the lab's or launched cloud boxes */
+  inventory: z.array(z.string()).default([]),
+  providers: z.array(provider).default([]),
+  plugins: z.array(plugin).default([]),
+  settings: settingsSchema.prefault({}),
+  /** file name -> URL for models no workflow says where to get */
+  models: z.record(z.string(), z.string()).default({}),
+});
+
+export type FlowInput = z.input<typeof flowSchema>;
+export type FlowConfig = z.output<typeof flowSchema>;
+export type HostEntry = z.output<typeof hostEntrySchema>;
+
+export const inventorySchema = z.strictObject({
+  knownHostsFile: z.string().optional(),
+  hosts: z.record(
+    name,
+    z.strictObject({
+      address: z.string().min(1),
+      port: z.number().int().min(1).max(65535).optional(),
+      user: z.string().optional(),
+      identityFile: z.string().optional(),
+      provider: z.string().optional(),
+      groups: z.array(name).default([]),
+      data: z.record(z.string(), z.unknown()).default({}),
+    }),
+  ),
+});
+export type Inventory = z.output<typeof inventorySchema>;
+
+/** One line per problem: `hosts.gpu1.port: expected a number, got "22a"`. */
+export function formatZodError(error: z.ZodError, prefix = ""): string {
+  return error.issues
+    .map((issue) => {
+      const path = [prefix, ...issue.path.map(String)].filter(Boolean).join(".") || "(root)";
+      return `${path}: ${describeIssue(issue)}`;
+    })
+    .join("\n");
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const got = "input" in issue && issue.input !== undefined ? `, got ${show(issue.input)}` : "";
+  switch (issue.code) {
+    case "invalid_type":
+      return `expected ${article(issue.expected)}${got}`;
+    case "unrecognized_keys":
+      return `unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => JSON.stringify(k)).join(", ")}`;
+    default:
+      return `${issue.message}${issue.code === "custom" ? "" : got}`;
+  }
+}
+
+function article(type: string): string {
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+function show(v: unknown): string {
+  if (typeof v === "string") return JSON.stringify(v);
+  if (typeof v === "object" && v !== null) return Array.isArray(v) ? "an array" : "an object";
+  return String(v);
+}

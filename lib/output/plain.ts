@@ -1,0 +1,35 @@
+// One line per event: for CI logs, pipes, and anything that is not a terminal.
+import type { HostRecap, Reporter, RunEvent } from "../events.ts";
+import { recapTable } from "./recap.ts";
+
+export class PlainReporter implements Reporter {
+  private dryRun = false;
+  constructor(private readonly write: (line: string) => void = (l) => process.stdout.write(l + "\n")) {}
+
+  start(task: string, hosts: string[], dryRun: boolean): void {
+    this.dryRun = dryRun;
+    this.write(`${dryRun ? "dry run: " : ""}${task} on ${hosts.length} host${hosts.length === 1 ? "" : "s"}: ${hosts.join(", ")}`);
+  }
+
+  event(e: RunEvent): void {
+    switch (e.type) {
+      case "step-end": {
+        const status = e.status === "changed" && e.dryRun ? "would change" : e.status;
+        const note = e.note?.replace(/^would change(: )?/, "");
+        this.write(`[${e.host}] ${e.step}: ${status}${note ? ` (${note})` : ""}`);
+        break;
+      }
+      case "log":
+        for (const line of e.message.split("\n")) this.write(`[${e.host}] ${e.level === "info" ? "" : `${e.level}: `}${line}`);
+        break;
+      case "host-end":
+        if (e.outcome !== "ok") this.write(`[${e.host}] ${e.outcome.toUpperCase()}${e.error ? `: ${e.error}` : ""}`);
+        break;
+    }
+  }
+
+  finish(recap: HostRecap[]): void {
+    this.write("");
+    this.write(recapTable(recap, this.dryRun));
+  }
+}

@@ -1,0 +1,224 @@
+// Runs one task on every selected host, in parallel up to a limit, and collects a recap.
+import { hostname, userInfo } from "node:os";
+import type { z } from "zod";
+import type { HostSpec, SshOptions } from "./hosts.ts";
+import type { LoadedFlow } from "./flowfile/load.ts";
+import type { HostRecap, Reporter, RunEvent } from "./events.ts";
+import type { EnsureSpec, StepResult, StepStatus, TaskContext, TaskDef } from "./task.ts";
+import { TaskError } from "./task.ts";
+import type { ExecOptions, ExecResult, Transport } from "./transport/types.ts";
+import { UnreachableError } from "./transport/types.ts";
+import { LocalTransport } from "./transport/local.ts";
+import { LOCAL_HOST } from "./select.ts";
+import { redactor } from "./secrets.ts";
+import { acquireLock, parseLockDetails, releaseLock, type LockDetails } from "./commands/lock.ts";
+import { runRemoteScript } from "./remote-script.ts";
+import { formatZodError } from "./flowfile/schema.ts";
+
+export interface RunRequest {
+  flow: LoadedFlow;
+  tasks: Map<string, TaskDef<any>>;
+  task: TaskDef<any>;
+  /** already validated by the task's schema */
+  options: Record<string, unknown>;
+  rest: string[];
+  hosts: HostSpec[];
+  secrets: Record<string, string>;
+  dryRun: boolean;
+  concurrency: number;
+  lockWaitSeconds: number;
+  acceptNewHostKey: boolean;
+  reporter: Reporter;
+  /** for tests: how to reach a host */
+  connect?: (host: HostSpec) => Transport;
+}
+
+export async function runTask(req: RunRequest): Promise<HostRecap[]> {
+  const hosts = req.task.scope === "local" ? [LOCAL_HOST] : req.hosts;
+  req.reporter.start(req.task.name, hosts.map((h) => h.name), req.dryRun);
+  const recaps: HostRecap[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < hosts.length) {
+      const host = hosts[next++]!;
+      recaps.push(await runOnHost(req, host));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(req.concurrency, hosts.length)) }, worker));
+  const order = new Map(hosts.map((h, i) => [h.name, i]));
+  recaps.sort((a, b) => order.get(a.host)! - order.get(b.host)!);
+  await req.reporter.finish(recaps);
+  return recaps;
+}
+
+export function sshOptionsFor(req: Pick<RunRequest, "flow" | "acceptNewHostKey">, host: HostSpec): SshOptions {
+  const s = req.flow.config.settings;
+  return {
+    knownHostsFile: host.knownHostsFile ?? s.knownHostsFile ?? `${process.env.HOME ?? ""}/.ssh/known_hosts`,
+    acceptNewHostKey: req.acceptNewHostKey,
+    connectTimeoutMs: s.connectTimeoutMs,
+    keepaliveIntervalMs: s.keepaliveIntervalMs,
+    sshConfigFile: s.sshConfigFile === undefined ? `${process.env.HOME ?? ""}/.ssh/config` : s.sshConfigFile,
+    maxChannels: 8,
+  };
+}
+
+async function defaultConnect(req: RunRequest, host: HostSpec): Promise<Transport> {
+  if (host.local) return new LocalTransport();
+  const { SshTransport } = await import("./transport/ssh.ts");
+  return new SshTransport({ ...host, label: host.name }, sshOptionsFor(req, host));
+}
+
+async function runOnHost(req: RunRequest, host: HostSpec): Promise<HostRecap> {
+  const started = Date.now();
+  const recap: HostRecap = { host: host.name, outcome: "ok", ok: 0, changed: 0, skipped: 0, failed: 0, ms: 0, data: {} };
+  const emit = (e: RunEvent) => {
+    if (e.type === "step-end") recap[e.status]++;
+    if (e.type === "data") Object.assign(recap.data, e.data);
+    req.reporter.event(e);
+  };
+  emit({ type: "host-start", host: host.name });
+  let transport: Transport | undefined;
+  let lock: LockDetails | undefined;
+  try {
+    transport = req.connect ? req.connect(host) : await defaultConnect(req, host);
+    try {
+      await transport.connect();
+    } catch (err) {
+      recap.outcome = "unreachable";
+      recap.error = err instanceof UnreachableError ? err.message : `${host.name}: cannot connect: ${(err as Error).message}`;
+      return recap;
+    }
+    const ctx = new HostContext(req, host, transport, emit);
+    if (req.task.lock !== false && !req.dryRun && req.task.scope !== "local") {
+      lock = await takeLock(ctx, req);
+    }
+    await req.task.run(ctx, req.options);
+    if (recap.failed > 0) recap.outcome = "failed";
+  } catch (err) {
+    recap.outcome = "failed";
+    recap.error = redactor.redact(err instanceof TaskError || err instanceof Error ? err.message : String(err));
+  } finally {
+    if (lock && transport) {
+      await transport.exec(releaseLock(req.flow.config.settings.remoteDir, lock)).catch(() => undefined);
+    }
+    await transport?.close().catch(() => undefined);
+    recap.ms = Date.now() - started;
+    emit({ type: "host-end", host: host.name, outcome: recap.outcome, error: recap.error, ms: recap.ms });
+  }
+  return recap;
+}
+
+async function takeLock(ctx: HostContext, req: RunRequest): Promise<LockDetails> {
+  const details: LockDetails = {
+    holder: `${userInfo().username}@${hostname()}`,
+    task: req.task.name,
+    since: new Date().toISOString(),
+    pid: process.pid,
+  };
+  const deadline = Date.now() + req.lockWaitSeconds * 1000;
+  let waited = false;
+  for (;;) {
+    const r = await ctx.transport.exec(acquireLock(req.flow.config.settings.remoteDir, details));
+    if (r.code === 0) return details;
+    const held = parseLockDetails(r.stdout);
+    const who = held ? `${held.holder} (task ${held.task}, pid ${held.pid}, since ${held.since})` : "an unknown holder";
+    if (Date.now() >= deadline) {
+      throw new TaskError(
+        `${ctx.host.name} is locked by ${who}${waited ? ` after waiting ${req.lockWaitSeconds}s` : ""}; ` +
+          `wait with --lock-wait SECONDS, or release it with: flow run lock:release --host ${ctx.host.name}`,
+      );
+    }
+    if (!waited) ctx.log(`waiting for the lock held by ${who}`);
+    waited = true;
+    await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(50, deadline - Date.now()))));
+  }
+}
+
+class HostContext implements TaskContext {
+  readonly dryRun: boolean;
+  readonly rest: string[];
+  readonly secrets: Readonly<Record<string, string>>;
+  readonly flow;
+  readonly projectDir: string;
+
+  constructor(
+    private readonly req: RunRequest,
+    readonly host: HostSpec,
+    readonly transport: Transport,
+    private readonly emitEvent: (e: RunEvent) => void,
+  ) {
+    this.dryRun = req.dryRun;
+    this.rest = req.rest;
+    this.secrets = req.secrets;
+    this.flow = req.flow.config;
+    this.projectDir = req.flow.projectDir;
+  }
+
+  async step(title: string, body: () => Promise<StepResult | StepStatus | void>): Promise<StepStatus> {
+    const started = Date.now();
+    this.emitEvent({ type: "step-start", host: this.host.name, step: title });
+    try {
+      const r = await body();
+      const result: StepResult = typeof r === "string" ? { status: r } : r ?? { status: "ok" };
+      this.emitEvent({
+        type: "step-end", host: this.host.name, step: title, status: result.status,
+        note: result.note && redactor.redact(result.note), ms: Date.now() - started, dryRun: this.dryRun,
+      });
+      return result.status;
+    } catch (err) {
+      const message = redactor.redact((err as Error).message ?? String(err));
+      this.emitEvent({ type: "step-end", host: this.host.name, step: title, status: "failed", note: message, ms: Date.now() - started, dryRun: this.dryRun });
+      throw new TaskError(`${title}: ${message}`);
+    }
+  }
+
+  ensure(spec: EnsureSpec): Promise<StepStatus> {
+    return this.step(spec.title, async () => {
+      const fact = await spec.check();
+      const ok = typeof fact === "boolean" ? fact : fact.ok;
+      const note = typeof fact === "boolean" ? undefined : fact.note;
+      if (ok) return { status: "ok", note };
+      if (this.dryRun) return { status: "changed", note: `would change${note ? `: ${note}` : ""}` };
+      const applied = await spec.apply();
+      return { status: "changed", note: applied || note };
+    });
+  }
+
+  exec(command: string, opts?: ExecOptions): Promise<ExecResult> {
+    return this.transport.exec(command, opts);
+  }
+
+  async sh(command: string, opts?: ExecOptions): Promise<string> {
+    const r = await this.transport.exec(command, opts);
+    if (r.code !== 0) {
+      const why = (r.stderr.trim() || r.stdout.trim()).split("\n").slice(-5).join("\n");
+      throw new TaskError(`command exited ${r.code ?? r.signal}${why ? `: ${why}` : ""}`);
+    }
+    return r.stdout;
+  }
+
+  log(message: string): void {
+    this.emitEvent({ type: "log", host: this.host.name, level: "info", message: redactor.redact(message) });
+  }
+
+  warn(message: string): void {
+    this.emitEvent({ type: "log", host: this.host.name, level: "warn", message: redactor.redact(message) });
+  }
+
+  emit(data: Record<string, unknown>): void {
+    this.emitEvent({ type: "data", host: this.host.name, data: JSON.parse(redactor.redact(JSON.stringify(data))) });
+  }
+
+  async runTask(name: string, options: Record<string, unknown> = {}): Promise<void> {
+    const task = this.req.tasks.get(name);
+    if (!task) throw new TaskError(`no task named ${name}`);
+    const parsed = task.options ? task.options.safeParse(options, { reportInput: true }) : { success: true as const, data: {} };
+    if (!parsed.success) throw new TaskError(`${name}: bad options:\n${formatZodError((parsed as { error: z.ZodError }).error)}`);
+    await task.run(this, parsed.data);
+  }
+
+  remoteScript(script: string, opts: { key: string; job?: unknown; onProgress?: (event: Record<string, unknown>) => void }) {
+    return runRemoteScript(this, script, opts);
+  }
+}

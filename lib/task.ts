@@ -1,0 +1,111 @@
+// The task model: tasks are data (name, description, option schema, secrets) plus a body
+// that runs once per selected host and reports idempotent steps.
+import type { z } from "zod";
+import type { HostSpec } from "./hosts.ts";
+import type { ExecOptions, ExecResult, Transport } from "./transport/types.ts";
+
+export type StepStatus = "ok" | "changed" | "skipped" | "failed";
+
+export interface StepResult {
+  status: StepStatus;
+  /** a short note shown beside the status (why skipped, what changed) */
+  note?: string;
+}
+
+export interface EnsureSpec {
+  title: string;
+  /** Read the fact. true / "ok" means the host is already as wanted. A string is a note explaining the difference. */
+  check: () => Promise<boolean | { ok: boolean; note?: string }>;
+  /** Change the host. Runs only when check said it differs and this is not a dry run. */
+  apply: () => Promise<void | string>;
+}
+
+export interface RemoteScriptRun {
+  /** the script's final result object (what it wrote to result.json) */
+  result: unknown;
+  /** "started" | "attached" | "finished-unwatched" */
+  how: "started" | "attached" | "finished-unwatched";
+}
+
+export interface TaskContext {
+  /** the host this body runs for (local tasks get the local host) */
+  readonly host: HostSpec;
+  readonly transport: Transport;
+  readonly dryRun: boolean;
+  /** words after `--` on the command line */
+  readonly rest: string[];
+  /** declared secrets, resolved locally */
+  readonly secrets: Readonly<Record<string, string>>;
+  readonly flow: import("./flowfile/schema.ts").FlowConfig;
+  /** working directory of the flow project (where flowfile.ts is) */
+  readonly projectDir: string;
+  /** A step: its body returns a result; a thrown error marks it failed and stops this host's task. */
+  step(title: string, body: () => Promise<StepResult | StepStatus | void>): Promise<StepStatus>;
+  /** pyinfra-style step: read the fact, change only what differs; dry-run reports "would change". */
+  ensure(spec: EnsureSpec): Promise<StepStatus>;
+  /** Run shell text on the host; output lines are redacted and logged at debug level. */
+  exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
+  /** Like exec, but a non-zero exit throws an error carrying the command's stderr. */
+  sh(command: string, opts?: ExecOptions): Promise<string>;
+  /** A line of output for this host (redacted). */
+  log(message: string): void;
+  warn(message: string): void;
+  /** Structured data for `--json` output (merged per host). */
+  emit(data: Record<string, unknown>): void;
+  /** Run another task on the same host (its steps join this host's list). */
+  runTask(name: string, options?: Record<string, unknown>): Promise<void>;
+  /** Push a bundled script from tasks/ and run it detached; re-attach when one runs. */
+  remoteScript(script: string, opts: { key: string; job?: unknown; onProgress?: (event: Record<string, unknown>) => void }): Promise<RemoteScriptRun>;
+}
+
+export interface TaskDef<S extends z.ZodObject = z.ZodObject> {
+  /** `namespace:action` or a bare verb (`status`, `exec`) */
+  name: string;
+  description: string;
+  options?: S;
+  /** names of secrets this task needs; the run fails before touching any host when one is missing */
+  secrets?: string[];
+  /** secrets used when present */
+  optionalSecrets?: string[];
+  /** "host" (default): once per selected host. "local": once, on this machine, no host needed. */
+  scope?: "host" | "local";
+  /** take the host lock while this task runs (default true; false for read-only and ad-hoc tasks) */
+  lock?: boolean;
+  /** the task takes words after `--` */
+  takesRest?: boolean;
+  run(ctx: TaskContext, options: z.infer<S>): Promise<void>;
+  /** text printed after the recap (not with --json), e.g. one table for the fleet */
+  summarize?(recaps: import("./events.ts").HostRecap[]): string;
+}
+
+/** Identity helpers: they exist for the types. */
+export function defineTask<S extends z.ZodObject>(task: TaskDef<S>): TaskDef<S> {
+  return task;
+}
+
+export interface PluginDef {
+  /** shown as the group title in `flow list` */
+  name: string;
+  description?: string;
+  tasks: TaskDef<any>[];
+}
+
+export function definePlugin(plugin: PluginDef): PluginDef {
+  return plugin;
+}
+
+export interface ProviderDef extends PluginDef {
+  /** what differs between providers, as data (login user, data root, ...) */
+  defaults?: Record<string, unknown>;
+}
+
+export function defineProvider(provider: ProviderDef): ProviderDef {
+  return provider;
+}
+
+export class TaskError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TaskError";
+  }
+}

@@ -1,0 +1,7 @@
+// The flow used where the working directory has no flowfile: every built-in plugin, no hosts.
+import type { FlowInput } from "../lib/flowfile/schema.ts";
+import { ops } from "./ops.ts";
+
+export function defaultFlow(): FlowInput {
+  return { plugins: [ops()] };
+}

@@ -1,0 +1,69 @@
+// Tier "ops": look at the fleet and run ad-hoc commands on it.
+import { z } from "zod";
+import { definePlugin, defineTask } from "../lib/index.ts";
+import { parseStatus, statusCommand, type HostStatus } from "../lib/facts/status.ts";
+import type { HostRecap } from "../lib/events.ts";
+
+export const status = defineTask({
+  name: "status",
+  description: "OS, uptime, load, memory, data-volume disk, containers and GPUs of each host",
+  lock: false,
+  options: z.object({
+    path: z.string().optional().describe("data volume to report (default: the host's dataRoot, else /)"),
+  }),
+  async run(ctx, opts) {
+    const path = opts.path ?? (typeof ctx.host.data.dataRoot === "string" ? ctx.host.data.dataRoot : "/");
+    await ctx.step("status", async () => {
+      const s = parseStatus(await ctx.sh(statusCommand(path)), path);
+      ctx.emit({ status: s });
+      return { status: "ok", note: oneLine(s) };
+    });
+  },
+  summarize: fleetTable,
+});
+
+export const exec = defineTask({
+  name: "exec",
+  description: "Run a shell command on every selected host: flow run exec --hosts gpus -- nvidia-smi",
+  lock: false,
+  takesRest: true,
+  options: z.object({ sudo: z.boolean().default(false).describe("run it as root (sudo -n) when the login user is not") }),
+  async run(ctx, opts) {
+    // Words after -- form one command line, joined by spaces, as `ssh host cmd` does.
+    const command = ctx.rest.join(" ");
+    if (!command.trim()) throw new Error("exec needs a command after --");
+    await ctx.step(command.length > 60 ? `${command.slice(0, 57)}...` : command, async () => {
+      if (ctx.dryRun) return { status: "skipped", note: "dry run: not run" };
+      const r = await ctx.exec(command, { sudo: opts.sudo });
+      const out = [r.stdout.trimEnd(), r.stderr.trimEnd() && `stderr:\n${r.stderr.trimEnd()}`].filter(Boolean).join("\n");
+      if (out) ctx.log(out);
+      ctx.emit({ exec: { code: r.code, signal: r.signal ?? null, stdout: r.stdout, stderr: r.stderr } });
+      if (r.code !== 0) return { status: "failed", note: `exit ${r.code ?? r.signal}` };
+      return { status: "ok", note: "exit 0" };
+    });
+  },
+});
+
+function oneLine(s: HostStatus): string {
+  const gpu = s.gpus ? `${s.gpus.length} GPU` : "no GPU";
+  const disk = s.disk ? `${s.disk.availableGB} GB free on ${s.disk.path}` : "disk ?";
+  return `${s.os}, load ${s.load?.[0] ?? "?"}, ${disk}, ${s.docker.containers.length} containers, ${gpu}`;
+}
+
+function fleetTable(recaps: HostRecap[]): string {
+  const head = ["host", "os", "up", "load", "mem free", "disk free", "containers", "gpus"];
+  const rows = recaps.map((r) => {
+    const s = r.data.status as HostStatus | undefined;
+    if (!s) return [r.host, r.outcome, "", "", "", "", "", ""];
+    const up = s.uptimeSeconds === null ? "?" : s.uptimeSeconds > 86400 ? `${Math.floor(s.uptimeSeconds / 86400)}d` : `${Math.floor(s.uptimeSeconds / 3600)}h`;
+    const containers = s.docker.state === "ok" ? s.docker.containers.map((c) => `${c.name}:${c.state}`).join(" ") || "-" : `docker ${s.docker.state}`;
+    const gpus = s.gpus ? s.gpus.map((g) => `${g.name} ${g.memoryUsedMB}/${g.memoryTotalMB}MB ${g.utilization}%`).join("; ") : "-";
+    return [r.host, s.os, up, String(s.load?.[0] ?? "?"),
+      s.memory ? `${(s.memory.availableMB / 1024).toFixed(1)}/${(s.memory.totalMB / 1024).toFixed(1)}G` : "?",
+      s.disk ? `${s.disk.availableGB}/${s.disk.sizeGB}G ${s.disk.path}` : "?", containers, gpus];
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+}
+
+export const ops = () => definePlugin({ name: "ops", description: "status and ad-hoc commands for the fleet", tasks: [status, exec] });

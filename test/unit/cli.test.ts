@@ -1,0 +1,162 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { flow, flowfileSource, REPO } from "../support/cli.ts";
+
+function project(body: string): string {
+  const dir = mkdtempSync(join(tmpdir(), "flow-cli-"));
+  writeFileSync(join(dir, "flowfile.ts"), flowfileSource(body));
+  symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
+  return dir;
+}
+
+const SAMPLE = `
+const remote = (d: string) => d;
+export default defineFlow({
+  settings: { remoteDir: process.env.FLOW_TEST_REMOTE_DIR ?? "/tmp/flow-cli-test" },
+  plugins: [ops(), definePlugin({ name: "demo", description: "test tasks", tasks: [
+    defineTask({
+      name: "demo:touch",
+      description: "create a file when missing",
+      options: z.object({ path: z.string().describe("file to create"), count: z.number().int().default(1), mode: z.enum(["a", "b"]).default("a") }),
+      async run(ctx, o) {
+        await ctx.ensure({
+          title: "file " + o.path,
+          check: async () => (await ctx.exec("test -f " + shQuote(o.path))).code === 0,
+          apply: async () => void (await ctx.sh("echo " + o.count + " > " + shQuote(o.path))),
+        });
+      },
+    }),
+    defineTask({
+      name: "demo:secret",
+      description: "needs a secret",
+      secrets: ["FLOW_TEST_TOKEN"],
+      lock: false,
+      options: z.object({}),
+      async run(ctx) {
+        await ctx.step("use it", async () => {
+          const seen = await ctx.sh("cat", { stdin: ctx.secrets.FLOW_TEST_TOKEN });
+          ctx.log("the token is " + seen);
+          return { status: "ok", note: "token " + ctx.secrets.FLOW_TEST_TOKEN };
+        });
+      },
+    }),
+    defineTask({
+      name: "demo:hold",
+      description: "hold the host lock a while",
+      options: z.object({ ms: z.number().default(1500) }),
+      async run(ctx, o) {
+        await ctx.step("hold", async () => { await new Promise((r) => setTimeout(r, o.ms)); return "changed"; });
+      },
+    }),
+    defineTask({
+      name: "demo:both",
+      description: "runs other tasks",
+      options: z.object({ path: z.string() }),
+      async run(ctx, o) {
+        await ctx.runTask("demo:touch", { path: o.path, count: 7 });
+        await ctx.runTask("status");
+      },
+    }),
+  ] })],
+});`;
+
+test("flow list works with no flowfile, and lists plugin tasks with options", async () => {
+  const empty = mkdtempSync(join(tmpdir(), "flow-empty-"));
+  const r = await flow(["list"], { cwd: empty });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /built-in default/);
+  assert.match(r.stdout, /status\s+OS, uptime/);
+  assert.match(r.stdout, /lock:release/);
+  const dir = project(SAMPLE);
+  const j = await flow(["list", "--json"], { cwd: dir });
+  const parsed = JSON.parse(j.stdout);
+  const demo = parsed.groups.find((g: { group: string }) => g.group === "demo");
+  const touch = demo.tasks.find((t: { name: string }) => t.name === "demo:touch");
+  assert.deepEqual(touch.options.map((o: { flag: string }) => o.flag), ["--path", "--count", "--mode"]);
+});
+
+test("flow run: options validated by the task schema; --help shows them", async () => {
+  const dir = project(SAMPLE);
+  const help = await flow(["run", "demo:touch", "--help"], { cwd: dir });
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /--path <string>\s+file to create \(required\)/);
+  assert.match(help.stdout, /--mode <a\|b>/);
+  const bad = await flow(["run", "demo:touch", "--host", "local", "--path", "/tmp/x", "--count", "two"], { cwd: dir });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--count: expected a number, got "two"/);
+  const unknown = await flow(["run", "demo:touch", "--host", "local", "--bogus"], { cwd: dir });
+  assert.match(unknown.stderr, /unknown option --bogus/);
+  const noTask = await flow(["run", "stat", "--host", "local"], { cwd: dir });
+  assert.match(noTask.stderr, /no task named stat \(did you mean status/);
+  const noHost = await flow(["run", "status"], { cwd: dir });
+  assert.match(noHost.stderr, /give --host/);
+});
+
+test("idempotent steps: changed, then ok; --dry-run changes nothing; tasks run tasks", async () => {
+  const dir = project(SAMPLE);
+  const remote = mkdtempSync(join(tmpdir(), "flow-remote-"));
+  const env = { FLOW_TEST_REMOTE_DIR: remote };
+  const target = join(remote, "made");
+  const dry = await flow(["run", "demo:touch", "--host", "local", "--path", target, "--dry-run"], { cwd: dir, env });
+  assert.equal(dry.code, 0, dry.stdout + dry.stderr);
+  assert.match(dry.stdout, /file .*made: would change/);
+  const first = await flow(["run", "demo:touch", "--host", "local", "--path", target], { cwd: dir, env });
+  assert.match(first.stdout, /file .*made: changed/);
+  const second = await flow(["run", "demo:touch", "--host", "local", "--path", target, "--json"], { cwd: dir, env });
+  const recap = JSON.parse(second.stdout.trim().split("\n").pop()!);
+  assert.equal(recap.type, "recap");
+  assert.deepEqual([recap.hosts[0].ok, recap.hosts[0].changed], [1, 0]);
+  const both = await flow(["run", "demo:both", "--host", "local", "--path", join(remote, "b")], { cwd: dir, env });
+  assert.equal(both.code, 0, both.stdout);
+  assert.match(both.stdout, /file .*b: changed/);
+  assert.match(both.stdout, /\] status: ok/);
+});
+
+test("a missing secret fails before any host; a present one is redacted everywhere and sent over stdin", async () => {
+  const dir = project(SAMPLE);
+  const missing = await flow(["run", "demo:secret", "--host", "local"], { cwd: dir, env: { FLOW_TEST_TOKEN: undefined } });
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /demo:secret needs FLOW_TEST_TOKEN: set it in the environment or in \.env/);
+  const token = "hf_sEcReT_" + Math.random().toString(36).slice(2);
+  writeFileSync(join(dir, ".env"), `FLOW_TEST_TOKEN="${token}"\n`);
+  for (const extra of [[], ["--json"]]) {
+    const r = await flow(["run", "demo:secret", "--host", "local", ...extra], { cwd: dir, env: { FLOW_TEST_TOKEN: undefined } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!r.stdout.includes(token) && !r.stderr.includes(token), "token leaked");
+    assert.match(r.stdout, /the token is \*\*\*/);
+  }
+});
+
+test("lock contention between two flow processes; lock:status and lock:release", async () => {
+  const dir = project(SAMPLE);
+  const remote = mkdtempSync(join(tmpdir(), "flow-remote-"));
+  const env = { FLOW_TEST_REMOTE_DIR: remote };
+  let signalled!: () => void;
+  const holding = new Promise<void>((r) => (signalled = r));
+  const first = flow(["run", "demo:hold", "--host", "local", "--ms", "2500"], { cwd: dir, env, onStdout: (s) => s.includes("hold") && signalled() });
+  // wait until the first holds the lock (its step started means the lock is taken)
+  for (let i = 0; i < 100; i++) {
+    const st = await flow(["run", "lock:status", "--host", "local"], { cwd: dir, env });
+    if (/held by/.test(st.stdout)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const blocked = await flow(["run", "demo:hold", "--host", "local", "--ms", "10"], { cwd: dir, env });
+  assert.equal(blocked.code, 1);
+  assert.match(blocked.stdout, /locked by .* \(task demo:hold, pid \d+/);
+  const waited = await flow(["run", "demo:hold", "--host", "local", "--ms", "10", "--lock-wait", "20"], { cwd: dir, env });
+  assert.equal(waited.code, 0, waited.stdout);
+  assert.match(waited.stdout, /waiting for the lock held by/);
+  assert.equal((await first).code, 0);
+  void holding;
+  const free = await flow(["run", "lock:status", "--host", "local"], { cwd: dir, env });
+  assert.match(free.stdout, /lock: ok \(free\)/);
+  // a stale lock (a run that died) is released by hand
+  const { mkdirSync } = await import("node:fs");
+  mkdirSync(join(remote, "lock"));
+  writeFileSync(join(remote, "lock/details"), JSON.stringify({ holder: "ghost@box", task: "x", since: "then", pid: 1 }));
+  const rel = await flow(["run", "lock:release", "--host", "local"], { cwd: dir, env });
+  assert.match(rel.stdout, /released the lock of ghost@box/);
+});
