@@ -14,6 +14,7 @@ import { redactor } from "./secrets.ts";
 import { acquireLock, parseLockDetails, releaseLock, type LockDetails } from "./commands/lock.ts";
 import { runRemoteScript } from "./remote-script.ts";
 import { formatZodError } from "./flowfile/schema.ts";
+import { onInterrupt } from "./cleanup.ts";
 
 export interface RunRequest {
   flow: LoadedFlow;
@@ -80,6 +81,7 @@ async function runOnHost(req: RunRequest, host: HostSpec): Promise<HostRecap> {
   emit({ type: "host-start", host: host.name });
   let transport: Transport | undefined;
   let lock: LockDetails | undefined;
+  let forget: () => unknown = () => undefined;
   try {
     transport = req.connect ? req.connect(host) : await defaultConnect(req, host);
     try {
@@ -92,6 +94,9 @@ async function runOnHost(req: RunRequest, host: HostSpec): Promise<HostRecap> {
     const ctx = new HostContext(req, host, transport, emit);
     if (req.task.lock !== false && !req.dryRun && req.task.scope !== "local") {
       lock = await takeLock(ctx, req);
+      const held = lock;
+      const t = transport;
+      forget = onInterrupt(() => t.exec(releaseLock(req.flow.config.settings.remoteDir, held)));
     }
     await req.task.run(ctx, req.options);
     if (recap.failed > 0) recap.outcome = "failed";
@@ -99,6 +104,7 @@ async function runOnHost(req: RunRequest, host: HostSpec): Promise<HostRecap> {
     recap.outcome = "failed";
     recap.error = redactor.redact(err instanceof TaskError || err instanceof Error ? err.message : String(err));
   } finally {
+    forget();
     if (lock && transport) {
       await transport.exec(releaseLock(req.flow.config.settings.remoteDir, lock)).catch(() => undefined);
     }
@@ -122,6 +128,12 @@ async function takeLock(ctx: HostContext, req: RunRequest): Promise<LockDetails>
     const r = await ctx.transport.exec(acquireLock(req.flow.config.settings.remoteDir, details));
     if (r.code === 0) return details;
     const held = parseLockDetails(r.stdout);
+    if (held && held.holder === details.holder && !processAlive(held.pid)) {
+      // Our own machine's run that died without releasing: its pid is gone, so the lock is stale.
+      ctx.warn(`removing a stale lock of ${held.holder} pid ${held.pid} (task ${held.task}), no longer running`);
+      await ctx.transport.exec(releaseLock(req.flow.config.settings.remoteDir, held));
+      continue;
+    }
     const who = held ? `${held.holder} (task ${held.task}, pid ${held.pid}, since ${held.since})` : "an unknown holder";
     if (Date.now() >= deadline) {
       throw new TaskError(
@@ -132,6 +144,15 @@ async function takeLock(ctx: HostContext, req: RunRequest): Promise<LockDetails>
     if (!waited) ctx.log(`waiting for the lock held by ${who}`);
     waited = true;
     await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(50, deadline - Date.now()))));
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

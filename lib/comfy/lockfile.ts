@@ -1,0 +1,97 @@
+// flow.lock.json: the exact packs and models each workflow needs, so every host of a fleet
+// installs the identical set. Pure: whoever fetches commits, sizes and hashes passes them in.
+import { createHash } from "node:crypto";
+import type { ModelDep } from "./model-deps.ts";
+import type { WorkflowResolution } from "./node-resolve.ts";
+
+export const LOCK_VERSION = 1;
+
+export type LockedPack =
+  | { kind: "git"; repo: string; commit: string; classes: string[]; optional: boolean }
+  | { kind: "registry"; id: string; version: string; repo?: string; classes: string[]; optional: boolean };
+
+export interface LockedModel {
+  folder: string;
+  name: string;
+  url: string;
+  size?: number;
+  sha256?: string;
+  optional: boolean;
+}
+
+export interface LockedWorkflow {
+  /** sha256 of the workflow file's canonical JSON; `workflow:lock --check` compares it. */
+  contentHash: string;
+  packs: LockedPack[];
+  models: LockedModel[];
+  /** What could not be locked, with why (unknown class, model without source, ...). */
+  unresolved: string[];
+}
+
+export interface LockFile {
+  version: typeof LOCK_VERSION;
+  workflows: Record<string, LockedWorkflow>;
+}
+
+/** JSON with object keys sorted, so that re-saving a workflow in another key order keeps its hash. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
+  if (v && typeof v === "object")
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
+  return JSON.stringify(v) ?? "null";
+}
+
+export function workflowContentHash(workflowJson: unknown): string {
+  return createHash("sha256").update(canonicalJson(workflowJson)).digest("hex");
+}
+
+/** Facts fetched elsewhere: repo -> commit to pin (when the node did not carry one), model URL -> size/sha256. */
+export interface LockFacts {
+  commits?: Record<string, string>;
+  models?: Record<string, { size?: number; sha256?: string }>;
+}
+
+export function lockWorkflow(workflowJson: unknown, nodes: WorkflowResolution, models: ModelDep[], facts: LockFacts = {}): LockedWorkflow {
+  const unresolved: string[] = [];
+  const packs: LockedPack[] = [];
+  for (const p of nodes.packs) {
+    const { repo, registryId, version, commit } = p.pack;
+    if (registryId && version) packs.push({ kind: "registry", id: registryId, version, ...(repo ? { repo } : {}), classes: p.classes, optional: p.optional });
+    else if (repo && (commit ?? facts.commits?.[repo])) packs.push({ kind: "git", repo, commit: (commit ?? facts.commits?.[repo]) as string, classes: p.classes, optional: p.optional });
+    else unresolved.push(`pack ${repo ?? registryId}: no version or commit known (fetch the default branch's head commit)`);
+  }
+  for (const c of nodes.classes) if (c.status === "unknown" || c.status === "comfyui-too-old") unresolved.push(`class ${c.classType}: ${c.reason ?? c.status}`);
+  const locked: LockedModel[] = [];
+  for (const m of models) {
+    if (!m.url || !m.folder) {
+      unresolved.push(`model ${m.folder ?? "?"}/${m.name}: ${!m.url ? "no source URL" : "no target folder"}`);
+      continue;
+    }
+    const f = facts.models?.[m.url] ?? {};
+    const sha = f.sha256 ?? (m.hash?.type === "sha256" ? m.hash.value : undefined);
+    locked.push({ folder: m.folder, name: m.name, url: m.url, ...(f.size !== undefined ? { size: f.size } : {}), ...(sha ? { sha256: sha } : {}), optional: m.optional });
+  }
+  packs.sort((a, b) => (a.kind === "git" ? a.repo : a.id).localeCompare(b.kind === "git" ? b.repo : b.id));
+  return { contentHash: workflowContentHash(workflowJson), packs, models: locked, unresolved };
+}
+
+/** Names of workflows whose file changed (or appeared, or vanished) since the lock was written. */
+export function checkLock(lock: LockFile, current: Record<string, unknown>): { changed: string[]; added: string[]; removed: string[] } {
+  const changed: string[] = [];
+  const added: string[] = [];
+  for (const [name, json] of Object.entries(current)) {
+    const l = lock.workflows[name];
+    if (!l) added.push(name);
+    else if (l.contentHash !== workflowContentHash(json)) changed.push(name);
+  }
+  const removed = Object.keys(lock.workflows).filter((n) => !(n in current));
+  return { changed, added, removed };
+}
+
+export function serializeLock(lock: LockFile): string {
+  const sorted: LockFile = { version: lock.version, workflows: Object.fromEntries(Object.entries(lock.workflows).sort(([a], [b]) => a.localeCompare(b))) };
+  return JSON.stringify(sorted, null, 2) + "\n";
+}
