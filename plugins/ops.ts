@@ -47,7 +47,7 @@ export const exec = defineTask({
 function oneLine(s: HostStatus): string {
   const gpu = s.gpus ? `${s.gpus.length} GPU` : "no GPU";
   const disk = s.disk ? `${s.disk.availableGB} GB free on ${s.disk.path}` : "disk ?";
-  return `${s.os}, load ${s.load?.[0] ?? "?"}, ${disk}, ${s.docker.containers.length} containers, ${gpu}`;
+  return `${s.os}, load ${s.load?.[0] ?? "?"}, ${disk}, ${s.docker.containers.length} container${s.docker.containers.length === 1 ? "" : "s"}, ${gpu}`;
 }
 
 function fleetTable(recaps: HostRecap[]): string {

@@ -1,0 +1,874 @@
+#!/usr/bin/env node
+// The lab's stand-in for the comfyui-api image: ComfyUI (8188) and comfyui-api
+// (3000) played by one dependency-free Node script (Node 18+, node: built-ins only).
+//
+// It follows ../../../../shared/comfyui-api-contract.md and, unlike a mock,
+// reads the host's real state on every request: model files on disk appear in
+// /models/<folder> and in /object_info enums, node packs under custom_nodes
+// appear in /object_info, prompts write real PNG files to OUTPUT_DIR.
+//
+// Configured like the real image, by environment variables only:
+//   PORT (3000)  COMFY_PORT (8188)  LISTEN_HOST (0.0.0.0)  WORKFLOW_DIR (/workflows)
+//   COMFY_HOME (/opt/ComfyUI)  MODEL_DIR ($COMFY_HOME/models)  OUTPUT_DIR ($COMFY_HOME/output)
+//   INPUT_DIR ($COMFY_HOME/input)  MAX_QUEUE_DEPTH (0 = no limit)
+//   STARTUP_CHECK_MAX_TRIES (20)  STARTUP_CHECK_INTERVAL_S (1)
+// and for tests:
+//   STARTUP_DELAY_MS   ComfyUI side listens only after this long (a slow start)
+//   FAIL_STARTUP=1     log a fatal start-up error and exit 1, like a broken image
+//   PROMPT_DURATION_MS how long one prompt "runs" (200)
+//   FAIL_PROMPTS=1     every prompt ends in execution_error
+//
+// Custom node classes: a pack directory custom_nodes/<pack>/ contributes
+//   - the keys of every literal `NODE_CLASS_MAPPINGS = { "Name": ... }` (and
+//     `NODE_CLASS_MAPPINGS["Name"] = ...`) in its .py files, so a real git clone shows up;
+//   - the file flow-standin-nodes.json: ["Name", ...] or {"Name": {partial definition}}.
+// Packs named *.disabled, hidden ones and __pycache__ are skipped, as ComfyUI does.
+import { createHash, randomUUID } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import { basename, dirname, extname, join, relative, sep } from "node:path";
+import { deflateSync } from "node:zlib";
+
+const env = process.env;
+const COMFY_HOME = env.COMFY_HOME || "/opt/ComfyUI";
+const cfg = {
+  port: Number(env.PORT || 3000),
+  comfyPort: Number(env.COMFY_PORT || 8188),
+  host: env.LISTEN_HOST || "0.0.0.0",
+  workflowDir: env.WORKFLOW_DIR || "/workflows",
+  modelDir: env.MODEL_DIR || join(COMFY_HOME, "models"),
+  outputDir: env.OUTPUT_DIR || join(COMFY_HOME, "output"),
+  inputDir: env.INPUT_DIR || join(COMFY_HOME, "input"),
+  customNodesDir: join(COMFY_HOME, "custom_nodes"),
+  tempDir: join(COMFY_HOME, "temp"),
+  maxQueueDepth: Number(env.MAX_QUEUE_DEPTH || 0),
+  startupTries: Number(env.STARTUP_CHECK_MAX_TRIES || 20),
+  startupIntervalMs: Number(env.STARTUP_CHECK_INTERVAL_S || 1) * 1000,
+  startupDelayMs: Number(env.STARTUP_DELAY_MS || 0),
+  promptMs: Number(env.PROMPT_DURATION_MS || 200),
+  failPrompts: env.FAIL_PROMPTS === "1",
+};
+const API_VERSION = env.STANDIN_API_VERSION || "1.18.1-standin";
+const COMFY_VERSION = env.STANDIN_COMFY_VERSION || "0.3.68-standin";
+
+// Two voices, as in the real container: ComfyUI prints plain text, comfyui-api
+// (fastify) prints pino JSON lines.
+const comfyLog = (msg) => process.stdout.write(`${msg}\n`);
+const apiLog = (msg, level = 30) =>
+  process.stdout.write(JSON.stringify({ level, time: Date.now(), pid: process.pid, hostname: os.hostname(), msg }) + "\n");
+
+// ---------------------------------------------------------------- small helpers
+
+function send(res, status, body, type = "application/json") {
+  const data = typeof body === "string" || Buffer.isBuffer(body) ? body : JSON.stringify(body);
+  res.writeHead(status, { "content-type": type, "content-length": Buffer.byteLength(data) });
+  res.end(data);
+}
+
+/** JSON body, or undefined when it is not JSON (callers answer 400). */
+function readJson(req, limit = 50 * 1024 * 1024) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let size = 0;
+    req.on("data", (c) => {
+      size += c.length;
+      if (size > limit) return reject(Object.assign(new Error("body too large"), { status: 413 }));
+      chunks.push(c);
+    });
+    req.on("end", () => {
+      const text = Buffer.concat(chunks).toString("utf8");
+      if (!text) return resolve({});
+      try {
+        resolve(JSON.parse(text));
+      } catch {
+        resolve(undefined);
+      }
+    });
+    req.on("error", reject);
+  });
+}
+
+/** The API side talks to the ComfyUI side over real HTTP, as the real one does. */
+function comfyRequest(method, path, body) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request(
+      { host: "127.0.0.1", port: cfg.comfyPort, method, path, headers: data ? { "content-type": "application/json" } : {} },
+      (res) => {
+        const chunks = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          let json;
+          try { json = JSON.parse(text); } catch { json = undefined; }
+          resolve({ status: res.statusCode, text, json });
+        });
+      },
+    );
+    req.on("error", reject);
+    req.end(data);
+  });
+}
+
+const isDir = (p) => { try { return statSync(p).isDirectory(); } catch { return false; } };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------- models on disk
+
+// ComfyUI's folder names, the directories each one reads (legacy names share
+// a key: clip -> text_encoders, unet -> diffusion_models) and the extensions it lists.
+const PT = [".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"];
+const FOLDERS = {
+  checkpoints: [["checkpoints"], PT],
+  configs: [["configs"], [".yaml"]],
+  loras: [["loras"], PT],
+  vae: [["vae"], PT],
+  text_encoders: [["text_encoders", "clip"], PT],
+  diffusion_models: [["unet", "diffusion_models"], PT],
+  clip_vision: [["clip_vision"], PT],
+  style_models: [["style_models"], PT],
+  embeddings: [["embeddings"], PT],
+  diffusers: [["diffusers"], "folders"],
+  vae_approx: [["vae_approx"], PT],
+  controlnet: [["controlnet", "t2i_adapter"], PT],
+  gligen: [["gligen"], PT],
+  upscale_models: [["upscale_models"], PT],
+  latent_upscale_models: [["latent_upscale_models"], PT],
+  custom_nodes: [[], []], // resolved to $COMFY_HOME/custom_nodes below; [] = every file
+  hypernetworks: [["hypernetworks"], PT],
+  photomaker: [["photomaker"], PT],
+  classifiers: [["classifiers"], []],
+  model_patches: [["model_patches"], PT],
+  audio_encoders: [["audio_encoders"], PT],
+};
+const LEGACY = new Set(["clip", "unet", "t2i_adapter"]);
+
+/** Folder names as /models lists them: ComfyUI's own plus any other directory
+ * under MODEL_DIR (in real ComfyUI, custom nodes register such folders). */
+function folderNames() {
+  const extra = safeReaddir(cfg.modelDir).filter(
+    (n) => !n.startsWith(".") && !LEGACY.has(n) && !(n in FOLDERS) && isDir(join(cfg.modelDir, n)),
+  );
+  return [...Object.keys(FOLDERS), ...extra.sort()];
+}
+
+function safeReaddir(dir) {
+  try { return readdirSync(dir); } catch { return []; }
+}
+
+/** Files of one folder, recursively, "/"-separated and sorted; null for an unknown folder. */
+function listFolder(folder) {
+  let dirs, exts;
+  if (folder === "custom_nodes") [dirs, exts] = [[cfg.customNodesDir], []];
+  else if (folder in FOLDERS) [dirs, exts] = [FOLDERS[folder][0].map((d) => join(cfg.modelDir, d)), FOLDERS[folder][1]];
+  else if (!folder.startsWith(".") && !folder.includes("/") && isDir(join(cfg.modelDir, folder))) [dirs, exts] = [[join(cfg.modelDir, folder)], PT];
+  else return null;
+  const out = new Set();
+  for (const root of dirs) {
+    if (exts === "folders") {
+      for (const n of safeReaddir(root)) if (isDir(join(root, n))) out.add(n);
+      continue;
+    }
+    walk(root, (file) => {
+      if (exts.length === 0 || exts.includes(extname(file).toLowerCase())) out.add(relative(root, file).split(sep).join("/"));
+    });
+  }
+  return [...out].sort();
+}
+
+/** Visit files under `dir`, following symlinks (models are often links), skipping .git. */
+function walk(dir, visit, depth = 0) {
+  if (depth > 12) return;
+  for (const name of safeReaddir(dir)) {
+    if (name === ".git") continue;
+    const p = join(dir, name);
+    let st;
+    try { st = statSync(p); } catch { continue; } // dangling link
+    if (st.isDirectory()) walk(p, visit, depth + 1);
+    else if (st.isFile()) visit(p);
+  }
+}
+
+// ---------------------------------------------------------------- node classes
+
+const SAMPLERS = ["euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2", "dpm_2",
+  "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive", "dpmpp_2s_ancestral", "dpmpp_2s_ancestral_cfg_pp", "dpmpp_sde",
+  "dpmpp_sde_gpu", "dpmpp_2m", "dpmpp_2m_cfg_pp", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu",
+  "ddpm", "lcm", "ipndm", "ipndm_v", "deis", "res_multistep", "res_multistep_cfg_pp", "gradient_estimation", "er_sde",
+  "seeds_2", "seeds_3", "sa_solver", "ddim", "uni_pc", "uni_pc_bh2"];
+const SCHEDULERS = ["simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta", "normal", "linear_quadratic", "kl_optimal"];
+const CLIP_TYPES = ["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv", "pixart", "cosmos",
+  "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2", "qwen_image", "hunyuan_image"];
+const DUAL_CLIP_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_image"];
+
+const INT = (d, min, max, more = {}) => ["INT", { default: d, min, max, ...more }];
+const FLOAT = (d, min, max, step, more = {}) => ["FLOAT", { default: d, min, max, step, ...more }];
+const SEED = INT(0, 0, 0xffffffffffffffff, { control_after_generate: true });
+const DIM = INT(512, 16, 16384, { step: 8 });
+
+/** One node definition in /object_info's shape. outputs: [[TYPE, name], ...]. */
+function def(name, category, required, outputs, more = {}) {
+  const { optional, hidden, display, output_node = false, module = "nodes" } = more;
+  const input = { required };
+  if (optional) input.optional = optional;
+  if (hidden) input.hidden = hidden;
+  const order = { required: Object.keys(required) };
+  if (optional) order.optional = Object.keys(optional);
+  return {
+    input, input_order: order,
+    output: outputs.map((o) => o[0]), output_is_list: outputs.map(() => false), output_name: outputs.map((o) => o[1]),
+    name, display_name: display || name, description: "", python_module: module, category, output_node,
+  };
+}
+
+/** The core classes, built per request so enums list the files present right now. */
+function coreNodes() {
+  const m = (folder) => [listFolder(folder) || []];
+  const images = safeReaddir(cfg.inputDir).filter((f) => isFileSync(join(cfg.inputDir, f))).sort();
+  const list = [
+    def("CheckpointLoaderSimple", "loaders", { ckpt_name: m("checkpoints") }, [["MODEL", "MODEL"], ["CLIP", "CLIP"], ["VAE", "VAE"]], { display: "Load Checkpoint" }),
+    def("CLIPTextEncode", "conditioning", { text: ["STRING", { multiline: true, dynamicPrompts: true }], clip: ["CLIP"] }, [["CONDITIONING", "CONDITIONING"]], { display: "CLIP Text Encode (Prompt)" }),
+    def("KSampler", "sampling", {
+      model: ["MODEL"], seed: SEED, steps: INT(20, 1, 10000), cfg: FLOAT(8.0, 0.0, 100.0, 0.1, { round: 0.01 }),
+      sampler_name: [SAMPLERS], scheduler: [SCHEDULERS], positive: ["CONDITIONING"], negative: ["CONDITIONING"],
+      latent_image: ["LATENT"], denoise: FLOAT(1.0, 0.0, 1.0, 0.01),
+    }, [["LATENT", "LATENT"]]),
+    def("EmptyLatentImage", "latent", { width: DIM, height: DIM, batch_size: INT(1, 1, 4096) }, [["LATENT", "LATENT"]], { display: "Empty Latent Image" }),
+    def("VAEDecode", "latent", { samples: ["LATENT"], vae: ["VAE"] }, [["IMAGE", "IMAGE"]], { display: "VAE Decode" }),
+    def("VAEEncode", "latent", { pixels: ["IMAGE"], vae: ["VAE"] }, [["LATENT", "LATENT"]], { display: "VAE Encode" }),
+    def("SaveImage", "image", { images: ["IMAGE"], filename_prefix: ["STRING", { default: "ComfyUI" }] }, [],
+      { hidden: { prompt: "PROMPT", extra_pnginfo: "EXTRA_PNGINFO" }, output_node: true, display: "Save Image" }),
+    def("PreviewImage", "image", { images: ["IMAGE"] }, [], { hidden: { prompt: "PROMPT", extra_pnginfo: "EXTRA_PNGINFO" }, output_node: true, display: "Preview Image" }),
+    def("LoadImage", "image", { image: [images, { image_upload: true }] }, [["IMAGE", "IMAGE"], ["MASK", "MASK"]], { display: "Load Image" }),
+    def("EmptyImage", "image", { width: DIM, height: DIM, batch_size: INT(1, 1, 4096), color: INT(0, 0, 0xffffff, { display: "color" }) },
+      [["IMAGE", "IMAGE"]], { module: "comfy_extras.nodes_images" }),
+    def("LoraLoader", "loaders", {
+      model: ["MODEL"], clip: ["CLIP"], lora_name: m("loras"),
+      strength_model: FLOAT(1.0, -100.0, 100.0, 0.01), strength_clip: FLOAT(1.0, -100.0, 100.0, 0.01),
+    }, [["MODEL", "MODEL"], ["CLIP", "CLIP"]], { display: "Load LoRA" }),
+    def("LoraLoaderModelOnly", "loaders", { model: ["MODEL"], lora_name: m("loras"), strength_model: FLOAT(1.0, -100.0, 100.0, 0.01) }, [["MODEL", "MODEL"]]),
+    def("UNETLoader", "advanced/loaders", { unet_name: m("diffusion_models"), weight_dtype: [["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]] },
+      [["MODEL", "MODEL"]], { display: "Load Diffusion Model" }),
+    def("VAELoader", "loaders", { vae_name: m("vae") }, [["VAE", "VAE"]], { display: "Load VAE" }),
+    def("CLIPLoader", "advanced/loaders", { clip_name: m("text_encoders"), type: [CLIP_TYPES] }, [["CLIP", "CLIP"]],
+      { optional: { device: [["default", "cpu"], { advanced: true }] }, display: "Load CLIP" }),
+    def("DualCLIPLoader", "advanced/loaders", { clip_name1: m("text_encoders"), clip_name2: m("text_encoders"), type: [DUAL_CLIP_TYPES] },
+      [["CLIP", "CLIP"]], { optional: { device: [["default", "cpu"], { advanced: true }] } }),
+    def("CLIPVisionLoader", "loaders", { clip_name: m("clip_vision") }, [["CLIP_VISION", "CLIP_VISION"]], { display: "Load CLIP Vision" }),
+    def("ControlNetLoader", "loaders", { control_net_name: m("controlnet") }, [["CONTROL_NET", "CONTROL_NET"]], { display: "Load ControlNet Model" }),
+    def("UpscaleModelLoader", "loaders", { model_name: m("upscale_models") }, [["UPSCALE_MODEL", "UPSCALE_MODEL"]],
+      { display: "Load Upscale Model", module: "comfy_extras.nodes_upscale_model" }),
+  ];
+  return Object.fromEntries(list.map((d) => [d.name, d]));
+}
+
+const isFileSync = (p) => { try { return statSync(p).isFile(); } catch { return false; } };
+
+/** Class names a .py file registers with literal keys. */
+function pyClassNames(text) {
+  const names = new Set();
+  const quoted = /["']([^"'\n]+)["']\s*:/g;
+  // NODE_CLASS_MAPPINGS = { ... }   and   NODE_CLASS_MAPPINGS.update({ ... })
+  const opener = /NODE_CLASS_MAPPINGS\s*(?::[^=\n]*)?(?:=|\.update\()\s*\{/g;
+  for (let m = opener.exec(text); m; m = opener.exec(text)) {
+    let depth = 1, i = m.index + m[0].length;
+    const start = i;
+    while (i < text.length && depth > 0) {
+      if (text[i] === "{") depth++;
+      else if (text[i] === "}") depth--;
+      i++;
+    }
+    // only the top level of the dict: drop nested {...} before collecting keys
+    let body = text.slice(start, i - 1);
+    for (let prev; prev !== body;) { prev = body; body = body.replace(/\{[^{}]*\}/g, ""); }
+    body = body.replace(/#[^\n]*/g, "");
+    for (let k = quoted.exec(body); k; k = quoted.exec(body)) names.add(k[1]);
+  }
+  for (const k of text.matchAll(/NODE_CLASS_MAPPINGS\s*\[\s*["']([^"'\n]+)["']\s*\]\s*=/g)) names.add(k[1]);
+  return names;
+}
+
+/** Classes of every pack present under custom_nodes right now. */
+function customNodes() {
+  const out = {};
+  for (const pack of safeReaddir(cfg.customNodesDir).sort()) {
+    if (pack.startsWith(".") || pack === "__pycache__" || pack.endsWith(".disabled")) continue;
+    const dir = join(cfg.customNodesDir, pack);
+    const module = `custom_nodes.${pack.replace(/\.py$/, "")}`;
+    const add = (name, partial = {}) => {
+      out[name] = { ...def(name, pack.replace(/\.py$/, ""), {}, [], { module }), ...partial, name };
+    };
+    if (!isDir(dir)) {
+      if (pack.endsWith(".py")) for (const n of pyClassNames(readText(dir))) add(n);
+      continue;
+    }
+    let files = 0;
+    walk(dir, (file) => {
+      if (file.endsWith(".py") && files++ < 500) for (const n of pyClassNames(readText(file))) add(n);
+    });
+    const manifest = join(dir, "flow-standin-nodes.json");
+    if (existsSync(manifest)) {
+      try {
+        const listed = JSON.parse(readText(manifest));
+        if (Array.isArray(listed)) listed.forEach((n) => add(String(n)));
+        else for (const [n, partial] of Object.entries(listed)) add(n, partial && typeof partial === "object" ? partial : {});
+      } catch (err) {
+        comfyLog(`Cannot import ${dir} module for custom nodes: ${err.message}`);
+      }
+    }
+  }
+  return out;
+}
+
+function readText(file) {
+  try { return readFileSync(file, "utf8").slice(0, 2_000_000); } catch { return ""; }
+}
+
+const objectInfo = () => ({ ...customNodes(), ...coreNodes() });
+
+// ---------------------------------------------------------------- websocket (RFC 6455 by hand)
+
+const sockets = new Map(); // client id -> net.Socket
+
+function wsFrame(opcode, payload) {
+  const len = payload.length;
+  let head;
+  if (len < 126) head = Buffer.from([0x80 | opcode, len]);
+  else if (len < 65536) { head = Buffer.alloc(4); head[0] = 0x80 | opcode; head[1] = 126; head.writeUInt16BE(len, 2); }
+  else { head = Buffer.alloc(10); head[0] = 0x80 | opcode; head[1] = 127; head.writeBigUInt64BE(BigInt(len), 2); }
+  return Buffer.concat([head, payload]);
+}
+
+function wsUpgrade(req, socket) {
+  const url = new URL(req.url, "http://x");
+  const key = req.headers["sec-websocket-key"];
+  if (url.pathname !== "/ws") return socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+  if (!key || String(req.headers.upgrade).toLowerCase() !== "websocket") return socket.end("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+  const accept = createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
+  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+  // ComfyUI keeps the client's id when it gives one, else makes one up
+  const sid = url.searchParams.get("clientId") || randomUUID().replace(/-/g, "");
+  sockets.get(sid)?.destroy();
+  sockets.set(sid, socket);
+  socket.setNoDelay(true);
+  const forget = () => { if (sockets.get(sid) === socket) sockets.delete(sid); };
+  socket.on("close", forget);
+  socket.on("error", forget);
+  let buf = Buffer.alloc(0);
+  socket.on("data", (chunk) => {
+    buf = Buffer.concat([buf, chunk]);
+    for (;;) {
+      if (buf.length < 2) return;
+      const opcode = buf[0] & 0x0f, masked = buf[1] & 0x80;
+      let len = buf[1] & 0x7f, off = 2;
+      if (len === 126) { if (buf.length < 4) return; len = buf.readUInt16BE(2); off = 4; }
+      else if (len === 127) { if (buf.length < 10) return; len = Number(buf.readBigUInt64BE(2)); off = 10; }
+      const maskOff = off;
+      if (masked) off += 4;
+      if (buf.length < off + len) return;
+      const payload = Buffer.from(buf.subarray(off, off + len));
+      if (masked) for (let i = 0; i < len; i++) payload[i] ^= buf[maskOff + (i % 4)];
+      buf = buf.subarray(off + len);
+      if (opcode === 0x8) { socket.end(wsFrame(0x8, payload.subarray(0, 2))); forget(); return; }
+      if (opcode === 0x9) socket.write(wsFrame(0xa, payload));
+      // text from clients (feature flags) is accepted and ignored
+    }
+  });
+  wsSend(sid, "status", statusData(sid));
+}
+
+/** Send to one client id, or to every client when sid is null (as ComfyUI does). */
+function wsSend(sid, type, data) {
+  const frame = wsFrame(0x1, Buffer.from(JSON.stringify({ type, data })));
+  const targets = sid == null ? [...sockets.values()] : sockets.has(sid) ? [sockets.get(sid)] : [];
+  for (const s of targets) if (!s.destroyed) s.write(frame);
+  events.emit({ type, data, sid });
+}
+
+// In-process listeners (the API side) see every message, whoever it was sent to.
+const events = {
+  listeners: new Set(),
+  emit(msg) { for (const l of this.listeners) l(msg); },
+  on(l) { this.listeners.add(l); return () => this.listeners.delete(l); },
+};
+
+// ---------------------------------------------------------------- the prompt queue
+
+const queue = []; // pending: {number, id, prompt, extra, outputs, clientId}
+let running = null; // the prompt being executed, plus {interrupted}
+let counter = 0;
+const history = new Map();
+
+const queueRemaining = () => queue.length + (running ? 1 : 0);
+const statusData = (sid) => ({ status: { exec_info: { queue_remaining: queueRemaining() } }, ...(sid ? { sid } : {}) });
+const broadcastStatus = () => wsSend(null, "status", statusData());
+const queueItem = (p) => [p.number, p.id, p.prompt, { client_id: p.clientId }, p.outputs];
+
+/** Validate like ComfyUI: known classes, at least one output node, enum values present. */
+function validatePrompt(prompt) {
+  const info = objectInfo();
+  const error = (type, message, details = "", node_errors = {}) => ({ error: { type, message, details, extra_info: {} }, node_errors });
+  if (!prompt || typeof prompt !== "object" || Array.isArray(prompt)) return error("invalid_prompt", "Prompt is not a dict");
+  const outputs = [];
+  for (const [id, node] of Object.entries(prompt)) {
+    const cls = node && node.class_type;
+    if (!cls) return error("invalid_prompt", `Cannot execute because a node is missing the class_type property.`, `Node ID '#${id}'`);
+    if (!info[cls]) return error("invalid_prompt", `Cannot execute because node ${cls} does not exist.`, `Node ID '#${id}'`);
+    if (info[cls].output_node) outputs.push(id);
+  }
+  if (!outputs.length) return error("prompt_no_outputs", "Prompt has no outputs");
+  const nodeErrors = {};
+  for (const [id, node] of Object.entries(prompt)) {
+    const spec = { ...info[node.class_type].input.required, ...info[node.class_type].input.optional };
+    for (const [name, value] of Object.entries(node.inputs || {})) {
+      const s = spec[name];
+      if (!s || !Array.isArray(s[0]) || Array.isArray(value)) continue; // not an enum, or a link
+      if (!s[0].includes(value)) {
+        nodeErrors[id] ??= { errors: [], dependent_outputs: outputs, class_type: node.class_type };
+        nodeErrors[id].errors.push({
+          type: "value_not_in_list", message: "Value not in list",
+          details: `${name}: '${value}' not in ${JSON.stringify(s[0])}`,
+          extra_info: { input_name: name, input_config: s, received_value: value },
+        });
+      }
+    }
+  }
+  if (Object.keys(nodeErrors).length) return error("prompt_outputs_failed_validation", "Prompt outputs failed validation", "", nodeErrors);
+  return { outputs };
+}
+
+async function runQueue() {
+  if (running) return;
+  while (queue.length) {
+    running = { ...queue.shift(), interrupted: false };
+    broadcastStatus();
+    await execute(running).catch((err) => comfyLog(`!!! Exception during processing !!! ${err.stack || err}`));
+    running = null;
+    broadcastStatus();
+  }
+}
+
+async function execute(p) {
+  const started = Date.now();
+  const to = p.clientId ?? null;
+  const ids = Object.keys(p.prompt);
+  const executed = [];
+  const outputs = {};
+  const messages = [];
+  const note = (type, data) => { messages.push([type, { ...data, timestamp: Date.now() }]); wsSend(to, type, { ...data, timestamp: Date.now() }); };
+  comfyLog("got prompt");
+  note("execution_start", { prompt_id: p.id });
+  note("execution_cached", { nodes: [], prompt_id: p.id });
+  let end = null;
+  for (const [i, id] of ids.entries()) {
+    const node = p.prompt[id];
+    await sleep(cfg.promptMs / ids.length);
+    if (p.interrupted) {
+      end = ["execution_interrupted", { prompt_id: p.id, node_id: id, node_type: node.class_type, executed: [...executed] }];
+      break;
+    }
+    wsSend(to, "executing", { node: id, display_node: id, prompt_id: p.id });
+    if (cfg.failPrompts && i === ids.length - 1) {
+      end = ["execution_error", {
+        prompt_id: p.id, node_id: id, node_type: node.class_type, executed: [...executed],
+        exception_message: "FAIL_PROMPTS=1 (stand-in)", exception_type: "RuntimeError", traceback: [], current_inputs: {}, current_outputs: {},
+      }];
+      break;
+    }
+    const output = runNode(node, p.prompt);
+    if (output) {
+      outputs[id] = output;
+      wsSend(to, "executed", { node: id, display_node: id, output, prompt_id: p.id });
+    }
+    executed.push(id);
+  }
+  if (end) {
+    note(...end);
+    comfyLog(end[0] === "execution_interrupted" ? "Processing interrupted" : `!!! Exception during processing !!! ${end[1].exception_message}`);
+  } else {
+    note("execution_success", { prompt_id: p.id });
+  }
+  // history is written before "executing null", as ComfyUI's worker does
+  history.set(p.id, {
+    prompt: queueItem(p), outputs,
+    status: { status_str: end ? "error" : "success", completed: !end, messages },
+    meta: Object.fromEntries(Object.keys(outputs).map((id) => [id, { node_id: id, display_node: id, parent_node: null, real_node_id: id }])),
+  });
+  wsSend(to, "executing", { node: null, prompt_id: p.id });
+  comfyLog(`Prompt executed in ${((Date.now() - started) / 1000).toFixed(2)} seconds`);
+}
+
+/** Output nodes write real PNGs; everything else is a no-op. */
+function runNode(node, prompt) {
+  const inputs = node.inputs || {};
+  if (node.class_type !== "SaveImage" && node.class_type !== "PreviewImage") return null;
+  const preview = node.class_type === "PreviewImage";
+  const prefix = preview ? `ComfyUI_temp_${randomUUID().slice(0, 5)}` : String(inputs.filename_prefix ?? "ComfyUI");
+  const root = preview ? cfg.tempDir : cfg.outputDir;
+  const subfolder = dirname(prefix) === "." ? "" : dirname(prefix);
+  const base = basename(prefix);
+  const dir = join(root, subfolder);
+  mkdirSync(dir, { recursive: true });
+  // ComfyUI counts on from the highest counter already on disk for this prefix
+  const taken = safeReaddir(dir)
+    .map((f) => f.startsWith(`${base}_`) && /^(\d{5})_\.png$/.exec(f.slice(base.length + 1)))
+    .filter(Boolean).map((m) => Number(m[1]));
+  const n = (taken.length ? Math.max(...taken) : 0) + 1;
+  const filename = `${base}_${String(n).padStart(5, "0")}_.png`;
+  const src = upstreamSize(prompt, inputs.images);
+  const size = (v) => (Number.isInteger(v) && v > 0 ? Math.min(v, 2048) : 64);
+  writeFileSync(join(dir, filename), png(size(src.width), size(src.height), [0x40, 0x80, 0xc0]));
+  return { images: [{ filename, subfolder, type: preview ? "temp" : "output" }] };
+}
+
+/** The first literal width/height found up the links (EmptyLatentImage, EmptyImage...), so the
+ * image has the size the workflow asked for; {} when there is none (64x64). */
+function upstreamSize(prompt, link, seen = new Set()) {
+  if (!Array.isArray(link) || seen.has(link[0]) || !prompt[link[0]]) return {};
+  seen.add(link[0]);
+  const inputs = prompt[link[0]].inputs || {};
+  if (Number.isInteger(inputs.width) && Number.isInteger(inputs.height)) return inputs;
+  for (const v of Object.values(inputs)) {
+    const found = upstreamSize(prompt, v, seen);
+    if (found.width) return found;
+  }
+  return {};
+}
+
+// A real, small PNG: one solid colour, 8-bit RGB.
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+function crc32(buf) {
+  let c = 0xffffffff;
+  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+function png(width, height, [r, g, b]) {
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type, "ascii"), data]);
+    const crc = Buffer.alloc(4); crc.writeUInt32BE(crc32(td));
+    return Buffer.concat([len, td, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0); ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; ihdr[9] = 2; // 8 bits, truecolour; compression, filter, interlace 0
+  const row = Buffer.alloc(1 + width * 3);
+  for (let x = 0; x < width; x++) row.set([r, g, b], 1 + x * 3);
+  const raw = Buffer.concat(Array.from({ length: height }, () => row));
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", ihdr), chunk("IDAT", deflateSync(raw)), chunk("IEND", Buffer.alloc(0))]);
+}
+
+// ---------------------------------------------------------------- ComfyUI side (8188)
+
+async function comfyRoutes(req, res) {
+  const url = new URL(req.url, "http://x");
+  const path = url.pathname;
+  const route = `${req.method} ${path}`;
+  if (route === "GET /") return send(res, 200, `<!DOCTYPE html><html><head><title>ComfyUI</title></head><body><div id="vue-app"></div></body></html>`, "text/html; charset=utf-8");
+  if (route === "GET /ws") return send(res, 400, "Expected a websocket upgrade", "text/plain");
+  if (route === "GET /system_stats") {
+    return send(res, 200, {
+      system: { os: "posix", ram_total: os.totalmem(), ram_free: os.freemem(), comfyui_version: COMFY_VERSION,
+        required_frontend_version: "1.28.8", python_version: "3.12.3 (stand-in)", pytorch_version: "2.8.0+cu128",
+        embedded_python: false, argv: ["main.py", "--listen", "*", "--port", String(cfg.comfyPort)] },
+      devices: [{ name: "cpu", type: "cpu", index: null, vram_total: 0, vram_free: 0, torch_vram_total: 0, torch_vram_free: 0 }],
+    });
+  }
+  if (route === "GET /object_info") return send(res, 200, objectInfo());
+  if (req.method === "GET" && path.startsWith("/object_info/")) {
+    const name = decodeURIComponent(path.slice("/object_info/".length));
+    const info = objectInfo();
+    return send(res, 200, info[name] ? { [name]: info[name] } : {});
+  }
+  if (route === "GET /models") return send(res, 200, folderNames());
+  if (req.method === "GET" && path.startsWith("/models/")) {
+    const files = listFolder(decodeURIComponent(path.slice("/models/".length)));
+    return files ? send(res, 200, files) : send(res, 404, "404: Not Found", "text/plain");
+  }
+  if (route === "GET /embeddings") return send(res, 200, (listFolder("embeddings") || []).map((f) => f.replace(/\.[^.]+$/, "")));
+  if (route === "POST /prompt") {
+    const body = await readJson(req);
+    if (!body || typeof body !== "object") return send(res, 400, { error: { type: "invalid_prompt", message: "invalid json", details: "", extra_info: {} }, node_errors: {} });
+    const checked = validatePrompt(body.prompt);
+    if (checked.error) {
+      comfyLog(`invalid prompt: ${checked.error.message}`);
+      return send(res, 400, checked);
+    }
+    const item = { number: counter++, id: body.prompt_id || randomUUID(), prompt: body.prompt, clientId: body.client_id, outputs: checked.outputs };
+    queue.push(item);
+    broadcastStatus();
+    setImmediate(runQueue);
+    return send(res, 200, { prompt_id: item.id, number: item.number, node_errors: {} });
+  }
+  if (route === "GET /prompt") return send(res, 200, { exec_info: { queue_remaining: queueRemaining() } });
+  if (route === "GET /queue") return send(res, 200, { queue_running: running ? [queueItem(running)] : [], queue_pending: queue.map(queueItem) });
+  if (route === "POST /queue") {
+    const body = (await readJson(req)) || {};
+    if (body.clear) queue.length = 0;
+    if (Array.isArray(body.delete)) for (const id of body.delete) { const i = queue.findIndex((p) => p.id === id); if (i >= 0) queue.splice(i, 1); }
+    broadcastStatus();
+    return send(res, 200, "", "text/plain");
+  }
+  if (route === "POST /interrupt") {
+    const body = (await readJson(req)) || {};
+    // with a prompt_id only that prompt is interrupted; without one, whatever runs
+    if (running && (!body.prompt_id || body.prompt_id === running.id)) running.interrupted = true;
+    return send(res, 200, "", "text/plain");
+  }
+  if (route === "GET /history") return send(res, 200, Object.fromEntries(history));
+  if (req.method === "GET" && path.startsWith("/history/")) {
+    const id = decodeURIComponent(path.slice("/history/".length));
+    return send(res, 200, history.has(id) ? { [id]: history.get(id) } : {});
+  }
+  if (route === "POST /history") {
+    const body = (await readJson(req)) || {};
+    if (body.clear) history.clear();
+    if (Array.isArray(body.delete)) body.delete.forEach((id) => history.delete(id));
+    return send(res, 200, "", "text/plain");
+  }
+  if (route === "GET /view") {
+    const root = { output: cfg.outputDir, input: cfg.inputDir, temp: cfg.tempDir }[url.searchParams.get("type") || "output"];
+    const name = url.searchParams.get("filename") || "";
+    const sub = url.searchParams.get("subfolder") || "";
+    if (!root || !name || name.includes("..") || sub.includes("..")) return send(res, 400, "bad request", "text/plain");
+    try { return send(res, 200, readFileSync(join(root, sub, name)), "image/png"); } catch { return send(res, 404, "404: Not Found", "text/plain"); }
+  }
+  return send(res, 404, "404: Not Found", "text/plain");
+}
+
+// ---------------------------------------------------------------- API side (3000)
+
+/** Workflow files under WORKFLOW_DIR, read once at start-up as the real server does. */
+function loadWorkflows() {
+  const found = new Map(); // endpoint -> {file, summary, description}
+  if (!isDir(cfg.workflowDir)) {
+    apiLog(`Workflow directory ${cfg.workflowDir} does not exist; no workflow endpoints`, 40);
+    return found;
+  }
+  const files = [];
+  walk(cfg.workflowDir, (f) => { if (!f.includes(`${sep}node_modules${sep}`)) files.push(f); });
+  const ts = files.filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts"));
+  const js = files.filter((f) => f.endsWith(".js") && !ts.includes(f.replace(/\.js$/, ".ts")));
+  for (const file of [...ts, ...js].sort()) {
+    const endpoint = "/workflow/" + relative(cfg.workflowDir, file).split(sep).join("/").replace(/\.(ts|js)$/, "");
+    const text = readText(file);
+    try {
+      if (file.endsWith(".ts")) {
+        // the real server transpiles beside the source; a read-only folder makes this throw
+        writeFileSync(file.replace(/\.ts$/, ".js"), `// transpiled from ${basename(file)} by the flow stand-in (not runnable)\n`);
+      }
+      if (!/RequestSchema/.test(text) || !/generateWorkflow/.test(text)) throw new Error("does not export a valid Workflow (RequestSchema, generateWorkflow)");
+      // `config.models.<folder>.enum` with no file in that folder: z.enum([]) throws in the real one
+      for (const m of text.matchAll(/config\.models\.(\w+)/g)) {
+        if (!(listFolder(m[1]) || []).length) throw new Error(`no models in ${m[1]}: the enum would be empty`);
+      }
+      const str = (key) => (new RegExp(`\\b${key}\\s*[:=]\\s*(["'\`])((?:(?!\\1)[^\\\\]|\\\\.)*)\\1`).exec(text) || [])[2];
+      found.set(endpoint, { file, summary: str("summary"), description: str("description") });
+      apiLog(`Loaded workflow ${endpoint} from ${file}`);
+    } catch (err) {
+      apiLog(`Failed to load workflow ${file}: ${err.message}`, 50);
+    }
+  }
+  return found;
+}
+
+function openapi(workflows) {
+  const json = (schema) => ({ content: { "application/json": { schema } } });
+  const ok = (schema) => ({ 200: { description: "Default Response", ...json(schema) } });
+  const result = { type: "object", properties: { id: { type: "string" }, prompt: { type: "object" }, images: { type: "array", items: { type: "string" } }, filenames: { type: "array", items: { type: "string" } } } };
+  const paths = {
+    "/health": { get: { summary: "Health check", responses: ok({ type: "object", properties: { version: { type: "string" }, status: { type: "string" } } }) } },
+    "/ready": { get: { summary: "Readiness check", responses: ok({ type: "object", properties: { version: { type: "string" }, status: { type: "string" } } }) } },
+    "/models": { get: { summary: "Models available to ComfyUI, by folder", responses: ok({ type: "object", additionalProperties: { type: "array", items: { type: "string" } } }) } },
+    "/prompt": { post: { summary: "Run a prompt in ComfyUI API format", requestBody: { required: true, ...json({ type: "object", required: ["prompt"], properties: { prompt: { type: "object" }, id: { type: "string" } } }) }, responses: ok(result) } },
+    "/interrupt": { post: { summary: "Interrupt a prompt", requestBody: json({ type: "object", properties: { id: { type: "string" } } }), responses: ok({ type: "object" }) } },
+  };
+  for (const [endpoint, w] of workflows) {
+    paths[endpoint] = { post: {
+      tags: ["workflows"], summary: w.summary || endpoint.split("/").pop(), description: w.description || "",
+      requestBody: { required: true, ...json({ type: "object", required: ["input"], properties: {
+        id: { type: "string" }, input: { type: "object", additionalProperties: true }, webhook: { type: "string" },
+        webhook_v2: { type: "string" }, convert_output: { type: "object" },
+      } }) },
+      responses: ok(result),
+    } };
+  }
+  return { openapi: "3.0.3", info: { title: "Comfy Wrapper API", version: API_VERSION }, paths };
+}
+
+/** What the real server does per request: POST to ComfyUI, wait for the socket's verdict, read history, collect files. */
+async function runPrompt(prompt, id = randomUUID()) {
+  for (const node of Object.values(prompt)) {
+    if (node && node.class_type === "SaveImage") node.inputs = { ...node.inputs, filename_prefix: `${id}_output` };
+  }
+  const done = new Promise((resolve) => {
+    const off = events.on((m) => {
+      if (m.data?.prompt_id !== id || !/^execution_(success|error|interrupted)$/.test(m.type)) return;
+      off();
+      resolve(m.type);
+    });
+  });
+  const r = await comfyRequest("POST", "/prompt", { prompt, client_id: "comfyui-api-standin", prompt_id: id });
+  if (r.status !== 200) return { status: r.status === 400 ? 400 : 500, body: r.json || { error: r.text } };
+  const verdict = await done;
+  if (verdict !== "execution_success") return { status: 500, body: { error: `prompt ${id}: ${verdict}`, id } };
+  let entry;
+  for (let i = 0; i < 70 && !entry; i++) {
+    const h = await comfyRequest("GET", `/history/${encodeURIComponent(id)}`);
+    entry = h.json && h.json[id];
+    if (!entry) await sleep(100);
+  }
+  if (!entry) return { status: 500, body: { error: "Failed to get prompt outputs", id } };
+  const images = [], filenames = [];
+  for (const out of Object.values(entry.outputs)) {
+    for (const img of out.images || []) {
+      if (img.type !== "output") continue;
+      const file = join(cfg.outputDir, img.subfolder || "", img.filename);
+      images.push(readFileSync(file).toString("base64"));
+      filenames.push(img.filename);
+      rmSync(file, { force: true });
+    }
+  }
+  return { status: 200, body: { id, prompt, images, filenames } };
+}
+
+function apiRoutes(workflows) {
+  const doc = openapi(workflows);
+  return async (req, res) => {
+    const path = new URL(req.url, "http://x").pathname;
+    const route = `${req.method} ${path}`;
+    const reqId = randomUUID().slice(0, 8);
+    res.on("finish", () => apiLog(`${req.method} ${req.url} -> ${res.statusCode} (req-${reqId})`));
+    const bad = (message) => send(res, 400, { statusCode: 400, code: "FST_ERR_VALIDATION", error: "Bad Request", message });
+    if (route === "GET /health") return send(res, 200, { version: API_VERSION, status: "healthy" });
+    if (route === "GET /ready") {
+      const full = cfg.maxQueueDepth > 0 && queueRemaining() >= cfg.maxQueueDepth;
+      return send(res, full ? 503 : 200, { version: API_VERSION, status: full ? "not ready" : "ready" });
+    }
+    if (route === "GET /docs/json") return send(res, 200, doc);
+    // JSON is YAML too; good enough for a stand-in
+    if (route === "GET /docs/yaml") return send(res, 200, JSON.stringify(doc, null, 2), "application/x-yaml");
+    if (route === "GET /docs" || route === "GET /docs/") return send(res, 200, `<!DOCTYPE html><html><head><title>Swagger UI</title></head><body><a href="./docs/json">OpenAPI document</a></body></html>`, "text/html; charset=utf-8");
+    if (route === "GET /models") {
+      const folders = await comfyRequest("GET", "/models");
+      const out = {};
+      for (const f of folders.json || []) out[f] = (await comfyRequest("GET", `/models/${encodeURIComponent(f)}`)).json || [];
+      return send(res, 200, out);
+    }
+    if (route === "POST /interrupt") {
+      const body = await readJson(req);
+      if (!body || typeof body.id !== "string") return bad("body must have required property 'id'");
+      await comfyRequest("POST", "/interrupt", { prompt_id: body.id });
+      return send(res, 200, { status: "ok", id: body.id });
+    }
+    if (route === "POST /prompt") {
+      const body = await readJson(req);
+      if (!body || typeof body.prompt !== "object" || !body.prompt) return bad("body must have required property 'prompt'");
+      const r = await runPrompt(body.prompt, typeof body.id === "string" ? body.id : undefined);
+      return send(res, r.status, r.body);
+    }
+    if (req.method === "POST" && workflows.has(path)) {
+      const body = await readJson(req);
+      if (!body || typeof body !== "object" || typeof body.input !== "object" || !body.input) return bad("body must have required property 'input'");
+      // a trivial graph stands in for generateWorkflow(input): an image of the asked size, saved
+      const dim = (v) => (Number.isInteger(v) && v >= 16 && v <= 4096 ? v : 64);
+      const prompt = {
+        1: { class_type: "EmptyImage", inputs: { width: dim(body.input.width), height: dim(body.input.height), batch_size: 1, color: 0 } },
+        2: { class_type: "SaveImage", inputs: { images: ["1", 0], filename_prefix: "ComfyUI" } },
+      };
+      const r = await runPrompt(prompt, typeof body.id === "string" ? body.id : undefined);
+      return send(res, r.status, r.body);
+    }
+    return send(res, 404, { message: `Route ${req.method}:${path} not found`, error: "Not Found", statusCode: 404 });
+  };
+}
+
+// ---------------------------------------------------------------- start-up, in the real order
+
+function serve(handler, port, onUpgrade) {
+  const server = http.createServer((req, res) => {
+    handler(req, res).catch((err) => {
+      apiLog(`${req.method} ${req.url}: ${err.stack || err}`, 50);
+      if (!res.headersSent) send(res, err.status || 500, { error: String(err.message || err) });
+      else res.destroy();
+    });
+  });
+  if (onUpgrade) server.on("upgrade", onUpgrade);
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, cfg.host, () => resolve(server));
+  });
+}
+
+const servers = [];
+async function main() {
+  apiLog(`comfyui-api stand-in ${API_VERSION} (node ${process.version}); COMFY_HOME=${COMFY_HOME} MODEL_DIR=${cfg.modelDir} WORKFLOW_DIR=${cfg.workflowDir}`);
+  if (env.FAIL_STARTUP === "1") {
+    apiLog("FAIL_STARTUP=1: simulating a start-up failure", 60);
+    process.exit(1);
+  }
+  if (!isDir(cfg.modelDir)) {
+    apiLog(`Model directory ${cfg.modelDir} does not exist`, 60);
+    process.exit(1);
+  }
+  for (const d of [cfg.outputDir, cfg.inputDir]) mkdirSync(d, { recursive: true });
+
+  // "ComfyUI" comes up after STARTUP_DELAY_MS, on its own port
+  apiLog(`Launching ComfyUI (stand-in) on port ${cfg.comfyPort}`);
+  setTimeout(async () => {
+    try {
+      comfyLog(`ComfyUI version: ${COMFY_VERSION}`);
+      const packs = safeReaddir(cfg.customNodesDir).filter((n) => !n.startsWith(".") && n !== "__pycache__" && !n.endsWith(".disabled"));
+      comfyLog(`Import times for custom nodes:\n${packs.map((n) => `   0.0 seconds: ${join(cfg.customNodesDir, n)}`).join("\n")}`);
+      servers.push(await serve(comfyRoutes, cfg.comfyPort, wsUpgrade));
+      comfyLog("Starting server\n");
+      comfyLog(`To see the GUI go to: http://${cfg.host}:${cfg.comfyPort}`);
+    } catch (err) {
+      comfyLog(`ComfyUI failed to start: ${err.message}`);
+      process.exit(1);
+    }
+  }, cfg.startupDelayMs);
+
+  // the API waits for GET / to answer 2xx, then reads the model folders, then listens
+  let up = false;
+  for (let i = 0; i < cfg.startupTries && !up; i++) {
+    await sleep(cfg.startupIntervalMs);
+    up = await comfyRequest("GET", "/").then((r) => r.status >= 200 && r.status < 300, () => false);
+  }
+  if (!up) {
+    apiLog(`Comfy UI did not start after ${Math.round((cfg.startupTries * cfg.startupIntervalMs) / 1000)} seconds`, 60);
+    process.exit(1);
+  }
+  apiLog("Comfy UI started");
+  const folders = await comfyRequest("GET", "/models");
+  for (const f of folders.json || []) {
+    const r = await comfyRequest("GET", `/models/${encodeURIComponent(f)}`);
+    if (r.status !== 200) {
+      apiLog(`GET /models/${f} answered ${r.status}`, 60);
+      process.exit(1);
+    }
+  }
+  const workflows = loadWorkflows();
+  servers.push(await serve(apiRoutes(workflows), cfg.port));
+  apiLog(`Server listening at http://${cfg.host}:${cfg.port} (${workflows.size} workflows)`);
+}
+
+// PID 1 in a container gets no default signal handling: stop on TERM/INT ourselves.
+for (const sig of ["SIGTERM", "SIGINT"]) {
+  process.on(sig, () => {
+    apiLog(`${sig}: shutting down`);
+    for (const s of sockets.values()) s.destroy();
+    for (const s of servers) s.close();
+    process.exit(0);
+  });
+}
+
+main().catch((err) => {
+  apiLog(`fatal: ${err.stack || err}`, 60);
+  process.exit(1);
+});

@@ -1,0 +1,62 @@
+// Paths and one way to run a program (argv only, never a shell string).
+import { spawn } from "node:child_process";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+/** Lab state (keys, known_hosts, inventory, Node tarball); git-ignored. */
+export const labDir = resolve(repoRoot, ".lab");
+/** Survives `rm -rf .lab` and `docker system prune`: debootstrap output and .debs. */
+export const cacheDir = "/var/cache/flow-lab";
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  input?: string;
+  /** resolve with the exit code instead of throwing on failure */
+  allowFail?: boolean;
+  timeoutMs?: number;
+  /** stream output to this process's stderr (long builds) */
+  echo?: boolean;
+}
+
+export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolvePromise, reject) => {
+    // no input: stdin is /dev/null (ssh would otherwise forward our stdin and may hit EPIPE)
+    const stdin = opts.input === undefined ? "ignore" : "pipe";
+    const child = spawn(cmd, args, { stdio: [stdin, "pipe", "pipe"], timeout: opts.timeoutMs });
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      stdout += d;
+      if (opts.echo) process.stderr.write(d);
+    });
+    child.stderr!.on("data", (d: Buffer) => {
+      stderr += d;
+      if (opts.echo) process.stderr.write(d);
+    });
+    child.on("error", (err) => (opts.allowFail ? resolvePromise({ code: 127, stdout, stderr: String(err) }) : reject(err)));
+    child.on("close", (code, signal) => {
+      const result = { code: code ?? 128, stdout, stderr };
+      if (code === 0 || opts.allowFail) return resolvePromise(result);
+      const why = signal ? `killed by ${signal}` : `exit ${code}`;
+      reject(new Error(`${cmd} ${args.join(" ")}: ${why}\n${stderr.trim().split("\n").slice(-15).join("\n")}`));
+    });
+    if (child.stdin) {
+      child.stdin.on("error", () => {}); // a child that exits without reading its input is reported by its exit code
+      child.stdin.end(opts.input);
+    }
+  });
+}
+
+/** true when `cmd` can be executed (found on PATH). */
+export async function have(cmd: string): Promise<boolean> {
+  const r = await run(cmd, ["--version"], { allowFail: true });
+  return r.code !== 127;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
