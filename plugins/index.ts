@@ -1,1 +1,2 @@
 export { ops } from "./ops.ts";
+export { workflow } from "./workflow/index.ts";

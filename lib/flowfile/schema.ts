@@ -33,6 +33,8 @@ export const settingsSchema = z.strictObject({
   keepaliveIntervalMs: z.number().int().positive().default(15_000),
   concurrency: z.number().int().positive().default(20),
   lockWaitSeconds: z.number().nonnegative().default(0),
+  /** base URL of ComfyUI-Manager's reference data (a mirror or local server); env FLOW_COMFY_DATA_URL wins */
+  comfyDataUrl: z.url().optional(),
   /** where flow keeps its own files on a host (Node runtime, scripts, runs, lock) */
   remoteDir: z.string().default(".flow"),
   /** Node runtime that pushed scripts need */

@@ -136,7 +136,7 @@ test("lock contention between two flow processes; lock:status and lock:release",
   const env = { FLOW_TEST_REMOTE_DIR: remote };
   let signalled!: () => void;
   const holding = new Promise<void>((r) => (signalled = r));
-  const first = flow(["run", "demo:hold", "--host", "local", "--ms", "2500"], { cwd: dir, env, onStdout: (s) => s.includes("hold") && signalled() });
+  const first = flow(["run", "demo:hold", "--host", "local", "--ms", "8000"], { cwd: dir, env, onStdout: (s) => s.includes("hold") && signalled() });
   // wait until the first holds the lock (its step started means the lock is taken)
   for (let i = 0; i < 100; i++) {
     const st = await flow(["run", "lock:status", "--host", "local"], { cwd: dir, env });

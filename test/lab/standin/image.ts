@@ -12,7 +12,7 @@
 import { createHash } from "node:crypto";
 import { spawn } from "node:child_process";
 import { existsSync, openSync, closeSync } from "node:fs";
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureImage, recipeHash } from "../image.ts";
@@ -110,6 +110,10 @@ export async function buildStandinTarball(log: (msg: string) => void = () => {})
     const partial = `${path}.partial`;
     await run("tar", ["--numeric-owner", "--owner=0", "--group=0", "-C", out, "-cf", partial, "."]);
     await rename(partial, path);
+    // older versions of the stand-in are never wanted again
+    for (const f of await readdir(cacheDir)) {
+      if (/^standin-[0-9a-f]+\.tar$/.test(f) && join(cacheDir, f) !== path) await rm(join(cacheDir, f), { force: true });
+    }
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -23,6 +23,7 @@
 //     `NODE_CLASS_MAPPINGS["Name"] = ...`) in its .py files, so a real git clone shows up;
 //   - the file flow-standin-nodes.json: ["Name", ...] or {"Name": {partial definition}}.
 // Packs named *.disabled, hidden ones and __pycache__ are skipped, as ComfyUI does.
+// GET /manager/version answers while custom_nodes/ComfyUI-Manager exists (the image has one).
 import { createHash, randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import http from "node:http";
@@ -349,8 +350,7 @@ function wsUpgrade(req, socket) {
   socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
   // ComfyUI keeps the client's id when it gives one, else makes one up
   const sid = url.searchParams.get("clientId") || randomUUID().replace(/-/g, "");
-  sockets.get(sid)?.destroy();
-  sockets.set(sid, socket);
+  sockets.set(sid, socket); // a reconnect with the same id takes over its messages
   socket.setNoDelay(true);
   const forget = () => { if (sockets.get(sid) === socket) sockets.delete(sid); };
   socket.on("close", forget);
@@ -589,6 +589,10 @@ async function comfyRoutes(req, res) {
   if (req.method === "GET" && path.startsWith("/models/")) {
     const files = listFolder(decodeURIComponent(path.slice("/models/".length)));
     return files ? send(res, 200, files) : send(res, 404, "404: Not Found", "text/plain");
+  }
+  // ComfyUI-Manager's routes exist only while its folder does (a mount over custom_nodes hides it)
+  if (route === "GET /manager/version" || route === "GET /v2/manager/version") {
+    return isDir(join(cfg.customNodesDir, "ComfyUI-Manager")) ? send(res, 200, "V3.37 (stand-in)", "text/plain") : send(res, 404, "404: Not Found", "text/plain");
   }
   if (route === "GET /embeddings") return send(res, 200, (listFolder("embeddings") || []).map((f) => f.replace(/\.[^.]+$/, "")));
   if (route === "POST /prompt") {

@@ -1,0 +1,199 @@
+// The workflow plugin through the real CLI, against local stand-ins for every upstream.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { flow, REPO } from "../support/cli.ts";
+import { fakeEnv, startFakeUpstream, type FakeUpstream } from "../support/fake-upstream.ts";
+
+const SHARED = fileURLToPath(new URL("../../../shared/data/", import.meta.url));
+const SKIP = existsSync(SHARED) ? false : `shared reference data not found at ${SHARED} (ComfyUI-Manager maps, templates, comfy-cli fixtures): skipped`;
+
+const SHA_GIT = "1234567890abcdef1234567890abcdef12345678";
+const SHA_MODEL = "a".repeat(64);
+let fake: FakeUpstream;
+
+before(async () => {
+  if (SKIP) return;
+  fake = await startFakeUpstream({
+    staticDir: join(SHARED, "comfyui-manager"),
+    objectInfoFile: join(SHARED, "comfy-cli/sd15_object_info.json"),
+    commits: { "0nikod/comfyui-metadata-tools": SHA_GIT },
+    registry: { lcm: ["1.0.0", "1.0.2"], "comfyui-kjnodes": ["1.0.9", "1.1.0"] },
+    hfFiles: { "org/repo/sd15.safetensors": { size: 2_132_625_894, sha256: SHA_MODEL } },
+  });
+});
+after(async () => {
+  await fake?.close();
+});
+
+/** A throwaway project using this checkout's workflow plugin; `templates` are copied into workflow_templates/. */
+function project(templates: string[] = [], extra = ""): { dir: string; cache: string } {
+  const dir = mkdtempSync(join(tmpdir(), "flow-wf-"));
+  writeFileSync(
+    join(dir, "flowfile.ts"),
+    `import { defineFlow } from ${JSON.stringify(REPO + "lib/index.ts")};
+import { workflow } from ${JSON.stringify(REPO + "plugins/index.ts")};
+export default defineFlow({ plugins: [workflow()]${extra} });
+`,
+  );
+  symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
+  mkdirSync(join(dir, "workflow_templates"));
+  for (const t of templates) copyFileSync(join(SHARED, "templates", t), join(dir, "workflow_templates", t));
+  return { dir, cache: mkdtempSync(join(tmpdir(), "flow-wf-cache-")) };
+}
+
+/** The `data` event of a --json run. */
+function dataOf(stdout: string): Record<string, any> {
+  const lines = stdout.trim().split("\n").map((l) => JSON.parse(l));
+  return Object.assign({}, ...lines.filter((l) => l.type === "data").map((l) => l.data));
+}
+
+test("workflow:deps --file --json: the documented shape, models with folder and URL", { skip: SKIP }, async () => {
+  const { dir, cache } = project();
+  const f = join(SHARED, "templates/flux_depth_lora_example.json");
+  const r = await flow(["run", "workflow:deps", "--file", f, "--json"], { cwd: dir, env: fakeEnv(fake, cache) });
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  const d = dataOf(r.stdout).deps;
+  assert.equal(d.schema, "flow.workflow-deps/1");
+  assert.equal(d.workflows.length, 1);
+  const w = d.workflows[0];
+  assert.equal(w.format, "ui");
+  assert.ok(w.models.length > 0);
+  for (const m of w.models) assert.ok(m.folder && m.url?.startsWith("https://"), `${m.name} has folder and url`);
+  assert.deepEqual(d.errors, []);
+  // reference data came from the local server, into the given cache
+  assert.ok(fake.log.some((l) => l === "GET /data/extension-node-map.json"));
+  assert.ok(existsSync(join(cache, "flow/comfy-data")));
+});
+
+test("workflow:deps: default folder, a malformed file named with the others still reported (exit 1); missing sources hinted", { skip: SKIP }, async () => {
+  const { dir, cache } = project(["controlnet_example.json"], `, models: { "mine.safetensors": "https://example.com/mine.safetensors" }`);
+  writeFileSync(join(dir, "workflow_templates/broken.json"), '{"nodes": [');
+  writeFileSync(
+    join(dir, "workflow_templates/custom.json"),
+    JSON.stringify({
+      nodes: [
+        { id: 1, type: "LoraLoader", widgets_values: ["nowhere.safetensors", 1, 1] },
+        { id: 2, type: "LoraLoader", widgets_values: ["mine.safetensors", 1, 1] },
+      ],
+      links: [],
+    }),
+  );
+  const r = await flow(["run", "workflow:deps"], { cwd: dir, env: fakeEnv(fake, cache) });
+  assert.equal(r.code, 1, r.stdout);
+  assert.match(r.stdout, /workflow_templates\/broken\.json: failed \(workflow_templates\/broken\.json: not JSON/);
+  assert.match(r.stdout, /workflow_templates\/controlnet_example\.json: ok/);
+  assert.match(r.stdout, /model\s+folder\s+source\s+optional/);
+  assert.match(r.stdout, /mine\.safetensors\s+loras\s+https:\/\/example\.com\/mine\.safetensors/);
+  assert.match(r.stdout, /1 model has no known source \(nowhere\.safetensors\)/);
+  assert.match(r.stdout, /models: \{ "nowhere\.safetensors": "https:/);
+});
+
+test("workflow:deps --offline: fails clearly without a cache, works from the cache without the network", { skip: SKIP }, async () => {
+  const { dir, cache } = project(["image_qwen_image.json"]);
+  const env = fakeEnv(fake, cache);
+  const cold = await flow(["run", "workflow:deps", "--offline"], { cwd: dir, env });
+  assert.equal(cold.code, 1);
+  assert.match(cold.stdout, /extension-node-map\.json: --offline, and no cached copy .* run once without --offline/);
+  assert.equal((await flow(["run", "workflow:deps"], { cwd: dir, env })).code, 0);
+  // Offline reads only the cache: not one request reaches the server.
+  const seen = fake.log.length;
+  const warm = await flow(["run", "workflow:deps", "--offline", "--json"], { cwd: dir, env });
+  assert.equal(warm.code, 0, warm.stdout);
+  assert.equal(dataOf(warm.stdout).deps.workflows.length, 1);
+  assert.equal(fake.log.length, seen);
+});
+
+test("workflow:convert: comfy-cli's sd15 fixture gives exactly the expected API JSON (file and host object_info)", { skip: SKIP }, async () => {
+  const { dir, cache } = project();
+  const ui = join(dir, "sd15.json");
+  copyFileSync(join(SHARED, "comfy-cli/sd15_ui_workflow.json"), ui);
+  const expected = JSON.parse(readFileSync(join(SHARED, "comfy-cli/sd15_expected_api.json"), "utf8"));
+  const out = join(dir, "api.json");
+  const r = await flow(["run", "workflow:convert", "--file", ui, "--object-info", join(SHARED, "comfy-cli/sd15_object_info.json"), "-o", out], { cwd: dir, env: fakeEnv(fake, cache) });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.deepEqual(JSON.parse(readFileSync(out, "utf8")), expected);
+  assert.match(r.stdout, /convert -> .*: changed/);
+  const again = await flow(["run", "workflow:convert", "--file", ui, "--object-info", join(SHARED, "comfy-cli/sd15_object_info.json"), "-o", out], { cwd: dir, env: fakeEnv(fake, cache) });
+  assert.match(again.stdout, /convert -> .*: ok/);
+  // --host: the object_info is asked on the host (here the local machine, curl to a fake ComfyUI).
+  const viaHost = await flow(["run", "workflow:convert", "--file", ui, "--host", "local", "--comfy-url", fake.url], { cwd: dir, env: fakeEnv(fake, cache) });
+  assert.equal(viaHost.code, 0, viaHost.stdout + viaHost.stderr);
+  assert.match(viaHost.stdout, /local: GET \/object_info: ok \(\d+ classes\)/);
+  assert.deepEqual(JSON.parse(readFileSync(join(dir, "sd15.api.json"), "utf8")), expected);
+  const neither = await flow(["run", "workflow:convert", "--file", ui], { cwd: dir, env: fakeEnv(fake, cache) });
+  assert.equal(neither.code, 1);
+  assert.match(neither.stdout, /exactly one of --object-info FILE or --host NAME/);
+});
+
+const LOCK_WF = {
+  nodes: [
+    { id: 1, type: "ImageGetMetadata" },
+    { id: 2, type: "LCM_Sampler" },
+    { id: 3, type: "GetImageSizeAndCount", properties: { cnr_id: "comfyui-kjnodes", ver: "1.1.0" } },
+    {
+      id: 4,
+      type: "CheckpointLoaderSimple",
+      widgets_values: ["sd15.safetensors"],
+      properties: { models: [{ name: "sd15.safetensors", url: "https://huggingface.co/org/repo/resolve/main/sd15.safetensors", directory: "checkpoints" }] },
+    },
+  ],
+  links: [],
+};
+
+test("workflow:lock pins commits, registry versions, sizes and sha256; --check: 0 unchanged, 1 naming an edited workflow", { skip: SKIP }, async () => {
+  const { dir, cache } = project(["controlnet_example.json"]);
+  writeFileSync(join(dir, "workflow_templates/mine.json"), JSON.stringify(LOCK_WF));
+  const env = fakeEnv(fake, cache);
+  const r = await flow(["run", "workflow:lock"], { cwd: dir, env });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const lock = JSON.parse(readFileSync(join(dir, "flow.lock.json"), "utf8"));
+  const mine = lock.workflows["workflow_templates/mine.json"];
+  const packs = Object.fromEntries(mine.packs.map((p: any) => [p.kind === "git" ? p.repo : p.id, p]));
+  assert.equal(packs["https://github.com/0nikod/ComfyUI-Metadata-Tools"]?.commit, SHA_GIT);
+  assert.equal(packs["lcm"]?.version, "1.0.2");
+  assert.equal(packs["comfyui-kjnodes"]?.version, "1.1.0");
+  assert.deepEqual(mine.models, [{ folder: "checkpoints", name: "sd15.safetensors", url: "https://huggingface.co/org/repo/resolve/main/sd15.safetensors", size: 2_132_625_894, sha256: SHA_MODEL, optional: false }]);
+  assert.ok(lock.workflows["workflow_templates/controlnet_example.json"]);
+  assert.ok(fake.log.includes("GET /github/repos/0nikod/ComfyUI-Metadata-Tools/commits/HEAD"));
+  assert.ok(fake.log.includes("HEAD /hf/org/repo/resolve/main/sd15.safetensors"));
+  assert.ok(fake.log.includes("GET /registry/nodes/comfyui-kjnodes/versions"));
+
+  const ok = await flow(["run", "workflow:lock", "--check"], { cwd: dir, env });
+  assert.equal(ok.code, 0, ok.stdout);
+  // Same content, other key order: still unchanged.
+  writeFileSync(join(dir, "workflow_templates/mine.json"), JSON.stringify({ links: [], nodes: LOCK_WF.nodes }, null, 2));
+  assert.equal((await flow(["run", "workflow:lock", "--check"], { cwd: dir, env })).code, 0);
+  writeFileSync(join(dir, "workflow_templates/mine.json"), JSON.stringify({ ...LOCK_WF, nodes: LOCK_WF.nodes.slice(1) }));
+  const bad = await flow(["run", "workflow:lock", "--check"], { cwd: dir, env });
+  assert.equal(bad.code, 1);
+  assert.match(bad.stdout, /changed since the lock: workflow_templates\/mine\.json/);
+  assert.doesNotMatch(bad.stdout, /changed since the lock: workflow_templates\/controlnet_example/);
+});
+
+test("timing: workflow:deps over the 41 templates with reference data cached", { skip: SKIP }, async () => {
+  const templates = readdirSync(join(SHARED, "templates")).filter((f) => f.endsWith(".json"));
+  assert.equal(templates.length, 41);
+  const { dir, cache } = project(templates);
+  const env = fakeEnv(fake, cache);
+  const warm = await flow(["run", "workflow:deps", "--json"], { cwd: dir, env });
+  assert.equal(warm.code, 0, warm.stdout);
+  const runs: { wall: number; task: Record<string, number> }[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t = performance.now();
+    const r = await flow(["run", "workflow:deps", "--json", "--offline"], { cwd: dir, env });
+    const wall = performance.now() - t;
+    assert.equal(r.code, 0);
+    const d = dataOf(r.stdout).deps;
+    assert.equal(d.workflows.length, 41);
+    runs.push({ wall: Math.round(wall), task: d.timings });
+  }
+  const best = runs.reduce((a, b) => (a.task.total! <= b.task.total! ? a : b));
+  console.log(
+    `workflow:deps over 41 templates, data cached: task ${best.task.total} ms (reference data ${best.task.referenceData} ms, workflows ${best.task.workflows} ms); ` +
+      `whole CLI process ${best.wall} ms; all runs: ${runs.map((r) => `${r.task.total}/${r.wall}`).join(", ")} ms (task/process)`,
+  );
+});
