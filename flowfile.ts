@@ -1,12 +1,17 @@
 // This project's own flowfile. Hosts come from `hosts` and from inventory files:
 // `.lab/inventory.json` is written by `npm run lab -- up` (group `lab`).
 import { defineFlow } from "./lib/index.ts";
-import { ops, workflow } from "./plugins/index.ts";
+import { cloud, datacrunch, lambda } from "./providers/index.ts";
+import { comfyui, ops, workflow } from "./plugins/index.ts";
+
+// In the lab, the stand-in image plays comfyui-api (built by test/lab/standin/image.ts).
+const inLab = process.env.FLOW_LAB === "1";
 
 export default defineFlow({
   hosts: {
     // gpu1: { host: "root@1.2.3.4", provider: "datacrunch", groups: ["gpus"] },
   },
-  inventory: [".lab/inventory.json"],
-  plugins: [ops(), workflow()],
+  inventory: [".lab/inventory.json", ".flow/inventory.json"],
+  providers: [lambda(), datacrunch(), cloud()],
+  plugins: [ops(), workflow(), comfyui(inLab ? { image: "flow-comfy-standin:latest" } : {})],
 });

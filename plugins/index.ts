@@ -1,2 +1,3 @@
 export { ops } from "./ops.ts";
 export { workflow } from "./workflow/index.ts";
+export { comfyui } from "./comfyui/index.ts";

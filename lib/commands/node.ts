@@ -6,7 +6,8 @@ import { shQuote } from "../quote.ts";
 export function nodeFact(remoteDir: string): string {
   const own = hostPath(remoteDir, "node/bin/node");
   const probe = `-e 'process.stdout.write(process.versions.node)'`;
-  return [`${own} ${probe} 2>/dev/null; echo`, `node ${probe} 2>/dev/null; echo`, `uname -m`].join("; ");
+  // the system node is asked only when flow's own is missing: each probe starts a node process
+  return [`o=$(${own} ${probe} 2>/dev/null)`, `echo "$o"`, `if [ -z "$o" ]; then node ${probe} 2>/dev/null; fi`, `echo`, `uname -m`].join("; ");
 }
 
 export interface NodeFact {

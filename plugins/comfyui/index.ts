@@ -1,0 +1,128 @@
+// Tier 2: ComfyUI itself. The container (from the comfyui-api image: ComfyUI on 8188, the API on
+// 3000), its folders on the host, and its health.
+import { z } from "zod";
+import { definePlugin, defineTask, shQuote, TaskError, type TaskContext } from "../../lib/index.ts";
+import { comfyContainerSpec, comfyLayout, layoutDirs, COMFY_HOME, type ComfyContainerConfig } from "../../lib/comfy/deploy.ts";
+import { containerFact, containerLogs, parseContainerFact, replaceContainer, specHash } from "../../lib/commands/docker.ts";
+import { dataRootOf } from "../../lib/host-data.ts";
+import { ensureDirs, detectGpu } from "../../lib/steps/host.ts";
+
+export const DEFAULT_IMAGE = "ghcr.io/saladtechnologies/comfyui-api:comfy0.19.3-api1.18.1-torch2.8.0-cuda12.8-runtime";
+
+export interface ComfyuiOptions {
+  /** comfyui-api image tag (pinned); the lab swaps in its stand-in */
+  image?: string;
+  /** extra environment for comfyui-api (no secrets: docker argv is visible on the host) */
+  env?: Record<string, string>;
+  comfyPort?: number;
+  apiPort?: number;
+  /** address the ports are published on; default all interfaces */
+  bind?: string;
+  healthTimeoutSeconds?: number;
+  /** run the comfyui-api binary from <data root>/comfyui-api/bin instead of the image's */
+  customBinary?: boolean;
+}
+
+const root = { sudo: true } as const;
+
+function containerConfig(ctx: TaskContext, o: ComfyuiOptions, dataRoot: string, gpu: boolean): ComfyContainerConfig {
+  return {
+    image: o.image ?? DEFAULT_IMAGE, dataRoot, gpu, env: o.env, comfyPort: o.comfyPort, apiPort: o.apiPort, bind: o.bind, customBinary: o.customBinary,
+  };
+}
+
+/** Copy what the image keeps under custom_nodes (ComfyUI-Manager) to the host folder that is mounted over it. */
+async function seedCustomNodes(ctx: TaskContext, image: string, dest: string): Promise<void> {
+  const marker = `${dest}/.flow-seeded-${specHash({ name: "seed", image, ports: [], volumes: [], env: {}, restart: "no" })}`;
+  await ctx.ensure({
+    title: "custom_nodes keeps the image's own packs (ComfyUI-Manager)",
+    check: async () => (await ctx.exec(`test -e ${shQuote(marker)}`)).code === 0 || { ok: false, note: "not seeded from this image" },
+    apply: async () => {
+      const name = `flow-seed-${Date.now().toString(36)}`;
+      const out = await ctx.sh(
+        [
+          "set -e",
+          `tmp=$(mktemp -d)`,
+          `trap 'rm -rf "$tmp"; docker rm -f ${name} >/dev/null 2>&1 || true' EXIT`,
+          `docker create --name ${name} ${shQuote(image)} >/dev/null`,
+          `docker cp ${shQuote(`${name}:${COMFY_HOME}/custom_nodes/.`)} "$tmp"/ 2>/dev/null || true`,
+          `for d in "$tmp"/* "$tmp"/.[!.]*; do [ -e "$d" ] || continue; n=$(basename "$d"); [ -e ${shQuote(dest)}/"$n" ] || { cp -a "$d" ${shQuote(dest)}/; echo "$n"; }; done`,
+          `touch ${shQuote(marker)}`,
+        ].join("\n"),
+        root,
+      );
+      const copied = out.split("\n").filter(Boolean);
+      return copied.length ? `copied ${copied.join(", ")}` : "the image has none to keep";
+    },
+  });
+}
+
+async function ensureContainer(ctx: TaskContext, cfg: ComfyContainerConfig): Promise<void> {
+  const spec = comfyContainerSpec(cfg);
+  const want = specHash(spec);
+  await ctx.ensure({
+    title: `container ${spec.name} (${spec.image})`,
+    check: async () => {
+      const fact = parseContainerFact(await ctx.sh(containerFact(spec.name), root));
+      if (!fact) return { ok: false, note: "missing" };
+      if (fact.hash !== want) return { ok: false, note: `spec changed (${fact.hash || "unlabelled"} -> ${want}): re-create` };
+      if (fact.state !== "running") return { ok: false, note: `${fact.state}: re-create` };
+      return { ok: true, note: `running, spec ${want}` };
+    },
+    apply: async () => {
+      await ctx.sh(replaceContainer(spec), root);
+      return `created, spec ${want}`;
+    },
+  });
+}
+
+/** One remote loop, not one round trip per try: returns as soon as /health answers 200. */
+async function waitHealthy(ctx: TaskContext, name: string, apiPort: number, timeoutSeconds: number): Promise<void> {
+  await ctx.step(`comfyui-api healthy (GET :${apiPort}/health)`, async () => {
+    if (ctx.dryRun) return { status: "skipped", note: "dry run" };
+    const url = `http://127.0.0.1:${apiPort}/health`;
+    const r = await ctx.exec(
+      `i=0; while [ $i -lt ${timeoutSeconds} ]; do c=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 ${shQuote(url)} || true); [ "$c" = 200 ] && { echo $i; exit 0; }; sleep 1; i=$((i+1)); done; exit 1`,
+    );
+    if (r.code === 0) return { status: "ok", note: `after ${r.stdout.trim()}s` };
+    const logs = await ctx.exec(containerLogs(name, 50), root);
+    throw new TaskError(`no 200 from ${url} within ${timeoutSeconds}s; last 50 lines of the ${name} container's log:\n${logs.stdout.trimEnd()}`);
+  });
+}
+
+export function comfyui(o: ComfyuiOptions = {}) {
+  const up = defineTask({
+    name: "comfyui:up",
+    description: "Folders on the data root, the comfyui container (re-created only when its spec changes), health",
+    options: z.object({
+      dataRoot: z.string().optional().describe("data root on the host (default: the host's or its provider's)"),
+      healthTimeout: z.number().int().positive().optional().describe("seconds to wait for GET /health"),
+    }),
+    async run(ctx, opts) {
+      const dataRoot = dataRootOf(ctx, opts.dataRoot);
+      const l = comfyLayout(dataRoot);
+      await ensureDirs(ctx, `folders under ${dataRoot}`, layoutDirs(l));
+      const gpu = (await detectGpu(ctx)).gpus.length > 0;
+      const cfg = containerConfig(ctx, o, dataRoot, gpu);
+      await seedCustomNodes(ctx, cfg.image, l.customNodes);
+      await ensureContainer(ctx, cfg);
+      await waitHealthy(ctx, "comfyui", o.apiPort ?? 3000, opts.healthTimeout ?? o.healthTimeoutSeconds ?? 600);
+    },
+  });
+
+  const logs = defineTask({
+    name: "comfyui:logs",
+    description: "The last lines of the comfyui container's log on each host",
+    lock: false,
+    options: z.object({ lines: z.number().int().positive().default(100).describe("how many lines") }),
+    async run(ctx, opts) {
+      await ctx.step("logs", async () => {
+        const r = await ctx.exec(containerLogs("comfyui", opts.lines), root);
+        ctx.log(r.stdout.trimEnd());
+        return r.code === 0 ? "ok" : { status: "failed", note: `docker logs exited ${r.code}` };
+      });
+    },
+  });
+
+  return definePlugin({ name: "comfyui", description: "ComfyUI and comfyui-api in one container", tasks: [up, logs] });
+}

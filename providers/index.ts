@@ -1,0 +1,3 @@
+export { lambda } from "./lambda.ts";
+export { datacrunch } from "./datacrunch.ts";
+export { cloud } from "./cloud.ts";
