@@ -21,6 +21,7 @@ export async function ensureNode(ctx: TaskContext): Promise<string> {
     const template = typeof ctx.host.data.nodeDistUrl === "string" ? ctx.host.data.nodeDistUrl : node.url;
     const url = nodeDistUrl(template, node.version, fact.arch);
     const had = fact.own ?? fact.system;
+    if (ctx.dryRun) return { status: "changed", note: `would install node ${node.version} from ${url}` };
     const installed = (await ctx.sh(installNode(remoteDir, url))).trim();
     binary = hostPath(remoteDir, "node/bin/node");
     return { status: "changed", note: `installed node ${installed}${had ? ` (had ${had}, need >= ${node.minVersion})` : ""}` };

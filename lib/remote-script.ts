@@ -49,6 +49,10 @@ export async function runRemoteScript(
 ): Promise<RemoteScriptRun> {
   const { remoteDir } = ctx.flow.settings;
   const node = await ensureNode(ctx);
+  if (ctx.dryRun) {
+    ctx.log(`dry run: would push and run ${basename(script)} (${opts.key}) on the host`);
+    return { result: null, how: "dry-run" };
+  }
   const code = await bundleScript(script);
   const name = `${basename(script).replace(/\.[cm]?[jt]s$/, "").replace(/[^A-Za-z0-9_-]/g, "_")}-${createHash("sha256").update(code).digest("hex").slice(0, 12)}.mjs`;
   const scriptPath = `${remoteDir}/scripts/${name}`;

@@ -23,8 +23,8 @@ export interface EnsureSpec {
 export interface RemoteScriptRun {
   /** the script's final result object (what it wrote to result.json) */
   result: unknown;
-  /** "started" | "attached" | "finished-unwatched" */
-  how: "started" | "attached" | "finished-unwatched";
+  /** how flow got the result; "dry-run": nothing was pushed or started */
+  how: "started" | "attached" | "finished-unwatched" | "dry-run";
 }
 
 export interface TaskContext {

@@ -67,7 +67,7 @@ export function volumeFact(device: string, mountpoint: string): string {
   return [
     `[ -b ${shQuote(device)} ] && echo present || echo absent`,
     `blkid -p -o export ${shQuote(device)} 2>/dev/null || true`,
-    `echo "MOUNTED=$(findmnt -n -o SOURCE --target ${shQuote(mountpoint)} --mountpoint ${shQuote(mountpoint)} 2>/dev/null || true)"`,
+    `echo "MOUNTED=$(findmnt -n -o SOURCE --mountpoint ${shQuote(mountpoint)} 2>/dev/null || true)"`,
     `echo "FSTAB=$(grep -c ${shQuote(mountpoint)} /etc/fstab 2>/dev/null || true)"`,
   ].join("\n");
 }
