@@ -227,6 +227,10 @@ class HostContext implements TaskContext {
     this.emitEvent({ type: "log", host: this.host.name, level: "warn", message: redactor.redact(message) });
   }
 
+  progress(message: string): void {
+    this.emitEvent({ type: "progress", host: this.host.name, message: redactor.redact(message) });
+  }
+
   emit(data: Record<string, unknown>): void {
     this.emitEvent({ type: "data", host: this.host.name, data: JSON.parse(redactor.redact(JSON.stringify(data))) });
   }

@@ -50,6 +50,8 @@ export interface TaskContext {
   /** A line of output for this host (redacted). */
   log(message: string): void;
   warn(message: string): void;
+  /** A transient status line (download progress): the terminal shows the latest, plain output at most every few seconds. */
+  progress(message: string): void;
   /** Structured data for `--json` output (merged per host). */
   emit(data: Record<string, unknown>): void;
   /** Run another task on the same host (its steps join this host's list). */

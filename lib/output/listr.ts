@@ -71,6 +71,9 @@ export class ListrReporter implements Reporter {
         w.output = view.lines.join("\n");
         break;
       }
+      case "progress":
+        w.output = [...view.lines, `… ${e.message}`].join("\n");
+        break;
       case "log":
         view.lines.push(`${e.level === "info" ? " " : "!"} ${e.message}`);
         w.output = view.lines.join("\n");

@@ -4,6 +4,8 @@ import { recapTable } from "./recap.ts";
 
 export class PlainReporter implements Reporter {
   private dryRun = false;
+  /** plain output is a log: progress at most once per host every few seconds */
+  private lastProgress = new Map<string, number>();
   constructor(private readonly write: (line: string) => void = (l) => process.stdout.write(l + "\n")) {}
 
   start(task: string, hosts: string[], dryRun: boolean): void {
@@ -17,6 +19,13 @@ export class PlainReporter implements Reporter {
         const status = e.status === "changed" && e.dryRun ? "would change" : e.status;
         const note = e.note?.replace(/^would change(: )?/, "");
         this.write(`[${e.host}] ${e.step}: ${status}${note ? ` (${note})` : ""}`);
+        break;
+      }
+      case "progress": {
+        const now = Date.now();
+        if (now - (this.lastProgress.get(e.host) ?? 0) < 5000) break;
+        this.lastProgress.set(e.host, now);
+        this.write(`[${e.host}] ${e.message}`);
         break;
       }
       case "log":

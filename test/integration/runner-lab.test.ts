@@ -188,13 +188,15 @@ describe("runner on lab hosts", { skip: why ?? false, timeout: 600_000 }, () => 
 
   test("dropped connection during a detached script: it finishes; a re-run re-attaches and reports the result", async () => {
     const token = "tok_" + Math.random().toString(36).slice(2);
+    // an earlier run's events must not be mistaken for this one's
+    sshOn(inv, "lab2", "rm -rf ~/.flow/runs/count");
     let out = "";
     const ac = new AbortController();
     const first = flow(["run", "t:count", "--hosts", "lab2", "--steps", "40", "--delay", "100"], {
       cwd: dir, env: { FLOW_TEST_TOKEN: token }, onStdout: (s) => (out += s),
     });
     // once the script runs on the host, cut the SSH session from the host side (as a network drop would)
-    for (let i = 0; i < 200 && !/"done":3/.test(sshOn(inv, "lab2", "cat ~/.flow/runs/count/events.jsonl 2>/dev/null")); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 200 && !/"done":3,"total":40/.test(sshOn(inv, "lab2", "cat ~/.flow/runs/count/events.jsonl 2>/dev/null")); i++) await new Promise((r) => setTimeout(r, 100));
     spawnSync("docker", ["exec", inv.hosts.lab2!.data.container, "pkill", "-KILL", "-f", "sshd: ubuntu"]);
     const dropped = await first;
     void ac;
@@ -207,7 +209,7 @@ describe("runner on lab hosts", { skip: why ?? false, timeout: 600_000 }, () => 
   });
 
   test("lock contention between two flow processes on a lab host", async () => {
-    const a = flow(["run", "t:count", "--hosts", "lab1", "--steps", "20", "--delay", "100"], { cwd: dir });
+    const a = flow(["run", "t:count", "--hosts", "lab1", "--steps", "80", "--delay", "100"], { cwd: dir });
     for (let i = 0; i < 100 && !/held by/.test((await flow(["run", "lock:status", "--hosts", "lab1"], { cwd: dir })).stdout); i++) await new Promise((r) => setTimeout(r, 100));
     const b = await flow(["run", "t:count", "--hosts", "lab1", "--steps", "1"], { cwd: dir });
     assert.equal(b.code, 1);
