@@ -101,7 +101,7 @@ async function list(argv: string[], opts: CliOptions): Promise<number> {
 
 function pickReporter(json: boolean): Reporter {
   if (json) return new JsonReporter();
-  if (process.stdout.isTTY && !process.env.CI) {
+  if (process.stdout.isTTY && (process.stdout.columns ?? 0) > 20 && !process.env.CI) {
     // loaded lazily: listr2 is only needed on a terminal
     return new LazyListr();
   }

@@ -9,7 +9,6 @@ const MARK: Record<string, string> = { ok: "✔", changed: "●", skipped: "↷"
 
 interface HostView {
   wrapper?: Wrapper;
-  lines: string[];
   done: (err?: Error) => void;
   finished: Promise<void>;
   pending: RunEvent[];
@@ -26,7 +25,7 @@ export class ListrReporter implements Reporter {
       let done!: (err?: Error) => void;
       const finished = new Promise<void>((res, rej) => (done = (err) => (err ? rej(err) : res())));
       finished.catch(() => undefined);
-      this.views.set(host, { lines: [], done, finished, pending: [] });
+      this.views.set(host, { done, finished, pending: [] });
     }
     const list = new Listr(
       hosts.map((host) => ({
@@ -67,20 +66,19 @@ export class ListrReporter implements Reporter {
       case "step-end": {
         const status = e.status === "changed" && e.dryRun ? "would change" : e.status;
         const note = e.note?.replace(/^would change(: )?/, "");
-        view.lines.push(`${MARK[e.status]} ${e.step}: ${status}${note ? ` (${note})` : ""}`);
-        w.output = view.lines.join("\n");
+        // listr2 keeps every line written to output (outputBar: Infinity): write only the new one
+        w.output = `${MARK[e.status]} ${e.step}: ${status}${note ? ` (${note})` : ""}`;
         break;
       }
       case "progress":
-        w.output = [...view.lines, `… ${e.message}`].join("\n");
+        w.title = `${e.host}: ${e.message}`;
         break;
       case "log":
-        view.lines.push(`${e.level === "info" ? " " : "!"} ${e.message}`);
-        w.output = view.lines.join("\n");
+        w.output = `${e.level === "info" ? " " : "!"} ${e.message}`;
         break;
       case "host-end":
         w.title = `${e.host}: ${e.outcome} (${(e.ms / 1000).toFixed(1)}s)`;
-        view.done(e.outcome === "ok" ? undefined : new Error(e.error ?? e.outcome));
+        view.done(e.outcome === "ok" ? undefined : new Error(e.error ?? "a step failed"));
         break;
     }
   }
