@@ -63,4 +63,19 @@ const status = defineCommand({
   },
 });
 
-runMain(defineCommand({ meta: { name: "lab", description: "the flow test lab: SSH hosts in Docker on 127.0.0.1" }, subCommands: { up, down, status } }));
+const standin = defineCommand({
+  meta: { name: "standin", description: "load the comfyui-api stand-in image into lab hosts' Docker engines" },
+  args: { hosts: { type: "string", default: "", description: "host names, comma separated (default: all)" } },
+  async run({ args }) {
+    const { ensureStandinImage } = await import("./standin/image.ts");
+    const inv = await readInventory();
+    const names = args.hosts ? args.hosts.split(",").filter(Boolean) : Object.keys(inv.hosts);
+    for (const name of names) {
+      if (!inv.hosts[name]) throw new Error(`no lab host ${name} (have: ${Object.keys(inv.hosts).join(", ")})`);
+      const r = await ensureStandinImage(inv, name);
+      console.log(`${name}: ${r.tag} ${r.loaded ? `loaded in ${(r.ms / 1000).toFixed(1)}s` : "already there"}`);
+    }
+  },
+});
+
+runMain(defineCommand({ meta: { name: "lab", description: "the flow test lab: SSH hosts in Docker on 127.0.0.1" }, subCommands: { up, down, status, standin } }));
