@@ -31,7 +31,8 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 async function main() {
   const why = await labUnavailableReason();
   if (why) throw new Error(`the lab cannot run here: ${why}`);
-  const inv = await ensureLab({ hosts: HOSTS, docker: false });
+  // keep hosts as they are (re-creating them would disturb other users of the lab)
+  const inv = await ensureLab({ hosts: HOSTS });
   const hosts = Object.entries(inv.hosts).slice(0, HOSTS);
   const sshBase = (port: number, user: string, key: string) => [
     "ssh", "-i", key, "-o", `UserKnownHostsFile=${inv.knownHostsFile}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",

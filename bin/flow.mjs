@@ -1,8 +1,15 @@
 #!/usr/bin/env node
-// Launcher: flow is TypeScript run through tsx, so a checkout works without a build step.
-import { register } from "tsx/esm/api";
+// Launcher: flow is TypeScript loaded through jiti (transforms cached on disk), so a checkout
+// runs without a build step; jiti also loads the flowfile, so both share one module graph.
+import { createJiti } from "jiti";
 
-register();
-const { main } = await import("../lib/cli/main.ts");
-const { defaultFlow } = await import("../plugins/defaults.ts");
-process.exitCode = await main(process.argv.slice(2), { defaultFlow });
+// `flow ... | head` closes our stdout early: that is not an error worth a stack trace
+process.stdout.on("error", (err) => {
+  if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
+const jiti = createJiti(import.meta.url);
+const { main } = await jiti.import("../lib/cli/main.ts");
+const { defaultFlow } = await jiti.import("../plugins/defaults.ts");
+process.exitCode = await main(process.argv.slice(2), { defaultFlow, jiti });

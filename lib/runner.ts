@@ -64,9 +64,12 @@ export function sshOptionsFor(req: Pick<RunRequest, "flow" | "acceptNewHostKey">
   };
 }
 
+// One import promise for every host: concurrent first imports of a module may otherwise see it half-loaded.
+let sshModule: Promise<typeof import("./transport/ssh.ts")> | undefined;
+
 async function defaultConnect(req: RunRequest, host: HostSpec): Promise<Transport> {
   if (host.local) return new LocalTransport();
-  const { SshTransport } = await import("./transport/ssh.ts");
+  const { SshTransport } = await (sshModule ??= import("./transport/ssh.ts"));
   return new SshTransport({ ...host, label: host.name }, sshOptionsFor(req, host));
 }
 

@@ -1,5 +1,6 @@
 // `flow list` and `flow run <task...>`: load the flowfile, pick hosts, run, print, exit.
 import { defineCommand, runCommand, showUsage } from "citty";
+import type { Jiti } from "jiti";
 import type { z } from "zod";
 import { loadFlow, FlowfileError, type LoadedFlow } from "../flowfile/load.ts";
 import type { FlowInput } from "../flowfile/schema.ts";
@@ -19,6 +20,8 @@ export interface CliOptions {
   /** the flow used when the working directory has no flowfile */
   defaultFlow: () => FlowInput;
   cwd?: string;
+  /** the loader that loaded flow itself, so the flowfile shares flow's modules (one redactor, one registry) */
+  jiti?: Jiti;
 }
 
 const GLOBALS: OptionInfo[] = [
@@ -79,7 +82,7 @@ function listText(groups: TaskGroup[]): string {
 class UsageError extends Error {}
 
 async function load(cwd: string, opts: CliOptions, file?: string): Promise<LoadedFlow> {
-  return loadFlow({ cwd, file, fallback: opts.defaultFlow });
+  return loadFlow({ cwd, file, fallback: opts.defaultFlow, jiti: opts.jiti });
 }
 
 async function list(argv: string[], opts: CliOptions): Promise<number> {

@@ -1,7 +1,7 @@
 // Find, load (jiti) and validate the flowfile; fall back to the built-in default.
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { createJiti } from "jiti";
+import { createJiti, type Jiti } from "jiti";
 import { flowSchema, formatZodError, inventorySchema, type FlowConfig, type FlowInput } from "./schema.ts";
 import type { HostSpec } from "../hosts.ts";
 import { parseHostString } from "../select.ts";
@@ -26,13 +26,13 @@ export function defineFlow(flow: FlowInput): FlowInput {
   return flow;
 }
 
-export async function loadFlow(opts: { cwd: string; file?: string; fallback: () => FlowInput }): Promise<LoadedFlow> {
+export async function loadFlow(opts: { cwd: string; file?: string; fallback: () => FlowInput; jiti?: Jiti }): Promise<LoadedFlow> {
   const file = opts.file ? resolve(opts.cwd, opts.file) : findFlowfile(opts.cwd);
   if (opts.file && !existsSync(file!)) throw new FlowfileError(`${opts.file}: no such flowfile`);
   let input: unknown;
   if (file) {
     try {
-      const jiti = createJiti(import.meta.url, { moduleCache: false });
+      const jiti = opts.jiti ?? createJiti(import.meta.url, { moduleCache: false });
       input = await jiti.import(file, { default: true });
     } catch (err) {
       throw new FlowfileError(`${file}: cannot load: ${(err as Error).message}`);

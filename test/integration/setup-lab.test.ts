@@ -29,7 +29,7 @@ describe("provider setup on lab hosts", { skip: why ?? false, timeout: 900_000 }
   let inv: LabInventory;
   let dir: string;
   before(async () => {
-    await ensureLab({ hosts: 5 });
+    await ensureLab({ hosts: 5, docker: true });
     await resetHost("lab4");
     inv = await resetHost("lab5");
     for (const h of ["lab4", "lab5"]) await ensureStandinImage(inv, h);

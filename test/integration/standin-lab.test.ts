@@ -18,7 +18,7 @@ describe("stand-in image in a lab host", { skip: reason ?? false, timeout: 15 * 
     run("ssh", sshArgv(inv.hosts.lab1.port, "ubuntu", "sudo sh -s"), { input: `set -eu\n${script}\n`, allowFail: true, timeoutMs: 120_000 });
 
   before(async () => {
-    inv = await ensureLab({ hosts: 1 });
+    inv = await ensureLab({ hosts: 1, docker: true });
     first = await ensureStandinImage(inv, "lab1", (m) => process.stderr.write(`[standin] ${m}\n`));
     const wf = `const RequestSchema = z.object({}); function generateWorkflow() { return {}; }\\nexport default { RequestSchema, generateWorkflow, summary: "hello" };`;
     const r = await sh(`

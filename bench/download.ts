@@ -1,0 +1,223 @@
+// npm run bench:download — flow's download engine against curl and aria2c -x16 -s16 on one local
+// server that caps each connection at 40 MB/s (as a CDN does), with a 1 GiB random file.
+// Not a test: it prints a table (and writes bench/out/download.json) for bench/README.md.
+// Runs: interleaved rounds (flow, flow without sha256, aria2c, curl), median of each; sha256 of
+// the output checked after every run; SIGKILL at ~50% then resume, for flow and aria2c.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, write, writeFileSync, writeSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+import { startFakeHub } from "../test/support/fake-hub.ts";
+
+const REPO = fileURLToPath(new URL("..", import.meta.url));
+const SIZE = Number(process.env.BENCH_SIZE ?? 1024 ** 3);
+const RATE = 40e6; // bytes per second per connection
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CONNECTIONS = 16;
+
+const dir = mkdtempSync(join(tmpdir(), "flow-bench-dl-"));
+const log = (...a: unknown[]) => console.error("[bench]", ...a);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+function hashOfFile(path: string): string {
+  const h = createHash("sha256");
+  const fd = openSync(path, "r");
+  const buf = Buffer.allocUnsafe(8 << 20);
+  try {
+    for (let pos = 0; ; ) {
+      const n = readSync(fd, buf, 0, buf.length, pos);
+      if (!n) break;
+      h.update(buf.subarray(0, n));
+      pos += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest("hex");
+}
+
+/** Wall time of a child process, from spawn to exit. */
+function timed(cmd: string, args: string[], onStart?: (c: ChildProcess) => void): Promise<{ seconds: number; code: number | null }> {
+  const t0 = performance.now();
+  const c = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"] });
+  let err = "";
+  c.stderr!.on("data", (d) => (err += d));
+  onStart?.(c);
+  return new Promise((ok) =>
+    c.once("exit", (code, signal) => {
+      if (code && !signal) log(`${cmd} exited ${code}: ${err.slice(-500)}`);
+      ok({ seconds: (performance.now() - t0) / 1000, code });
+    }),
+  );
+}
+
+async function main() {
+  for (const tool of ["curl", "aria2c"]) {
+    if (spawnSync(tool, ["--version"]).status !== 0) throw new Error(`${tool} is not installed (Debian package ${tool === "aria2c" ? "aria2" : "curl"})`);
+  }
+  log(`load before: ${loadavg().map((x) => x.toFixed(2)).join(" ")}; temp dir ${dir}`);
+
+  // the file: random bytes written to disk, then served from memory (the server must stay cheap)
+  log(`generating ${SIZE} random bytes`);
+  const src = join(dir, "model.bin");
+  const fd = openSync(src, "w");
+  const h = createHash("sha256");
+  for (let pos = 0; pos < SIZE; ) {
+    const b = randomBytes(Math.min(64 << 20, SIZE - pos));
+    h.update(b);
+    writeSync(fd, b, 0, b.length, pos);
+    pos += b.length;
+  }
+  fsyncSync(fd);
+  closeSync(fd);
+  const sha = h.digest("hex");
+  const content = readFileSync(src);
+  rmSync(src); // the copy in memory is what is served; keep the disk for the downloads
+
+  const hub = await startFakeHub({ files: { "model.bin": content } });
+  const url = `${hub.url}/files/model.bin`;
+  await fetch(url, { method: "HEAD" }); // the server hashes the file once for its ETag: not during a run
+
+  // flow as it runs on a host: tasks/models-download.ts bundled by esbuild into one file, run by node
+  const script = join(dir, "models-download.mjs");
+  await build({
+    entryPoints: [join(REPO, "tasks/models-download.ts")], bundle: true, platform: "node", format: "esm", target: "node20", outfile: script, logLevel: "silent",
+    banner: { js: "import { createRequire as __flowCreateRequire } from 'node:module'; const require = __flowCreateRequire(import.meta.url);" },
+  });
+  const out = join(dir, "models");
+  mkdirSync(out, { recursive: true });
+  const target = join(out, "checkpoints", "model.bin");
+
+  const clean = () => {
+    rmSync(join(out, "checkpoints"), { recursive: true, force: true });
+    mkdirSync(join(out, "checkpoints"), { recursive: true });
+  };
+  const check = (name: string) => {
+    const got = hashOfFile(target);
+    if (got !== sha) throw new Error(`${name}: sha256 mismatch (${got})`);
+  };
+  const flowArgs = (withSha: boolean) => {
+    const runDir = mkdtempSync(join(dir, "run-"));
+    writeFileSync(join(runDir, "job.json"), JSON.stringify({ modelsRoot: out, connections: CONNECTIONS, files: [{ url, target, size: SIZE, ...(withSha ? { sha256: sha } : {}) }] }));
+    return [script, runDir];
+  };
+  const tools: Record<string, () => [string, string[]]> = {
+    flow: () => [process.execPath, flowArgs(true)],
+    "flow (no sha256)": () => [process.execPath, flowArgs(false)],
+    "aria2c -x16 -s16": () => ["aria2c", ["-x16", "-s16", "--file-allocation=none", "--allow-overwrite=true", "--auto-file-renaming=false", "--console-log-level=error", "--summary-interval=0", "-d", join(out, "checkpoints"), "-o", "model.bin", url]],
+    curl: () => ["curl", ["-sS", "-o", target, url]],
+  };
+  const times: Record<string, number[]> = Object.fromEntries(Object.keys(tools).map((k) => [k, []]));
+  const fetched: Record<string, number[]> = Object.fromEntries(Object.keys(tools).map((k) => [k, []]));
+
+  // the disk ceiling: the file written from memory by 4 writers in 8 MiB positional writes (what
+  // the downloaders do, minus the network), page cache included as for them; no fsync
+  const ceiling: number[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    clean();
+    const fdw = openSync(target, "w");
+    const t0 = performance.now();
+    let next = 0;
+    const block = 8 << 20;
+    await Promise.all(Array.from({ length: 4 }, async () => {
+      for (let pos; (pos = next) < SIZE; ) {
+        next += block;
+        const n = Math.min(block, SIZE - pos);
+        await new Promise<void>((ok, ko) => write(fdw, content, pos, n, pos, (e) => (e ? ko(e) : ok())));
+      }
+    }));
+    closeSync(fdw);
+    ceiling.push(SIZE / ((performance.now() - t0) / 1000));
+  }
+  hub.faults.rate = RATE;
+
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const [name, make] of Object.entries(tools)) {
+      clean();
+      hub.resetStats();
+      const [cmd, args] = make();
+      const r = await timed(cmd, args);
+      check(name);
+      times[name]!.push(r.seconds);
+      fetched[name]!.push(hub.stats.bytes);
+      log(`round ${round} ${name}: ${r.seconds.toFixed(2)} s, ${(SIZE / r.seconds / 1e6).toFixed(0)} MB/s (load ${loadavg()[0]!.toFixed(2)})`);
+    }
+  }
+
+  // resume after SIGKILL at about half: total bytes served / file size
+  const resume: Record<string, number[]> = { flow: [], "aria2c -x16 -s16": [] };
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const name of Object.keys(resume)) {
+      clean();
+      hub.resetStats();
+      const make = tools[name]!;
+      const [cmd, args] = name === "flow" ? make() : [make()[0], ["-c", ...make()[1]]] as [string, string[]];
+      await timed(cmd, args, (c) => {
+        const iv = setInterval(() => {
+          if (hub.stats.bytes >= SIZE / 2) {
+            c.kill("SIGKILL");
+            clearInterval(iv);
+          }
+        }, 2);
+        c.once("exit", () => clearInterval(iv));
+      });
+      const atKill = hub.stats.bytes;
+      const [cmd2, args2] = name === "flow" ? make() : [cmd, args];
+      await timed(cmd2, args2);
+      check(`${name} resume`);
+      resume[name]!.push(hub.stats.bytes / SIZE);
+      log(`resume ${round} ${name}: killed at ${(atKill / SIZE * 100).toFixed(0)}%, total ${(hub.stats.bytes / SIZE).toFixed(3)}x`);
+    }
+  }
+  await hub.close();
+
+  const mbps = (name: string) => SIZE / median(times[name]!) / 1e6;
+  const ceil = median(ceiling) / 1e6;
+  const bound = Math.min(ceil, (CONNECTIONS * RATE) / 1e6);
+  const rows = Object.keys(tools).map((name) => ({
+    tool: name,
+    median_s: median(times[name]!),
+    MBps: mbps(name),
+    runs: times[name]!.map((t) => +t.toFixed(2)),
+    fetched_x: median(fetched[name]!) / SIZE,
+  }));
+  const result = {
+    date: new Date().toISOString(),
+    size: SIZE,
+    rate_per_connection: RATE,
+    connections: CONNECTIONS,
+    load_after: loadavg(),
+    ceiling_MBps: ceil,
+    rows,
+    flow_vs_aria2c: mbps("flow") / mbps("aria2c -x16 -s16"),
+    flow_vs_bound: mbps("flow") / bound,
+    hash_cost: median(times.flow!) / median(times["flow (no sha256)"]!) - 1,
+    resume_x: Object.fromEntries(Object.entries(resume).map(([k, v]) => [k, { median: median(v), runs: v.map((x) => +x.toFixed(3)) }])),
+  };
+  mkdirSync(join(REPO, "bench/out"), { recursive: true });
+  writeFileSync(join(REPO, "bench/out/download.json"), JSON.stringify(result, null, 2));
+
+  const f = (x: number, d = 2) => x.toFixed(d);
+  console.log(`| tool | median s | MB/s | runs (s) | bytes fetched / size |`);
+  console.log(`|---|---:|---:|---|---:|`);
+  for (const r of rows) console.log(`| ${r.tool} | ${f(r.median_s)} | ${f(r.MBps, 0)} | ${r.runs.join(", ")} | ${f(r.fetched_x, 3)} |`);
+  console.log();
+  console.log(`- disk ceiling (1 GiB written from memory, 4 writers, 8 MiB writes): ${f(ceil, 0)} MB/s; bound min(ceiling, ${CONNECTIONS} x 40) = ${f(bound, 0)} MB/s`);
+  console.log(`- flow / aria2c -x16: ${f(result.flow_vs_aria2c)}x (target >= 1.10); flow / bound: ${f(result.flow_vs_bound * 100, 0)}% (target >= 85%)`);
+  console.log(`- sha256 verification cost: ${f(result.hash_cost * 100, 1)}% of wall time (target <= 10%)`);
+  for (const [k, v] of Object.entries(result.resume_x)) console.log(`- resume after SIGKILL at ~50%, ${k}: ${f(v.median, 3)}x the file size fetched in total (runs ${v.runs.join(", ")})`);
+  console.log(`- load average after: ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+}
+
+try {
+  await main();
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}

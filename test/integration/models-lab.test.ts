@@ -1,0 +1,266 @@
+// models:* against a real lab host (lab6): the download runs there, the fake hub runs here and is
+// reached through SSH remote forwards (same 127.0.0.1/localhost URLs on both sides, no private traffic).
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { flow, flowfileSource, FLOW_BIN, REPO, type CliResult } from "../support/cli.ts";
+import { ensureLab, labUnavailableReason, resetHost, type LabInventory } from "../lab/lab.ts";
+import { seeded, sha256, startFakeHub, type FakeHub } from "../support/fake-hub.ts";
+
+const why = await labUnavailableReason();
+const MB = 1024 * 1024;
+const HF_TOKEN = "hf_good_" + Math.random().toString(36).slice(2, 12);
+const FILES = {
+  a: seeded("a", 3 * MB),
+  b: seeded("b", 2 * MB),
+  c: seeded("c", 1 * MB),
+  g: seeded("g", 1 * MB),
+  big: seeded("big", 16 * MB),
+};
+const ROOT = "/home/ubuntu/comfyui/models";
+
+function workflow(models: { name: string; url: string; directory: string }[]): string {
+  return JSON.stringify({ nodes: [{ id: 1, type: "ModelHolder", mode: 0, properties: { models }, widgets_values: [] }], links: [] });
+}
+
+describe("models plugin on a lab host", { skip: why ?? false, timeout: 900_000 }, () => {
+  let inv: LabInventory;
+  let hub: FakeHub;
+  let dir: string;
+  let env: Record<string, string>;
+  const tunnels: ChildProcess[] = [];
+
+  const sshArgs = () => {
+    const h = inv.hosts.lab6!;
+    return ["-i", h.identityFile, "-o", `UserKnownHostsFile=${inv.knownHostsFile}`, "-o", "BatchMode=yes", "-p", String(h.port), `${h.user}@127.0.0.1`];
+  };
+  const onHost = (command: string) => spawnSync("ssh", [...sshArgs(), command], { timeout: 30_000 }).stdout.toString();
+  const run = (args: string[], extra: Record<string, string> = {}) => flow(["run", ...args, "--hosts", "lab6"], { cwd: dir, env: { ...env, ...extra } });
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  async function until(what: string, check: () => boolean, ms = 30_000): Promise<void> {
+    const end = Date.now() + ms;
+    while (!check()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await sleep(150);
+    }
+  }
+  const doneBytes = () => {
+    const lines = onHost("tail -n 5 ~/.flow/runs/models-download/events.jsonl 2>/dev/null").split("\n").filter((l) => l.includes('"type":"progress"'));
+    return lines.length ? (JSON.parse(lines.at(-1)!) as { done: number }).done : 0;
+  };
+  const hostSha = (p: string) => onHost(`sha256sum ${ROOT}/${p} 2>/dev/null | cut -c1-64`).trim();
+  /** flow as a child we can SIGKILL (a laptop that drops off). */
+  function flowChild(args: string[]): { child: ChildProcess; done: Promise<CliResult>; out: () => string } {
+    const child = spawn(process.execPath, [FLOW_BIN, "run", ...args, "--hosts", "lab6"], { cwd: dir, env: { ...process.env, CI: "true", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    child.stdout!.on("data", (c: Buffer) => (stdout += c));
+    const done = new Promise<CliResult>((r) => child.on("close", (code) => r({ code, stdout, stderr: "" })));
+    return { child, done, out: () => stdout };
+  }
+  const killScript = () => onHost(`for p in $(pgrep -f models-download-); do [ "$(cat /proc/$p/comm)" = node ] && kill -KILL $p; done; true`);
+
+  before(async () => {
+    await ensureLab({ hosts: 6 });
+    inv = await resetHost("lab6");
+    hub = await startFakeHub({
+      token: HF_TOKEN,
+      hf: { "org/models": { files: { "a.safetensors": FILES.a, "b.safetensors": FILES.b, "big.safetensors": FILES.big } }, "org/gated": { gated: true, files: { "g.safetensors": FILES.g } } },
+      civitai: [{ id: 77, files: [{ name: "c.safetensors", content: FILES.c }], needsToken: true }],
+    });
+    // one forward per port; without a bind address sshd listens on the host's loopback (v4 and v6), so "localhost" works too
+    const ports = [new URL(hub.url).port, new URL(hub.cdnUrl).port];
+    const t = spawn("ssh", ["-N", "-o", "ExitOnForwardFailure=yes", ...ports.flatMap((p) => ["-R", `${p}:127.0.0.1:${p}`]), ...sshArgs()], { stdio: "ignore" });
+    tunnels.push(t);
+    await until("the forwards", () => onHost(`curl -s -o /dev/null -w '%{http_code}' ${hub.url}/nope; echo; curl -s -o /dev/null -w '%{http_code}' ${hub.cdnUrl}/x`).includes("404\n403"), 20_000);
+
+    dir = mkdtempSync(join(tmpdir(), "flow-models-"));
+    const hf = (name: string, repo = "org/models") => `https://huggingface.co/${repo}/resolve/main/${name}`;
+    mkdirSync(join(dir, "workflow_templates"));
+    const w = (name: string, models: Parameters<typeof workflow>[0]) => writeFileSync(join(dir, "workflow_templates", name), workflow(models));
+    w("main.json", [
+      { name: "a.safetensors", url: hf("a.safetensors"), directory: "loras" },
+      { name: "b.safetensors", url: hf("b.safetensors"), directory: "diffusion_models" },
+      { name: "c.safetensors", url: "https://civitai.com/api/download/models/77", directory: "checkpoints" },
+    ]);
+    w("gated.json", [{ name: "g.safetensors", url: hf("g.safetensors", "org/gated"), directory: "loras" }]);
+    w("html.json", [{ name: "page.safetensors", url: "https://files.example.com/html/page.safetensors", directory: "loras" }]);
+    w("big.json", [{ name: "big.safetensors", url: hf("big.safetensors"), directory: "checkpoints" }]);
+    w("org.json", [
+      { name: "o.safetensors", url: "https://files.example.com/files/o.safetensors", directory: "loras" },
+      { name: "b.safetensors", url: hf("b.safetensors"), directory: "diffusion_models" },
+    ]);
+    writeFileSync(join(dir, "flowfile.ts"), flowfileSource(`import { models } from ${JSON.stringify(join(REPO, "plugins/models/index.ts"))};
+export default defineFlow({
+  inventory: [${JSON.stringify(join(REPO, ".lab/inventory.json"))}],
+  settings: { connectTimeoutMs: 8000 },
+  plugins: [ops(), models({ connections: 4, mirrors: { "https://files.example.com/": ${JSON.stringify(hub.url + "/")} } })],
+});`));
+    symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
+    env = { FLOW_HF_URL: hub.url, FLOW_CIVITAI_URL: hub.url, FLOW_COMFY_DATA_URL: `${hub.url}/no-data/`, XDG_CACHE_HOME: join(dir, ".cache"), HF_TOKEN: "", CIVITAI_API_TOKEN: "" };
+  });
+
+  after(async () => {
+    for (const t of tunnels) t.kill();
+    await hub?.close();
+  });
+
+  test("fresh download: placed with the right sha256, no Authorization across the redirect, token never in ps", async () => {
+    hub.resetStats();
+    hub.faults.rate = 1 * MB; // per connection: the run lasts long enough for ps to see it
+    const seen: string[] = [];
+    let stop = false;
+    const probe = (async () => {
+      while (!stop) {
+        seen.push(onHost("ps -eo args"));
+        await sleep(100);
+      }
+    })();
+    const r = await run(["models:download", "--workflow", "workflow_templates/main.json"], { HF_TOKEN, CIVITAI_API_TOKEN: HF_TOKEN });
+    stop = true;
+    await probe;
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /3 downloaded, 0 skipped, 0 failed/);
+    assert.equal(hostSha("loras/a.safetensors"), sha256(FILES.a));
+    assert.equal(hostSha("diffusion_models/b.safetensors"), sha256(FILES.b));
+    assert.equal(hostSha("checkpoints/c.safetensors"), sha256(FILES.c));
+    assert.ok(hub.stats.cdnAuth.length > 0 && hub.stats.cdnAuth.every((a) => a === undefined), `Authorization reached the CDN: ${hub.stats.cdnAuth}`);
+    assert.ok(seen.some((s) => s.includes("models-download-")), "ps never saw the download");
+    assert.ok(!seen.some((s) => s.includes(HF_TOKEN)), "the token showed in ps on the host");
+    assert.ok(!r.stdout.includes(HF_TOKEN) && !r.stderr.includes(HF_TOKEN));
+    console.log(`fresh: ${hub.stats.bytes} bytes fetched for ${FILES.a.length + FILES.b.length + FILES.c.length}`);
+  });
+
+  test("re-run: everything skipped, 0 bytes fetched", async () => {
+    hub.resetStats();
+    const r = await run(["models:download", "--workflow", "workflow_templates/main.json"], { HF_TOKEN, CIVITAI_API_TOKEN: HF_TOKEN });
+    assert.equal(r.code, 0, r.stdout);
+    assert.match(r.stdout, /0 downloaded, 3 skipped, 0 failed/);
+    assert.equal(hub.stats.bytes, 0);
+  });
+
+  test("gated file without a token fails before any download; a wrong token is named, its value never shown", async () => {
+    hub.resetStats();
+    const r = await run(["models:download", "--workflow", "workflow_templates/gated.json", "--workflow", "workflow_templates/big.json"]);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /g\.safetensors is in the gated or private repository org\/gated: set HF_TOKEN/);
+    assert.equal(hub.stats.requests, 0, "bytes were requested before the token problem was reported");
+    assert.equal(onHost(`ls ${ROOT}/checkpoints/ | grep -c big || true`).trim(), "0");
+    const wrong = "hf_wrong_" + Math.random().toString(36).slice(2, 12);
+    const w = await run(["models:download", "--workflow", "workflow_templates/gated.json"], { HF_TOKEN: wrong });
+    assert.equal(w.code, 1);
+    assert.match(w.stdout, /Hugging Face refused HF_TOKEN for g\.safetensors in org\/gated/);
+    assert.ok(!w.stdout.includes(wrong) && !w.stderr.includes(wrong));
+    const cw = await run(["models:download", "--workflow", "workflow_templates/main.json"], { HF_TOKEN, CIVITAI_API_TOKEN: wrong });
+    assert.equal(cw.code, 1);
+    assert.match(cw.stdout, /CivitAI refused CIVITAI_API_TOKEN/);
+    assert.ok(!cw.stdout.includes(wrong));
+  });
+
+  test("an HTML page is refused, never saved as a model", async () => {
+    const r = await run(["models:download", "--workflow", "workflow_templates/html.json"]);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /page\.safetensors.*HTML page/);
+    assert.equal(onHost(`test -e ${ROOT}/loras/page.safetensors && echo yes || echo no`).trim(), "no");
+  });
+
+  test("SIGKILL of the script at about half, a corrupted byte in what was written: resumed, the bad copy never placed, fetched <= 1.05x", async () => {
+    hub.resetStats();
+    hub.faults.rate = 1 * MB;
+    const first = flowChild(["models:download", "--workflow", "workflow_templates/big.json", "--connections", "2"]);
+    await until("half of big", () => doneBytes() >= FILES.big.length / 2, 60_000);
+    killScript();
+    const r1 = await first.done;
+    assert.equal(r1.code, 1, r1.stdout);
+    const atKill = hub.stats.bytes;
+    hub.faults.rate = undefined;
+    const r2 = await run(["models:download", "--workflow", "workflow_templates/big.json", "--connections", "2"]);
+    assert.equal(r2.code, 0, r2.stdout);
+    assert.equal(hostSha("checkpoints/big.safetensors"), sha256(FILES.big));
+    const ratio = hub.stats.bytes / FILES.big.length;
+    console.log(`resume: ${atKill} bytes before the kill, ${hub.stats.bytes} in total for ${FILES.big.length} (${ratio.toFixed(3)}x)`);
+    assert.ok(ratio <= 1.05, `fetched ${ratio}x the file`);
+
+    // again, now with a flipped byte inside the part already written before the re-run
+    onHost(`rm -f ${ROOT}/checkpoints/big.safetensors ${ROOT}/checkpoints/.big.safetensors.sha256`);
+    hub.resetStats();
+    hub.faults.rate = 1 * MB;
+    const third = flowChild(["models:download", "--workflow", "workflow_templates/big.json", "--connections", "2"]);
+    await until("half of big", () => doneBytes() >= FILES.big.length / 2, 60_000);
+    killScript();
+    await third.done;
+    hub.faults.rate = undefined;
+    onHost(`printf 'XXXXXXXX' | dd of=${ROOT}/checkpoints/big.safetensors.part bs=1 seek=1000 conv=notrunc 2>/dev/null`);
+    const r4 = await run(["models:download", "--workflow", "workflow_templates/big.json", "--connections", "2"]);
+    assert.equal(r4.code, 0, r4.stdout);
+    assert.equal(hostSha("checkpoints/big.safetensors"), sha256(FILES.big));
+    console.log(`corrupted part: ${hub.stats.bytes} bytes fetched in total for ${FILES.big.length}`);
+  });
+
+  test("flow disconnected mid-download: the download goes on, cleanup leaves its .part alone, a re-run re-attaches with progress", async () => {
+    onHost(`rm -f ${ROOT}/checkpoints/big.safetensors ${ROOT}/checkpoints/.big.safetensors.sha256`);
+    hub.resetStats();
+    hub.faults.rate = 512 * 1024;
+    const first = flowChild(["models:download", "--workflow", "workflow_templates/big.json", "--connections", "2"]);
+    await until("a quarter of big", () => doneBytes() >= FILES.big.length / 8, 60_000);
+    first.child.kill("SIGKILL");
+    await first.done;
+    const before = doneBytes();
+    await sleep(1500);
+    assert.ok(doneBytes() > before, "the download stopped with flow");
+    // big is not needed by org.json: its .part would be unused, but a download is running
+    const c = await run(["models:cleanup", "--workflow", "workflow_templates/org.json", "--yes"]);
+    assert.equal(c.code, 0, c.stdout);
+    assert.match(c.stdout, /a download is running: leaving 2 partial files alone/);
+    assert.equal(onHost(`test -e ${ROOT}/checkpoints/big.safetensors.part && echo yes`).trim(), "yes");
+    hub.faults.rate = 2 * MB;
+    const again = await run(["models:download", "--workflow", "workflow_templates/big.json", "--connections", "2"]);
+    assert.equal(again.code, 0, again.stdout);
+    assert.match(again.stdout, /re-attached/);
+    assert.match(again.stdout, /MB \/ 16\.8 MB/);
+    assert.equal(hostSha("checkpoints/big.safetensors"), sha256(FILES.big));
+    hub.faults.rate = undefined;
+  });
+
+  test("report: per-folder sizes, free space, ready or missing bytes per workflow", async () => {
+    const r = await run(["models:report", "--workflow", "workflow_templates/main.json", "--workflow", "workflow_templates/org.json"], { HF_TOKEN, CIVITAI_API_TOKEN: HF_TOKEN });
+    assert.equal(r.code, 0, r.stdout);
+    assert.match(r.stdout, /loras\s+1 files\s+3\.15 MB/);
+    assert.match(r.stdout, /free of/);
+    assert.match(r.stdout, /workflow_templates\/main\.json: ok \(ready\)/);
+    assert.match(r.stdout, /missing loras\/o\.safetensors \(size unknown\)/);
+  });
+
+  test("organize: dry-run shows moves; a real run moves and hardlinks identical files", async () => {
+    onHost(`mkdir -p ${ROOT}/checkpoints ${ROOT}/vae && head -c 5000 /dev/urandom > ${ROOT}/checkpoints/o.safetensors && head -c 7000 /dev/urandom > ${ROOT}/vae/d1.safetensors && cp ${ROOT}/vae/d1.safetensors ${ROOT}/vae/d2.safetensors && mv ${ROOT}/diffusion_models/b.safetensors ${ROOT}/loras/b.safetensors`);
+    const dry = await run(["models:organize", "--workflow", "workflow_templates/org.json", "--dry-run"]);
+    assert.equal(dry.code, 0, dry.stdout);
+    assert.match(dry.stdout, /would move checkpoints\/o\.safetensors -> loras\/o\.safetensors/);
+    assert.match(dry.stdout, /would move loras\/b\.safetensors -> diffusion_models\/b\.safetensors/);
+    assert.match(dry.stdout, /would link vae\/d2\.safetensors -> vae\/d1\.safetensors/);
+    assert.equal(onHost(`test -e ${ROOT}/checkpoints/o.safetensors && echo yes`).trim(), "yes");
+    const r = await run(["models:organize", "--workflow", "workflow_templates/org.json"]);
+    assert.equal(r.code, 0, r.stdout);
+    assert.equal(onHost(`test -e ${ROOT}/loras/o.safetensors && test ! -e ${ROOT}/checkpoints/o.safetensors && echo yes`).trim(), "yes");
+    assert.equal(hostSha("diffusion_models/b.safetensors"), sha256(FILES.b));
+    assert.equal(onHost(`stat -c %i ${ROOT}/vae/d1.safetensors ${ROOT}/vae/d2.safetensors | uniq | wc -l`).trim(), "1");
+    const again = await run(["models:organize", "--workflow", "workflow_templates/org.json"]);
+    assert.match(again.stdout, /every needed model is where ComfyUI looks/);
+    assert.match(again.stdout, /no duplicates/);
+  });
+
+  test("cleanup: lists unused files with sizes; --yes deletes them; needed files stay", async () => {
+    const list = await run(["models:cleanup", "--workflow", "workflow_templates/org.json"]);
+    assert.equal(list.code, 0, list.stdout);
+    assert.match(list.stdout, /unused loras\/a\.safetensors \(3\.15 MB\)/);
+    assert.match(list.stdout, /run with --yes to delete them/);
+    assert.equal(onHost(`test -e ${ROOT}/loras/a.safetensors && echo yes`).trim(), "yes");
+    const del = await run(["models:cleanup", "--workflow", "workflow_templates/org.json", "--yes"]);
+    assert.equal(del.code, 0, del.stdout);
+    assert.match(del.stdout, /deleted \d+ files/);
+    assert.equal(onHost(`test -e ${ROOT}/loras/a.safetensors || echo gone`).trim(), "gone");
+    assert.equal(onHost(`test -e ${ROOT}/loras/o.safetensors && test -e ${ROOT}/diffusion_models/b.safetensors && echo kept`).trim(), "kept");
+  });
+});
