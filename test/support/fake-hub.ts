@@ -1,0 +1,332 @@
+// A local stand-in for Hugging Face and CivitAI (and their CDNs) that follows their protocol:
+// HF resolve answers 302 to a signed CDN URL on a second port and host name, with X-Linked-Etag /
+// X-Linked-Size; CivitAI's API lists files with SHA256, its download answers 307 to the CDN.
+// Faults (rate caps per connection, 5xx/429 bursts, resets, no Range) are set on `faults`.
+// Loopback only. File contents are generated from a seed, so tests commit no large files.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createCipheriv, createHash, createHmac } from "node:crypto";
+import type { AddressInfo, Socket } from "node:net";
+
+/** Deterministic pseudo-random bytes (AES-256-CTR keystream keyed by the seed): fast, reproducible. */
+export function seeded(seed: string, size: number): Buffer {
+  const key = createHash("sha256").update(seed).digest();
+  const c = createCipheriv("aes-256-ctr", key, Buffer.alloc(16));
+  return Buffer.concat([c.update(Buffer.alloc(size)), c.final()]);
+}
+
+export const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+export interface HfRepo {
+  files: Record<string, Buffer>;
+  /** Needs `Authorization: Bearer <token>`; 401 otherwise. */
+  gated?: boolean;
+  commit?: string;
+}
+
+export interface CivitaiVersion {
+  id: number;
+  modelId?: number;
+  name?: string;
+  files: { name: string; content: Buffer; primary?: boolean; type?: string }[];
+  /** The creator requires a logged-in user: 401 without a valid token. */
+  needsToken?: boolean;
+}
+
+export interface Faults {
+  /** Bytes per second per connection for every response that carries file bytes. */
+  rate?: number;
+  /** The next `count` byte requests are answered with `status` (and Retry-After when given). */
+  fail?: { count: number; status: number; retryAfter?: number };
+  /** The next `count` byte responses are cut (socket destroyed) after `bytes` body bytes. */
+  reset?: { count: number; bytes: number };
+  /** Range headers are ignored: 200 and the whole file, like some origins. */
+  noRange?: boolean;
+}
+
+export interface HubStats {
+  /** File body bytes written to sockets, across all byte-serving responses. */
+  bytes: number;
+  /** Byte-serving requests (CDN and /files), faulted ones included. */
+  requests: number;
+  /** The Authorization header each CDN request carried (undefined when none). */
+  cdnAuth: (string | undefined)[];
+  /** Range header of each byte request. */
+  ranges: (string | undefined)[];
+  /** Byte responses being sent right now. */
+  active: number;
+}
+
+export interface FakeHubOptions {
+  hf?: Record<string, HfRepo>;
+  civitai?: CivitaiVersion[];
+  /** Plain files at /files/<name> on the main port. */
+  files?: Record<string, Buffer>;
+  /** The token accepted for gated repositories and CivitAI. */
+  token?: string;
+  /** Host name the redirects name for the CDN: another host than the API's 127.0.0.1. */
+  cdnHost?: string;
+}
+
+export interface FakeHub {
+  /** http://127.0.0.1:<port>: HF (/{org}/{repo}/resolve/...), CivitAI (/api/...), /files/, /html/. */
+  url: string;
+  /** http://<cdnHost>:<port>: where the bytes of HF and CivitAI files come from. */
+  cdnUrl: string;
+  faults: Faults;
+  stats: HubStats;
+  resetStats(): void;
+  hfUrl(repo: string, path: string, rev?: string): string;
+  civitaiDownloadUrl(versionId: number): string;
+  close(): Promise<void>;
+}
+
+const SECRET = "fake-hub-signing-key";
+const sign = (path: string) => createHmac("sha256", SECRET).update(path).digest("hex").slice(0, 32);
+
+interface PacedSocket extends Socket {
+  nextSendAt?: number;
+}
+
+export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> {
+  const faults: Faults = {};
+  const stats: HubStats = { bytes: 0, requests: 0, cdnAuth: [], ranges: [], active: 0 };
+  const cdnObjects = new Map<string, { content: Buffer; name: string; etag: string }>();
+  const hashes = new Map<Buffer, string>();
+  const hashOf = (b: Buffer) => {
+    let h = hashes.get(b);
+    if (!h) hashes.set(b, (h = sha256(b)));
+    return h;
+  };
+  const authorized = (req: IncomingMessage, url: URL) =>
+    !!opts.token && (req.headers.authorization === `Bearer ${opts.token}` || url.searchParams.get("token") === opts.token);
+
+  const main = createServer((req, res) => void handleMain(req, res).catch((e) => fail(res, e)));
+  const cdn = createServer((req, res) => void handleCdn(req, res).catch((e) => fail(res, e)));
+  for (const s of [main, cdn]) s.keepAliveTimeout = 30_000;
+  await Promise.all([listen(main), listen(cdn)]);
+  const url = `http://127.0.0.1:${(main.address() as AddressInfo).port}`;
+  const cdnUrl = `http://${opts.cdnHost ?? "localhost"}:${(cdn.address() as AddressInfo).port}`;
+
+  const cdnLocation = (path: string) => `${cdnUrl}${path}?expires=${Date.now() + 3_600_000}&sig=${sign(path)}`;
+
+  async function handleMain(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const u = new URL(req.url ?? "/", url);
+    const p = decodeURIComponent(u.pathname);
+    let m: RegExpExecArray | null;
+    if ((m = /^\/api\/v1\/model-versions\/(\d+)$/.exec(p))) {
+      const v = opts.civitai?.find((x) => x.id === Number(m![1]));
+      if (!v) return json(res, 404, { error: `No model version with id ${m[1]}` });
+      return json(res, 200, {
+        id: v.id,
+        modelId: v.modelId ?? v.id * 10,
+        name: v.name ?? `v${v.id}`,
+        files: v.files.map((f, i) => ({
+          id: v.id * 100 + i,
+          name: f.name,
+          type: f.type ?? "Model",
+          sizeKB: f.content.length / 1024,
+          primary: f.primary ?? i === 0,
+          hashes: { SHA256: hashOf(f.content).toUpperCase() },
+          downloadUrl: `${url}/api/download/models/${v.id}${i ? `?type=${encodeURIComponent(f.type ?? "Model")}&file=${i}` : ""}`,
+        })),
+      });
+    }
+    if ((m = /^\/api\/download\/models\/(\d+)$/.exec(p))) {
+      const v = opts.civitai?.find((x) => x.id === Number(m![1]));
+      if (!v) return json(res, 404, { error: "Model not found" });
+      if (v.needsToken && !authorized(req, u)) {
+        return json(res, 401, { error: "Unauthorized", message: "The creator of this asset requires you to be logged in to download it" });
+      }
+      const f = v.files[Number(u.searchParams.get("file") ?? 0)] ?? v.files[0]!;
+      const path = `/civitai/${v.id}/${encodeURIComponent(f.name)}`;
+      cdnObjects.set(path, { content: f.content, name: f.name, etag: hashOf(f.content) });
+      res.writeHead(307, { location: cdnLocation(path), "content-length": 0 });
+      return void res.end();
+    }
+    if ((m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(p))) {
+      const [, repoId, rev, file] = m;
+      const repo = opts.hf?.[repoId!];
+      if (!repo) return hfError(res, 404, "RepoNotFound", `Repository Not Found for url: ${u.href}.`);
+      if (repo.gated && !authorized(req, u)) {
+        return hfError(res, 401, "GatedRepo", `Access to model ${repoId} is restricted. You must have access to it and be authenticated to access it. Please log in.`);
+      }
+      const content = repo.files[file!];
+      if (!content) return hfError(res, 404, "EntryNotFound", `${file} does not exist on "${rev}"`);
+      const sha = hashOf(content);
+      const path = `/hf/${sha}`;
+      cdnObjects.set(path, { content, name: file!.split("/").pop()!, etag: sha });
+      res.writeHead(302, {
+        location: cdnLocation(path),
+        etag: `"${createHash("sha1").update(`blob ${content.length}\0`).update(sha).digest("hex")}"`,
+        "x-linked-etag": `"${sha}"`,
+        "x-linked-size": String(content.length),
+        "x-repo-commit": repo.commit ?? createHash("sha1").update(repoId!).digest("hex"),
+        "content-length": 0,
+      });
+      return void res.end();
+    }
+    if ((m = /^\/files\/(.+)$/.exec(p))) {
+      const content = opts.files?.[m[1]!];
+      if (!content) return json(res, 404, { error: "not found" });
+      return serveBytes(req, res, content, m[1]!, hashOf(content));
+    }
+    if (p.startsWith("/html/")) {
+      // what a captive portal, a login wall or a misconfigured proxy returns with status 200
+      const page = "<!doctype html><html><head><title>Sign in to continue</title></head><body><form>...</form></body></html>";
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8", "content-length": Buffer.byteLength(page) });
+      return void res.end(page);
+    }
+    json(res, 404, { error: "no such route" });
+  }
+
+  async function handleCdn(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const u = new URL(req.url ?? "/", cdnUrl);
+    stats.cdnAuth.push(req.headers.authorization);
+    const obj = cdnObjects.get(u.pathname);
+    if (!obj || u.searchParams.get("sig") !== sign(u.pathname) || Number(u.searchParams.get("expires")) < Date.now()) {
+      const body = "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code></Error>";
+      res.writeHead(403, { "content-type": "application/xml", "content-length": body.length });
+      return void res.end(body);
+    }
+    return serveBytes(req, res, obj.content, obj.name, obj.etag);
+  }
+
+  /** Range-aware file bytes, paced per connection with large writes on a timer (cheap on 2 cores). */
+  async function serveBytes(req: IncomingMessage, res: ServerResponse, content: Buffer, name: string, etag: string): Promise<void> {
+    stats.requests++;
+    stats.ranges.push(req.headers.range);
+    if (faults.fail && faults.fail.count > 0) {
+      faults.fail.count--;
+      const body = `error ${faults.fail.status}`;
+      res.writeHead(faults.fail.status, {
+        "content-type": "text/plain",
+        "content-length": body.length,
+        ...(faults.fail.retryAfter !== undefined ? { "retry-after": String(faults.fail.retryAfter) } : {}),
+      });
+      return void res.end(body);
+    }
+    const size = content.length;
+    let start = 0;
+    let end = size; // exclusive
+    let status = 200;
+    const range = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range ?? "");
+    if (range && !faults.noRange) {
+      if (range[1] === "") {
+        start = Math.max(0, size - Number(range[2]));
+      } else {
+        start = Number(range[1]);
+        end = range[2] === "" ? size : Math.min(size, Number(range[2]) + 1);
+      }
+      if (start >= size || start >= end) {
+        res.writeHead(416, { "content-range": `bytes */${size}`, "content-length": 0 });
+        return void res.end();
+      }
+      status = 206;
+    }
+    res.writeHead(status, {
+      "content-type": "application/octet-stream",
+      "content-length": end - start,
+      "accept-ranges": faults.noRange ? "none" : "bytes",
+      etag: `"${etag}"`,
+      "content-disposition": `attachment; filename="${name}"`,
+      ...(status === 206 ? { "content-range": `bytes ${start}-${end - 1}/${size}` } : {}),
+    });
+    if (req.method === "HEAD") return void res.end();
+
+    let cutAfter = Infinity;
+    if (faults.reset && faults.reset.count > 0) {
+      faults.reset.count--;
+      cutAfter = faults.reset.bytes;
+    }
+    // a request that arrived while the previous response on its connection was still finishing
+    // waits for the connection (Node queues it): pace and write only once it has its socket
+    if (!res.socket) await new Promise((r) => res.once("socket", r));
+    const sock = res.socket as PacedSocket;
+    let closed = false;
+    stats.active++;
+    res.on("close", () => {
+      closed = true;
+      stats.active--;
+    });
+    const rate = faults.rate;
+    // 25 ms worth per write when paced: few timers, few syscalls
+    const slice = rate ? Math.max(16 * 1024, Math.floor(rate / 40)) : 1 << 20;
+    let sent = 0;
+    let pos = start;
+    while (pos < end && !closed) {
+      let n = Math.min(slice, end - pos);
+      if (sent + n > cutAfter) n = cutAfter - sent;
+      const ok = n > 0 ? res.write(content.subarray(pos, pos + n)) : true;
+      pos += n;
+      sent += n;
+      stats.bytes += n;
+      if (sent >= cutAfter) {
+        sock.destroy(); // a reset mid-stream, as a flaky CDN edge does
+        return;
+      }
+      if (rate && pos < end) {
+        const now = performance.now();
+        sock.nextSendAt = Math.max(sock.nextSendAt ?? now, now) + (n * 1000) / rate;
+        const wait = sock.nextSendAt - now;
+        if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+      }
+      // drain may have come during the sleep: ask the stream, not the old return value
+      if (!ok && res.writableNeedDrain && !closed) {
+        await new Promise<void>((r) => {
+          const done = () => {
+            res.off("drain", done);
+            res.off("close", done);
+            r();
+          };
+          res.on("drain", done);
+          res.on("close", done);
+        });
+      }
+    }
+    if (!closed) res.end();
+  }
+
+  return {
+    url,
+    cdnUrl,
+    faults,
+    stats,
+    resetStats() {
+      stats.bytes = 0;
+      stats.requests = 0;
+      stats.cdnAuth.length = 0;
+      stats.ranges.length = 0;
+    },
+    hfUrl: (repo, path, rev = "main") => `${url}/${repo}/resolve/${rev}/${path}`,
+    civitaiDownloadUrl: (id) => `${url}/api/download/models/${id}`,
+    async close() {
+      for (const s of [main, cdn]) s.closeAllConnections();
+      await Promise.all([main, cdn].map((s) => new Promise((r) => s.close(r))));
+    },
+  };
+}
+
+function listen(s: Server): Promise<void> {
+  return new Promise((ok, fail) => {
+    s.once("error", fail);
+    s.listen(0, "127.0.0.1", () => ok());
+  });
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function hfError(res: ServerResponse, status: number, code: string, message: string): void {
+  const text = JSON.stringify({ error: message });
+  res.writeHead(status, { "content-type": "application/json", "x-error-code": code, "x-error-message": message, "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function fail(res: ServerResponse, e: unknown): void {
+  if (res.headersSent) return void res.destroy();
+  res.writeHead(500, { "content-type": "text/plain" });
+  res.end(String(e));
+}
