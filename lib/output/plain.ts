@@ -10,7 +10,8 @@ export class PlainReporter implements Reporter {
 
   start(task: string, hosts: string[], dryRun: boolean): void {
     this.dryRun = dryRun;
-    this.write(`${dryRun ? "dry run: " : ""}${task} on ${hosts.length} host${hosts.length === 1 ? "" : "s"}: ${hosts.join(", ")}`);
+    const where = hosts.length === 1 && hosts[0] === "local" ? "this machine" : `${hosts.length} host${hosts.length === 1 ? "" : "s"}: ${hosts.join(", ")}`;
+    this.write(`${dryRun ? "dry run: " : ""}${task} on ${where}`);
   }
 
   event(e: RunEvent): void {
