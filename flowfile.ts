@@ -2,7 +2,7 @@
 // `.lab/inventory.json` is written by `npm run lab -- up` (group `lab`).
 import { defineFlow } from "./lib/index.ts";
 import { cloud, datacrunch, lambda } from "./providers/index.ts";
-import { comfyui, ops, workflow } from "./plugins/index.ts";
+import { comfyui, models, ops, workflow } from "./plugins/index.ts";
 
 // In the lab, the stand-in image plays comfyui-api (built by test/lab/standin/image.ts).
 const inLab = process.env.FLOW_LAB === "1";
@@ -13,5 +13,5 @@ export default defineFlow({
   },
   inventory: [".lab/inventory.json", ".flow/inventory.json"],
   providers: [lambda(), datacrunch(), cloud()],
-  plugins: [ops(), workflow(), comfyui(inLab ? { image: "flow-comfy-standin:latest" } : {})],
+  plugins: [ops(), workflow(), models(), comfyui(inLab ? { image: "flow-comfy-standin:latest" } : {})],
 });

@@ -1,3 +1,4 @@
 export { ops } from "./ops.ts";
 export { workflow } from "./workflow/index.ts";
 export { comfyui } from "./comfyui/index.ts";
+export { models } from "./models/index.ts";

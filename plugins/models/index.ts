@@ -1,0 +1,73 @@
+// Tier 3, plugin "models": the model files the workflows need, on each host, downloaded there
+// (detached, resumable) from sources resolved here; a report, organize and cleanup.
+// Only names and option schemas live here; the bodies (tasks.ts) load when a task runs.
+import { z } from "zod";
+import { definePlugin, defineTask } from "../../lib/index.ts";
+
+export interface ModelsOptions {
+  /** HTTP Range connections per file (default 16) */
+  connections?: number;
+  /** files downloaded at once (default 2) */
+  parallelFiles?: number;
+  /** URL prefix -> replacement, for plain URLs (a local mirror or cache) */
+  mirrors?: Record<string, string>;
+}
+
+const impl = () => import("./tasks.ts");
+
+const workflowOpt = z.array(z.string()).optional().describe("workflow files (default: every file in workflow_templates/)");
+const offlineOpt = z.boolean().default(false).describe("use cached reference data only (model-list.json)");
+
+const downloadOptions = z.object({
+  workflow: workflowOpt,
+  optional: z.boolean().default(false).describe("also models only muted or bypassed nodes use"),
+  connections: z.number().int().min(1).max(64).optional().describe("HTTP Range connections per file (default 16)"),
+  parallelFiles: z.number().int().min(1).max(16).optional().describe("files downloaded at once (default 2)"),
+  offline: offlineOpt,
+});
+export type DownloadOptions = z.infer<typeof downloadOptions>;
+
+const reportOptions = z.object({ workflow: workflowOpt, optional: z.boolean().default(false).describe("count optional models too"), offline: offlineOpt });
+export type ReportOptions = z.infer<typeof reportOptions>;
+const organizeOptions = z.object({ workflow: workflowOpt, offline: offlineOpt });
+export type OrganizeOptions = z.infer<typeof organizeOptions>;
+const cleanupOptions = z.object({ workflow: workflowOpt, yes: z.boolean().default(false).describe("delete the listed files (else only list them)"), offline: offlineOpt });
+export type CleanupOptions = z.infer<typeof cleanupOptions>;
+
+const tokens = ["HF_TOKEN", "CIVITAI_API_TOKEN"];
+
+export function models(options: ModelsOptions = {}) {
+  return definePlugin({
+    name: "models",
+    description: "model files the workflows need: resumable downloads on the host, report, organize, cleanup",
+    tasks: [
+      defineTask({
+        name: "models:download",
+        description: "Download the models the workflows need onto the host (detached, resumable, verified)",
+        optionalSecrets: tokens,
+        options: downloadOptions,
+        run: async (ctx, o) => (await impl()).runDownload(ctx, o, options),
+      }),
+      defineTask({
+        name: "models:report",
+        description: "Per-folder sizes, free space, and per workflow: ready or what is missing",
+        lock: false,
+        optionalSecrets: tokens,
+        options: reportOptions,
+        run: async (ctx, o) => (await impl()).runReport(ctx, o, options),
+      }),
+      defineTask({
+        name: "models:organize",
+        description: "Move model files into the folders the workflows expect; hardlink identical files",
+        options: organizeOptions,
+        run: async (ctx, o) => (await impl()).runOrganize(ctx, o, options),
+      }),
+      defineTask({
+        name: "models:cleanup",
+        description: "List model files no workflow needs; delete them with --yes",
+        options: cleanupOptions,
+        run: async (ctx, o) => (await impl()).runCleanup(ctx, o, options),
+      }),
+    ],
+  });
+}
