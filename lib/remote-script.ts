@@ -64,6 +64,8 @@ export async function runRemoteScript(
   if (state === "running") {
     how = "attached";
     ctx.log(`re-attached to ${script} (${opts.key}) already running on the host`);
+  } else if (state === "lost") {
+    ctx.warn(`an earlier ${script} run (${opts.key}) died without an exit status (the host rebooted, or it was killed); starting it again`);
   } else if (state.startsWith("finished")) {
     const earlier = await collectResult(ctx, opts.key);
     if (earlier.exit === "0") {

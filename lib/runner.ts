@@ -12,9 +12,11 @@ import { LocalTransport } from "./transport/local.ts";
 import { LOCAL_HOST } from "./select.ts";
 import { redactor } from "./secrets.ts";
 import { acquireLock, parseLockDetails, releaseLock, type LockDetails } from "./commands/lock.ts";
+import { readHostRecordCommand } from "./commands/host-record.ts";
 import { runRemoteScript } from "./remote-script.ts";
 import { formatZodError } from "./flowfile/schema.ts";
 import { onInterrupt } from "./cleanup.ts";
+import { machineId } from "./machine-id.ts";
 
 export interface RunRequest {
   flow: LoadedFlow;
@@ -94,7 +96,9 @@ async function runOnHost(req: RunRequest, host: HostSpec): Promise<HostRecap> {
       recap.error = err instanceof UnreachableError ? err.message : `${host.name}: cannot connect: ${(err as Error).message}`;
       return recap;
     }
-    const ctx = new HostContext(req, host, transport, emit);
+    // What flow recorded on this host in earlier runs (e.g. the data root setup chose); the flowfile wins.
+    const recorded = host.local ? {} : await readHostRecord(transport, req.flow.config.settings.remoteDir);
+    const ctx = new HostContext(req, { ...host, data: { ...recorded, ...host.data } }, transport, emit);
     if (req.task.lock !== false && !req.dryRun && req.task.scope !== "local") {
       lock = await takeLock(ctx, req);
       const held = lock;
@@ -121,6 +125,7 @@ async function runOnHost(req: RunRequest, host: HostSpec): Promise<HostRecap> {
 async function takeLock(ctx: HostContext, req: RunRequest): Promise<LockDetails> {
   const details: LockDetails = {
     holder: `${userInfo().username}@${hostname()}`,
+    machine: machineId(),
     task: req.task.name,
     since: new Date().toISOString(),
     pid: process.pid,
@@ -131,7 +136,7 @@ async function takeLock(ctx: HostContext, req: RunRequest): Promise<LockDetails>
     const r = await ctx.transport.exec(acquireLock(req.flow.config.settings.remoteDir, details));
     if (r.code === 0) return details;
     const held = parseLockDetails(r.stdout);
-    if (held && held.holder === details.holder && !processAlive(held.pid)) {
+    if (held && held.machine === details.machine && !processAlive(held.pid)) {
       // Our own machine's run that died without releasing: its pid is gone, so the lock is stale.
       ctx.warn(`removing a stale lock of ${held.holder} pid ${held.pid} (task ${held.task}), no longer running`);
       await ctx.transport.exec(releaseLock(req.flow.config.settings.remoteDir, held));
@@ -147,6 +152,16 @@ async function takeLock(ctx: HostContext, req: RunRequest): Promise<LockDetails>
     if (!waited) ctx.log(`waiting for the lock held by ${who}`);
     waited = true;
     await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(50, deadline - Date.now()))));
+  }
+}
+
+async function readHostRecord(t: Transport, remoteDir: string): Promise<Record<string, unknown>> {
+  const r = await t.exec(readHostRecordCommand(remoteDir));
+  try {
+    const v = JSON.parse(r.stdout.trim() || "{}");
+    return v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
   }
 }
 

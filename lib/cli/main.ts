@@ -163,6 +163,8 @@ async function run(argv: string[], opts: CliOptions): Promise<number> {
   const settings = flow.config.settings;
   const hosts = selectHosts(flow.hosts, { host: values.host as string | undefined, hosts: values.hosts as string | undefined });
   const env = loadEnv(flow.projectDir);
+  // Redact every secret any task knows of, not only this task's: `exec -- env` must not print a token.
+  for (const t of index.values()) for (const k of [...(t.secrets ?? []), ...(t.optionalSecrets ?? [])]) if (env[k]) redactor.add(env[k]!);
   let code = 0;
   for (const task of tasks) {
     if (task.scope !== "local" && !hosts.length) throw new UsageError(`${task.name} runs on hosts: give --host ADDRESS or --hosts NAMES`);

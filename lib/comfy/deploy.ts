@@ -42,7 +42,8 @@ export function comfyLayout(dataRoot: string): ComfyLayout {
 /** Every folder setup makes: the layout plus ComfyUI's model folders (both names of aliased ones). */
 export function layoutDirs(l: ComfyLayout): string[] {
   const modelDirs = [...new Set(Object.values(MODEL_FOLDERS).flat().map((p) => `${l.models}/${p.replace(/^models\//, "")}`))];
-  return [l.models, ...modelDirs, l.customNodes, l.input, l.output, l.python, l.workflows, l.bin, l.cache, l.backups];
+  // the parents are listed too, so they get the login user as owner like the rest
+  return [`${l.root}/comfyui`, `${l.root}/comfyui-api`, l.models, ...modelDirs, l.customNodes, l.input, l.output, l.python, l.workflows, l.bin, l.cache, l.backups];
 }
 
 export interface ComfyContainerConfig {

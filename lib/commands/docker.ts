@@ -47,8 +47,15 @@ export function parseContainerFact(stdout: string): { state: string; hash: strin
   return state ? { state, hash } : null;
 }
 
+/** The image is made present first: a bad tag or a registry error must not cost the running container. */
 export function replaceContainer(spec: ContainerSpec): string {
-  return [`docker rm -f ${shQuote(spec.name)} >/dev/null 2>&1 || true`, shJoin(runArgv(spec))].join("\n");
+  const image = shQuote(spec.image);
+  return [
+    "set -e",
+    `docker image inspect ${image} >/dev/null 2>&1 || docker pull -q ${image} >/dev/null`,
+    `docker rm -f ${shQuote(spec.name)} >/dev/null 2>&1 || true`,
+    shJoin(runArgv(spec)),
+  ].join("\n");
 }
 
 export function containerLogs(name: string, lines = 50): string {

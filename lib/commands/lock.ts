@@ -5,6 +5,8 @@ import { shQuote } from "../quote.ts";
 
 export interface LockDetails {
   holder: string;
+  /** flow's id of the holder's machine (see lib/machine-id.ts) */
+  machine?: string;
   task: string;
   since: string;
   pid: number;

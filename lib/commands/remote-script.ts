@@ -14,8 +14,11 @@ export function runState(remoteDir: string, key: string): string {
   const d = runDir(remoteDir, key);
   return [
     `d=${d}`,
-    `if [ -f "$d/pid" ] && [ ! -f "$d/exit" ] && kill -0 "$(cat "$d/pid")" 2>/dev/null; then echo running`,
+    // after a reboot the pid may belong to another process: the boot id says whether it is ours
+    `same_boot() { [ "$(cat "$d/boot" 2>/dev/null)" = "$(cat ${BOOT_ID} 2>/dev/null)" ]; }`,
+    `if [ -f "$d/pid" ] && [ ! -f "$d/exit" ] && same_boot && kill -0 "$(cat "$d/pid")" 2>/dev/null; then echo running`,
     `elif [ -f "$d/exit" ] && [ ! -f "$d/collected" ]; then echo "finished $(cat "$d/exit")"`,
+    `elif [ -f "$d/pid" ] && [ ! -f "$d/exit" ] && [ ! -f "$d/collected" ]; then echo "lost"`,
     `else echo none; fi`,
   ].join("\n");
 }
@@ -37,6 +40,7 @@ export function launch(remoteDir: string, key: string, node: string, script: str
     `d=$(cd "$d" && pwd)`,
     `setsid nohup sh -c ${shQuote(inner)} "$d" >/dev/null 2>&1 </dev/null &`,
     `echo $! > "$d/pid"`,
+    `cat ${BOOT_ID} > "$d/boot" 2>/dev/null || true`,
   ].join("\n");
 }
 
@@ -65,3 +69,4 @@ export function collect(remoteDir: string, key: string): string {
 }
 
 export const LOG_MARKER = "----flow-log----";
+const BOOT_ID = "/proc/sys/kernel/random/boot_id";

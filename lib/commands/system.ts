@@ -66,14 +66,18 @@ export function makeDirs(dirs: string[], owner?: string): string {
 export function volumeFact(device: string, mountpoint: string): string {
   return [
     `[ -b ${shQuote(device)} ] && echo present || echo absent`,
-    `blkid -p -o export ${shQuote(device)} 2>/dev/null || true`,
+    // blkid -p: 0 found a signature, 2 found none; anything else (8: ambivalent) is not "blank"
+    `blkid -p -o export ${shQuote(device)} 2>/dev/null; echo "BLKID_RC=$?"`,
     `echo "MOUNTED=$(findmnt -n -o SOURCE --mountpoint ${shQuote(mountpoint)} 2>/dev/null || true)"`,
-    `echo "FSTAB=$(grep -c ${shQuote(mountpoint)} /etc/fstab 2>/dev/null || true)"`,
+    // an entry is a non-comment line whose second field is exactly the mount point
+    `echo "FSTAB=$(awk -v m=${shQuote(mountpoint)} '$1 !~ /^#/ && $2 == m { c++ } END { print c + 0 }' /etc/fstab 2>/dev/null)"`,
   ].join("\n");
 }
 
 export interface VolumeFact {
   present: boolean;
+  /** true only when the low-level probe positively found no signature at all */
+  blank: boolean;
   type?: string;
   uuid?: string;
   mountedFrom?: string;
@@ -83,13 +87,17 @@ export interface VolumeFact {
 export function parseVolumeFact(stdout: string): VolumeFact {
   const lines = stdout.split("\n");
   const kv = Object.fromEntries(lines.filter((l) => l.includes("=")).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
-  return { present: lines[0] === "present", type: kv.TYPE || undefined, uuid: kv.UUID || undefined, mountedFrom: kv.MOUNTED || undefined, inFstab: Number(kv.FSTAB || 0) > 0 };
+  return { present: lines[0] === "present", blank: kv.BLKID_RC === "2", type: kv.TYPE || undefined, uuid: kv.UUID || undefined, mountedFrom: kv.MOUNTED || undefined, inFstab: Number(kv.FSTAB || 0) > 0 };
 }
 
 /** Formats only when a low-level probe finds no signature at all: a device that holds anything is never formatted. */
 export function formatIfBlank(device: string): string {
   const d = shQuote(device);
-  return [`if blkid -p ${d} >/dev/null 2>&1; then echo "refusing to format ${device}: it holds a filesystem or signature" >&2; exit 3; fi`, `mkfs.ext4 -q -L flow-data ${d}`].join("\n");
+  return [
+    `blkid -p ${d} >/dev/null 2>&1; rc=$?`,
+    `if [ "$rc" -ne 2 ]; then echo "refusing to format ${device}: blkid -p says it is not blank (exit $rc)" >&2; exit 3; fi`,
+    `mkfs.ext4 -q -L flow-data ${d}`,
+  ].join("\n");
 }
 
 export function mountVolume(device: string, mountpoint: string): string {

@@ -134,7 +134,11 @@ export async function ensureVolume(ctx: TaskContext, device: string, mountpoint:
   }
   await ctx.ensure({
     title: `filesystem on ${device}`,
-    check: async () => (fact.type ? true : { ok: false, note: "blank device: will be formatted ext4" }),
+    check: async () => {
+      if (fact.type) return true;
+      if (!fact.blank) throw new Error(`cannot tell whether ${device} is blank (blkid -p found something it cannot name): not formatting it`);
+      return { ok: false, note: "blank device: will be formatted ext4" };
+    },
     apply: async () => {
       await ctx.sh(formatIfBlank(device), root);
       fact = await read();

@@ -5,6 +5,7 @@ import { definePlugin, defineTask, shQuote, TaskError, type TaskContext } from "
 import { comfyContainerSpec, comfyLayout, layoutDirs, COMFY_HOME, type ComfyContainerConfig } from "../../lib/comfy/deploy.ts";
 import { containerFact, containerLogs, parseContainerFact, replaceContainer, specHash } from "../../lib/commands/docker.ts";
 import { dataRootOf } from "../../lib/host-data.ts";
+import { readHostRecordCommand, writeHostRecordCommand } from "../../lib/commands/host-record.ts";
 import { ensureDirs, detectGpu } from "../../lib/steps/host.ts";
 
 export const DEFAULT_IMAGE = "ghcr.io/saladtechnologies/comfyui-api:comfy0.19.3-api1.18.1-torch2.8.0-cuda12.8-runtime";
@@ -45,7 +46,8 @@ async function seedCustomNodes(ctx: TaskContext, image: string, dest: string): P
           `tmp=$(mktemp -d)`,
           `trap 'rm -rf "$tmp"; docker rm -f ${name} >/dev/null 2>&1 || true' EXIT`,
           `docker create --name ${name} ${shQuote(image)} >/dev/null`,
-          `docker cp ${shQuote(`${name}:${COMFY_HOME}/custom_nodes/.`)} "$tmp"/ 2>/dev/null || true`,
+          // an image without custom_nodes has nothing to keep; any other failure must not mark the seed done
+          `if ! docker cp ${shQuote(`${name}:${COMFY_HOME}/custom_nodes/.`)} "$tmp"/ 2>"$tmp.err"; then grep -qi 'could not find' "$tmp.err" || { cat "$tmp.err" >&2; rm -f "$tmp.err"; exit 1; }; fi; rm -f "$tmp.err"`,
           `for d in "$tmp"/* "$tmp"/.[!.]*; do [ -e "$d" ] || continue; n=$(basename "$d"); [ -e ${shQuote(dest)}/"$n" ] || { cp -a "$d" ${shQuote(dest)}/; echo "$n"; }; done`,
           `touch ${shQuote(marker)}`,
         ].join("\n"),
@@ -73,6 +75,26 @@ async function ensureContainer(ctx: TaskContext, cfg: ComfyContainerConfig): Pro
       await ctx.sh(replaceContainer(spec), root);
       return `created, spec ${want}`;
     },
+  });
+}
+
+/** Remember the data root on the host, so models:* and status use the folders this container mounts. */
+async function recordDataRoot(ctx: TaskContext, dataRoot: string): Promise<void> {
+  const remoteDir = ctx.flow.settings.remoteDir;
+  const read = async (): Promise<Record<string, unknown>> => {
+    try {
+      return JSON.parse((await ctx.sh(readHostRecordCommand(remoteDir))).trim() || "{}");
+    } catch {
+      return {};
+    }
+  };
+  await ctx.ensure({
+    title: `data root ${dataRoot} recorded on the host`,
+    check: async () => {
+      const rec = await read();
+      return rec.dataRoot === dataRoot || { ok: false, note: rec.dataRoot ? `was ${rec.dataRoot}` : "not recorded" };
+    },
+    apply: async () => void (await ctx.sh(writeHostRecordCommand(remoteDir), { stdin: JSON.stringify({ ...(await read()), dataRoot }) + "\n" })),
   });
 }
 
@@ -106,6 +128,7 @@ export function comfyui(o: ComfyuiOptions = {}) {
       const cfg = containerConfig(ctx, o, dataRoot, gpu);
       await seedCustomNodes(ctx, cfg.image, l.customNodes);
       await ensureContainer(ctx, cfg);
+      await recordDataRoot(ctx, dataRoot);
       await waitHealthy(ctx, "comfyui", o.apiPort ?? 3000, opts.healthTimeout ?? o.healthTimeoutSeconds ?? 600);
     },
   });

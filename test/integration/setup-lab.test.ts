@@ -49,7 +49,7 @@ if (process.env.FLOW_TEST_FAIL) env.FAIL_STARTUP = "1";
 export default defineFlow({
   inventory: [${JSON.stringify(join(REPO, ".lab/inventory.json"))}, "root-inventory.json"],
   providers: [lambda(), datacrunch()],
-  plugins: [ops(), comfyui({ image: ${JSON.stringify(STANDIN_TAG)}, env, healthTimeoutSeconds: 90 })],
+  plugins: [ops(), comfyui({ image: process.env.FLOW_TEST_IMAGE ?? ${JSON.stringify(STANDIN_TAG)}, env, healthTimeoutSeconds: 90 })],
 });`));
     symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
   });
@@ -89,6 +89,15 @@ export default defineFlow({
     assert.match(ssh(inv, "lab4", "sudo -n docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' comfyui").out, /^FLOW_TEST_ENV=b$/m);
   });
 
+  test("an image that cannot be had fails the step and leaves the running container alone", async () => {
+    const r = await flow(["run", "setup:lambda", "--hosts", "lab4", "--health-timeout", "5"], { cwd: dir, env: { FLOW_TEST_ENV: "b", FLOW_TEST_IMAGE: "flow-comfy-standin:no-such-tag!" } });
+    // an invalid reference fails inside the host at once: no registry is asked (none can be reached here)
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stdout, /invalid reference format/);
+    assert.equal(ssh(inv, "lab4", "sudo -n docker inspect -f '{{.State.Status}} {{.Config.Image}}' comfyui").out.trim(), `running ${STANDIN_TAG}`);
+    assert.equal(ssh(inv, "lab4", "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:3000/health").out, "200");
+  });
+
   test("a failed health check reports the container's last log lines", async () => {
     const r = await flow(["run", "setup:lambda", "--hosts", "lab5", "--health-timeout", "8"], { cwd: dir, env: { FLOW_TEST_FAIL: "1" } });
     assert.equal(r.code, 1);
@@ -103,5 +112,9 @@ export default defineFlow({
     assert.match(r.stdout, /folders under \/home\/user: changed/);
     assert.equal(ssh(inv, "lab5", "test -d /home/user/comfyui/models/checkpoints && echo yes", "root").out.trim(), "yes");
     assert.equal(ssh(inv, "lab5", "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:3000/health").out, "200");
+    // later tasks find the data root setup chose, without being told again
+    const st = await flow(["run", "status", "--hosts", "root-lab5", "--json"], { cwd: dir });
+    const data = st.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l)).find((e) => e.type === "data");
+    assert.equal(data.data.status.disk.path, "/home/user");
   });
 });

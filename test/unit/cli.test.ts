@@ -128,6 +128,11 @@ test("a missing secret fails before any host; a present one is redacted everywhe
     assert.ok(!r.stdout.includes(token) && !r.stderr.includes(token), "token leaked");
     assert.match(r.stdout, /the token is \*\*\*/);
   }
+  // a task that declares no secret still never prints one another task declares
+  const leak = await flow(["run", "exec", "--host", "local", "--", "printenv", "FLOW_TEST_TOKEN"], { cwd: dir, env: { FLOW_TEST_TOKEN: token } });
+  assert.equal(leak.code, 0, leak.stdout + leak.stderr);
+  assert.ok(!leak.stdout.includes(token), "exec printed a declared secret");
+  assert.match(leak.stdout, /\[local\] \*\*\*/);
 });
 
 test("lock contention between two flow processes; lock:status and lock:release", async () => {
@@ -159,4 +164,30 @@ test("lock contention between two flow processes; lock:status and lock:release",
   writeFileSync(join(remote, "lock/details"), JSON.stringify({ holder: "ghost@box", task: "x", since: "then", pid: 1 }));
   const rel = await flow(["run", "lock:release", "--host", "local"], { cwd: dir, env });
   assert.match(rel.stdout, /released the lock of ghost@box/);
+});
+
+test("a dead holder's lock is taken over only when it was this machine's; same user@host elsewhere is not enough", async () => {
+  const { mkdirSync, rmSync } = await import("node:fs");
+  const { hostname, userInfo } = await import("node:os");
+  const dir = project(SAMPLE);
+  const remote = mkdtempSync(join(tmpdir(), "flow-remote-"));
+  const cache = mkdtempSync(join(tmpdir(), "flow-cache-"));
+  mkdirSync(join(cache, "flow"));
+  writeFileSync(join(cache, "flow/machine-id"), "this-machine\n");
+  const env = { FLOW_TEST_REMOTE_DIR: remote, XDG_CACHE_HOME: cache };
+  const holder = `${userInfo().username}@${hostname()}`;
+  const dead = 2 ** 22 + 12345; // above pid_max on most systems: never alive
+  const plant = (machine: string) => {
+    rmSync(join(remote, "lock"), { recursive: true, force: true });
+    mkdirSync(join(remote, "lock"));
+    writeFileSync(join(remote, "lock/details"), JSON.stringify({ holder, machine, task: "demo:hold", since: "then", pid: dead }));
+  };
+  plant("another-machine");
+  const blocked = await flow(["run", "demo:hold", "--host", "local", "--ms", "10"], { cwd: dir, env });
+  assert.equal(blocked.code, 1, blocked.stdout);
+  assert.match(blocked.stdout, /is locked by/);
+  plant("this-machine");
+  const taken = await flow(["run", "demo:hold", "--host", "local", "--ms", "10"], { cwd: dir, env });
+  assert.equal(taken.code, 0, taken.stdout);
+  assert.match(taken.stdout, /removing a stale lock/);
 });

@@ -49,9 +49,11 @@ test("daemon.json: cgroupfs exec-opt and nvidia runtime merged; unchanged gives 
 });
 
 test("volume fact parsing and the fstab line", () => {
-  const f = parseVolumeFact("present\nDEVNAME=/dev/vdb\nUUID=1234-abcd\nTYPE=ext4\nMOUNTED=/dev/vdb\nFSTAB=1\n");
-  assert.deepEqual(f, { present: true, type: "ext4", uuid: "1234-abcd", mountedFrom: "/dev/vdb", inFstab: true });
-  assert.deepEqual(parseVolumeFact("absent\nMOUNTED=\nFSTAB=0\n"), { present: false, type: undefined, uuid: undefined, mountedFrom: undefined, inFstab: false });
+  const f = parseVolumeFact("present\nDEVNAME=/dev/vdb\nUUID=1234-abcd\nTYPE=ext4\nBLKID_RC=0\nMOUNTED=/dev/vdb\nFSTAB=1\n");
+  assert.deepEqual(f, { present: true, blank: false, type: "ext4", uuid: "1234-abcd", mountedFrom: "/dev/vdb", inFstab: true });
+  assert.deepEqual(parseVolumeFact("absent\nBLKID_RC=2\nMOUNTED=\nFSTAB=0\n"), { present: false, blank: true, type: undefined, uuid: undefined, mountedFrom: undefined, inFstab: false });
+  // ambivalent (several signatures): not blank, even though no TYPE was printed
+  assert.equal(parseVolumeFact("present\nBLKID_RC=8\nMOUNTED=\nFSTAB=0\n").blank, false);
   assert.match(addFstab("1234-abcd", "/home/user", "ext4"), /UUID=1234-abcd \/home\/user ext4 defaults,nofail 0 2/);
   assert.throws(() => addFstab("x; rm -rf /", "/home/user", "ext4"), /not a filesystem UUID/);
 });

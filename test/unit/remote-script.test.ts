@@ -94,3 +94,18 @@ test("a failing script fails the step with the script's own error", async () => 
   assert.match(r.stdout, /failed on the host \(status 1\)/);
   assert.match(r.stdout, /asked to fail/);
 });
+
+test("after a reboot a recorded pid that now belongs to another process is not mistaken for the run", async () => {
+  const { dir, remote } = project();
+  const { mkdirSync } = await import("node:fs");
+  const run = join(remote, "runs/count");
+  mkdirSync(run, { recursive: true });
+  // pid 1 is alive, but the boot id recorded with it is not this boot's
+  writeFileSync(join(run, "pid"), "1\n");
+  writeFileSync(join(run, "boot"), "00000000-0000-0000-0000-000000000000\n");
+  writeFileSync(join(run, "events.jsonl"), "");
+  const r = await flow(["run", "count", "--host", "local", "--steps", "2", "--delay", "10"], { cwd: dir });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /died without an exit status/);
+  assert.match(r.stdout, /count: changed \(started \{"counted":2/);
+});
