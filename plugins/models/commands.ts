@@ -1,6 +1,7 @@
 // Shell text for the models tier, as pure functions (every value through shQuote): one batched
 // scan of the models root, hashing, moves, hardlinks, removals. Paths after the root are
-// relative to it, and every command works from inside it (`cd -- root`).
+// relative to it, and every command works from inside it (`cd -- root &&`, or after `set -e`):
+// a root that vanished stops the command instead of running it in the login directory.
 import { shQuote } from "../../lib/quote.ts";
 import { runState } from "../../lib/commands/remote-script.ts";
 
@@ -28,8 +29,8 @@ export function scanCommand(root: string, remoteDir: string): string {
 export function hashCommand(root: string, relPaths: string[]): string {
   if (!relPaths.length) return "true";
   return [
-    `cd -- ${shQuote(root)}`,
-    `for f in ${relPaths.map(shQuote).join(" ")}; do h=$(sha256sum < "$f" 2>/dev/null | cut -d' ' -f1); echo "\${h:--}"; done`,
+    // && : if the root is gone, stop; the relative paths must never be read from the login directory
+    `cd -- ${shQuote(root)} && for f in ${relPaths.map(shQuote).join(" ")}; do h=$(sha256sum < "$f" 2>/dev/null | cut -d' ' -f1); echo "\${h:--}"; done`,
   ].join("\n");
 }
 
@@ -69,5 +70,6 @@ export function linkCommand(root: string, links: { keep: string; replace: string
 
 export function removeCommand(root: string, relPaths: string[]): string {
   if (!relPaths.length) return "true";
-  return [`cd -- ${shQuote(root)}`, `rm -f -- ${relPaths.map(shQuote).join(" ")}`].join("\n");
+  // && : a missing root must not turn the relative paths into paths under the login directory
+  return `cd -- ${shQuote(root)} && rm -f -- ${relPaths.map(shQuote).join(" ")}`;
 }

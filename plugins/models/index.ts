@@ -31,7 +31,9 @@ const reportOptions = z.object({ workflow: workflowOpt, optional: z.boolean().de
 export type ReportOptions = z.infer<typeof reportOptions>;
 const organizeOptions = z.object({ workflow: workflowOpt, offline: offlineOpt });
 export type OrganizeOptions = z.infer<typeof organizeOptions>;
-const cleanupOptions = z.object({ workflow: workflowOpt, yes: z.boolean().default(false).describe("delete the listed files (else only list them)"), offline: offlineOpt });
+const cleanupOptions = z.object({
+  workflow: z.array(z.string()).optional().describe("also keep the models of these workflow files (every file in workflow_templates/ is always kept)"),
+  yes: z.boolean().default(false).describe("delete the listed files (else only list them)"), offline: offlineOpt });
 export type CleanupOptions = z.infer<typeof cleanupOptions>;
 
 const tokens = ["HF_TOKEN", "CIVITAI_API_TOKEN"];

@@ -109,9 +109,11 @@ export async function resolveModel(dep: ModelDep, env: ResolveEnv): Promise<Reso
       const want = dep.name.slice(dep.name.lastIndexOf("/") + 1);
       const f = files.find((x) => x.name === want) ?? files.find((x) => x.primary) ?? files[0];
       if (!f) return { ok: false, reason: `CivitAI model version ${src.modelVersionId} lists no files` };
+      // The token goes only to the configured CivitAI origin: a downloadUrl elsewhere (another host,
+      // plain http) is not followed; the download URL is built on the configured origin instead.
       let download = `${env.civitaiUrl}/api/download/models/${src.modelVersionId}`;
       try {
-        if (f.downloadUrl && /^https?:$/.test(new URL(f.downloadUrl).protocol)) download = f.downloadUrl;
+        if (f.downloadUrl && new URL(f.downloadUrl).origin === new URL(env.civitaiUrl).origin) download = f.downloadUrl;
       } catch {
         /* keep the constructed one */
       }

@@ -1,5 +1,6 @@
 // The models tasks' bodies. Loaded only when one of them runs (index.ts imports this lazily).
 import { readFile } from "node:fs/promises";
+import { relative as posixRelative } from "node:path/posix";
 import { TaskError, type TaskContext } from "../../lib/index.ts";
 import { comfyLayout } from "../../lib/comfy/deploy.ts";
 import { dataRootOf } from "../../lib/host-data.ts";
@@ -13,7 +14,7 @@ import { mapLimit } from "../workflow/upstream.ts";
 import type { DownloadFile, DownloadJob, DownloadSummary } from "../../tasks/lib/download/types.ts";
 import { DOWNLOAD_KEY, hashCommand, linkCommand, moveCommand, removeCommand, scanCommand } from "./commands.ts";
 import {
-  folderUsage, fmtBytes, indexFiles, neededModels, parseScan, planCleanup, planLinks, planMoves, progressLine, sameSizeGroups, workflowStatus,
+  folderUsage, fmtBytes, indexFiles, isReady, neededModels, parseScan, planCleanup, planLinks, planMoves, progressLine, sameSizeGroups, workflowStatus,
   type Needed, type Scan, type ScanFile, type WorkflowDeps,
 } from "./plan.ts";
 import { resolveEnv, resolveModel, type Resolved } from "./resolve.ts";
@@ -21,17 +22,30 @@ import type { CleanupOptions, DownloadOptions, ModelsOptions, OrganizeOptions, R
 
 const modelsRoot = (ctx: TaskContext) => comfyLayout(dataRootOf(ctx)).models;
 
-/** What every workflow needs. model-list.json only fills in sources workflows do not give: without it we go on. */
-async function loadDeps(ctx: TaskContext, files: string[] | undefined, offline: boolean): Promise<WorkflowDeps[]> {
+/**
+ * What every workflow needs. model-list.json only fills in sources workflows do not give: without it we go on.
+ * withTemplates: every file in workflow_templates/ too, besides the given files (cleanup's keep-set).
+ */
+async function loadDeps(ctx: TaskContext, files: string[] | undefined, offline: boolean, withTemplates = false): Promise<WorkflowDeps[]> {
   const out: WorkflowDeps[] = [];
   await ctx.step("workflows", async () => {
+    let chosen = workflowFiles(ctx.projectDir, files);
+    if (withTemplates && files?.length) {
+      let all: typeof chosen = [];
+      try {
+        all = workflowFiles(ctx.projectDir);
+      } catch {
+        /* no workflow_templates/: the given files are all there is */
+      }
+      chosen = [...all, ...chosen.filter((g) => !all.some((a) => a.abs === g.abs))];
+    }
     let modelList: ModelList | undefined;
     try {
       modelList = (await loadRefData({ baseUrl: comfyDataUrl(process.env, ctx.flow.settings.comfyDataUrl), offline })).modelList;
     } catch (e) {
       ctx.warn(`reference data unavailable (${(e as Error).message.split("\n")[0]}): using the workflows' own model URLs and the flowfile's models map only`);
     }
-    for (const f of workflowFiles(ctx.projectDir, files)) {
+    for (const f of chosen) {
       let buf: Buffer;
       try {
         buf = await readFile(f.abs);
@@ -111,6 +125,21 @@ export async function runDownload(ctx: TaskContext, o: DownloadOptions, plugin: 
   };
   let summary: DownloadSummary | null = null;
   await ctx.step(`download ${files.length} file${files.length === 1 ? "" : "s"} (${job.connections ?? 16} connections each)`, async () => {
+    if (ctx.dryRun) {
+      // what the run would skip: the target present with the expected size (as models:report judges it)
+      const scan = await scanHost(ctx);
+      const idx = indexFiles(scan.files);
+      const missing = files.filter((f) => !isReady(idx.get(posixRelative(root, f.target)), f.size));
+      for (const f of missing) ctx.log(`would download ${f.name ?? f.target}${f.size !== undefined ? ` (${fmtBytes(f.size)})` : " (size unknown)"}`);
+      const running = scan.downloadRunning ? "; a download is running on the host" : "";
+      if (!missing.length) return { status: "ok", note: `all ${files.length} file${files.length === 1 ? "" : "s"} present${running}` };
+      const bytes = missing.reduce((n, f) => n + (f.size ?? 0), 0);
+      const unknown = missing.filter((f) => f.size === undefined).length;
+      return {
+        status: "changed",
+        note: `would download ${missing.length} of ${files.length} file${files.length === 1 ? "" : "s"}, ${fmtBytes(bytes)}${unknown ? ` + ${unknown} of unknown size` : ""}${running}`,
+      };
+    }
     let run = await ctx.remoteScript(DOWNLOAD_KEY, { key: DOWNLOAD_KEY, job, onProgress });
     if (run.how === "dry-run") return { status: "changed", note: `would download what is missing of ${files.length} files` };
     if (run.how !== "started") {
@@ -238,7 +267,10 @@ export async function runOrganize(ctx: TaskContext, o: OrganizeOptions, _plugin:
 // ---------- models:cleanup ----------
 
 export async function runCleanup(ctx: TaskContext, o: CleanupOptions, _plugin: ModelsOptions): Promise<void> {
-  const deps = await loadDeps(ctx, o.workflow, o.offline);
+  // What any workflow in workflow_templates/ needs is always kept: --workflow only adds files to
+  // keep for (say, ones kept elsewhere), it never narrows the keep-set to one workflow.
+  const deps = await loadDeps(ctx, o.workflow, o.offline, true);
+  if (o.workflow?.length) ctx.log("keeping the models of every workflow in workflow_templates/ too: --workflow never narrows what is kept");
   const root = modelsRoot(ctx);
   const scan = await scanHost(ctx);
   const { needed } = neededModels(deps); // optional models count as needed: never delete them

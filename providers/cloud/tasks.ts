@@ -1,7 +1,6 @@
 // provider:list / provider:up / provider:down: rent and return boxes on Lambda Cloud and
 // DataCrunch, and keep the inventory file of launched boxes that the flowfile reads. A box joins
 // the inventory only once its SSH port answers with an SSH banner, so every host in it is usable.
-import { randomBytes } from "node:crypto";
 import { connect } from "node:net";
 import { z } from "zod";
 import { defineTask, TaskError, type TaskContext } from "../../lib/task.ts";
@@ -44,8 +43,10 @@ interface Cloud {
   terminate(id: string): Promise<void>;
   /** running with an address: time to knock on SSH */
   ready(i: CloudInstance): boolean;
-  /** will never become ready */
+  /** will never become ready (provider:up stops waiting) */
   gone(i: CloudInstance): boolean;
+  /** needs no termination: deleted or on its way out (provider:down); an offline or errored box still bills */
+  deleted(i: CloudInstance): boolean;
 }
 
 function cloudFor(ctx: TaskContext, provider: CloudProvider, task: string): Cloud {
@@ -89,6 +90,7 @@ function lambdaCloud(api: LambdaApi): Cloud {
     },
     ready: (i) => i.status === "active" && !!i.ip,
     gone: (i) => i.status === "terminated" || i.status === "terminating",
+    deleted: (i) => i.status === "terminated" || i.status === "terminating",
   };
 }
 
@@ -128,7 +130,19 @@ function datacrunchCloud(api: DataCrunchApi): Cloud {
     },
     ready: (i) => i.status === "running" && !!i.ip,
     gone: (i) => ["deleting", "discontinued", "error", "notfound", "offline"].includes(i.status),
+    deleted: (i) => ["deleting", "discontinued", "notfound"].includes(i.status),
   };
+}
+
+/**
+ * The name provider:up gives a box without --name: the same for the same provider, type and region,
+ * so a re-run (say, after an SSH-wait timeout) finds the box it launched instead of renting another.
+ * Hostname rules (RFC 1123 label, which DataCrunch's hostname and Lambda's name both accept):
+ * lower-case letters, digits and '-', no leading or trailing '-', at most 63 characters.
+ */
+export function defaultName(p: CloudProvider, type: string, region: string): string {
+  const label = `flow-${p}-${type}-${region}`.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/-{2,}/g, "-");
+  return label.slice(0, 63).replace(/-+$/, "");
 }
 
 const provider = z.enum(PROVIDERS).describe("lambda or datacrunch");
@@ -223,7 +237,7 @@ export const providerUp = defineTask({
     provider,
     type: z.string().min(1).describe("instance type, e.g. gpu_1x_h100_pcie or 1H100.80S.30V"),
     region: z.string().min(1).describe("region (Lambda, e.g. us-east-1) or location code (DataCrunch, e.g. FIN-01)"),
-    name: z.string().regex(NAME, "expected letters, digits, '.', '_' or '-'").optional().describe("instance and host name (default flow-<provider>-<random>)"),
+    name: z.string().regex(NAME, "expected letters, digits, '.', '_' or '-'").optional().describe("instance and host name (default flow-<provider>-<type>-<region>, so a re-run finds the box)"),
     sshKey: z.string().optional().describe("SSH key name (Lambda) or name/id (DataCrunch) registered with the provider"),
     image: z.string().optional().describe(`image family (Lambda) or image (DataCrunch, default ${DATACRUNCH_IMAGE})`),
     sshPort: z.number().int().min(1).max(65535).default(22).describe("port to wait on for the SSH banner"),
@@ -233,7 +247,7 @@ export const providerUp = defineTask({
   }),
   async run(ctx, o) {
     const cloud = cloudFor(ctx, o.provider, "provider:up");
-    const name = o.name ?? `flow-${o.provider}-${randomBytes(3).toString("hex")}`;
+    const name = o.name ?? defaultName(o.provider, o.type, o.region);
     const invFile = inventoryPath(ctx.projectDir, o.inventory);
     checkInventoryIsRead(ctx, o.inventory);
     const downHint = (id: string) => `instance ${id} is still running (and billed): look at it, or terminate it with flow run provider:down --provider ${o.provider} --id ${id}`;
@@ -321,12 +335,12 @@ export const providerDown = defineTask({
       if (entry && entry[1].provider && entry[1].provider !== o.provider) throw new TaskError(`${o.name} is a ${entry[1].provider} box in ${o.inventory}, not ${o.provider}`);
       id = typeof entry?.[1].data.instanceId === "string" ? entry[1].data.instanceId : undefined;
       // Not in the inventory (say, SSH never answered): look the name up at the provider.
-      id ??= (await cloud.instances()).find((i) => i.name === o.name && !cloud.gone(i))?.id;
+      id ??= (await cloud.instances()).find((i) => i.name === o.name && !cloud.deleted(i))?.id;
     }
     await ctx.step(`terminate ${label}`, async () => {
       if (!id) return { status: "ok", note: `${o.provider} runs no instance named ${o.name}` };
       const box = await cloud.instance(id);
-      if (!box || cloud.gone(box)) return { status: "ok", note: `${id} already ${box?.status ?? "gone"}` };
+      if (!box || cloud.deleted(box)) return { status: "ok", note: `${id} already ${box?.status ?? "gone"}` };
       if (ctx.dryRun) return { status: "changed", note: `would terminate ${id} (${box.type} in ${box.region}, ${box.status})` };
       await cloud.terminate(id);
       return { status: "changed", note: `${o.provider === "lambda" ? "terminated" : "deleted"} ${id}` };

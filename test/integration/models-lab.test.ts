@@ -149,6 +149,21 @@ export default defineFlow({
     assert.equal(hub.stats.bytes, 0);
   });
 
+  test("--dry-run scans the host: ok when every file is there, else which files and how many bytes", async () => {
+    hub.resetStats();
+    const present = await run(["models:download", "--workflow", "workflow_templates/main.json", "--dry-run"], { HF_TOKEN, CIVITAI_API_TOKEN: HF_TOKEN });
+    assert.equal(present.code, 0, present.stdout);
+    assert.match(present.stdout, /download 3 files \(4 connections each\): ok \(all 3 files present\)/);
+    assert.doesNotMatch(present.stdout, /would download/);
+    const missing = await run(["models:download", "--workflow", "workflow_templates/main.json", "--workflow", "workflow_templates/big.json", "--dry-run"], { HF_TOKEN, CIVITAI_API_TOKEN: HF_TOKEN });
+    assert.equal(missing.code, 0, missing.stdout);
+    assert.match(missing.stdout, /would download checkpoints\/big\.safetensors \(16\.8 MB\)/);
+    assert.match(missing.stdout, /download 4 files .*: would change \(would download 1 of 4 files, 16\.8 MB\)/);
+    assert.doesNotMatch(missing.stdout, /would download loras\/a\.safetensors/);
+    assert.equal(hub.stats.bytes, 0);
+    assert.equal((await onHost(`ls ${ROOT}/checkpoints/ | grep -c big || true`)).trim(), "0");
+  });
+
   test("gated file without a token fails before any download; a wrong token is named, its value never shown", async () => {
     hub.resetStats();
     const r = await run(["models:download", "--workflow", "workflow_templates/gated.json", "--workflow", "workflow_templates/big.json"]);
@@ -218,7 +233,7 @@ export default defineFlow({
     const before = await doneBytes();
     await sleep(1500);
     assert.ok((await doneBytes()) > before, "the download stopped with flow");
-    // big is not needed by these workflows: its .part would be unused, but a download is running
+    // a download is running: no .part is touched, whoever needs it
     const c = await run(["models:cleanup", "--workflow", "workflow_templates/main.json", "--workflow", "workflow_templates/org.json", "--yes"]);
     assert.equal(c.code, 0, c.stdout);
     assert.match(c.stdout, /a download is running: leaving 2 partial files alone/);
@@ -261,16 +276,21 @@ export default defineFlow({
     assert.match(again.stdout, /no duplicates/);
   });
 
-  test("cleanup: lists unused files with sizes; --yes deletes them; needed files stay", async () => {
+  test("cleanup: lists unused files with sizes; --yes deletes them; what any workflow needs stays, --workflow or not", async () => {
+    await onHost(`head -c 4000 /dev/urandom > ${ROOT}/loras/stale.safetensors`);
     const list = await run(["models:cleanup", "--workflow", "workflow_templates/org.json"]);
     assert.equal(list.code, 0, list.stdout);
-    assert.match(list.stdout, /unused loras\/a\.safetensors \(3\.15 MB\)/);
+    assert.match(list.stdout, /unused loras\/stale\.safetensors \(4\.00 KB\)/);
+    assert.match(list.stdout, /unused vae\/d1\.safetensors \(7\.00 KB, 2 links\)/);
     assert.match(list.stdout, /run with --yes to delete them/);
-    assert.equal((await onHost(`test -e ${ROOT}/loras/a.safetensors && echo yes`)).trim(), "yes");
+    // main.json and big.json need these: --workflow org.json must not make them unused
+    assert.doesNotMatch(list.stdout, /loras\/a\.safetensors|checkpoints\/c\.safetensors|checkpoints\/big\.safetensors/);
+    assert.match(list.stdout, /keeping the models of every workflow in workflow_templates\/ too/);
     const del = await run(["models:cleanup", "--workflow", "workflow_templates/org.json", "--yes"]);
     assert.equal(del.code, 0, del.stdout);
     assert.match(del.stdout, /deleted \d+ files/);
-    assert.equal((await onHost(`test -e ${ROOT}/loras/a.safetensors || echo gone`)).trim(), "gone");
-    assert.equal((await onHost(`test -e ${ROOT}/loras/o.safetensors && test -e ${ROOT}/diffusion_models/b.safetensors && echo kept`)).trim(), "kept");
+    assert.equal((await onHost(`test -e ${ROOT}/loras/stale.safetensors || test -e ${ROOT}/vae/d1.safetensors || echo gone`)).trim(), "gone");
+    const kept = ["loras/a.safetensors", "checkpoints/c.safetensors", "checkpoints/big.safetensors", "loras/o.safetensors", "diffusion_models/b.safetensors"];
+    assert.equal((await onHost(`${kept.map((k) => `test -e ${ROOT}/${k}`).join(" && ")} && echo kept`)).trim(), "kept");
   });
 });

@@ -227,6 +227,55 @@ test("provider:down terminates and removes from the inventory; a second run chan
   assert.deepEqual(Object.keys(inventory().hosts), []);
 });
 
+test("provider:up without --name: a deterministic name, so a re-run after an SSH timeout picks the box up", async () => {
+  const { defaultName } = await import("../../providers/cloud/tasks.ts");
+  assert.equal(defaultName("datacrunch", "1A100.22V", "FIN-01"), "flow-datacrunch-1a100-22v-fin-01");
+  assert.equal(defaultName("lambda", "gpu_1x_a10", "us-east-1"), "flow-lambda-gpu-1x-a10-us-east-1");
+  assert.ok(defaultName("lambda", "x".repeat(80), "us-east-1").length <= 63);
+  const launches = dc.launches;
+  sshd.up = false;
+  const args = ["run", "provider:up", "--provider", "datacrunch", "--type", "1A100.22V", "--region", "FIN-01", "--ssh-port", String(sshd.port)];
+  const first = await flow([...args, "--wait-ssh-timeout", "1"], { cwd: dir, env });
+  sshd.up = true;
+  assert.equal(first.code, 1, first.stdout);
+  assert.match(first.stdout, /launch flow-datacrunch-1a100-22v-fin-01 .*: changed \(launched /);
+  assert.equal(dc.launches, launches + 1);
+  const again = await flow(args, { cwd: dir, env });
+  assert.equal(again.code, 0, again.stdout + again.stderr);
+  assert.match(again.stdout, /launch flow-datacrunch-1a100-22v-fin-01 .*: ok \(already running/);
+  assert.equal(dc.launches, launches + 1, "a second box was rented");
+  assert.ok(inventory().hosts["flow-datacrunch-1a100-22v-fin-01"]);
+  // --name still wins
+  const named = await flow([...args, "--name", "dc-named", "--dry-run"], { cwd: dir, env });
+  assert.match(named.stdout, /launch dc-named /);
+});
+
+test("provider:down deletes a DataCrunch box that is offline or errored (it still bills)", async () => {
+  const name = "flow-datacrunch-1a100-22v-fin-01";
+  const id = inventory().hosts[name].data.instanceId as string;
+  dc.instances.get(id)!.status = "offline";
+  const r = await flow(["run", "provider:down", "--provider", "datacrunch", "--name", name], { cwd: dir, env });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, new RegExp(`terminate ${name}: changed \\(deleted ${id}`));
+  assert.ok(dc.terminations.includes(id));
+  assert.equal(inventory().hosts[name], undefined);
+  // not in the inventory, status error: found by name at the provider and deleted
+  sshd.up = false;
+  const up = await flow(["run", "provider:up", "--provider", "datacrunch", "--type", "1A100.22V", "--region", "ICE-01", "--name", "dc-err", "--ssh-port", String(sshd.port), "--wait-ssh-timeout", "1"], { cwd: dir, env });
+  sshd.up = true;
+  assert.equal(up.code, 1, up.stdout);
+  const errId = [...dc.instances.values()].find((i) => i.name === "dc-err")!.id;
+  dc.instances.get(errId)!.status = "error";
+  const down = await flow(["run", "provider:down", "--provider", "datacrunch", "--name", "dc-err"], { cwd: dir, env });
+  assert.equal(down.code, 0, down.stdout);
+  assert.match(down.stdout, /terminate dc-err: changed \(deleted /);
+  assert.ok(dc.terminations.includes(errId));
+  // a deleting box needs nothing more
+  dc.instances.get(errId)!.status = "deleting";
+  const byId = await flow(["run", "provider:down", "--provider", "datacrunch", "--id", errId], { cwd: dir, env });
+  assert.match(byId.stdout, /terminate \S+: ok \(\S+ already deleting\)/);
+});
+
 test("back-off: Retry-After (seconds or date) wins; otherwise jittered exponential, capped", async () => {
   const { backoffMs, parseRetryAfter } = await import("../../providers/cloud/http.ts");
   const policy = { tries: 5, baseMs: 1000, maxMs: 8000 };

@@ -282,6 +282,26 @@ describe("download engine", () => {
     rmSync(outside, { recursive: true });
   });
 
+  test("planted symlinks at .part, .part.state(.tmp) and .sha256(.tmp) are replaced, never written through", T, async () => {
+    const outside = mkdtempSync(join(tmpdir(), "flow-dl-outside-"));
+    const target = flux().target;
+    mkdirSync(join(root, "diffusion_models"));
+    const planted = [`${target}.part`, `${target}.part.state`, `${target}.part.state.tmp`, `${verifiedPath(target)}`, `${verifiedPath(target)}.tmp`];
+    const victims = planted.map((p, i) => {
+      const v = join(outside, `bashrc-${i}`);
+      writeFileSync(v, `# precious ${i}\n`);
+      symlinkSync(v, p);
+      return v;
+    });
+    const s = await run(job([flux()]));
+    assert.deepEqual(s.failed, []);
+    assert.equal(sha256(readFileSync(target)), sha256(big));
+    victims.forEach((v, i) => assert.equal(readFileSync(v, "utf8"), `# precious ${i}\n`, `${planted[i]} was written through`));
+    assert.deepEqual(readdirSync(outside).sort(), victims.map((_, i) => `bashrc-${i}`));
+    assert.deepEqual(leftovers(root), []);
+    rmSync(outside, { recursive: true });
+  });
+
   test("several files at once, each reported", T, async () => {
     const files: DownloadFile[] = [
       flux(),

@@ -7,7 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hashCommand, linkCommand, moveCommand, removeCommand, scanCommand, SCAN_FILES_MARK } from "../../plugins/models/commands.ts";
 import { candidatePaths, folderUsage, indexFiles, neededModels, parseScan, planCleanup, planLinks, planMoves, progressLine, sameSizeGroups, workflowStatus, type ScanFile } from "../../plugins/models/plan.ts";
-import { applyMirror } from "../../plugins/models/resolve.ts";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { applyMirror, resolveModel } from "../../plugins/models/resolve.ts";
 import type { ModelDep } from "../../lib/comfy/model-deps.ts";
 
 const dep = (folder: string, name: string, optional = false): ModelDep => ({ name, folder, optional, usedBy: [], found: ["properties.models"] });
@@ -43,6 +45,22 @@ test("command builders run for real against a temp tree and quote hostile names"
   sh(removeCommand(root, ["unet/b.safetensors"]));
   assert.deepEqual(readdirSync(join(root, "unet")), []);
   assert.ok(!existsSync(join(tmpdir(), "pwned")));
+});
+
+test("a missing root stops every builder that cds: nothing is removed, hashed, moved or linked in the working directory", () => {
+  const home = mkdtempSync(join(tmpdir(), "models-home-"));
+  mkdirSync(join(home, "loras"));
+  writeFileSync(join(home, "loras", "a.safetensors"), "keep me");
+  writeFileSync(join(home, "loras", "b.safetensors"), "keep me");
+  const gone = join(home, "no such root");
+  const sh = (c: string) => execFileSync("sh", ["-c", c], { cwd: home, stdio: ["ignore", "pipe", "ignore"] }).toString();
+  assert.throws(() => sh(removeCommand(gone, ["loras/a.safetensors"])));
+  assert.throws(() => sh(hashCommand(gone, ["loras/a.safetensors"])));
+  assert.throws(() => sh(moveCommand(gone, [{ from: "loras/a.safetensors", to: "vae/a.safetensors" }])));
+  assert.throws(() => sh(linkCommand(gone, [{ keep: "loras/a.safetensors", replace: "loras/b.safetensors" }])));
+  assert.deepEqual(readdirSync(join(home, "loras")).sort(), ["a.safetensors", "b.safetensors"]);
+  assert.notEqual(statSync(join(home, "loras", "a.safetensors")).ino, statSync(join(home, "loras", "b.safetensors")).ino);
+  assert.ok(!existsSync(join(home, "vae")));
 });
 
 test("aliases: diffusion_models is found in unet, text_encoders in clip", () => {
@@ -109,4 +127,49 @@ test("progress line and mirrors", () => {
   const line = progressLine({ done: 5_000_000, total: 10_000_000, speed: 2_500_000, eta: 2, files: [{ name: "loras/a", done: 1, total: 2, speed: 1000, eta: 1 }] });
   assert.equal(line, "5.00 MB / 10.0 MB 50% at 2.50 MB/s, ETA 2s | loras/a 50% 1.00 KB/s ETA 1s");
   assert.equal(applyMirror("https://x.example/files/a.pt", { "https://x.example/": "http://127.0.0.1:9/" }), "http://127.0.0.1:9/files/a.pt");
+});
+
+test("CivitAI: the token goes only to the configured origin; a downloadUrl elsewhere is replaced by one on that origin", async () => {
+  const serve = async (handler: (req: IncomingMessage, res: ServerResponse) => void) => {
+    const srv = createServer(handler);
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+    return { srv, port: (srv.address() as AddressInfo).port };
+  };
+  const elsewhere: { url?: string; auth?: string }[] = [];
+  const other = await serve((req, res) => {
+    elsewhere.push({ url: req.url, auth: req.headers.authorization });
+    res.writeHead(200, { "content-length": 3 }).end();
+  });
+  // "localhost" vs "127.0.0.1": another origin, like a plain-http or foreign downloadUrl
+  const foreign = `http://localhost:${other.port}/api/download/models/7`;
+  let downloadUrl = foreign;
+  const heads: { url?: string; auth?: string }[] = [];
+  const civitai = await serve((req, res) => {
+    if (req.url?.startsWith("/api/v1/model-versions/7")) {
+      const body = JSON.stringify({ files: [{ name: "m.safetensors", sizeKB: 1, primary: true, downloadUrl, hashes: { SHA256: "A".repeat(64) } }] });
+      return void res.writeHead(200, { "content-type": "application/json" }).end(body);
+    }
+    heads.push({ url: req.url, auth: req.headers.authorization });
+    res.writeHead(200, { "content-length": 1024 }).end();
+  });
+  try {
+    const origin = `http://127.0.0.1:${civitai.port}`;
+    const env = { hfUrl: "http://127.0.0.1:9", civitaiUrl: origin, civitaiToken: "civ-secret" };
+    const d: ModelDep = { ...dep("loras", "m.safetensors"), url: `https://civitai.com/api/download/models/7`, source: { kind: "civitai", modelVersionId: "7" } };
+    const r = await resolveModel(d, env);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(r.file.url, `${origin}/api/download/models/7`);
+    assert.deepEqual(r.file.headers, { authorization: "Bearer civ-secret" });
+    assert.deepEqual(elsewhere, [], "a request (and the token) went to another origin");
+    assert.deepEqual(heads, [{ url: "/api/download/models/7", auth: "Bearer civ-secret" }]);
+    // a downloadUrl on the configured origin is kept as given
+    downloadUrl = `${origin}/api/download/models/7?type=Model&format=SafeTensor`;
+    const same = await resolveModel(d, env);
+    assert.ok(same.ok);
+    assert.equal(same.file.url, downloadUrl);
+    assert.deepEqual(elsewhere, []);
+  } finally {
+    other.srv.close();
+    civitai.srv.close();
+  }
 });

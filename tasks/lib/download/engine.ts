@@ -2,13 +2,13 @@
 // (in-order chunks, then the largest remaining range is split for an idle connection), positional
 // writes into <target>.part, resumable from <target>.part.state, sha256 alongside, atomic placement.
 import { Agent, type Dispatcher } from "undici";
-import { closeSync, fdatasync, ftruncateSync, fstatSync, mkdirSync, openSync, realpathSync, renameSync, rmSync, statSync, writev, type Stats } from "node:fs";
+import { closeSync, constants, fdatasync, ftruncateSync, fstatSync, mkdirSync, openSync, realpathSync, renameSync, rmSync, statSync, writev, type Stats } from "node:fs";
 import { setMaxListeners } from "node:events";
 import { basename, dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import { FatalError, RetryableError, classify, contentLength, contentRange, open, shown, type Opened } from "./http.ts";
 import { Hasher, hashFile, readVerified, writeVerified } from "./hash.ts";
 import { RangeSet, type Range } from "./ranges.ts";
-import { partPath, readState, removeState, writeState } from "./state.ts";
+import { partPath, readState, removeState, removeUnlessFile, writeState } from "./state.ts";
 import type { DownloadEvent, DownloadFile, DownloadJob, DownloadSummary, FileProgress, FileResult } from "./types.ts";
 
 const KiB = 1024;
@@ -370,6 +370,8 @@ class FileDownload {
     this.fd = -1;
     this.hasher?.close();
     this.hasher = undefined;
+    // a .part that is not a regular file (a planted symlink) is removed, never written through
+    removeUnlessFile(this.part);
     const st = readState(this.target);
     const partSt = statOrUndefined(this.part);
     const resumable =
@@ -377,7 +379,8 @@ class FileDownload {
     this.done = new RangeSet(resumable ? st.ranges : []);
     this.doneBytes = this.done.bytes;
     if (!resumable) removeState(this.target);
-    this.fd = openSync(this.part, resumable ? "r+" : "w");
+    const nofollow = constants.O_NOFOLLOW ?? 0;
+    this.fd = openSync(this.part, resumable ? constants.O_RDWR | nofollow : constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | nofollow, 0o666);
     if (this.size !== undefined) ftruncateSync(this.fd, this.size); // sparse: positional writes may land anywhere
     this.pending = this.size === undefined ? [] : this.done.missing(this.size);
     this.savedBytes = this.doneBytes;

@@ -92,7 +92,9 @@ export function readVerified(target: string, st: Stats): string | undefined {
 export function writeVerified(target: string, sha256: string, st: Stats): void {
   const p = verifiedPath(target);
   try {
-    writeFileSync(p + ".tmp", JSON.stringify({ sha256, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino } satisfies Verified));
+    // a fresh .tmp, created exclusively ("wx" never follows a planted symlink)
+    rmSync(p + ".tmp", { recursive: true, force: true });
+    writeFileSync(p + ".tmp", JSON.stringify({ sha256, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino } satisfies Verified), { flag: "wx" });
     renameSync(p + ".tmp", p);
   } catch {
     rmSync(p + ".tmp", { force: true });
