@@ -32,7 +32,8 @@ async function main() {
   const why = await labUnavailableReason();
   if (why) throw new Error(`the lab cannot run here: ${why}`);
   // keep hosts as they are (re-creating them would disturb other users of the lab)
-  const inv = await ensureLab({ hosts: HOSTS });
+  // BENCH_NO_DOCKER=1: hosts without their inner Docker engine (20 idle engines load a 2-core machine)
+  const inv = await ensureLab({ hosts: HOSTS, docker: process.env.BENCH_NO_DOCKER === "1" ? false : undefined });
   const hosts = Object.entries(inv.hosts).slice(0, HOSTS);
   const sshBase = (port: number, user: string, key: string) => [
     "ssh", "-i", key, "-o", `UserKnownHostsFile=${inv.knownHostsFile}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
@@ -47,7 +48,7 @@ async function main() {
     ANSIBLE_FORKS: String(HOSTS), ANSIBLE_HOST_KEY_CHECKING: "True", ANSIBLE_STDOUT_CALLBACK: "minimal", ANSIBLE_PYTHON_INTERPRETER: "/usr/bin/python3",
     ANSIBLE_SSH_ARGS: `-o UserKnownHostsFile=${inv.knownHostsFile} -o ControlMaster=no`, ANSIBLE_LOCALHOST_WARNING: "False", ANSIBLE_DEPRECATION_WARNINGS: "False",
   };
-  const haveAnsible = spawnSync("sh", ["-c", "command -v ansible-playbook"]).status === 0;
+  const haveAnsible = spawnSync("sh", ["-c", "command -v ansible-playbook"]).status === 0 && process.env.BENCH_ANSIBLE !== "0";
   const hostList = hosts.map(([n]) => n).join(",");
 
   const contenders: Record<string, () => Promise<{ ms: number; code: number | null; out: string }>> = {
@@ -69,6 +70,7 @@ async function main() {
       const r = await f();
       if (r.code !== 0) throw new Error(`${name} failed:\n${r.out.slice(-2000)}`);
       times[name]!.push(r.ms);
+      process.stderr.write(`[bench] run ${i + 1} ${name}: ${(r.ms / 1000).toFixed(2)} s\n`);
     }
   }
 
