@@ -62,12 +62,17 @@ function findFlowfile(cwd: string): string | null {
 /** Hosts of the flowfile, then of each inventory file (a missing inventory file adds nothing). */
 export function resolveHosts(config: FlowConfig, projectDir: string): HostSpec[] {
   const hosts: HostSpec[] = [];
+  // a provider says who logs in on its boxes (ubuntu on Lambda, root on DataCrunch)
+  const providerUser = (name?: string) => {
+    const u = config.providers.find((p) => p.name === name)?.defaults?.user;
+    return typeof u === "string" ? u : undefined;
+  };
   for (const [name, entry] of Object.entries(config.hosts)) {
     const parsed = parseHostString(entry.host);
     hosts.push({
       name,
       address: parsed.address,
-      user: entry.user ?? parsed.user,
+      user: entry.user ?? parsed.user ?? providerUser(entry.provider),
       port: entry.port ?? parsed.port,
       identityFile: entry.identityFile && absolute(projectDir, entry.identityFile),
       proxyJump: entry.proxyJump,
@@ -95,7 +100,7 @@ export function resolveHosts(config: FlowConfig, projectDir: string): HostSpec[]
         name,
         address: h.address,
         port: h.port,
-        user: h.user,
+        user: h.user ?? providerUser(h.provider),
         identityFile: h.identityFile && absolute(dir, h.identityFile),
         knownHostsFile: parsed.data.knownHostsFile && absolute(dir, parsed.data.knownHostsFile),
         provider: h.provider,

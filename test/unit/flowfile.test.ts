@@ -33,6 +33,10 @@ test("flowfile.ts is loaded with jiti; inventories add hosts; missing flowfile f
   const gpu1 = flow.hosts.find((h) => h.name === "gpu1")!;
   assert.deepEqual([gpu1.user, gpu1.address, gpu1.port], ["ubuntu", "10.0.0.5", 2222]);
   const lab1 = flow.hosts.find((h) => h.name === "lab1")!;
+  const { datacrunch } = await import("../../providers/index.ts");
+  const withProvider = validateFlow({ providers: [datacrunch()], hosts: { dc: { host: "5.6.7.8", provider: "datacrunch" }, mine: { host: "me@5.6.7.9", provider: "datacrunch" } } }, "f");
+  const { resolveHosts } = await import("../../lib/flowfile/load.ts");
+  assert.deepEqual(resolveHosts(withProvider, dir).map((h) => h.user), ["root", "me"], "the provider's login user fills in, an explicit one wins");
   assert.equal(lab1.identityFile, join(dir, "inv/id"));
   assert.equal(lab1.knownHostsFile, join(dir, "inv/kh"));
   assert.deepEqual(selectHosts(flow.hosts, { hosts: "gpus" }).map((h) => h.name), ["gpu1", "gpu2"]);
