@@ -61,14 +61,3 @@ export function replaceContainer(spec: ContainerSpec): string {
 export function containerLogs(name: string, lines = 50): string {
   return `docker logs --tail ${lines} ${shQuote(name)} 2>&1`;
 }
-
-/** Copy a folder out of an image without running it (e.g. what a bind mount would hide). */
-export function copyFromImage(image: string, from: string, to: string): string {
-  const tmp = `flow-seed-${Date.now().toString(36)}`;
-  return [
-    "set -e",
-    `docker create --name ${tmp} ${shQuote(image)} >/dev/null`,
-    `trap 'docker rm -f ${tmp} >/dev/null 2>&1' EXIT`,
-    `docker cp ${shQuote(`${tmp}:${from}`)} ${shQuote(to)}`,
-  ].join("\n");
-}
