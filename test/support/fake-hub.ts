@@ -41,6 +41,8 @@ export interface Faults {
   reset?: { count: number; bytes: number };
   /** Range headers are ignored: 200 and the whole file, like some origins. */
   noRange?: boolean;
+  /** Signed CDN links expiring at or before this time (ms) are refused with 403: links handed out so far "expire". */
+  revokeLinks?: number;
 }
 
 export interface HubStats {
@@ -54,6 +56,10 @@ export interface HubStats {
   ranges: (string | undefined)[];
   /** Byte responses being sent right now. */
   active: number;
+  /** TCP connections accepted (both ports): shows whether clients keep connections alive. */
+  connections: number;
+  /** Requests to the HF resolve and CivitAI download endpoints (each hands out a signed link). */
+  resolves: number;
 }
 
 export interface FakeHubOptions {
@@ -89,7 +95,7 @@ interface PacedSocket extends Socket {
 
 export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> {
   const faults: Faults = {};
-  const stats: HubStats = { bytes: 0, requests: 0, cdnAuth: [], ranges: [], active: 0 };
+  const stats: HubStats = { bytes: 0, requests: 0, cdnAuth: [], ranges: [], active: 0, connections: 0, resolves: 0 };
   const cdnObjects = new Map<string, { content: Buffer; name: string; etag: string }>();
   const hashes = new Map<Buffer, string>();
   const hashOf = (b: Buffer) => {
@@ -102,7 +108,10 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
 
   const main = createServer((req, res) => void handleMain(req, res).catch((e) => fail(res, e)));
   const cdn = createServer((req, res) => void handleCdn(req, res).catch((e) => fail(res, e)));
-  for (const s of [main, cdn]) s.keepAliveTimeout = 30_000;
+  for (const s of [main, cdn]) {
+    s.keepAliveTimeout = 30_000;
+    s.on("connection", () => stats.connections++);
+  }
   await Promise.all([listen(main), listen(cdn)]);
   const url = `http://127.0.0.1:${(main.address() as AddressInfo).port}`;
   const cdnUrl = `http://${opts.cdnHost ?? "localhost"}:${(cdn.address() as AddressInfo).port}`;
@@ -132,6 +141,7 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
       });
     }
     if ((m = /^\/api\/download\/models\/(\d+)$/.exec(p))) {
+      stats.resolves++;
       const v = opts.civitai?.find((x) => x.id === Number(m![1]));
       if (!v) return json(res, 404, { error: "Model not found" });
       if (v.needsToken && !authorized(req, u)) {
@@ -144,6 +154,7 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
       return void res.end();
     }
     if ((m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(p))) {
+      stats.resolves++;
       const [, repoId, rev, file] = m;
       const repo = opts.hf?.[repoId!];
       if (!repo) return hfError(res, 404, "RepoNotFound", `Repository Not Found for url: ${u.href}.`);
@@ -183,7 +194,8 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
     const u = new URL(req.url ?? "/", cdnUrl);
     stats.cdnAuth.push(req.headers.authorization);
     const obj = cdnObjects.get(u.pathname);
-    if (!obj || u.searchParams.get("sig") !== sign(u.pathname) || Number(u.searchParams.get("expires")) < Date.now()) {
+    const expires = Number(u.searchParams.get("expires"));
+    if (!obj || u.searchParams.get("sig") !== sign(u.pathname) || expires < Date.now() || expires <= (faults.revokeLinks ?? 0)) {
       const body = "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code></Error>";
       res.writeHead(403, { "content-type": "application/xml", "content-length": body.length });
       return void res.end(body);
@@ -266,7 +278,9 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
       }
       if (rate && pos < end) {
         const now = performance.now();
-        sock.nextSendAt = Math.max(sock.nextSendAt ?? now, now) + (n * 1000) / rate;
+        // a token bucket, as a CDN's shaper: a late wake-up (a busy event loop) may make up to
+        // 50 ms of lost time, so the cap is the rate on average, not the rate minus our delays
+        sock.nextSendAt = Math.max(sock.nextSendAt ?? now, now - 50) + (n * 1000) / rate;
         const wait = sock.nextSendAt - now;
         if (wait > 1) await new Promise((r) => setTimeout(r, wait));
       }
@@ -296,6 +310,8 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
       stats.requests = 0;
       stats.cdnAuth.length = 0;
       stats.ranges.length = 0;
+      stats.connections = 0;
+      stats.resolves = 0;
     },
     hfUrl: (repo, path, rev = "main") => `${url}/${repo}/resolve/${rev}/${path}`,
     civitaiDownloadUrl: (id) => `${url}/api/download/models/${id}`,

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startFakeHub, seeded, sha256, type FakeHub } from "../support/fake-hub.ts";
 import { downloadAll, verifiedPath, type DownloadEvent, type DownloadFile, type DownloadJob } from "../../tasks/lib/download/index.ts";
+import { SLOT, StateFile, readState, statePath } from "../../tasks/lib/download/state.ts";
 
 const REPO = new URL("../../", import.meta.url).pathname;
 const TOKEN = "hf_test_token_123";
@@ -33,8 +34,12 @@ before(async () => {
   });
 });
 after(() => hub.close());
-beforeEach(() => {
+beforeEach(async () => {
   for (const k of Object.keys(hub.faults)) delete (hub.faults as Record<string, unknown>)[k];
+  // responses a failed download left behind may still be pacing out their last slice: let them
+  // end before counting bytes for the next test
+  for (const until = Date.now() + 2000; hub.stats.active > 0 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 30));
   hub.resetStats();
   root = mkdtempSync(join(tmpdir(), "flow-dl-"));
 });
@@ -128,8 +133,7 @@ describe("download engine", () => {
     assert.ok(existsSync(file.target + ".part") && existsSync(file.target + ".part.state"), "partial state on disk");
     assert.ok(!existsSync(join(runDir, "job.json")), "the job (with its token) was deleted");
     rmSync(runDir, { recursive: true, force: true });
-    const saved = JSON.parse(readFileSync(file.target + ".part.state", "utf8")) as { ranges: [number, number][] };
-    const savedAtKill = saved.ranges.reduce((n, [a, b]) => n + b - a, 0);
+    const savedAtKill = readState(file.target)!.ranges.reduce((n, [a, b]) => n + b - a, 0);
 
     delete hub.faults.rate;
     const events: DownloadEvent[] = [];
@@ -152,7 +156,9 @@ describe("download engine", () => {
     writeSync(fd, bad, 0, half, 0);
     writeSync(fd, Buffer.alloc(1), 0, 1, big.length - 1);
     closeSync(fd);
-    writeFileSync(f.target + ".part.state", JSON.stringify({ v: 1, url: f.url, size: big.length, sha256: f.sha256, ranges: [[0, half]] }));
+    const state = new StateFile(f.target);
+    state.save({ v: 1, url: f.url, size: big.length, sha256: f.sha256, ranges: [[0, half]] });
+    state.close();
     const events: DownloadEvent[] = [];
     const s = await run(job([f]), events);
     assert.deepEqual(s.failed, []);
@@ -234,6 +240,59 @@ describe("download engine", () => {
     assert.ok(hub.stats.bytes <= big.length + 3 * 200_000, `fetched ${hub.stats.bytes}`);
   });
 
+  test("ranges after the first go over kept-alive connections, one per worker", T, async () => {
+    const f: DownloadFile = { ...flux(), url: hub.hfUrl("black-forest-labs/FLUX.1-dev", "ae.safetensors"), target: join(root, "vae", "ae.safetensors"), size: resumable.length, sha256: sha256(resumable) };
+    const s = await run(job([f], { connections: 4, chunkSize: 512 * 1024 }));
+    assert.deepEqual(s.failed, []);
+    assert.equal(sha256(readFileSync(f.target)), sha256(resumable));
+    assert.ok(hub.stats.requests >= 32, `${hub.stats.requests} range requests`);
+    // the resolve and the first range (undici), then 4 range connections
+    assert.ok(hub.stats.connections <= 6, `${hub.stats.connections} TCP connections for ${hub.stats.requests} requests`);
+  });
+
+  test("errors met mid-file on the range connections: 503 retried, expired signed links resolved again", T, async () => {
+    hub.faults.rate = 8 * MiB; // 4 connections: ~0.5 s for the file, time to inject faults mid-way
+    const f: DownloadFile = { ...flux(), url: hub.hfUrl("black-forest-labs/FLUX.1-dev", "ae.safetensors"), target: join(root, "vae", "ae.safetensors"), size: resumable.length, sha256: sha256(resumable) };
+    const events: DownloadEvent[] = [];
+    let injected = 0;
+    const s = await downloadAll(job([f], { connections: 4, chunkSize: MiB, retryBaseMs: 10 }), {
+      onProgress: (e) => {
+        events.push(e);
+        if (e.type !== "progress") return;
+        if (injected === 0 && e.done > resumable.length / 4) {
+          injected = 1;
+          hub.faults.fail = { count: 3, status: 503 };
+        } else if (injected === 1 && e.done > resumable.length / 2) {
+          injected = 2;
+          hub.faults.revokeLinks = Date.now() + 3_600_000; // every link handed out so far now answers 403
+        }
+      },
+    });
+    assert.equal(injected, 2, "both faults were injected mid-download");
+    assert.deepEqual(s.failed, []);
+    assert.equal(sha256(readFileSync(f.target)), sha256(resumable));
+    assert.ok(events.some((e) => e.type === "log" && /HTTP 503/.test(e.message)), "503 reported and retried");
+    assert.ok(hub.stats.resolves >= 2, `resolved ${hub.stats.resolves} times`);
+    assert.ok(hub.stats.bytes <= resumable.length * 1.1, `fetched ${hub.stats.bytes}`);
+  });
+
+  test("when the fresh link is refused too, the file fails with the 403", T, async () => {
+    hub.faults.rate = 8 * MiB;
+    let revoked = false;
+    const s = await downloadAll(job([flux()], { connections: 4, chunkSize: MiB }), {
+      onProgress: (e) => {
+        if (!revoked && e.type === "progress" && e.done > 0) {
+          revoked = true;
+          hub.faults.revokeLinks = Number.MAX_SAFE_INTEGER; // the CDN refuses every link, old and new
+        }
+      },
+    });
+    assert.ok(revoked);
+    assert.equal(s.failed.length, 1);
+    assert.match(s.failed[0]!.reason!, /access denied .*HTTP 403/);
+    assert.ok(hub.stats.resolves >= 2, "resolved again before giving up");
+  });
+
   test("a server that ignores Range gets one connection", T, async () => {
     hub.faults.noRange = true;
     const f: DownloadFile = { url: hub.url + "/files/plain.bin", target: join(root, "loras", "plain.bin"), sha256: sha256(small) };
@@ -242,7 +301,7 @@ describe("download engine", () => {
     assert.deepEqual(s.failed, []);
     assert.equal(sha256(readFileSync(f.target)), sha256(small));
     assert.ok(events.some((e) => e.type === "log" && /does not support Range/.test(e.message)));
-    assert.ok(hub.stats.bytes <= 2 * small.length);
+    assert.ok(hub.stats.bytes <= 2 * small.length, `fetched ${hub.stats.bytes} in ${hub.stats.requests} requests: ${hub.stats.ranges.join(" ")}`);
   });
 
   test("size unknown: learnt from the server (CivitAI without a size)", T, async () => {
@@ -282,11 +341,11 @@ describe("download engine", () => {
     rmSync(outside, { recursive: true });
   });
 
-  test("planted symlinks at .part, .part.state(.tmp) and .sha256(.tmp) are replaced, never written through", T, async () => {
+  test("planted symlinks at .part, .part.state and .sha256(.tmp) are replaced, never written through", T, async () => {
     const outside = mkdtempSync(join(tmpdir(), "flow-dl-outside-"));
     const target = flux().target;
     mkdirSync(join(root, "diffusion_models"));
-    const planted = [`${target}.part`, `${target}.part.state`, `${target}.part.state.tmp`, `${verifiedPath(target)}`, `${verifiedPath(target)}.tmp`];
+    const planted = [`${target}.part`, `${target}.part.state`, `${verifiedPath(target)}`, `${verifiedPath(target)}.tmp`];
     const victims = planted.map((p, i) => {
       const v = join(outside, `bashrc-${i}`);
       writeFileSync(v, `# precious ${i}\n`);
@@ -314,5 +373,55 @@ describe("download engine", () => {
     assert.equal(s.fetched, big.length + 2 * small.length);
     const done = events.filter((e) => e.type === "file" && e.status === "downloaded").map((e) => (e as { name: string }).name);
     assert.deepEqual(done.sort(), ["a.safetensors", "b.safetensors", "flux1-dev.safetensors"]);
+  });
+});
+
+describe("download state file", () => {
+  const dir = () => mkdtempSync(join(tmpdir(), "flow-dl-state-"));
+  const st = (ranges: [number, number][]) => ({ v: 1 as const, url: "http://h/f", size: 1 << 30, ranges });
+
+  test("the newest save wins; a torn newest slot falls back to the one before", () => {
+    const d = dir();
+    const target = join(d, "m.bin");
+    const f = new StateFile(target);
+    f.save(st([[0, 100]]));
+    f.save(st([[0, 200]]));
+    f.close();
+    assert.deepEqual(readState(target)?.ranges, [[0, 200]]);
+    // a kill in the middle of the next save: its slot holds half a record
+    const g = new StateFile(target);
+    g.save(st([[0, 300]]));
+    g.close();
+    assert.deepEqual(readState(target)?.ranges, [[0, 300]], "a new run's saves outrank the old run's");
+    const fd = openSync(statePath(target), "r+");
+    const text = readFileSync(statePath(target));
+    // find the slot holding 300 and tear it
+    const slot = text.subarray(0, SLOT).includes("300") ? 0 : 1;
+    writeSync(fd, Buffer.from('{"seq":99999999,"sum":"x","state":{"v":1,"ur'), 0, 40, slot * SLOT);
+    closeSync(fd);
+    assert.deepEqual(readState(target)?.ranges, [[0, 200]]);
+    // a slot whose checksum does not match its state is not believed either
+    const fd2 = openSync(statePath(target), "r+");
+    const other = readFileSync(statePath(target)).subarray((1 - slot) * SLOT, (1 - slot) * SLOT + SLOT);
+    const forged = Buffer.from(other.subarray(0, other.indexOf(10)).toString().replace("[[0,200]]", "[[0,900]]"));
+    writeSync(fd2, forged, 0, forged.length, (1 - slot) * SLOT);
+    closeSync(fd2);
+    assert.equal(readState(target), undefined);
+    rmSync(d, { recursive: true });
+  });
+
+  test("a state too fragmented for its slot keeps its largest ranges", () => {
+    const d = dir();
+    const target = join(d, "m.bin");
+    const ranges: [number, number][] = Array.from({ length: 8000 }, (_, i) => [i * 1000, i * 1000 + 1 + (i % 7)]);
+    ranges.push([9_000_000, 9_500_000]);
+    const f = new StateFile(target);
+    f.save(st(ranges));
+    f.close();
+    const got = readState(target)!;
+    assert.ok(got.ranges.length > 0 && got.ranges.length < ranges.length, `${got.ranges.length} ranges kept`);
+    assert.deepEqual(got.ranges.at(-1), [9_000_000, 9_500_000], "the largest range is kept");
+    for (const r of got.ranges) assert.ok(ranges.some(([a, b]) => a === r[0] && b === r[1]), "only ranges that were written");
+    rmSync(d, { recursive: true });
   });
 });

@@ -1,14 +1,16 @@
 // The download engine: M files at once, each over N HTTP Range connections that share the work
 // (in-order chunks, then the largest remaining range is split for an idle connection), positional
 // writes into <target>.part, resumable from <target>.part.state, sha256 alongside, atomic placement.
-import { Agent, type Dispatcher } from "undici";
-import { closeSync, constants, fdatasync, ftruncateSync, fstatSync, mkdirSync, openSync, realpathSync, renameSync, rmSync, statSync, writev, type Stats } from "node:fs";
+import { Agent, type Dispatcher } from "./undici.ts";
+import { closeSync, constants, fdatasync, ftruncateSync, fstatSync, mkdirSync, openSync, realpathSync, renameSync, rmSync, statSync, writevSync, type Stats } from "node:fs";
 import { setMaxListeners } from "node:events";
 import { basename, dirname, isAbsolute, relative, resolve, sep } from "node:path";
+import type { ConnectionOptions } from "node:tls";
 import { FatalError, RetryableError, classify, contentLength, contentRange, open, shown, type Opened } from "./http.ts";
+import { FallbackError, RangeConnection } from "./range-client.ts";
 import { Hasher, hashFile, readVerified, writeVerified } from "./hash.ts";
 import { RangeSet, type Range } from "./ranges.ts";
-import { partPath, readState, removeState, removeUnlessFile, writeState } from "./state.ts";
+import { StateFile, partPath, readState, removeState, removeUnlessFile } from "./state.ts";
 import type { DownloadEvent, DownloadFile, DownloadJob, DownloadSummary, FileProgress, FileResult } from "./types.ts";
 
 const KiB = 1024;
@@ -19,6 +21,8 @@ export interface DownloadOptions {
   signal?: AbortSignal;
   /** Tests and benchmarks: undici dispatcher to use instead of a fresh Agent. */
   dispatcher?: Dispatcher;
+  /** Tests: TLS options (a private CA) for both undici and the range connections. */
+  tls?: ConnectionOptions;
 }
 
 interface Settings {
@@ -51,7 +55,7 @@ export async function downloadAll(job: DownloadJob, opts: DownloadOptions = {}):
     modelsRoot: resolve(job.modelsRoot),
   };
   const emit = opts.onProgress ?? (() => {});
-  const agent = opts.dispatcher ?? new Agent({ keepAliveTimeout: 10_000, connect: { timeout: s.timeoutMs } });
+  const agent = opts.dispatcher ?? new Agent({ keepAliveTimeout: 10_000, connect: { timeout: s.timeoutMs, ...opts.tls } });
   const active = new Set<FileDownload>();
   const results: FileResult[] = new Array(job.files.length);
 
@@ -70,7 +74,7 @@ export async function downloadAll(job: DownloadJob, opts: DownloadOptions = {}):
   const lane = async () => {
     while (next < job.files.length) {
       const i = next++;
-      const f = new FileDownload(job.files[i]!, s, agent, emit, opts.signal);
+      const f = new FileDownload(job.files[i]!, s, agent, emit, opts.signal, opts.tls);
       active.add(f);
       try {
         results[i] = await f.run();
@@ -88,7 +92,7 @@ export async function downloadAll(job: DownloadJob, opts: DownloadOptions = {}):
     await Promise.all(Array.from({ length: Math.min(s.parallelFiles, job.files.length) }, lane));
   } finally {
     clearInterval(ticker);
-    if (!opts.dispatcher) await (agent as Agent).close().catch(() => {});
+    if (!opts.dispatcher) await (agent as InstanceType<typeof Agent>).close().catch(() => {});
   }
   return {
     downloaded: results.filter((r) => r.status === "downloaded"),
@@ -141,21 +145,14 @@ const sleep = (ms: number, signal: AbortSignal) =>
     signal.addEventListener("abort", finish);
   });
 
-/** Positional write of several buffers at once (writev: no copy into one buffer). */
-function writeAt(fd: number, bufs: Buffer[], pos: number): Promise<void> {
-  return new Promise((ok, fail) => {
-    const step = (bufs: Buffer[], pos: number) =>
-      writev(fd, bufs, pos, (err, n) => {
-        if (err) return fail(err);
-        // short write (rare on files): go on with what is left
-        let left = n;
-        while (bufs.length && left >= bufs[0]!.length) left -= bufs.shift()!.length;
-        if (!bufs.length) return ok();
-        bufs[0] = bufs[0]!.subarray(left);
-        step(bufs, pos + n);
-      });
-    step(bufs, pos);
-  });
+/** Positional write of several buffers (writev: no copy into one buffer), short writes continued. */
+function writeAllSync(fd: number, bufs: Buffer[], pos: number): void {
+  while (bufs.length) {
+    let n = writevSync(fd, bufs, pos);
+    pos += n;
+    while (bufs.length && n >= bufs[0]!.length) n -= bufs.shift()!.length;
+    if (bufs.length && n) bufs[0] = bufs[0]!.subarray(n);
+  }
 }
 
 interface Assignment {
@@ -164,63 +161,45 @@ interface Assignment {
   /** Exclusive; lowered when an idle connection takes over the second half. */
   end: number;
   ctrl: AbortController;
+  /** The URL this assignment's request went to (a signed link, after the first resolve). */
+  url?: string;
 }
 
 /**
  * Received chunks of one assignment go to disk in order, gathered into writes of at least
- * `batch` bytes (one writev each: syscalls are dear, 64 KiB socket reads are many).
+ * `batch` bytes. Synchronous, on purpose: a write into the page cache is a memory copy, cheaper
+ * than a round trip through libuv's threadpool; bytes are recorded as written the moment they
+ * are, so the state a kill leaves trails the network by little; and a slow disk slows the
+ * reading of the sockets, which is the back-pressure a download wants.
  */
 class Writer {
   private bufs: Buffer[] = [];
   private bufPos = 0;
   private bufLen = 0;
-  private inflight: Promise<void> | null = null;
-  private err?: Error;
-  backlog = 0;
 
   constructor(private f: FileDownload, private batch: number) {}
 
   push(pos: number, buf: Buffer): void {
-    if (this.err) return;
     if (!this.bufLen) this.bufPos = pos;
     this.bufs.push(buf);
     this.bufLen += buf.length;
-    this.backlog += buf.length;
-    if (!this.inflight && this.bufLen >= this.batch) this.kick();
+    if (this.bufLen >= this.batch) this.flush();
   }
 
-  /** Write what is gathered even if short of a batch (end of the assignment). */
+  /** Write what is gathered; throws a FatalError naming the .part when the disk refuses. */
   flush(): void {
-    if (!this.inflight && this.bufLen && !this.err) this.kick();
-  }
-
-  private kick(): void {
+    if (!this.bufLen) return;
     const pos = this.bufPos;
     const len = this.bufLen;
     const data = this.bufs;
     this.bufs = [];
     this.bufLen = 0;
-    this.inflight = writeAt(this.f.fd, data, pos).then(
-      () => {
-        this.backlog -= len;
-        this.inflight = null;
-        this.f.written(pos, pos + len);
-        if (this.bufLen >= this.batch) this.kick();
-      },
-      (e: Error) => {
-        this.err = e;
-        this.inflight = null;
-      },
-    );
-  }
-
-  async drain(): Promise<void> {
-    this.flush();
-    while (this.inflight) {
-      await this.inflight;
-      this.flush();
+    try {
+      writeAllSync(this.f.fd, data, pos);
+    } catch (e) {
+      throw new FatalError(`cannot write ${this.f.part}: ${(e as Error).message}`);
     }
-    if (this.err) throw new FatalError(`cannot write ${this.f.part}: ${this.err.message}`);
+    this.f.written(pos, pos + len);
   }
 }
 
@@ -255,10 +234,12 @@ class FileDownload {
   private samples: [number, number][] = [];
   private savedBytes = 0;
   private savedAt = 0;
-  private saving?: Promise<void>;
   private saveEvery = MiB;
+  private state?: StateFile;
   private batch = 64 * KiB;
   private verifying = false;
+  /** Set when the range connections met a response they leave to undici: the rest of this file goes there. */
+  private fastOff = false;
 
   constructor(
     private readonly file: DownloadFile,
@@ -266,6 +247,7 @@ class FileDownload {
     private readonly agent: Dispatcher,
     private readonly emit: (e: DownloadEvent) => void,
     signal?: AbortSignal,
+    private readonly tls?: ConnectionOptions,
   ) {
     this.target = String(file.target ?? "");
     this.name = file.name ?? basename(this.target);
@@ -299,6 +281,7 @@ class FileDownload {
   dispose(): void {
     this.hasher?.close();
     this.stop.abort();
+    this.state?.close(); // kept on disk: the next run resumes from it
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
   }
@@ -357,7 +340,7 @@ class FileDownload {
     const finished = new Promise<void>((r) => (this.allDone = r));
     this.spawn(1); // the first request shows whether Range works and where redirects lead; the others follow it
     await finished;
-    await this.saveState(true);
+    this.saveState(true);
     const error = this.error as Error | undefined;
     if (!error) return undefined;
     // what is on disk belongs to another file, or there is nothing worth resuming (a 401 on the first request)
@@ -366,6 +349,8 @@ class FileDownload {
   }
 
   private preparePart(): void {
+    this.state?.close();
+    this.state = undefined;
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
     this.hasher?.close();
@@ -378,14 +363,14 @@ class FileDownload {
       st && this.size !== undefined && st.size === this.size && st.url === this.file.url && (st.sha256 ?? "") === (this.sha ?? "") && partSt?.size === this.size;
     this.done = new RangeSet(resumable ? st.ranges : []);
     this.doneBytes = this.done.bytes;
-    if (!resumable) removeState(this.target);
+    if (!resumable) this.dropState();
     const nofollow = constants.O_NOFOLLOW ?? 0;
     this.fd = openSync(this.part, resumable ? constants.O_RDWR | nofollow : constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | nofollow, 0o666);
     if (this.size !== undefined) ftruncateSync(this.fd, this.size); // sparse: positional writes may land anywhere
     this.pending = this.size === undefined ? [] : this.done.missing(this.size);
     this.savedBytes = this.doneBytes;
     // what a kill may lose (with the writes gathered below): well under 1% of the file
-    this.saveEvery = Math.max(256 * KiB, Math.min(4 * MiB, Math.floor((this.size ?? 0) / 256)));
+    this.saveEvery = Math.max(256 * KiB, Math.min(2 * MiB, Math.floor((this.size ?? 0) / 512)));
     // writes of up to 512 KiB; small files keep small writes so little sits in memory at a kill
     this.batch = Math.max(64 * KiB, Math.min(512 * KiB, Math.floor((this.size ?? 0) / (this.s.connections * 64))));
     this.rangeOk = false;
@@ -401,6 +386,12 @@ class FileDownload {
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
     rmSync(this.part, { force: true });
+    this.dropState();
+  }
+
+  private dropState(): void {
+    this.state?.close();
+    this.state = undefined;
     removeState(this.target);
   }
 
@@ -431,7 +422,7 @@ class FileDownload {
     closeSync(this.fd);
     this.fd = -1;
     renameSync(this.part, this.target);
-    removeState(this.target);
+    this.dropState();
     if (this.sha) writeVerified(this.target, this.sha, statSync(this.target));
     return true;
   }
@@ -452,19 +443,21 @@ class FileDownload {
   private async worker(): Promise<void> {
     let failures = 0;
     let chunk = this.initialChunk();
+    const slot: Slot = {};
     try {
       while (!this.error) {
         const a = this.take(chunk);
         if (!a) return;
         const t0 = performance.now();
         try {
-          await this.fetch(a);
+          await this.fetch(a, slot);
           // size the next request to take about 0.25 s at this connection's speed: few requests, short tail
           const ms = performance.now() - t0;
           if (!this.s.chunkSize && a.pos - a.start >= chunk / 2 && ms > 0) {
             chunk = Math.max(MiB, Math.min(64 * MiB, Math.round(((a.pos - a.start) * 250) / ms / MiB) * MiB));
           }
           failures = 0;
+          this.reresolves = 0;
           this.release(a);
         } catch (err) {
           const got = a.pos - a.start;
@@ -486,12 +479,18 @@ class FileDownload {
             await sleep(wait, this.stop.signal);
             continue;
           }
-          if (e instanceof FatalError && (e.status === 401 || e.status === 403) && this.url !== this.file.url && this.reresolves < 3) {
-            // a signed CDN link may have expired: start again from the URL we were given
-            this.reresolves++;
-            this.url = this.file.url;
-            this.headers = { ...(this.file.headers ?? {}) };
-            this.resolved = false;
+          if (e instanceof FatalError && (e.status === 401 || e.status === 403) && a.url && a.url !== this.file.url) {
+            // a signed CDN link may have expired: start again from the URL we were given. Every
+            // connection meets the same expiry; one link counts once, three in a row fail the file
+            if (a.url === this.url) {
+              if (++this.reresolves > 3) {
+                this.fail(e);
+                return;
+              }
+              this.url = this.file.url;
+              this.headers = { ...(this.file.headers ?? {}) };
+              this.resolved = false;
+            }
             continue;
           }
           this.fail(e instanceof Error ? e : new Error(String(e)));
@@ -499,6 +498,7 @@ class FileDownload {
         }
       }
     } finally {
+      slot.conn?.close();
       if (--this.alive === 0) this.allDone?.();
     }
   }
@@ -565,13 +565,25 @@ class FileDownload {
     this.stop.abort();
   }
 
-  private async fetch(a: Assignment): Promise<void> {
+  private async fetch(a: Assignment, slot: Slot): Promise<void> {
     const wait = this.notBefore - Date.now();
     if (wait > 0) await sleep(wait, this.stop.signal);
     if (this.error) return;
+    a.url = this.url;
     const onStop = () => a.ctrl.abort();
     this.stop.signal.addEventListener("abort", onStop, { once: true });
     try {
+      if (this.rangeOk && this.resolved && !this.single && !this.fastOff) {
+        try {
+          return await this.fetchRange(a, slot);
+        } catch (err) {
+          if (!(err instanceof FallbackError)) throw err;
+          // nothing of the body was taken: the same range goes through undici, as does the rest
+          this.fastOff = true;
+          slot.conn?.close();
+          slot.conn = undefined;
+        }
+      }
       const res = await open(this.url, {
         dispatcher: this.agent,
         headers: this.headers,
@@ -618,7 +630,7 @@ class FileDownload {
       try {
         await this.receive(res.body, a, w, res.status === 206 ? contentRange(res.headers)!.end + 1 : Infinity);
       } finally {
-        await w.drain();
+        w.flush();
       }
       if (this.single) {
         if (this.size === undefined) this.size = a.pos;
@@ -626,6 +638,49 @@ class FileDownload {
       }
     } finally {
       this.stop.signal.removeEventListener("abort", onStop);
+    }
+  }
+
+  /** One range over this worker's own kept-alive connection (range-client.ts). */
+  private async fetchRange(a: Assignment, slot: Slot): Promise<void> {
+    const url = new URL(this.url);
+    if (slot.conn?.origin !== url.origin) {
+      slot.conn?.close();
+      slot.conn = new RangeConnection(url.origin, this.s.timeoutMs, this.tls);
+    }
+    const asked = a.end;
+    const w = new Writer(this, this.batch);
+    try {
+      await slot.conn.get({
+        url,
+        headers: this.headers,
+        start: a.pos,
+        end: a.end - 1,
+        signal: a.ctrl.signal,
+        label: this.label,
+        head: ({ headers }) => {
+          const cr = contentRange(headers);
+          if (!cr || cr.start !== a.pos || cr.end !== asked - 1) {
+            throw new RetryableError(`unexpected Content-Range "${headers["content-range"]}" for bytes ${a.pos}-${asked - 1} from ${shown(this.url)}`);
+          }
+          if (cr.total !== undefined && this.size !== undefined && cr.total !== this.size) {
+            throw new MismatchError(`size mismatch: expected ${this.size} bytes, the server has ${cr.total} (${this.label})`);
+          }
+        },
+        body: (chunk) => {
+          const room = a.end - a.pos;
+          const c = chunk.length > room ? chunk.subarray(0, room) : chunk;
+          if (c.length) {
+            w.push(a.pos, c);
+            a.pos += c.length;
+            this.received += c.length;
+          }
+          // the rest was handed to another connection: stop (costs this connection)
+          return a.pos < a.end || a.end >= asked;
+        },
+      });
+    } finally {
+      w.flush();
     }
   }
 
@@ -647,7 +702,12 @@ class FileDownload {
         if (over) return;
         const c = chunk.length > a.end - a.pos ? chunk.subarray(0, a.end - a.pos) : chunk;
         if (c.length) {
-          w.push(a.pos, c);
+          try {
+            w.push(a.pos, c);
+          } catch (e) {
+            discard(body);
+            return finish(e);
+          }
           a.pos += c.length;
           this.received += c.length;
         }
@@ -658,12 +718,6 @@ class FileDownload {
             finish();
             discard(body);
           }
-          return;
-        }
-        if (w.backlog > 4 * MiB) {
-          // the disk is behind: stop reading until it catches up
-          body.pause();
-          w.drain().then(() => body.resume(), finish);
         }
       };
       body.on("data", onData);
@@ -686,7 +740,7 @@ class FileDownload {
   private restartSingle(): void {
     this.done = new RangeSet();
     this.doneBytes = 0;
-    removeState(this.target);
+    this.dropState();
     if (this.sha) {
       this.hasher?.close();
       this.hasher = new Hasher(this.part);
@@ -698,29 +752,32 @@ class FileDownload {
     this.done.add(s, e);
     this.doneBytes += e - s;
     this.hasher?.feed(this.done.prefix);
-    void this.saveState(false);
+    this.saveState(false);
   }
 
   /**
-   * Record the written ranges every saveEvery bytes or 250 ms. Off the main thread (syscalls are
-   * dear here), one save at a time; force waits for the one in flight and writes the latest.
+   * Record the written ranges every saveEvery bytes or 250 ms: synchronously, like the writes, so
+   * the state trails them by at most that much (one pwrite, ~30 us with the JSON).
    */
-  private async saveState(force: boolean): Promise<void> {
+  private saveState(force: boolean): void {
     if (this.size === undefined || this.single) return;
-    if (this.saving) {
-      if (!force) return;
-      await this.saving;
-    }
     const now = Date.now();
     if (!force && this.doneBytes - this.savedBytes < this.saveEvery && now - this.savedAt < 250) return;
+    if (this.doneBytes === this.savedBytes && !force) return;
     this.savedBytes = this.doneBytes;
     this.savedAt = now;
-    const state = { v: 1 as const, url: this.file.url, size: this.size, sha256: this.sha, ranges: this.done.toJSON() };
-    this.saving = writeState(this.target, state)
-      .catch((err: Error) => this.fail(new FatalError(`cannot write ${this.part}.state: ${err.message}`)))
-      .finally(() => (this.saving = undefined));
-    await this.saving;
+    try {
+      this.state ??= new StateFile(this.target);
+      this.state.save({ v: 1, url: this.file.url, size: this.size, sha256: this.sha, ranges: this.done.toJSON() });
+    } catch (err) {
+      this.fail(new FatalError(`cannot write ${this.part}.state: ${(err as Error).message}`));
+    }
   }
+}
+
+/** A worker's own connection for the range path, kept across its requests. */
+interface Slot {
+  conn?: RangeConnection;
 }
 
 /** The server's file is not the one the job describes. */

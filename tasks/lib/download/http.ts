@@ -1,5 +1,5 @@
 // One GET with manual redirects and an error taxonomy: what is worth retrying, what fails the file.
-import { request, type Dispatcher } from "undici";
+import { request, type Dispatcher } from "./undici.ts";
 
 /** The file fails with this message; retrying would not help (401, 403, 404, HTML, size mismatch). */
 export class FatalError extends Error {
@@ -129,20 +129,28 @@ export async function open(url: string, o: OpenOptions): Promise<Opened> {
       }
       return { status, headers: res.headers, body: res.body, url, sendHeaders: headers };
     }
-    const message = header(res.headers, "x-error-message");
-    const why = message ? `: ${message.slice(0, 200)}` : "";
     const isHtml = /text\/html/i.test(header(res.headers, "content-type") ?? "");
     const page = isHtml ? await snippet(res.body) : (res.body.dump().catch(() => {}), "");
-    if (status === 401) throw new FatalError(`token missing or wrong for ${o.label} (HTTP 401${why})`, 401);
-    if (status === 403) throw new FatalError(`access denied for ${o.label} (HTTP 403${why}): a gated repository whose terms the token's account has not accepted, a token without read access, or an expired link`, 403);
-    if (status === 404) throw new FatalError(`not found: ${o.label} (HTTP 404${why})`, 404);
-    if (status === 416) throw new FatalError(`range not satisfiable for ${o.label} (HTTP 416): the file on the server changed size`, 416);
-    if (status === 429 || status === 408 || status === 425 || status >= 500) {
-      throw new RetryableError(`HTTP ${status}${page}${why} from ${shown(url)}`, retryAfterMs(res.headers["retry-after"]));
-    }
-    throw new FatalError(`HTTP ${status}${page}${why} for ${o.label}`);
+    throw statusError(status, res.headers, page, url, o.label);
   }
   throw new FatalError(`more than 10 redirects for ${o.label}`);
+}
+
+/**
+ * The error for a response that is neither a redirect nor 200/206: fatal when retrying cannot help
+ * (401, 403, 404, 416, other 4xx), retryable for 429, 408, 425 and 5xx. page: a title, or "".
+ */
+export function statusError(status: number, headers: Opened["headers"], page: string, url: string, label: string): FatalError | RetryableError {
+  const message = header(headers, "x-error-message");
+  const why = message ? `: ${message.slice(0, 200)}` : "";
+  if (status === 401) return new FatalError(`token missing or wrong for ${label} (HTTP 401${why})`, 401);
+  if (status === 403) return new FatalError(`access denied for ${label} (HTTP 403${why}): a gated repository whose terms the token's account has not accepted, a token without read access, or an expired link`, 403);
+  if (status === 404) return new FatalError(`not found: ${label} (HTTP 404${why})`, 404);
+  if (status === 416) return new FatalError(`range not satisfiable for ${label} (HTTP 416): the file on the server changed size`, 416);
+  if (status === 429 || status === 408 || status === 425 || status >= 500) {
+    return new RetryableError(`HTTP ${status}${page}${why} from ${shown(url)}`, retryAfterMs(headers["retry-after"]));
+  }
+  return new FatalError(`HTTP ${status}${page}${why} for ${label}`, status);
 }
 
 /** "bytes 0-99/1000" -> [0, 99, 1000]; total is undefined for "*". */
