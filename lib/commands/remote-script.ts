@@ -44,13 +44,20 @@ export function launch(remoteDir: string, key: string, node: string, script: str
   ].join("\n");
 }
 
-/** Streams events.jsonl from the start until the run's wrapper exits. */
+/**
+ * Streams events.jsonl until the run's wrapper exits. What was written before we came is sent
+ * without its progress lines but the latest (a re-attach shows where the run is, not its past).
+ */
 export function follow(remoteDir: string, key: string): string {
   const d = runDir(remoteDir, key);
+  const past = `awk '/^[{]"t":[0-9]*,"type":"progress"/ { p = $0; next } { print } END { if (p != "") print p }'`;
   return [
     `d=${d}`,
     `touch "$d/events.jsonl"`,
-    `if [ ! -f "$d/exit" ]; then tail -s 0.2 -n +1 -F --pid="$(cat "$d/pid")" "$d/events.jsonl" 2>/dev/null; else cat "$d/events.jsonl"; fi`,
+    // whole lines only: one being written now is line n+1, which tail prints once complete
+    `n=$(wc -l < "$d/events.jsonl")`,
+    `head -n "$n" "$d/events.jsonl" | ${past}`,
+    `if [ ! -f "$d/exit" ]; then tail -s 0.2 -n +$((n + 1)) -F --pid="$(cat "$d/pid")" "$d/events.jsonl" 2>/dev/null; else tail -n +$((n + 1)) "$d/events.jsonl"; fi`,
   ].join("\n");
 }
 

@@ -30,12 +30,13 @@ export default defineFlow({
     options: z.object({ steps: z.number().default(5), delay: z.number().default(50), fail: z.boolean().default(false) }),
     async run(ctx, o) {
       let last = 0;
+      let first = 0;
       const r = await ctx.remoteScript(${JSON.stringify(SCRIPT)}, {
         key: "count",
         job: { steps: o.steps, delayMs: o.delay, secret: ctx.secrets.FLOW_TEST_TOKEN, fail: o.fail },
-        onProgress: (e) => { if (e.type === "progress") { last = e.done as number; } },
+        onProgress: (e) => { if (e.type === "progress") { last = e.done as number; first ||= last; } },
       });
-      await ctx.step("count", async () => ({ status: "changed", note: r.how + " " + JSON.stringify(r.result) + " last=" + last }));
+      await ctx.step("count", async () => ({ status: "changed", note: r.how + " " + JSON.stringify(r.result) + " last=" + last + " first=" + first }));
     },
   })] })],
 });`));
@@ -48,7 +49,7 @@ test("a pushed script runs detached, streams progress, returns its result", asyn
   const token = "tok_" + Math.random().toString(36).slice(2, 12);
   const r = await flow(["run", "count", "--host", "local", "--steps", "4", "--delay", "20"], { cwd: dir, env: { FLOW_TEST_TOKEN: token } });
   assert.equal(r.code, 0, r.stdout + r.stderr);
-  assert.match(r.stdout, /count: changed \(started \{"counted":4,"sawSecret":true\} last=4\)/);
+  assert.match(r.stdout, /count: changed \(started \{"counted":4,"sawSecret":true\} last=4 first=1\)/);
   assert.match(r.stdout, /counted to 4/);
   // the job file (which held the token) is gone; nothing on disk holds the token
   const run = join(remote, "runs/count");
@@ -72,7 +73,10 @@ test("flow killed while following: the script finishes; a re-run re-attaches or 
   const again = await flow(["run", "count", "--host", "local", "--steps", "30", "--delay", "100"], { cwd: dir });
   assert.equal(again.code, 0, again.stdout + again.stderr);
   assert.match(again.stdout, /re-attached to .*count.* already running/);
-  assert.match(again.stdout, /count: changed \(attached \{"counted":30,"sawSecret":false\} last=30\)/);
+  const m = /count: changed \(attached \{"counted":30,"sawSecret":false\} last=30 first=(\d+)\)/.exec(again.stdout);
+  assert.ok(m, again.stdout);
+  // the re-attached run starts from where the script was, not from its first progress line
+  assert.ok(Number(m[1]) >= 3, `first progress seen after re-attaching: ${m[1]}`);
   void seen;
 
   // now one that finishes while nobody watches
