@@ -376,7 +376,7 @@ class FileDownload {
     this.rangeOk = false;
     this.single = this.size === undefined;
     if (this.sha) {
-      this.hasher = new Hasher(this.part);
+      this.hasher = new Hasher(this.part, Math.min(256 * MiB, Math.floor((this.size ?? 0) / 4)));
       this.hasher.feed(this.done.prefix, true);
     }
     if (resumable && this.doneBytes) this.emit({ type: "log", message: `${this.name}: resuming with ${mb(this.doneBytes)} of ${mb(this.size!)} on disk` });
