@@ -80,10 +80,11 @@ export class SshTransport implements Transport {
     return this.hop?.user ?? this.target.user ?? localUser();
   }
 
-  /** `label (user@host:port)`, used in every error about this host. */
+  /** `label (user@host:port)`, used in every error about this host; the address once when it is the label. */
   get where(): string {
     const h = this.hop;
-    return h ? `${this.label} (${h.user}@${h.host}:${h.port})` : this.label;
+    const addr = h && `${h.user}@${h.host}:${h.port}`;
+    return addr && addr !== this.label ? `${this.label} (${addr})` : this.label;
   }
 
   // ---- connection -----------------------------------------------------------
@@ -166,8 +167,8 @@ export class SshTransport implements Transport {
   }
 
   private connectHop(hop: Hop, sock: NodeJS.ReadableStream | undefined, isTarget: boolean): Promise<SshClient> {
-    const at = `(${hop.user}@${hop.host}:${hop.port})`;
-    const where = isTarget ? `${this.label} ${at}` : `${this.label}: jump host ${hop.name} ${at}`;
+    const addr = `${hop.user}@${hop.host}:${hop.port}`;
+    const where = isTarget ? (addr === this.label ? addr : `${this.label} (${addr})`) : `${this.label}: jump host ${hop.name} (${addr})`;
     const { methods, notes } = authMethods(hop);
     if (methods.length === 0) {
       return Promise.reject(new UnreachableError(`${where}: no SSH key to log in with (${notes.join("; ") || "no identity file, no SSH_AUTH_SOCK, no ~/.ssh/id_*"})`, "auth"));

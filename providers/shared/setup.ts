@@ -2,6 +2,7 @@
 // provider. A provider only says what differs (its profile), as data.
 import { z } from "zod";
 import { defineTask, TaskError } from "../../lib/index.ts";
+import { dataRootOf } from "../../lib/host-data.ts";
 import { ensureNode } from "../../lib/node-runtime.ts";
 import { detectGpu, ensureDocker, ensureNvidia, ensureVolume, stopUnattendedUpgrades, waitApt } from "../../lib/steps/host.ts";
 
@@ -27,7 +28,7 @@ export function setupTask(profile: ProviderProfile) {
     }),
     async run(ctx, opts) {
       const o = opts as { dataRoot?: string; volume?: string; healthTimeout?: number };
-      const dataRoot = o.dataRoot ?? (typeof ctx.host.data.dataRoot === "string" ? ctx.host.data.dataRoot : profile.dataRoot);
+      const dataRoot = dataRootOf(ctx, o.dataRoot, profile.dataRoot);
       if (!dataRoot.startsWith("/")) throw new TaskError(`--data-root ${dataRoot}: give an absolute path`);
       if (ctx.transport.user !== profile.user && ctx.transport.user !== "root") {
         ctx.warn(`logged in as ${ctx.transport.user}; ${profile.title} boxes log in as ${profile.user}`);
