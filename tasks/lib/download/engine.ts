@@ -598,14 +598,11 @@ class FileDownload {
         this.resolved = true;
       }
       if (res.status === 206) {
-        const cr = contentRange(res.headers);
-        if (!cr || cr.start !== a.pos) {
+        try {
+          this.checkRange(res.headers, a.pos, a.end - 1, res.url, false);
+        } catch (e) {
           discard(res.body);
-          throw new RetryableError(`unexpected Content-Range "${res.headers["content-range"]}" for bytes ${a.pos}-${a.end - 1} from ${shown(res.url)}`);
-        }
-        if (cr.total !== undefined && this.size !== undefined && cr.total !== this.size) {
-          discard(res.body);
-          throw new MismatchError(`size mismatch: expected ${this.size} bytes, the server has ${cr.total} (${this.label})`);
+          throw e;
         }
         if (!this.rangeOk) {
           this.rangeOk = true;
@@ -641,6 +638,32 @@ class FileDownload {
     }
   }
 
+  /**
+   * A 206's Content-Range must start where we asked and name our file's size; exactEnd: end there
+   * too (the range path reads the body by Content-Length; undici's path stops at a.end itself).
+   */
+  private checkRange(headers: Opened["headers"], start: number, end: number, from: string, exactEnd: boolean): void {
+    const cr = contentRange(headers);
+    if (!cr || cr.start !== start || (exactEnd && cr.end !== end)) {
+      throw new RetryableError(`unexpected Content-Range "${headers["content-range"]}" for bytes ${start}-${end} from ${shown(from)}`);
+    }
+    if (cr.total !== undefined && this.size !== undefined && cr.total !== this.size) {
+      throw new MismatchError(`size mismatch: expected ${this.size} bytes, the server has ${cr.total} (${this.label})`);
+    }
+  }
+
+  /** Body bytes of assignment a into its writer, cut at a.end (which may have moved down). true: a wants more. */
+  private accept(a: Assignment, w: Writer, chunk: Buffer): boolean {
+    const room = a.end - a.pos;
+    const c = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    if (c.length) {
+      w.push(a.pos, c);
+      a.pos += c.length;
+      this.received += c.length;
+    }
+    return a.pos < a.end;
+  }
+
   /** One range over this worker's own kept-alive connection (range-client.ts). */
   private async fetchRange(a: Assignment, slot: Slot): Promise<void> {
     const url = new URL(this.url);
@@ -658,26 +681,9 @@ class FileDownload {
         end: a.end - 1,
         signal: a.ctrl.signal,
         label: this.label,
-        head: ({ headers }) => {
-          const cr = contentRange(headers);
-          if (!cr || cr.start !== a.pos || cr.end !== asked - 1) {
-            throw new RetryableError(`unexpected Content-Range "${headers["content-range"]}" for bytes ${a.pos}-${asked - 1} from ${shown(this.url)}`);
-          }
-          if (cr.total !== undefined && this.size !== undefined && cr.total !== this.size) {
-            throw new MismatchError(`size mismatch: expected ${this.size} bytes, the server has ${cr.total} (${this.label})`);
-          }
-        },
-        body: (chunk) => {
-          const room = a.end - a.pos;
-          const c = chunk.length > room ? chunk.subarray(0, room) : chunk;
-          if (c.length) {
-            w.push(a.pos, c);
-            a.pos += c.length;
-            this.received += c.length;
-          }
-          // the rest was handed to another connection: stop (costs this connection)
-          return a.pos < a.end || a.end >= asked;
-        },
+        head: ({ headers }) => this.checkRange(headers, a.pos, asked - 1, this.url, true),
+        // false once the rest was handed to another connection: stop (costs this connection)
+        body: (chunk) => this.accept(a, w, chunk) || a.end >= asked,
       });
     } finally {
       w.flush();
@@ -700,16 +706,11 @@ class FileDownload {
       };
       const onData = (chunk: Buffer) => {
         if (over) return;
-        const c = chunk.length > a.end - a.pos ? chunk.subarray(0, a.end - a.pos) : chunk;
-        if (c.length) {
-          try {
-            w.push(a.pos, c);
-          } catch (e) {
-            discard(body);
-            return finish(e);
-          }
-          a.pos += c.length;
-          this.received += c.length;
+        try {
+          this.accept(a, w, chunk);
+        } catch (e) {
+          discard(body);
+          return finish(e);
         }
         if (a.pos >= a.end) {
           // the rest was handed to another connection: stop this response (costs the connection).
