@@ -3,14 +3,13 @@
 // Not a test: it prints a table (and writes bench/out/download.json) for bench/README.md.
 // Runs: interleaved rounds (flow, flow without sha256, aria2c, curl), median of each; sha256 of
 // the output checked after every run; SIGKILL at ~50% then resume, for flow and aria2c.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { fork, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, write, writeFileSync, writeSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
-import { startFakeHub } from "../test/support/fake-hub.ts";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
 const SIZE = Number(process.env.BENCH_SIZE ?? 1024 ** 3);
@@ -62,6 +61,41 @@ function timed(cmd: string, args: string[], onStart?: (c: ChildProcess) => void)
   );
 }
 
+interface Server {
+  url: string;
+  /** One request, its reply (messages are answered in order). */
+  ask(m: Record<string, unknown>): Promise<{ ok?: boolean; bytes?: number }>;
+  /** Bytes sent when the server last killed a process for killAt. */
+  readonly killed: Promise<number>;
+  close(): Promise<void>;
+}
+
+async function startServer(file: string): Promise<Server> {
+  const child = fork(fileURLToPath(new URL("./download-server.ts", import.meta.url)), [file], { execArgv: process.execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const waiting: ((m: { ok?: boolean; bytes?: number }) => void)[] = [];
+  let onKilled: (n: number) => void = () => {};
+  let killed = new Promise<number>((r) => (onKilled = r));
+  const ready = new Promise<string>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`the bench server exited (${code})`)));
+    child.on("message", (m: { url?: string; killed?: number; ok?: boolean; bytes?: number }) => {
+      if (m.url) resolve(m.url);
+      else if (m.killed !== undefined) onKilled(m.killed);
+      else waiting.shift()?.(m);
+    });
+  });
+  const url = await ready;
+  return {
+    url,
+    ask: (m) => new Promise((r) => (waiting.push(r), child.send(m))),
+    get killed() {
+      const k = killed;
+      killed = new Promise<number>((r) => (onKilled = r));
+      return k;
+    },
+    close: () => new Promise<void>((r) => (child.once("exit", () => r()), child.send({ cmd: "close" }))),
+  };
+}
+
 async function main() {
   for (const tool of ["curl", "aria2c"]) {
     if (spawnSync(tool, ["--version"]).status !== 0) throw new Error(`${tool} is not installed (Debian package ${tool === "aria2c" ? "aria2" : "curl"})`);
@@ -82,12 +116,10 @@ async function main() {
   fsyncSync(fd);
   closeSync(fd);
   const sha = h.digest("hex");
-  const content = readFileSync(src);
+  // the server in a process of its own (bench/download-server.ts says why), serving from memory
+  const hub = await startServer(src);
+  const url = hub.url;
   rmSync(src); // the copy in memory is what is served; keep the disk for the downloads
-
-  const hub = await startFakeHub({ files: { "model.bin": content } });
-  const url = `${hub.url}/files/model.bin`;
-  await fetch(url, { method: "HEAD" }); // the server hashes the file once for its ETag: not during a run
 
   // flow as it runs on a host: tasks/models-download.ts bundled by esbuild into one file, run by node
   const script = join(dir, "models-download.mjs");
@@ -135,6 +167,7 @@ async function main() {
   // the disk ceiling: the file written from memory by 4 writers in 8 MiB positional writes (what
   // the downloaders do, minus the network), page cache included as for them; no fsync
   const ceiling: number[] = [];
+  const pool = PHASES.has("disk") ? randomBytes(64 << 20) : Buffer.alloc(0); // written over and over
   for (let i = 0; i < (PHASES.has("disk") ? ROUNDS : 0); i++) {
     clean();
     const fdw = openSync(target, "w");
@@ -145,7 +178,7 @@ async function main() {
       for (let pos; (pos = next) < SIZE; ) {
         next += block;
         const n = Math.min(block, SIZE - pos);
-        await new Promise<void>((ok, ko) => write(fdw, content, pos, n, pos, (e) => (e ? ko(e) : ok())));
+        await new Promise<void>((ok, ko) => write(fdw, pool, pos % pool.length, n, pos, (e) => (e ? ko(e) : ok())));
       }
     }));
     closeSync(fdw);
@@ -165,18 +198,18 @@ async function main() {
       log(`uncapped ${round} ${name}: ${r.seconds.toFixed(2)} s, ${(SIZE / r.seconds / 1e6).toFixed(0)} MB/s (load ${loadavg()[0]!.toFixed(2)})`);
     }
   }
-  hub.faults.rate = RATE;
+  await hub.ask({ cmd: "rate", rate: RATE });
 
   for (let round = 1; round <= (PHASES.has("capped") ? ROUNDS : 0); round++) {
     for (const [name, make] of Object.entries(tools)) {
       if (name === "curl" && round > CURL_ROUNDS) continue;
       clean();
-      hub.resetStats();
+      await hub.ask({ cmd: "reset" });
       const [cmd, args] = make();
       const r = await timed(cmd, args);
       check(name);
       times[name]!.push(r.seconds);
-      fetched[name]!.push(hub.stats.bytes);
+      fetched[name]!.push((await hub.ask({ cmd: "stats" })).bytes!);
       const rate = name in steady ? steadyRate(lastRun) : undefined;
       if (rate) steady[name]!.push(rate);
       log(`round ${round} ${name}: ${r.seconds.toFixed(2)} s, ${(SIZE / r.seconds / 1e6).toFixed(0)} MB/s (load ${loadavg()[0]!.toFixed(2)})`);
@@ -188,19 +221,15 @@ async function main() {
   for (let round = 1; round <= (PHASES.has("resume") ? ROUNDS : 0); round++) {
     for (const name of Object.keys(resume)) {
       clean();
-      hub.resetStats();
+      await hub.ask({ cmd: "reset" });
       const make = tools[name]!;
       const [cmd, args] = name === "flow" ? make() : [make()[0], ["-c", ...make()[1]]] as [string, string[]];
-      await timed(cmd, args, (c) => {
-        const iv = setInterval(() => {
-          if (hub.stats.bytes >= SIZE / 2) {
-            c.kill("SIGKILL");
-            clearInterval(iv);
-          }
-        }, 2);
-        c.once("exit", () => clearInterval(iv));
-      });
-      const atKill = hub.stats.bytes;
+      // the server kills the process once it has sent half the file: no polling across processes
+      let armed: Promise<unknown> = Promise.resolve();
+      const first = await timed(cmd, args, (c) => void (armed = hub.ask({ cmd: "killAt", bytes: SIZE / 2, pid: c.pid! })));
+      await armed;
+      if (first.code !== null) throw new Error(`${name} ended (exit ${first.code}) before the server had sent half the file`);
+      const atKill = await hub.killed;
       // what flow's state file had recorded at the kill: the rest of what was sent is fetched again
       let recorded = "";
       try {
@@ -212,8 +241,9 @@ async function main() {
       const [cmd2, args2] = name === "flow" ? make() : [cmd, args];
       await timed(cmd2, args2);
       check(`${name} resume`);
-      resume[name]!.push(hub.stats.bytes / SIZE);
-      log(`resume ${round} ${name}: killed at ${(atKill / SIZE * 100).toFixed(1)}%${recorded}, total ${(hub.stats.bytes / SIZE).toFixed(3)}x`);
+      const total = (await hub.ask({ cmd: "stats" })).bytes!;
+      resume[name]!.push(total / SIZE);
+      log(`resume ${round} ${name}: killed at ${(atKill / SIZE * 100).toFixed(1)}%${recorded}, total ${(total / SIZE).toFixed(3)}x`);
     }
   }
   await hub.close();

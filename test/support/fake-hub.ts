@@ -268,6 +268,17 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
     while (pos < end && !closed) {
       let n = Math.min(slice, end - pos);
       if (sent + n > cutAfter) n = cutAfter - sent;
+      if (rate) {
+        // a token bucket per connection, as a CDN's shaper, checked before every write (the first
+        // of a response too: many small requests on one connection get the rate, not a burst each).
+        // A late wake-up (a busy event loop) may make up to 50 ms of lost time, so the cap is the
+        // rate on average, not the rate minus our delays
+        const now = performance.now();
+        const at = Math.max(sock.nextSendAt ?? now, now - 50);
+        if (at - now > 1) await new Promise((r) => setTimeout(r, at - now));
+        sock.nextSendAt = at + (n * 1000) / rate;
+        if (closed) break;
+      }
       const ok = n > 0 ? res.write(content.subarray(pos, pos + n)) : true;
       pos += n;
       sent += n;
@@ -275,14 +286,6 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
       if (sent >= cutAfter) {
         sock.destroy(); // a reset mid-stream, as a flaky CDN edge does
         return;
-      }
-      if (rate && pos < end) {
-        const now = performance.now();
-        // a token bucket, as a CDN's shaper: a late wake-up (a busy event loop) may make up to
-        // 50 ms of lost time, so the cap is the rate on average, not the rate minus our delays
-        sock.nextSendAt = Math.max(sock.nextSendAt ?? now, now - 50) + (n * 1000) / rate;
-        const wait = sock.nextSendAt - now;
-        if (wait > 1) await new Promise((r) => setTimeout(r, wait));
       }
       // drain may have come during the sleep: ask the stream, not the old return value
       if (!ok && res.writableNeedDrain && !closed) {

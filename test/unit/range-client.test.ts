@@ -44,7 +44,7 @@ before(async () => {
 });
 after(() => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))));
 
-/** Collects the body of one range; stopAt: return false from body() once that many bytes came. */
+/** Collects the body of one range (copies: a chunk is the connection's reused read buffer); stopAt: return false from body() once that many bytes came. */
 function get(conn: RangeConnection, start: number, end: number, over: Partial<RangeGet> = {}, stopAt = Infinity) {
   const parts: Buffer[] = [];
   let got = 0;
@@ -57,7 +57,7 @@ function get(conn: RangeConnection, start: number, end: number, over: Partial<Ra
     label: "f.bin",
     head: () => {},
     body: (c) => {
-      parts.push(c);
+      parts.push(Buffer.from(c));
       got += c.length;
       return got < stopAt;
     },
@@ -238,7 +238,7 @@ describe("range client over TLS", () => {
   const tlsGet = (c: RangeConnection, s: number, e: number) => {
     const parts: Buffer[] = [];
     return c
-      .get({ url: new URL(`${url}/f.bin`), headers: {}, start: s, end: e, signal: new AbortController().signal, label: "f.bin", head: () => {}, body: (b) => (parts.push(b), true) })
+      .get({ url: new URL(`${url}/f.bin`), headers: {}, start: s, end: e, signal: new AbortController().signal, label: "f.bin", head: () => {}, body: (b) => (parts.push(Buffer.from(b)), true) })
       .then(() => Buffer.concat(parts));
   };
 
@@ -267,10 +267,36 @@ describe("range client against a broken peer", () => {
     const o = `http://127.0.0.1:${(peer.address() as AddressInfo).port}`;
     const c = new RangeConnection(o, 2000);
     const got: Buffer[] = [];
-    await c.get({ url: new URL(`${o}/x`), headers: {}, start: 0, end: 2, signal: new AbortController().signal, label: "x", head: () => {}, body: (b) => (got.push(b), true) }).then(
+    await c.get({ url: new URL(`${o}/x`), headers: {}, start: 0, end: 2, signal: new AbortController().signal, label: "x", head: () => {}, body: (b) => (got.push(Buffer.from(b)), true) }).then(
       () => assert.fail("accepted extra bytes"),
       (e: unknown) => assert.ok(e instanceof RetryableError, String(e)),
     );
+    c.close();
+    await new Promise<void>((r) => peer.close(() => r()));
+  });
+
+  test("bytes on a kept-alive connection between responses drop it; the next range comes over a new one", T, async () => {
+    let conns = 0;
+    const peer = createNet((s) => {
+      const n = ++conns;
+      s.on("data", () => {
+        s.write(`HTTP/1.1 206 Partial Content\r\ncontent-length: 3\r\ncontent-range: bytes 0-2/10\r\n\r\nabc`);
+        // the first connection then sends what no request asked for: the reused read buffer must not take it
+        if (n === 1) setTimeout(() => s.write("junk"), 30);
+      });
+    });
+    await new Promise<void>((r) => peer.listen(0, "127.0.0.1", r));
+    const o = `http://127.0.0.1:${(peer.address() as AddressInfo).port}`;
+    const c = new RangeConnection(o, 2000);
+    const one = async () => {
+      const got: Buffer[] = [];
+      await c.get({ url: new URL(`${o}/x`), headers: {}, start: 0, end: 2, signal: new AbortController().signal, label: "x", head: () => {}, body: (b) => (got.push(Buffer.from(b)), true) });
+      return Buffer.concat(got).toString();
+    };
+    assert.equal(await one(), "abc");
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await one(), "abc");
+    assert.equal(conns, 2, "the connection that sent unasked bytes was dropped");
     c.close();
     await new Promise<void>((r) => peer.close(() => r()));
   });

@@ -167,7 +167,7 @@ interface Assignment {
 
 /**
  * Received chunks of one assignment go to disk in order, gathered into writes of at least
- * `batch` bytes. Synchronous, on purpose: a write into the page cache is a memory copy, cheaper
+ * `batch` bytes (0: each chunk at once, for chunks that are a reused read buffer). Synchronous, on purpose: a write into the page cache is a memory copy, cheaper
  * than a round trip through libuv's threadpool; bytes are recorded as written the moment they
  * are, so the state a kill leaves trails the network by little; and a slow disk slows the
  * reading of the sockets, which is the back-pressure a download wants.
@@ -446,7 +446,9 @@ class FileDownload {
     const slot: Slot = {};
     try {
       while (!this.error) {
-        const a = this.take(chunk);
+        // the request that finds out whether ranges work goes through undici alone, the others
+        // wait for it: a short one, so this connection is on the bulk path soon
+        const a = this.take(this.rangeOk || this.s.chunkSize ? chunk : Math.min(chunk, MiB));
         if (!a) return;
         const t0 = performance.now();
         try {
@@ -518,11 +520,13 @@ class FileDownload {
     }
     const p = this.pending[0];
     if (p) {
-      // near the end, smaller pieces: every connection finishes at about the same time, so the
-      // tail needs no splitting (a split aborts a request, wasting what was in flight)
+      // near the end, smaller pieces (a quarter of an even share of what is left): every connection
+      // finishes at about the same time, so the tail needs no splitting (a split aborts a request,
+      // wasting what was in flight), and the contiguous prefix the hash reads trails the last byte
+      // by little, so the hash is done soon after it (1 GiB: the hash tail 70-140 ms -> ~25 ms)
       let left = 0;
       for (const [s, e] of this.pending) left += e - s;
-      const len = Math.max(256 * KiB, Math.min(chunk, Math.ceil(left / this.s.connections / (64 * KiB)) * 64 * KiB));
+      const len = Math.max(256 * KiB, Math.min(chunk, Math.ceil(left / this.s.connections / 4 / (64 * KiB)) * 64 * KiB));
       const end = Math.min(p[1], p[0] + len);
       const start = p[0];
       if (end >= p[1]) this.pending.shift();
@@ -672,7 +676,8 @@ class FileDownload {
       slot.conn = new RangeConnection(url.origin, this.s.timeoutMs, this.tls);
     }
     const asked = a.end;
-    const w = new Writer(this, this.batch);
+    // the chunks are views of the connection's read buffer (256 KiB reads): written as they come
+    const w = new Writer(this, 0);
     try {
       await slot.conn.get({
         url,
