@@ -1,8 +1,9 @@
 // The bulk path: HTTP/1.1 Range GETs on one kept-alive socket, body bytes handed on as the socket
-// delivers them, read into one buffer per connection that every read reuses. undici (http.ts) resolves each file first (redirects, auth, error pages); once a
-// file's final URL has answered 206, its ranges come through here, because on this path undici's
-// parser and body streams cost about twice the CPU of the bytes' own copying, and on a small box
-// CPU is what caps the download (bench/README.md).
+// delivers them, read into one buffer per connection that every read reuses. undici (http.ts)
+// resolves each file first (redirects, auth, error pages); once a file's final URL has answered
+// 206, its ranges come through here, because on this path undici's parser and body streams cost
+// about twice the CPU of the bytes' own copying, and on a small box CPU is what caps the download
+// (bench/README.md).
 import { connect as netConnect, isIP, type Socket } from "node:net";
 import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
 import { FatalError, RetryableError, classify, shown, statusError } from "./http.ts";
