@@ -2,7 +2,7 @@
 // IPC channel. It must not share a process with the timing harness: the harness forks every tool
 // it times, and forking a process that holds the 1 GiB file costs ~50 ms more per spawn here (its
 // page tables are copied), a cost the tools would be charged for.
-// argv: the file to serve (read into memory once). Messages: {rate}, {reset}, {stats}, {killAt, pid}.
+// argv: the file to serve (read into memory once). Messages: rate, reset, stats, killAt, close.
 import { readFileSync } from "node:fs";
 import { startFakeHub } from "../test/support/fake-hub.ts";
 
@@ -14,8 +14,8 @@ const hub = await startFakeHub({ files: { "model.bin": content } });
 const url = `${hub.url}/files/model.bin`;
 await fetch(url, { method: "HEAD" }); // the server hashes the file once for its ETag: not during a run
 
-// SIGKILL a process once the server has sent this many bytes (checked on every write's tick)
-let kill: { bytes: number; pid: number; timer: NodeJS.Timeout } | undefined;
+// killAt: SIGKILL a process once the server has sent this many bytes, then answer with the bytes
+let kill: NodeJS.Timeout | undefined;
 
 process.on("message", (m: Msg) => {
   if (m.cmd === "rate") {
@@ -27,20 +27,17 @@ process.on("message", (m: Msg) => {
   } else if (m.cmd === "stats") {
     send({ bytes: hub.stats.bytes });
   } else if (m.cmd === "killAt") {
-    if (kill) clearInterval(kill.timer);
-    const timer = setInterval(() => {
+    clearInterval(kill);
+    kill = setInterval(() => {
       if (hub.stats.bytes < m.bytes) return;
-      clearInterval(timer);
-      kill = undefined;
+      clearInterval(kill);
       try {
         process.kill(m.pid, "SIGKILL");
       } catch {
         /* already gone */
       }
-      send({ killed: hub.stats.bytes });
+      send({ bytes: hub.stats.bytes });
     }, 1);
-    kill = { bytes: m.bytes, pid: m.pid, timer };
-    send({ ok: true });
   } else if (m.cmd === "close") {
     void hub.close().then(() => process.exit(0));
   }

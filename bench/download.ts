@@ -63,23 +63,21 @@ function timed(cmd: string, args: string[], onStart?: (c: ChildProcess) => void)
 
 interface Server {
   url: string;
-  /** One request, its reply (messages are answered in order). */
+  /** One request, its reply (messages are answered in order; killAt's when it has killed). */
   ask(m: Record<string, unknown>): Promise<{ ok?: boolean; bytes?: number }>;
-  /** Bytes sent when the server last killed a process for killAt. */
-  readonly killed: Promise<number>;
   close(): Promise<void>;
+  kill(): void;
 }
+
+let server: Server | undefined;
 
 async function startServer(file: string): Promise<Server> {
   const child = fork(fileURLToPath(new URL("./download-server.ts", import.meta.url)), [file], { execArgv: process.execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
   const waiting: ((m: { ok?: boolean; bytes?: number }) => void)[] = [];
-  let onKilled: (n: number) => void = () => {};
-  let killed = new Promise<number>((r) => (onKilled = r));
   const ready = new Promise<string>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`the bench server exited (${code})`)));
-    child.on("message", (m: { url?: string; killed?: number; ok?: boolean; bytes?: number }) => {
+    child.on("message", (m: { url?: string; ok?: boolean; bytes?: number }) => {
       if (m.url) resolve(m.url);
-      else if (m.killed !== undefined) onKilled(m.killed);
       else waiting.shift()?.(m);
     });
   });
@@ -87,12 +85,8 @@ async function startServer(file: string): Promise<Server> {
   return {
     url,
     ask: (m) => new Promise((r) => (waiting.push(r), child.send(m))),
-    get killed() {
-      const k = killed;
-      killed = new Promise<number>((r) => (onKilled = r));
-      return k;
-    },
     close: () => new Promise<void>((r) => (child.once("exit", () => r()), child.send({ cmd: "close" }))),
+    kill: () => void child.kill(),
   };
 }
 
@@ -117,7 +111,7 @@ async function main() {
   closeSync(fd);
   const sha = h.digest("hex");
   // the server in a process of its own (bench/download-server.ts says why), serving from memory
-  const hub = await startServer(src);
+  const hub = (server = await startServer(src));
   const url = hub.url;
   rmSync(src); // the copy in memory is what is served; keep the disk for the downloads
 
@@ -225,11 +219,10 @@ async function main() {
       const make = tools[name]!;
       const [cmd, args] = name === "flow" ? make() : [make()[0], ["-c", ...make()[1]]] as [string, string[]];
       // the server kills the process once it has sent half the file: no polling across processes
-      let armed: Promise<unknown> = Promise.resolve();
-      const first = await timed(cmd, args, (c) => void (armed = hub.ask({ cmd: "killAt", bytes: SIZE / 2, pid: c.pid! })));
-      await armed;
+      let killed: Promise<{ bytes?: number }> | undefined;
+      const first = await timed(cmd, args, (c) => void (killed = hub.ask({ cmd: "killAt", bytes: SIZE / 2, pid: c.pid! })));
       if (first.code !== null) throw new Error(`${name} ended (exit ${first.code}) before the server had sent half the file`);
-      const atKill = await hub.killed;
+      const atKill = (await killed!).bytes!;
       // what flow's state file had recorded at the kill: the rest of what was sent is fetched again
       let recorded = "";
       try {
@@ -301,5 +294,6 @@ async function main() {
 try {
   await main();
 } finally {
+  server?.kill(); // after a failure: the server's IPC channel would keep this process alive
   rmSync(dir, { recursive: true, force: true });
 }
