@@ -167,8 +167,7 @@ export class SshTransport implements Transport {
   }
 
   private connectHop(hop: Hop, sock: NodeJS.ReadableStream | undefined, isTarget: boolean): Promise<SshClient> {
-    const addr = `${hop.user}@${hop.host}:${hop.port}`;
-    const where = isTarget ? (addr === this.label ? addr : `${this.label} (${addr})`) : `${this.label}: jump host ${hop.name} (${addr})`;
+    const where = isTarget ? this.where : `${this.label}: jump host ${hop.name} (${hop.user}@${hop.host}:${hop.port})`;
     const { methods, notes } = authMethods(hop);
     if (methods.length === 0) {
       return Promise.reject(new UnreachableError(`${where}: no SSH key to log in with (${notes.join("; ") || "no identity file, no SSH_AUTH_SOCK, no ~/.ssh/id_*"})`, "auth"));
