@@ -32,6 +32,8 @@ export interface RunRequest {
   lockWaitSeconds: number;
   acceptNewHostKey: boolean;
   reporter: Reporter;
+  /** the terminal's streams for a passthrough task (see TaskContext.raw) */
+  raw?: TaskContext["raw"];
   /** for tests: how to reach a host */
   connect?: (host: HostSpec) => Transport;
 }
@@ -78,7 +80,9 @@ async function defaultConnect(req: RunRequest, host: HostSpec): Promise<Transpor
 async function runOnHost(req: RunRequest, host: HostSpec): Promise<HostRecap> {
   const started = Date.now();
   const recap: HostRecap = { host: host.name, outcome: "ok", ok: 0, changed: 0, skipped: 0, failed: 0, ms: 0, data: {} };
-  const emit = (e: RunEvent) => {
+  // Every event is redacted here, as a value before any reporter encodes it: titles, notes, data.
+  const emit = (raw: RunEvent) => {
+    const e = redactor.redactValue(raw);
     if (e.type === "step-end") recap[e.status]++;
     if (e.type === "data") Object.assign(recap.data, e.data);
     req.reporter.event(e);
@@ -109,7 +113,7 @@ async function runOnHost(req: RunRequest, host: HostSpec): Promise<HostRecap> {
     if (recap.failed > 0) recap.outcome = "failed";
   } catch (err) {
     recap.outcome = "failed";
-    recap.error = redactor.redact(err instanceof TaskError || err instanceof Error ? err.message : String(err));
+    recap.error = err instanceof TaskError || err instanceof Error ? err.message : String(err);
   } finally {
     forget();
     if (lock && transport) {
@@ -117,6 +121,7 @@ async function runOnHost(req: RunRequest, host: HostSpec): Promise<HostRecap> {
     }
     await transport?.close().catch(() => undefined);
     recap.ms = Date.now() - started;
+    if (recap.error) recap.error = redactor.redact(recap.error);
     emit({ type: "host-end", host: host.name, outcome: recap.outcome, error: recap.error, ms: recap.ms });
   }
   return recap;
@@ -177,6 +182,7 @@ function processAlive(pid: number): boolean {
 class HostContext implements TaskContext {
   readonly dryRun: boolean;
   readonly rest: string[];
+  readonly raw: TaskContext["raw"];
   readonly secrets: Readonly<Record<string, string>>;
   readonly flow;
   readonly projectDir: string;
@@ -189,6 +195,7 @@ class HostContext implements TaskContext {
   ) {
     this.dryRun = req.dryRun;
     this.rest = req.rest;
+    this.raw = req.raw;
     this.secrets = req.secrets;
     this.flow = req.flow.config;
     this.projectDir = req.flow.projectDir;
@@ -202,11 +209,11 @@ class HostContext implements TaskContext {
       const result: StepResult = typeof r === "string" ? { status: r } : r ?? { status: "ok" };
       this.emitEvent({
         type: "step-end", host: this.host.name, step: title, status: result.status,
-        note: result.note && redactor.redact(result.note), ms: Date.now() - started, dryRun: this.dryRun,
+        note: result.note, ms: Date.now() - started, dryRun: this.dryRun,
       });
       return result.status;
     } catch (err) {
-      const message = redactor.redact((err as Error).message ?? String(err));
+      const message = (err as Error).message ?? String(err);
       this.emitEvent({ type: "step-end", host: this.host.name, step: title, status: "failed", note: message, ms: Date.now() - started, dryRun: this.dryRun });
       throw new TaskError(`${title}: ${message}`);
     }
@@ -238,19 +245,19 @@ class HostContext implements TaskContext {
   }
 
   log(message: string): void {
-    this.emitEvent({ type: "log", host: this.host.name, level: "info", message: redactor.redact(message) });
+    this.emitEvent({ type: "log", host: this.host.name, level: "info", message });
   }
 
   warn(message: string): void {
-    this.emitEvent({ type: "log", host: this.host.name, level: "warn", message: redactor.redact(message) });
+    this.emitEvent({ type: "log", host: this.host.name, level: "warn", message });
   }
 
   progress(message: string): void {
-    this.emitEvent({ type: "progress", host: this.host.name, message: redactor.redact(message) });
+    this.emitEvent({ type: "progress", host: this.host.name, message });
   }
 
   emit(data: Record<string, unknown>): void {
-    this.emitEvent({ type: "data", host: this.host.name, data: JSON.parse(redactor.redact(JSON.stringify(data))) });
+    this.emitEvent({ type: "data", host: this.host.name, data });
   }
 
   async runTask(name: string, options: Record<string, unknown> = {}): Promise<void> {

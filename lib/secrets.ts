@@ -1,6 +1,7 @@
 // Secrets come from the environment or `.env`; their values never reach output.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { maskUrlsInText } from "./url-credentials.ts";
 
 /** KEY=value lines; `export ` prefix, quotes and # comments understood. Values already in the environment win. */
 export function parseDotEnv(text: string): Record<string, string> {
@@ -44,7 +45,10 @@ export function resolveSecrets(task: string, required: string[], optional: strin
   return out;
 }
 
-/** Replaces every known secret value by `***` in any text about to be printed or logged. */
+/**
+ * Replaces every known secret value by `***` in any text about to be printed or logged, and masks
+ * the credentials of any URL in it (`?token=...`, `user:pass@`), declared or not.
+ */
 export class Redactor {
   private values: string[] = [];
 
@@ -58,7 +62,70 @@ export class Redactor {
   redact(text: string): string {
     let out = text;
     for (const v of this.values) out = out.split(v).join("***");
-    return out;
+    return out.includes("://") ? maskUrlsInText(out) : out;
+  }
+
+  /**
+   * A deep copy of a value with every string (keys too) redacted: done before a value is encoded
+   * (JSON escapes `"` and `\`, so a secret holding them would no longer match in the encoded text).
+   * Iterative, so deeply nested data cannot overflow the stack.
+   */
+  redactValue<T>(value: T): T {
+    const fix = (v: unknown): unknown => (typeof v === "string" ? this.redact(v) : v);
+    if (typeof value !== "object" || value === null) return fix(value) as T;
+    const root: unknown = Array.isArray(value) ? [] : {};
+    const stack: [unknown, Record<string, unknown> | unknown[]][] = [[value, root as Record<string, unknown>]];
+    while (stack.length) {
+      const [from, to] = stack.pop()!;
+      for (const [k, v] of Object.entries(from as object)) {
+        let copy = fix(v);
+        if (typeof v === "object" && v !== null) {
+          copy = Array.isArray(v) ? [] : {};
+          stack.push([v, copy as Record<string, unknown>]);
+        }
+        if (Array.isArray(to)) to.push(copy);
+        else Object.defineProperty(to, this.redact(k), { value: copy, enumerable: true, writable: true, configurable: true });
+      }
+    }
+    return root as T;
+  }
+
+  /**
+   * A redactor for a byte stream (a command's raw stdout): passes bytes through unchanged except
+   * secret values, holding back only as many bytes as a secret could still be completing.
+   */
+  stream(write: (chunk: Buffer) => void): { write(chunk: Buffer): void; end(): void } {
+    const needles = this.values.map((v) => Buffer.from(v));
+    const keep = Math.max(0, ...needles.map((n) => n.length - 1));
+    const mask = Buffer.from("***");
+    let pending: Buffer = Buffer.alloc(0);
+    const flush = (final: boolean) => {
+      let buf = pending;
+      const parts: Buffer[] = [];
+      for (;;) {
+        let at = -1;
+        let hit: Buffer | undefined;
+        for (const n of needles) {
+          const i = buf.indexOf(n);
+          if (i >= 0 && (at < 0 || i < at)) [at, hit] = [i, n];
+        }
+        if (at < 0 || !hit) break;
+        parts.push(buf.subarray(0, at), mask);
+        buf = buf.subarray(at + hit.length);
+      }
+      const cut = final ? buf.length : Math.max(0, buf.length - keep);
+      parts.push(buf.subarray(0, cut));
+      pending = Buffer.from(buf.subarray(cut));
+      const out = Buffer.concat(parts);
+      if (out.length) write(out);
+    };
+    return {
+      write: (chunk) => {
+        pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+        flush(false);
+      },
+      end: () => flush(true),
+    };
   }
 }
 

@@ -34,6 +34,11 @@ export interface TaskContext {
   readonly dryRun: boolean;
   /** words after `--` on the command line */
   readonly rest: string[];
+  /**
+   * Set only for a `passthrough` task on a single host without --json: the terminal's own streams,
+   * for output the user pipes (`flow run exec --host gpu1 -- cat a.json > a.json`). Secrets are masked.
+   */
+  readonly raw?: { stdout(chunk: Buffer): void; stderr(chunk: Buffer): void };
   /** declared secrets, resolved locally */
   readonly secrets: Readonly<Record<string, string>>;
   readonly flow: import("./flowfile/schema.ts").FlowConfig;
@@ -75,6 +80,10 @@ export interface TaskDef<S extends z.ZodObject = z.ZodObject> {
   lock?: boolean;
   /** the task takes words after `--` */
   takesRest?: boolean;
+  /** on one host without --json, the task writes its output as is (`ctx.raw`); flow's own lines go to stderr */
+  passthrough?: boolean;
+  /** the exit code of a passthrough run (as `ssh host cmd` gives the command's); default 0 when every host ended ok, else 1 */
+  exitCode?(recaps: import("./events.ts").HostRecap[]): number;
   run(ctx: TaskContext, options: z.infer<S>): Promise<void>;
   /** text printed after the recap (not with --json), e.g. one table for the fleet */
   summarize?(recaps: import("./events.ts").HostRecap[]): string;

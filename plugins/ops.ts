@@ -27,6 +27,7 @@ export const exec = defineTask({
   description: "Run a shell command on every selected host: flow run exec --hosts gpus -- nvidia-smi",
   lock: false,
   takesRest: true,
+  passthrough: true,
   options: z.object({ sudo: z.boolean().default(false).describe("run it as root (sudo -n) when the login user is not") }),
   async run(ctx, opts) {
     // Words after -- form one command line, joined by spaces, as `ssh host cmd` does.
@@ -34,13 +35,25 @@ export const exec = defineTask({
     if (!command.trim()) throw new Error("exec needs a command after --");
     await ctx.step(command.length > 60 ? `${command.slice(0, 57)}...` : command, async () => {
       if (ctx.dryRun) return { status: "skipped", note: "dry run: not run" };
-      const r = await ctx.exec(command, { sudo: opts.sudo });
-      const out = [r.stdout.trimEnd(), r.stderr.trimEnd() && `stderr:\n${r.stderr.trimEnd()}`].filter(Boolean).join("\n");
-      if (out) ctx.log(out);
-      ctx.emit({ exec: { code: r.code, signal: r.signal ?? null, stdout: r.stdout, stderr: r.stderr } });
+      // One host: the bytes go straight through, so the output can be piped as from `ssh host cmd`.
+      const raw = ctx.raw;
+      const r = await ctx.exec(command, { sudo: opts.sudo, onStdout: raw && ((c) => raw.stdout(c)), onStderr: raw && ((c) => raw.stderr(c)) });
+      if (!raw) {
+        const out = [r.stdout.trimEnd(), r.stderr.trimEnd() && `stderr:\n${r.stderr.trimEnd()}`].filter(Boolean).join("\n");
+        if (out) ctx.log(out);
+      }
+      ctx.emit({ exec: { code: r.code, signal: r.signal ?? null, ...(raw ? {} : { stdout: r.stdout, stderr: r.stderr }) } });
       if (r.code !== 0) return { status: "failed", note: `exit ${r.code ?? r.signal}` };
       return { status: "ok", note: "exit 0" };
     });
+  },
+  // As ssh: the command's own exit code, 255 when the host could not be reached.
+  exitCode(recaps) {
+    const [r] = recaps;
+    if (!r || recaps.length > 1) return recaps.every((x) => x.outcome === "ok") ? 0 : 1;
+    if (r.outcome === "unreachable") return 255;
+    const code = (r.data.exec as { code?: number | null } | undefined)?.code;
+    return typeof code === "number" ? code : r.outcome === "ok" ? 0 : 1;
   },
 });
 

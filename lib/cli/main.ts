@@ -1,19 +1,20 @@
 // `flow list` and `flow run <task...>`: load the flowfile, pick hosts, run, print, exit.
 import { defineCommand, runCommand, showUsage } from "citty";
 import type { Jiti } from "jiti";
-import type { z } from "zod";
 import { loadFlow, FlowfileError, type LoadedFlow } from "../flowfile/load.ts";
 import type { FlowInput } from "../flowfile/schema.ts";
-import { formatZodError } from "../flowfile/schema.ts";
 import type { PluginDef, TaskDef } from "../task.ts";
 import { corePlugin } from "../core-tasks.ts";
-import { describeOptions, FlagError, optionHelp, parseFlags, type OptionInfo } from "./options.ts";
+import { describeOptions, FlagError, optionHelp, parseFlags } from "./options.ts";
+import { GLOBALS, globalsSchema, validateFlags } from "./globals.ts";
 import { selectHosts, SelectError } from "../select.ts";
 import { loadEnv, redactor, resolveSecrets, MissingSecretsError } from "../secrets.ts";
 import { runTask } from "../runner.ts";
 import type { HostRecap, Reporter } from "../events.ts";
 import { PlainReporter } from "../output/plain.ts";
 import { JsonReporter } from "../output/json.ts";
+import { QuietReporter } from "../output/quiet.ts";
+import { urlCredentialValues } from "../url-credentials.ts";
 import { exitCode } from "../output/recap.ts";
 
 export interface CliOptions {
@@ -24,17 +25,6 @@ export interface CliOptions {
   jiti?: Jiti;
 }
 
-const GLOBALS: OptionInfo[] = [
-  { key: "host", flag: "--host", type: "string", required: false, description: "[user@]address[:port], a host name, or local" },
-  { key: "hosts", flag: "--hosts", type: "string", required: false, description: "host names and groups, comma separated (all = every host)" },
-  { key: "dryRun", flag: "--dry-run", type: "boolean", required: false, description: "report what would change, change nothing" },
-  { key: "json", flag: "--json", type: "boolean", required: false, description: "JSON lines for machines" },
-  { key: "concurrency", flag: "--concurrency", type: "number", required: false, description: "hosts at once" },
-  { key: "lockWait", flag: "--lock-wait", type: "number", required: false, description: "seconds to wait for a host's lock" },
-  { key: "acceptNewHostKey", flag: "--accept-new-host-key", type: "boolean", required: false, description: "record unknown host keys (changed keys are still refused)" },
-  { key: "flowfile", flag: "--flowfile", type: "string", required: false, description: "path of the flowfile" },
-  { key: "help", flag: "--help", type: "boolean", required: false, alias: "h", description: "show the task's options" },
-];
 
 export interface TaskGroup {
   title: string;
@@ -86,8 +76,8 @@ async function load(cwd: string, opts: CliOptions, file?: string): Promise<Loade
 }
 
 async function list(argv: string[], opts: CliOptions): Promise<number> {
-  const { values } = parseFlags(argv, [], GLOBALS);
-  const flow = await load(opts.cwd ?? process.cwd(), opts, values.flowfile as string | undefined);
+  const values = validateFlags(globalsSchema, parseFlags(argv, [], GLOBALS).values, "flow list: bad options");
+  const flow = await load(opts.cwd ?? process.cwd(), opts, values.flowfile);
   const groups = taskGroups(flow);
   taskIndex(groups);
   if (values.json) {
@@ -147,7 +137,8 @@ async function run(argv: string[], opts: CliOptions): Promise<number> {
     return t;
   });
   const infos = tasks.flatMap((t) => describeOptions(t.options));
-  const { values, rest } = parseFlags(argv.slice(names.length), infos, GLOBALS);
+  const { values: flags, rest } = parseFlags(argv.slice(names.length), infos, GLOBALS);
+  const values = validateFlags(globalsSchema, flags, "bad run options");
   if (values.help) {
     for (const t of tasks) {
       process.stdout.write(`flow run ${t.name}${t.takesRest ? " -- <command>" : ""} [options]\n  ${t.description}\n\n`);
@@ -161,31 +152,33 @@ async function run(argv: string[], opts: CliOptions): Promise<number> {
   if (rest.length && !tasks.some((t) => t.takesRest)) throw new UsageError(`${names.join(" ")} takes no words after --`);
 
   const settings = flow.config.settings;
-  const hosts = selectHosts(flow.hosts, { host: values.host as string | undefined, hosts: values.hosts as string | undefined });
+  const hosts = selectHosts(flow.hosts, { host: values.host, hosts: values.hosts });
   const env = loadEnv(flow.projectDir);
   // Redact every secret any task knows of, not only this task's: `exec -- env` must not print a token.
   for (const t of index.values()) for (const k of [...(t.secrets ?? []), ...(t.optionalSecrets ?? [])]) if (env[k]) redactor.add(env[k]!);
+  // A token written into a model URL (CivitAI's `?token=`) is a secret too, wherever it shows up.
+  for (const url of Object.values(flow.config.models)) for (const v of urlCredentialValues(url)) redactor.add(v);
   let code = 0;
   for (const task of tasks) {
     if (task.scope !== "local" && !hosts.length) throw new UsageError(`${task.name} runs on hosts: give --host ADDRESS or --hosts NAMES`);
-    const taskValues = Object.fromEntries(describeOptions(task.options).filter((o) => o.key in values).map((o) => [o.key, values[o.key]]));
-    const parsed = task.options ? task.options.safeParse(taskValues, { reportInput: true }) : { success: true as const, data: {} };
-    if (!parsed.success) {
-      const text = formatZodError((parsed as { error: z.ZodError }).error).replace(/^([A-Za-z0-9]+)(?=[.:])/gm, (k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
-      throw new UsageError(`${task.name}: bad options:\n${text}`);
-    }
+    const options = task.options ? validateFlags(task.options, flags, `${task.name}: bad options`) : {};
     const secrets = resolveSecrets(task.name, task.secrets ?? [], task.optionalSecrets ?? [], env);
     for (const v of Object.values(secrets)) redactor.add(v);
+    const passthrough = !!task.passthrough && hosts.length === 1 && !values.json && !values.dryRun;
+    const raw = passthrough ? { stdout: redactor.stream((c) => process.stdout.write(c)), stderr: redactor.stream((c) => process.stderr.write(c)) } : undefined;
     const recaps = await runTask({
-      flow, tasks: index, task, options: parsed.data as Record<string, unknown>, rest, hosts, secrets,
+      flow, tasks: index, task, options: options as Record<string, unknown>, rest, hosts, secrets,
       dryRun: !!values.dryRun,
-      concurrency: (values.concurrency as number | undefined) ?? settings.concurrency,
-      lockWaitSeconds: (values.lockWait as number | undefined) ?? settings.lockWaitSeconds,
+      concurrency: values.concurrency ?? settings.concurrency,
+      lockWaitSeconds: values.lockWait ?? settings.lockWaitSeconds,
       acceptNewHostKey: !!values.acceptNewHostKey,
-      reporter: pickReporter(!!values.json),
+      reporter: passthrough ? new QuietReporter((line) => process.stderr.write(redactor.redact(line) + "\n")) : pickReporter(!!values.json),
+      raw: raw && { stdout: (c) => raw.stdout.write(c), stderr: (c) => raw.stderr.write(c) },
     });
-    if (task.summarize && !values.json) process.stdout.write("\n" + redactor.redact(task.summarize(recaps)) + "\n");
-    code = Math.max(code, exitCode(recaps));
+    raw?.stdout.end();
+    raw?.stderr.end();
+    if (task.summarize && !values.json && !passthrough) process.stdout.write("\n" + redactor.redact(task.summarize(recaps)) + "\n");
+    code = Math.max(code, task.exitCode ? task.exitCode(recaps) : exitCode(recaps));
     if (code) break;
   }
   return code;

@@ -86,7 +86,8 @@ export function parseFlags(argv: string[], options: OptionInfo[], globals: Optio
     }
     if (!info) throw new FlagError(`unknown option ${word.split("=")[0]}`);
     if (info.type === "boolean") {
-      values[info.key] = inline === undefined ? !negated : !/^(false|0|no)$/i.test(inline);
+      if (inline !== undefined && !/^(true|false|1|0|yes|no)$/i.test(inline)) throw new FlagError(`${info.flag} takes no value (or true / false), got ${JSON.stringify(inline)}`);
+      values[info.key] = inline === undefined ? !negated : !/^(false|0|no)$/i.test(inline) !== negated;
       continue;
     }
     const value = inline ?? argv[++i];

@@ -1,6 +1,7 @@
 // flow.lock.json: the exact packs and models each workflow needs, so every host of a fleet
 // installs the identical set. Pure: whoever fetches commits, sizes and hashes passes them in.
 import { createHash } from "node:crypto";
+import { stripUrlCredentials } from "../url-credentials.ts";
 import type { ModelDep } from "./model-deps.ts";
 import type { WorkflowResolution } from "./node-resolve.ts";
 
@@ -72,7 +73,8 @@ export function lockWorkflow(workflowJson: unknown, nodes: WorkflowResolution, m
     }
     const f = facts.models?.[m.url] ?? {};
     const sha = f.sha256 ?? (m.hash?.type === "sha256" ? m.hash.value : undefined);
-    locked.push({ folder: m.folder, name: m.name, url: m.url, ...(f.size !== undefined ? { size: f.size } : {}), ...(sha ? { sha256: sha } : {}), optional: m.optional });
+    // A URL's token (`?token=` from the flowfile's models map) is never written into the committed lock file.
+    locked.push({ folder: m.folder, name: m.name, url: stripUrlCredentials(m.url), ...(f.size !== undefined ? { size: f.size } : {}), ...(sha ? { sha256: sha } : {}), optional: m.optional });
   }
   packs.sort((a, b) => (a.kind === "git" ? a.repo : a.id).localeCompare(b.kind === "git" ? b.repo : b.id));
   return { contentHash: workflowContentHash(workflowJson), packs, models: locked, unresolved };

@@ -75,9 +75,14 @@ describe("runner on lab hosts", { skip: why ?? false, timeout: 600_000 }, () => 
     assert.equal(e.code, 0, e.stdout);
     assert.match(e.stdout, /\[lab1\] lab1\n\[lab1\] stderr:\n\[lab1\] to-stderr/);
     assert.match(e.stdout, /\[lab2\] lab2/);
-    const fail = await flow(["run", "exec", "--hosts", "lab1", "--", "exit 7"], { cwd: dir });
-    assert.equal(fail.code, 1);
-    assert.match(fail.stdout, /failed \(exit 7\)/);
+    // one host: as `ssh host cmd`, the command's own output and exit code
+    const fail = await flow(["run", "exec", "--hosts", "lab1", "--", "echo out; echo err >&2; exit 7"], { cwd: dir });
+    assert.equal(fail.code, 7);
+    assert.equal(fail.stdout, "out\n");
+    assert.equal(fail.stderr, "err\n");
+    const two = await flow(["run", "exec", "--hosts", "lab1,lab2", "--", "exit 7"], { cwd: dir });
+    assert.equal(two.code, 1);
+    assert.match(two.stdout, /failed \(exit 7\)/);
   });
 
   test("exec: the words after -- reach the remote shell byte for byte, sudo wrapping included", async () => {

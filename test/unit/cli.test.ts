@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { flow, flowfileSource, REPO } from "../support/cli.ts";
+import { shQuote } from "../../lib/quote.ts";
 
 function project(body: string): string {
   const dir = mkdtempSync(join(tmpdir(), "flow-cli-"));
@@ -132,7 +133,7 @@ test("a missing secret fails before any host; a present one is redacted everywhe
   const leak = await flow(["run", "exec", "--host", "local", "--", "printenv", "FLOW_TEST_TOKEN"], { cwd: dir, env: { FLOW_TEST_TOKEN: token } });
   assert.equal(leak.code, 0, leak.stdout + leak.stderr);
   assert.ok(!leak.stdout.includes(token), "exec printed a declared secret");
-  assert.match(leak.stdout, /\[local\] \*\*\*/);
+  assert.equal(leak.stdout, "***\n", "one host: the command's output as is, the secret masked");
 });
 
 test("lock contention between two flow processes; lock:status and lock:release", async () => {
@@ -190,4 +191,76 @@ test("a dead holder's lock is taken over only when it was this machine's; same u
   const taken = await flow(["run", "demo:hold", "--host", "local", "--ms", "10"], { cwd: dir, env });
   assert.equal(taken.code, 0, taken.stdout);
   assert.match(taken.stdout, /removing a stale lock/);
+});
+
+test("global flags are validated like task options: exit 2 naming the flag, nothing run", async () => {
+  const dir = project(SAMPLE);
+  const remote = mkdtempSync(join(tmpdir(), "flow-remote-"));
+  const env = { FLOW_TEST_REMOTE_DIR: remote };
+  const cases: [string[], RegExp][] = [
+    [["--concurrency", "abc"], /--concurrency: expected a number, got "abc"/],
+    [["--concurrency", "0"], /--concurrency: .*(>|greater|positive)/i],
+    [["--concurrency", "2.5"], /--concurrency: expected an int/i],
+    [["--lock-wait", "abc"], /--lock-wait: expected a number, got "abc"/],
+    [["--lock-wait", "-1"], /--lock-wait: .*(>=|greater|non-?negative)/i],
+    [["--host", ""], /--host: /],
+  ];
+  for (const [flags, why] of cases) {
+    const started = Date.now();
+    const r = await flow(["run", "demo:touch", "--host", "local", "--path", join(remote, "x"), ...flags], { cwd: dir, env });
+    assert.equal(r.code, 2, `${flags.join(" ")}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, why, flags.join(" "));
+    assert.equal(r.stdout, "", `${flags.join(" ")} ran something: ${r.stdout}`);
+    assert.ok(Date.now() - started < 10_000, `${flags.join(" ")} took ${Date.now() - started} ms`);
+  }
+  const { existsSync } = await import("node:fs");
+  assert.ok(!existsSync(join(remote, "x")), "a run with a bad global flag changed the host");
+  const list = await flow(["list", "--json=abc"], { cwd: dir });
+  assert.equal(list.code, 2, list.stdout + list.stderr);
+});
+
+test("exec on one host prints the command's stdout byte for byte and its stderr apart, with its exit code", async () => {
+  const dir = project(SAMPLE);
+  const remote = mkdtempSync(join(tmpdir(), "flow-remote-"));
+  const data = Buffer.concat([Buffer.from('{"a": [1, 2]}\n\n  indented\ttab\r\nno newline at end'), Buffer.from([0, 1, 2, 255, 254, 10, 0xe2, 0x82])]);
+  writeFileSync(join(remote, "a.bin"), data);
+  const { spawnSync } = await import("node:child_process");
+  const { FLOW_BIN } = await import("../support/cli.ts");
+  const r = spawnSync(process.execPath, [FLOW_BIN, "run", "exec", "--host", "local", "--", "cat", join(remote, "a.bin"), ";", "echo", "oops", ">&2"], {
+    cwd: dir, env: { ...process.env, CI: "true", FLOW_TEST_REMOTE_DIR: remote },
+  });
+  assert.equal(r.status, 0, r.stderr.toString());
+  assert.ok(r.stdout.equals(data), `stdout differs: ${JSON.stringify(r.stdout.toString())}`);
+  assert.equal(r.stderr.toString(), "oops\n");
+  const failing = spawnSync(process.execPath, [FLOW_BIN, "run", "exec", "--host", "local", "--", "printf", "part", ";", "exit", "7"], {
+    cwd: dir, env: { ...process.env, CI: "true", FLOW_TEST_REMOTE_DIR: remote },
+  });
+  assert.equal(failing.status, 7, "the command's exit code, as ssh gives it");
+  assert.equal(failing.stdout.toString(), "part");
+  const unreachable = await flow(["run", "exec", "--host", "nobody@127.0.0.1:1", "--", "true"], { cwd: dir, env: { FLOW_TEST_REMOTE_DIR: remote } });
+  assert.equal(unreachable.code, 255, "as ssh: 255 when the host cannot be reached");
+  assert.equal(unreachable.stdout, "");
+  assert.match(unreachable.stderr, /UNREACHABLE.*127\.0\.0\.1/);
+});
+
+test("secrets are redacted in step titles and in JSON events, whatever characters they hold", async () => {
+  const dir = project(SAMPLE);
+  const remote = mkdtempSync(join(tmpdir(), "flow-remote-"));
+  const tokens = ['tok"en\\with\\quotes_' + Math.random().toString(36).slice(2), "plain_" + Math.random().toString(36).slice(2)];
+  for (const token of tokens) {
+    const env = { FLOW_TEST_REMOTE_DIR: remote, FLOW_TEST_TOKEN: token };
+    const leaks = (out: string) => out.includes(token) || out.includes(JSON.stringify(token).slice(1, -1));
+    // a token the user's shell expanded into an option reaches a step title ("file <path>")
+    for (const extra of [[], ["--json"]]) {
+      const r = await flow(["run", "demo:touch", "--host", "local", "--path", join(remote, token), ...extra], { cwd: dir, env });
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.ok(!leaks(r.stdout + r.stderr), `step title leaked the token (${extra.join(" ") || "plain"}): ${r.stdout}`);
+      assert.match(r.stdout, /\*\*\*/);
+    }
+    // exec's title is the command itself
+    const e = await flow(["run", "exec", "--host", "local", "--json", "--", `echo ${shQuote(token)} >/dev/null`], { cwd: dir, env });
+    assert.equal(e.code, 0, e.stdout + e.stderr);
+    assert.ok(!leaks(e.stdout + e.stderr), `exec title leaked in JSON: ${e.stdout}`);
+    for (const line of e.stdout.trim().split("\n")) JSON.parse(line);
+  }
 });

@@ -64,3 +64,15 @@ test("timing: deps (read + resolve + models + report) over the 41 templates, dat
   console.log(`41 templates: deps ${run.toFixed(0)} ms (loading + validating + indexing reference data once: ${load.toFixed(0)} ms)`);
   assert.ok(run < 1000);
 });
+
+test("lock: a model URL's token (from the flowfile's models map) never reaches flow.lock.json", () => {
+  const tokenJson = {
+    nodes: [{ id: 2, type: "LoraLoader", widgets_values: ["l.safetensors"], properties: { models: [{ name: "l.safetensors", directory: "loras", url: "https://civitai.com/api/download/models/9?type=Model&token=sekrit123" }] } }],
+    links: [],
+  };
+  const wf = readWorkflow(tokenJson, "w.json");
+  const l = lockWorkflow(tokenJson, resolveWorkflowNodes(wf, idx), modelDeps(wf).models);
+  const text = serializeLock({ version: 1, workflows: { w: l } });
+  assert.ok(!text.includes("sekrit123"), text);
+  assert.equal(l.models[0]!.url, "https://civitai.com/api/download/models/9?type=Model");
+});
