@@ -7,7 +7,7 @@ export type RunEvent =
   | { type: "host-start"; host: string }
   | { type: "step-start"; host: string; step: string }
   | { type: "step-end"; host: string; step: string; status: StepStatus; note?: string; ms: number; dryRun: boolean }
-  | { type: "log"; host: string; level: "info" | "warn" | "error"; message: string }
+  | { type: "log"; host: string; level: "debug" | "info" | "warn" | "error"; message: string }
   | { type: "progress"; host: string; message: string }
   | { type: "data"; host: string; data: Record<string, unknown> }
   | { type: "host-end"; host: string; outcome: HostOutcome; error?: string; ms: number };

@@ -28,6 +28,10 @@ export interface RunRequest {
   hosts: HostSpec[];
   secrets: Record<string, string>;
   dryRun: boolean;
+  /** a destructive task's go-ahead (--yes or the terminal's answer) */
+  confirmed?: boolean;
+  /** emit a debug line for each command run on a host */
+  verbose?: boolean;
   concurrency: number;
   lockWaitSeconds: number;
   acceptNewHostKey: boolean;
@@ -183,6 +187,7 @@ class HostContext implements TaskContext {
   readonly dryRun: boolean;
   readonly rest: string[];
   readonly raw: TaskContext["raw"];
+  readonly confirmed: boolean;
   readonly secrets: Readonly<Record<string, string>>;
   readonly flow;
   readonly projectDir: string;
@@ -196,6 +201,7 @@ class HostContext implements TaskContext {
     this.dryRun = req.dryRun;
     this.rest = req.rest;
     this.raw = req.raw;
+    this.confirmed = !!req.confirmed;
     this.secrets = req.secrets;
     this.flow = req.flow.config;
     this.projectDir = req.flow.projectDir;
@@ -231,12 +237,17 @@ class HostContext implements TaskContext {
     });
   }
 
-  exec(command: string, opts?: ExecOptions): Promise<ExecResult> {
-    return this.transport.exec(command, opts);
+  async exec(command: string, opts?: ExecOptions): Promise<ExecResult> {
+    if (!this.req.verbose) return this.transport.exec(command, opts);
+    const started = Date.now();
+    this.emitEvent({ type: "log", host: this.host.name, level: "debug", message: `$ ${opts?.sudo ? "sudo " : ""}${command}` });
+    const r = await this.transport.exec(command, opts);
+    this.emitEvent({ type: "log", host: this.host.name, level: "debug", message: `exit ${r.code ?? r.signal} in ${Date.now() - started} ms` });
+    return r;
   }
 
   async sh(command: string, opts?: ExecOptions): Promise<string> {
-    const r = await this.transport.exec(command, opts);
+    const r = await this.exec(command, opts);
     if (r.code !== 0) {
       const why = (r.stderr.trim() || r.stdout.trim()).split("\n").slice(-5).join("\n");
       throw new TaskError(`command exited ${r.code ?? r.signal}${why ? `: ${why}` : ""}`);

@@ -39,6 +39,8 @@ export interface TaskContext {
    * for output the user pipes (`flow run exec --host gpu1 -- cat a.json > a.json`). Secrets are masked.
    */
   readonly raw?: { stdout(chunk: Buffer): void; stderr(chunk: Buffer): void };
+  /** a `destructive` task's go-ahead: --yes, or yes at the terminal's question */
+  readonly confirmed: boolean;
   /** declared secrets, resolved locally */
   readonly secrets: Readonly<Record<string, string>>;
   readonly flow: import("./flowfile/schema.ts").FlowConfig;
@@ -80,6 +82,8 @@ export interface TaskDef<S extends z.ZodObject = z.ZodObject> {
   lock?: boolean;
   /** the task takes words after `--` */
   takesRest?: boolean;
+  /** what the task destroys, as a phrase ("delete model files no workflow needs"): asked on a terminal, else --yes */
+  destructive?: string;
   /** on one host without --json, the task writes its output as is (`ctx.raw`); flow's own lines go to stderr */
   passthrough?: boolean;
   /** the exit code of a passthrough run (as `ssh host cmd` gives the command's); default 0 when every host ended ok, else 1 */

@@ -13,6 +13,9 @@ export const globalsSchema = z.object({
   lockWait: z.number().nonnegative().max(86_400).optional().describe("seconds to wait for a host's lock"),
   acceptNewHostKey: z.boolean().optional().describe("record unknown host keys (changed keys are still refused)"),
   flowfile: z.string().min(1).optional().describe("path of the flowfile"),
+  yes: z.boolean().optional().meta({ alias: "y" }).describe("confirm a task that destroys something (asked on a terminal otherwise)"),
+  verbose: z.boolean().optional().meta({ alias: "v" }).describe("also print each command run on a host"),
+  quiet: z.boolean().optional().meta({ alias: "q" }).describe("print only failures, warnings and the recap"),
   help: z.boolean().optional().meta({ alias: "h" }).describe("show the task's options"),
 });
 

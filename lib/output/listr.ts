@@ -74,7 +74,7 @@ export class ListrReporter implements Reporter {
         w.title = `${e.host}: ${e.message}`;
         break;
       case "log":
-        w.output = `${e.level === "info" ? " " : "!"} ${e.message}`;
+        w.output = `${e.level === "info" ? " " : e.level === "debug" ? "·" : "!"} ${e.message}`;
         break;
       case "host-end":
         w.title = `${e.host}: ${e.outcome} (${(e.ms / 1000).toFixed(1)}s)`;

@@ -53,6 +53,16 @@ export default defineFlow({
       },
     }),
     defineTask({
+      name: "demo:wipe",
+      description: "destroys something",
+      destructive: "wipe the demo",
+      lock: false,
+      options: z.object({}),
+      async run(ctx) {
+        await ctx.step("wipe", async () => ({ status: "ok", note: ctx.confirmed ? "wiped" : "listed only" }));
+      },
+    }),
+    defineTask({
       name: "demo:both",
       description: "runs other tasks",
       options: z.object({ path: z.string() }),
@@ -83,8 +93,9 @@ test("flow run: options validated by the task schema; --help shows them", async 
   const dir = project(SAMPLE);
   const help = await flow(["run", "demo:touch", "--help"], { cwd: dir });
   assert.equal(help.code, 0);
-  assert.match(help.stdout, /--path <string>\s+file to create \(required\)/);
-  assert.match(help.stdout, /--mode <a\|b>/);
+  assert.match(help.stdout, /--path=<path>\s+file to create \(Required\)/);
+  assert.match(help.stdout, /--mode=<a\|b>\s+\(default: "a"\)/);
+  assert.match(help.stdout, /--concurrency=<number>\s+hosts at once/);
   const bad = await flow(["run", "demo:touch", "--host", "local", "--path", "/tmp/x", "--count", "two"], { cwd: dir });
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--count: expected a number, got "two"/);
@@ -203,7 +214,8 @@ test("global flags are validated like task options: exit 2 naming the flag, noth
     [["--concurrency", "2.5"], /--concurrency: expected an int/i],
     [["--lock-wait", "abc"], /--lock-wait: expected a number, got "abc"/],
     [["--lock-wait", "-1"], /--lock-wait: .*(>=|greater|non-?negative)/i],
-    [["--host", ""], /--host: /],
+    [["--host", ""], /--host needs a value/],
+    [["--hosts"], /--hosts needs a value/],
   ];
   for (const [flags, why] of cases) {
     const started = Date.now();
@@ -215,8 +227,9 @@ test("global flags are validated like task options: exit 2 naming the flag, noth
   }
   const { existsSync } = await import("node:fs");
   assert.ok(!existsSync(join(remote, "x")), "a run with a bad global flag changed the host");
-  const list = await flow(["list", "--json=abc"], { cwd: dir });
+  const list = await flow(["list", "--concurrency", "3"], { cwd: dir });
   assert.equal(list.code, 2, list.stdout + list.stderr);
+  assert.match(list.stderr, /unknown option --concurrency/);
 });
 
 test("exec on one host prints the command's stdout byte for byte and its stderr apart, with its exit code", async () => {
@@ -262,5 +275,72 @@ test("secrets are redacted in step titles and in JSON events, whatever character
     assert.equal(e.code, 0, e.stdout + e.stderr);
     assert.ok(!leaks(e.stdout + e.stderr), `exec title leaked in JSON: ${e.stdout}`);
     for (const line of e.stdout.trim().split("\n")) JSON.parse(line);
+  }
+});
+
+test("flow init writes a starter project and refuses to overwrite", async () => {
+  const { existsSync, readFileSync } = await import("node:fs");
+  const dir = mkdtempSync(join(tmpdir(), "flow-init-"));
+  const r = await flow(["init"], { cwd: dir });
+  assert.equal(r.code, 0, r.stderr);
+  for (const f of ["flowfile.ts", ".env.example", "workflow_templates", "workflows"]) assert.ok(existsSync(join(dir, f)), f);
+  assert.match(readFileSync(join(dir, ".env.example"), "utf8"), /^HF_TOKEN=$/m);
+  assert.match(readFileSync(join(dir, "flowfile.ts"), "utf8"), /from "flow"/);
+  writeFileSync(join(dir, "flowfile.ts"), "// mine\n");
+  const again = await flow(["init"], { cwd: dir });
+  assert.equal(again.code, 2);
+  assert.match(again.stderr, /flowfile\.ts, \.env\.example, workflow_templates\/\.gitkeep, workflows\/\.gitkeep already exist.*nothing was written/);
+  assert.equal(readFileSync(join(dir, "flowfile.ts"), "utf8"), "// mine\n");
+});
+
+test("--verbose prints each command run on the host; --quiet only failures and the recap", async () => {
+  const dir = project(SAMPLE);
+  const remote = mkdtempSync(join(tmpdir(), "flow-remote-"));
+  const env = { FLOW_TEST_REMOTE_DIR: remote };
+  const target = join(remote, "v");
+  const loud = await flow(["run", "demo:touch", "--host", "local", "--path", target, "--verbose"], { cwd: dir, env });
+  assert.equal(loud.code, 0, loud.stderr);
+  assert.match(loud.stdout, /\[local\] debug: \$ test -f .*v\n\[local\] debug: exit 1 in \d+ ms/);
+  const quiet = await flow(["run", "demo:touch", "--host", "local", "--path", target, "--quiet"], { cwd: dir, env });
+  assert.equal(quiet.code, 0, quiet.stderr);
+  assert.doesNotMatch(quiet.stdout, /demo:touch on|: ok|debug/);
+  assert.match(quiet.stdout, /^local\s+ok\s+1/m);
+  const plain = await flow(["run", "demo:touch", "--host", "local", "--path", target], { cwd: dir, env });
+  assert.doesNotMatch(plain.stdout, /debug/);
+});
+
+test("a destructive task: off a terminal only --yes confirms; on a terminal flow asks", async () => {
+  const dir = project(SAMPLE);
+  const off = await flow(["run", "demo:wipe", "--host", "local"], { cwd: dir });
+  assert.equal(off.code, 0, off.stderr);
+  assert.match(off.stdout, /wipe: ok \(listed only\)/);
+  assert.match(off.stderr, /not confirmed, so it will not wipe the demo \(give --yes/);
+  const yes = await flow(["run", "demo:wipe", "--host", "local", "--yes"], { cwd: dir });
+  assert.match(yes.stdout, /wipe: ok \(wiped\)/);
+  const dry = await flow(["run", "demo:wipe", "--host", "local", "--dry-run"], { cwd: dir });
+  assert.doesNotMatch(dry.stderr, /not confirmed/, "a dry run asks nothing");
+  // a terminal: script(1) gives flow a pty; the answer is typed once the question is up
+  const { spawn, spawnSync } = await import("node:child_process");
+  if (spawnSync("script", ["--version"]).status !== 0) return;
+  const { FLOW_BIN } = await import("../support/cli.ts");
+  for (const [keys, note] of [["y\r", "wiped"], ["\r", "listed only"]] as const) {
+    // the pty has no size without a terminal around it: give it one, or the question wraps per character
+    const cmd = `stty cols 120 rows 30; ${shQuote(process.execPath)} ${shQuote(FLOW_BIN)} run demo:wipe --host local`;
+    const child = spawn("script", ["-qec", cmd, "/dev/null"], { cwd: dir, env: { ...process.env, CI: "", NO_COLOR: "1" } });
+    const closed = new Promise((r) => child.on("close", r));
+    let out = "";
+    child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    try {
+      for (let i = 0; i < 100 && !out.includes("Go ahead?"); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.match(out, /demo:wipe will wipe the demo on local\. Go ahead\?/);
+      for (const k of keys) {
+        child.stdin.write(k);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.equal(await closed, 0, out);
+      assert.match(out, new RegExp(`wipe: ok \\(${note}\\)`), out);
+    } finally {
+      child.kill("SIGKILL");
+    }
   }
 });

@@ -1,7 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { z } from "zod";
-import { describeOptions, parseFlags, FlagError } from "../../lib/cli/options.ts";
+import { parseArgs } from "citty";
+import { describeOptions, FlagError } from "../../lib/cli/options.ts";
+import { cittyArgs, readArgs } from "../../lib/cli/args.ts";
 import { parseDotEnv, Redactor, resolveSecrets, MissingSecretsError } from "../../lib/secrets.ts";
 
 const schema = z.object({
@@ -22,14 +24,20 @@ test("options described from the zod schema: type, default, enum values, alias",
   assert.equal(info[4]!.alias, "o");
 });
 
-test("flags: --k v, --k=v, repeated arrays, --no-x, -o alias, words after --", () => {
+test("flags through citty: --k v, --k=v, repeated lists, --no-x, -o alias, words after --", () => {
   const info = describeOptions(schema);
-  const r = parseFlags(["--file", "a.json", "--file=b.json,c.json", "--connections", "8", "--no-yes", "-o", "out.json", "--", "nvidia-smi", "-L"], info, []);
+  const def = cittyArgs(info);
+  const read = (argv: string[]) => readArgs(parseArgs(argv, def), argv, info);
+  const argv = ["--file", "a.json", "--file=b.json,c.json", "--connections", "8", "--no-yes", "-o", "out.json", "--", "nvidia-smi", "-L"];
+  const r = read(argv);
   assert.deepEqual(r.values, { file: ["a.json", "b.json", "c.json"], connections: 8, yes: false, output: "out.json" });
   assert.deepEqual(r.rest, ["nvidia-smi", "-L"]);
-  assert.equal(parseFlags(["--connections", "x"], info, []).values.connections, "x", "left for zod to reject with the value named");
-  assert.throws(() => parseFlags(["--nope"], info, []), (e: Error) => e instanceof FlagError && /unknown option --nope/.test(e.message));
-  assert.throws(() => parseFlags(["--output"], info, []), /--output needs a value/);
+  assert.deepEqual(r.positionals, []);
+  assert.equal(read(["--connections", "x"]).values.connections, "x", "left for zod to reject with the value named");
+  assert.throws(() => read(["--nope"]), (e: Error) => e instanceof FlagError && /unknown option --nope/.test(e.message));
+  assert.throws(() => read(["--file"]), /--file needs a value/);
+  assert.throws(() => read(["--output"]), /--output needs a value/);
+  assert.deepEqual(read(["word", "--yes", "--", "x"]).positionals, ["word"]);
 });
 
 test(".env parsing: export, quotes, comments; the environment wins", () => {

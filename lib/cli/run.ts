@@ -1,0 +1,84 @@
+// `flow run <task> [options] [-- words]`: each task is a citty command whose args come from its
+// zod schema plus the run options; the body picks hosts, resolves secrets, asks before destroying
+// on a terminal, runs, and returns the exit code.
+import { defineCommand, renderUsage, type CommandDef } from "citty";
+import type { LoadedFlow } from "../flowfile/load.ts";
+import type { TaskDef } from "../task.ts";
+import { describeOptions } from "./options.ts";
+import { cittyArgs, readArgs } from "./args.ts";
+import { GLOBALS, globalsSchema, validateFlags, type Globals } from "./globals.ts";
+import { selectHosts } from "../select.ts";
+import { loadEnv, redactor, resolveSecrets } from "../secrets.ts";
+import { urlCredentialValues } from "../url-credentials.ts";
+import { runTask } from "../runner.ts";
+import { exitCode } from "../output/recap.ts";
+import { QuietReporter } from "../output/quiet.ts";
+import { pickReporter } from "./reporters.ts";
+import { confirm, say, setVerbosity } from "./say.ts";
+
+export class UsageError extends Error {}
+
+/** The citty command for one task; `done` receives the run's exit code. */
+export function taskCommand(flow: LoadedFlow, index: Map<string, TaskDef<any>>, task: TaskDef<any>, done: (code: number) => void): CommandDef {
+  const infos = [...describeOptions(task.options), ...GLOBALS];
+  const cmd: CommandDef = defineCommand({
+    meta: { name: task.name, description: task.description },
+    args: cittyArgs(infos),
+    run: async ({ args, rawArgs }) => {
+      const { values: raw, positionals, rest } = readArgs(args, rawArgs, infos);
+      const values = validateFlags(globalsSchema, raw, "bad run options");
+      setVerbosity(values);
+      if (values.help) return void process.stdout.write(await taskHelp({ ...cmd, args: cittyArgs(infos, true) }, task));
+      if (positionals.length) throw new UsageError(`${task.name} takes no arguments (got ${positionals.join(" ")}); see flow run ${task.name} --help`);
+      if (rest.length && !task.takesRest) throw new UsageError(`${task.name} takes no words after --`);
+      const options = task.options ? validateFlags(task.options, raw, `${task.name}: bad options`) : {};
+      done(await runOne(flow, index, task, options as Record<string, unknown>, rest, values));
+    },
+  });
+  return cmd;
+}
+
+async function taskHelp(cmd: CommandDef, task: TaskDef<any>): Promise<string> {
+  const usage = await renderUsage(cmd, { meta: { name: "flow run" } });
+  const tail = task.takesRest ? "\nWords after -- are the command: flow run " + task.name + " --host HOST -- <command>\n" : "";
+  return `${usage}\n${tail}${task.secrets?.length ? `\nSecrets needed: ${task.secrets.join(", ")}\n` : ""}`;
+}
+
+async function runOne(flow: LoadedFlow, index: Map<string, TaskDef<any>>, task: TaskDef<any>, options: Record<string, unknown>, rest: string[], values: Globals): Promise<number> {
+  const settings = flow.config.settings;
+  const hosts = selectHosts(flow.hosts, { host: values.host, hosts: values.hosts });
+  if (task.scope !== "local" && !hosts.length) throw new UsageError(`${task.name} runs on hosts: give --host ADDRESS or --hosts NAMES`);
+  const env = loadEnv(flow.projectDir);
+  // Redact every secret any task knows of, not only this task's: `exec -- env` must not print a token.
+  for (const t of index.values()) for (const k of [...(t.secrets ?? []), ...(t.optionalSecrets ?? [])]) if (env[k]) redactor.add(env[k]!);
+  // A token written into a model URL (CivitAI's `?token=`) is a secret too, wherever it shows up.
+  for (const url of Object.values(flow.config.models)) for (const v of urlCredentialValues(url)) redactor.add(v);
+  const secrets = resolveSecrets(task.name, task.secrets ?? [], task.optionalSecrets ?? [], env);
+  for (const v of Object.values(secrets)) redactor.add(v);
+
+  let confirmed = !!values.yes;
+  if (task.destructive && !confirmed && !values.dryRun) {
+    const where = task.scope === "local" ? "this machine" : hosts.map((h) => h.name).join(", ");
+    confirmed = await confirm(`${task.name} will ${task.destructive} on ${where}. Go ahead?`);
+    if (!confirmed) say.info(`${task.name}: not confirmed, so it will not ${task.destructive} (give --yes to confirm)`);
+  }
+
+  const passthrough = !!task.passthrough && hosts.length === 1 && !values.json && !values.dryRun;
+  const raw = passthrough ? { stdout: redactor.stream((c) => process.stdout.write(c)), stderr: redactor.stream((c) => process.stderr.write(c)) } : undefined;
+  const recaps = await runTask({
+    flow, tasks: index, task, options, rest, hosts, secrets, confirmed,
+    dryRun: !!values.dryRun,
+    verbose: !!values.verbose,
+    concurrency: values.concurrency ?? settings.concurrency,
+    lockWaitSeconds: values.lockWait ?? settings.lockWaitSeconds,
+    acceptNewHostKey: !!values.acceptNewHostKey,
+    reporter: passthrough
+      ? new QuietReporter((line) => process.stderr.write(redactor.redact(line) + "\n"))
+      : pickReporter({ json: !!values.json, quiet: !!values.quiet, verbose: !!values.verbose }),
+    raw: raw && { stdout: (c) => raw.stdout.write(c), stderr: (c) => raw.stderr.write(c) },
+  });
+  raw?.stdout.end();
+  raw?.stderr.end();
+  if (task.summarize && !values.json && !passthrough) process.stdout.write("\n" + redactor.redact(task.summarize(recaps)) + "\n");
+  return task.exitCode ? task.exitCode(recaps) : exitCode(recaps);
+}
