@@ -1,6 +1,10 @@
 // Work to undo when flow is interrupted (Ctrl-C, SIGTERM): release host locks, close connections.
-const jobs = new Set<() => Promise<unknown>>();
-let installed = false;
+// On globalThis: a second copy of this module (a flowfile importing flow's sources) shares the jobs.
+const state = ((globalThis as Record<symbol, unknown>)[Symbol.for("flow.cleanup")] ??= { jobs: new Set(), installed: false }) as {
+  jobs: Set<() => Promise<unknown>>;
+  installed: boolean;
+};
+const jobs = state.jobs;
 
 export function onInterrupt(job: () => Promise<unknown>): () => void {
   install();
@@ -9,8 +13,8 @@ export function onInterrupt(job: () => Promise<unknown>): () => void {
 }
 
 function install(): void {
-  if (installed) return;
-  installed = true;
+  if (state.installed) return;
+  state.installed = true;
   for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.once(sig, async () => {
       process.stderr.write(`\nflow: ${sig}, cleaning up (releasing host locks)\n`);

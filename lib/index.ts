@@ -6,3 +6,4 @@ export type { FlowInput, FlowConfig } from "./flowfile/schema.ts";
 export type { HostSpec } from "./hosts.ts";
 export { shQuote, shJoin } from "./quote.ts";
 export { hostPath } from "./commands/paths.ts";
+export { z } from "zod";

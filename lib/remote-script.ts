@@ -3,15 +3,15 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { basename, isAbsolute, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import type { RemoteScriptRun, TaskContext } from "./task.ts";
 import { TaskError } from "./task.ts";
 import { collect, follow, launch, LOG_MARKER, runState } from "./commands/remote-script.ts";
 import { hostPath } from "./commands/paths.ts";
 import { ensureNode } from "./node-runtime.ts";
 import { redactor } from "./secrets.ts";
+import { PACKAGE_ROOT } from "./package-root.ts";
 
-const TASKS_DIR = fileURLToPath(new URL("../tasks/", import.meta.url));
+const TASKS_DIR = join(PACKAGE_ROOT, "tasks");
 const bundles = new Map<string, Promise<Buffer>>();
 
 /** One self-contained ESM file, so the host needs nothing but node. Cached per process. */

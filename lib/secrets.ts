@@ -129,5 +129,8 @@ export class Redactor {
   }
 }
 
-/** One redactor for the process: every reporter and log line goes through it. */
-export const redactor = new Redactor();
+/**
+ * One redactor for the process: every reporter and log line goes through it. Kept on globalThis so
+ * that a second copy of this module (a flowfile that imports flow's sources) shares it.
+ */
+export const redactor: Redactor = ((globalThis as Record<symbol, unknown>)[Symbol.for("flow.redactor")] ??= new Redactor()) as Redactor;
