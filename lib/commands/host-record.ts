@@ -9,5 +9,6 @@ export function readHostRecordCommand(remoteDir: string): string {
 /** Merge `patch` into the record: stdin carries the new JSON, written atomically. */
 export function writeHostRecordCommand(remoteDir: string): string {
   const file = hostPath(remoteDir, "host.json");
-  return `mkdir -p ${hostPath(remoteDir)} && tmp=$(mktemp ${hostPath(remoteDir)}/.host.json.XXXXXX) && cat > "$tmp" && mv "$tmp" ${file}`;
+  const dir = hostPath(remoteDir);
+  return `mkdir -p -- ${dir} && tmp=$(mktemp ${dir}/.host.json.XXXXXX) && cat > "$tmp" && mv "$tmp" ${file}`;
 }

@@ -16,8 +16,8 @@ export interface LockDetails {
 export function acquireLock(remoteDir: string, details: LockDetails): string {
   const dir = hostPath(remoteDir, "lock");
   return [
-    `mkdir -p ${hostPath(remoteDir)}`,
-    `if mkdir ${dir} 2>/dev/null; then printf '%s\\n' ${shQuote(JSON.stringify(details))} > ${dir}/details; exit 0; fi`,
+    `mkdir -p -- ${hostPath(remoteDir)}`,
+    `if mkdir -- ${dir} 2>/dev/null; then printf '%s\\n' ${shQuote(JSON.stringify(details))} > ${dir}/details; exit 0; fi`,
     `cat ${dir}/details 2>/dev/null; exit 1`,
   ].join("\n");
 }

@@ -41,7 +41,7 @@ export function installNode(remoteDir: string, url: string): string {
   const untar = /\.t?xz$/.test(url) ? "tar -xJ" : "tar -xz";
   return [
     "set -e",
-    `mkdir -p ${root}`,
+    `mkdir -p -- ${root}`,
     `tmp=$(mktemp -d ${root}/node.tmp.XXXXXX)`,
     `trap 'rm -rf "$tmp"' EXIT`,
     `if command -v curl >/dev/null; then curl -fsSL --retry 3 ${shQuote(url)}; else wget -qO- ${shQuote(url)}; fi | ${untar} -C "$tmp" --strip-components=1`,

@@ -33,10 +33,12 @@ export function launch(remoteDir: string, key: string, node: string, script: str
   const inner = `${node} ${script} "$0" </dev/null >>"$0/log" 2>&1; echo $? > "$0/exit.tmp"; mv "$0/exit.tmp" "$0/exit"`;
   return [
     "set -e",
+    // the run's folder and all it holds (job, log, events, result) are the login user's alone
+    "umask 077",
     `d=${d}`,
     `rm -rf "$d"`,
-    `mkdir -p "$d"`,
-    `(umask 077; cat > "$d/job.json")`,
+    `mkdir -p -- "$d"`,
+    `cat > "$d/job.json"`,
     `d=$(cd "$d" && pwd)`,
     `setsid nohup sh -c ${shQuote(inner)} "$d" >/dev/null 2>&1 </dev/null &`,
     `echo $! > "$d/pid"`,
@@ -71,7 +73,7 @@ export function collect(remoteDir: string, key: string): string {
     `cat "$d/result.json" 2>/dev/null; echo`,
     `echo ${shQuote(LOG_MARKER)}`,
     `tail -n 20 "$d/log" 2>/dev/null`,
-    `touch "$d/collected"`,
+    `(umask 077; touch "$d/collected")`,
   ].join("\n");
 }
 

@@ -2,7 +2,7 @@
 import type { StepStatus, TaskContext } from "../task.ts";
 import { shQuote } from "../quote.ts";
 import {
-  addFstab, disableUnattended, formatIfBlank, makeDirs, mergeDaemonJson, missingDirs, mountVolume,
+  addFstab, disableUnattended, formatIfBlank, formatRefusal, makeDirs, mergeDaemonJson, missingDirs, mountVolume,
   parseVolumeFact, unattendedFact, volumeFact, waitForAptLock,
 } from "../commands/system.ts";
 
@@ -136,8 +136,9 @@ export async function ensureVolume(ctx: TaskContext, device: string, mountpoint:
     title: `filesystem on ${device}`,
     check: async () => {
       if (fact.type) return true;
-      if (!fact.blank) throw new Error(`cannot tell whether ${device} is blank (blkid -p found something it cannot name): not formatting it`);
-      return { ok: false, note: "blank device: will be formatted ext4" };
+      // refused in the plan too, so a dry run shows it; formatIfBlank checks again before mkfs
+      if (!fact.blank) throw new Error(`${formatRefusal(device, fact.found ?? "not blank")}; nothing was written to it`);
+      return { ok: false, note: "blank device (no signature, first and last 8 MiB zero): will be formatted ext4" };
     },
     apply: async () => {
       await ctx.sh(formatIfBlank(device), root);

@@ -2,6 +2,7 @@
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { appendFileSync, closeSync, mkdirSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { dirname } from "node:path";
+import { shQuote } from "../quote.ts";
 import { globMatch } from "./ssh-config.ts";
 
 export type HostMatcher =
@@ -76,28 +77,33 @@ export function hostMatches(m: HostMatcher, host: string, port: number): boolean
 
 export interface HostKeyCheck {
   status: HostKeyStatus;
-  /** for "match"/"revoked": the line that matched; for "changed": the line holding the old key */
+  /** for "match"/"revoked": the line that matched; for "changed": the known line to report (same key type first) */
   entry?: KnownHostEntry;
+  /** for "changed": every key on record for host:port, none of which was presented */
+  known?: KnownHostEntry[];
 }
 
 /**
  * Compare a presented key with the entries for host:port.
  * A key listed under @revoked is refused whatever host it is listed for: a revoked
  * key is compromised everywhere (stricter than OpenSSH, which scopes it by host).
- * A different key of the same type is "changed"; a key of a type we hold nothing
- * for is "unknown" (OpenSSH treats it the same way).
+ * Any key on record for the host that is not the presented one makes it "changed", whatever
+ * its type: a host we know that shows a key of another type is not a new host. (OpenSSH would
+ * ask, and accept-new would record it; the client asks for the known types first, see ssh.ts.)
+ * "unknown" is left for hosts with no key on record at all.
  */
 export function checkHostKeyDetailed(entries: KnownHostEntry[], host: string, port: number, keyType: string, keyBlob: Buffer): HostKeyCheck {
   const b64 = keyBlob.toString("base64");
   for (const e of entries) if (e.marker === "revoked" && e.key === b64) return { status: "revoked", entry: e };
-  let changed: KnownHostEntry | undefined;
+  const known: KnownHostEntry[] = [];
   for (const e of entries) {
     if (e.marker) continue; // cert-authority lines are not host keys
     if (!hostMatches(e.hosts, host, port)) continue;
     if (e.key === b64) return { status: "match", entry: e };
-    if (e.keyType === keyType && !changed) changed = e;
+    known.push(e);
   }
-  return changed ? { status: "changed", entry: changed } : { status: "unknown" };
+  if (!known.length) return { status: "unknown" };
+  return { status: "changed", entry: known.find((e) => e.keyType === keyType) ?? known[0], known };
 }
 
 export function checkHostKey(entries: KnownHostEntry[], host: string, port: number, keyType: string, keyBlob: Buffer): HostKeyStatus {
@@ -121,6 +127,16 @@ export function keyTypeOfBlob(blob: Buffer): string {
 /** `SHA256:...` as `ssh-keygen -lf` prints it. */
 export function fingerprint(keyBlob: Buffer): string {
   return "SHA256:" + createHash("sha256").update(keyBlob).digest("base64").replace(/=+$/, "");
+}
+
+/** The fingerprint of a known_hosts line's key. */
+export function entryFingerprint(e: KnownHostEntry): string {
+  return fingerprint(Buffer.from(e.key, "base64"));
+}
+
+/** The command that forgets every key on record for host:port (hashed lines too); `-f` unless it is ssh's own file. */
+export function forgetHostCommand(host: string, port: number, file: string, defaultFile: string): string {
+  return ["ssh-keygen", "-R", shQuote(knownHostName(host, port)), ...(file === defaultFile ? [] : ["-f", shQuote(file)])].join(" ");
 }
 
 export function formatKnownHostLine(host: string, port: number, keyType: string, keyBlob: Buffer): string {

@@ -13,7 +13,9 @@ import { shQuote } from "../quote.ts";
 import {
   appendKnownHost,
   checkHostKeyDetailed,
+  entryFingerprint,
   fingerprint,
+  forgetHostCommand,
   formatKnownHostLine,
   keyTypeOfBlob,
   knownKeyTypes,
@@ -223,17 +225,26 @@ export class SshTransport implements Transport {
         return undefined;
       case "revoked":
         return new UnreachableError(`${where}: host key ${type} ${fp} is marked @revoked in ${file}:${check.entry!.line}; refusing to connect.`, "hostkey-changed");
-      case "changed":
+      case "changed": {
+        const old = check.entry!;
+        const others = check.known!.filter((e) => e !== old).map((e) => `${file}:${e.line} (${e.keyType})`);
+        const also = others.length ? ` (also ${others.join(", ")})` : "";
+        // a known host showing another key type is no new host: --accept-new-host-key does not apply
+        const otherType =
+          old.keyType === type ? [] : [`  A key of another type than the one on record is refused too, even with --accept-new-host-key.`];
+        const forget = forgetHostCommand(hop.keyHost, hop.keyPort, file, join(homedir(), ".ssh", "known_hosts"));
         return new UnreachableError(
           [
             `${where}: HOST KEY CHANGED. Refusing to connect; nothing was run.`,
             `  The host now presents ${type} ${fp},`,
-            `  but ${file}:${check.entry!.line} holds a different key for it.`,
+            `  but ${file}:${old.line} holds ${old.keyType} ${entryFingerprint(old)} for it${also}.`,
+            ...otherType,
             `  Either the box was re-provisioned (new machine at the same address) or someone is intercepting the connection.`,
-            `  If you know it was re-provisioned, delete line ${check.entry!.line} of ${file} and reconnect with --accept-new-host-key.`,
+            `  If you know it was re-provisioned, remove the old key with \`${forget}\` and reconnect with --accept-new-host-key.`,
           ].join("\n"),
           "hostkey-changed",
         );
+      }
       case "unknown":
         if (this.opts.acceptNewHostKey) {
           appendKnownHost(file, formatKnownHostLine(hop.keyHost, hop.keyPort, type, key));

@@ -19,7 +19,7 @@ export function scanCommand(root: string, remoteDir: string): string {
     runState(remoteDir, DOWNLOAD_KEY),
     // df on the nearest existing ancestor: the root may not exist yet on a fresh box
     `d=${r}; while [ ! -d "$d" ]; do d=$(dirname "$d"); done`,
-    `df -PB1 "$d" | tail -n 1`,
+    `df -PB1 -- "$d" | tail -n 1`,
     `echo ${shQuote(SCAN_FILES_MARK)}`,
     `if [ -d ${r} ]; then find ${r} -type f -printf '%s\\t%i\\t%n\\t%P\\0'; fi`,
   ].join("\n");

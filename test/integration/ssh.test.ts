@@ -10,7 +10,7 @@ import { after, before, describe, test } from "node:test";
 import type { SshOptions, SshTarget } from "../../lib/hosts.ts";
 import { SshTransport, type SshTransportTuning } from "../../lib/transport/ssh.ts";
 import { UnreachableError } from "../../lib/transport/types.ts";
-import { freePort, haveSshd, isRoot, keygen, startSshd, type Sshd } from "../support/sshd.ts";
+import { freePort, haveSshd, isRoot, keyFingerprint, keygen, startSshd, type Sshd } from "../support/sshd.ts";
 
 const skip = haveSshd ? false : "no /usr/sbin/sshd (apt-get install openssh-server) — SSH integration tests skipped";
 
@@ -163,6 +163,39 @@ describe("SshTransport", { skip }, () => {
     assert.match(e.message, /re-provisioned|intercept/);
     assert.ok(!existsSync(marker));
     assert.equal(readFileSync(kh, "utf8").split("\n").length, 3, "accept-new never overwrites a changed key");
+  });
+
+  test("a known host presenting a key of another type: refused even with acceptNewHostKey, known_hosts untouched", async () => {
+    // this sshd offers only its ed25519 key; known_hosts has only an ecdsa key for it
+    assert.match(d.hostKeyLine, / ssh-ed25519 /);
+    const old = join(work, "old_ecdsa_host_key");
+    keygen(old, "old-host", "ecdsa");
+    const pub = readFileSync(old + ".pub", "utf8").split(" ");
+    const kh = join(work, "kh-other-type");
+    const text = `# the box as it was\n[127.0.0.1]:${d.port} ${pub[0]} ${pub[1]}\n`;
+    writeFileSync(kh, text);
+    const marker = join(work, "ran-marker-3");
+    const logins = d.log().split("Accepted publickey").length;
+    const first = transport(d, {}, { knownHostsFile: kh, acceptNewHostKey: true });
+    const e = await refused(first.exec(`touch ${marker}`), "hostkey-changed").finally(() => first.close());
+    assert.match(e.message, /HOST KEY CHANGED/);
+    assert.ok(e.message.includes(`presents ssh-ed25519 ${keyFingerprint(d.hostKeyFile + ".pub")}`), e.message);
+    assert.ok(e.message.includes(`${kh}:2 holds ecdsa-sha2-nistp256 ${keyFingerprint(old + ".pub")}`), e.message);
+    const forget = `ssh-keygen -R '[127.0.0.1]:${d.port}' -f ${kh}`;
+    assert.ok(e.message.includes(forget), e.message);
+    assert.ok(!existsSync(marker), "no command may run on a refused host");
+    assert.equal(d.log().split("Accepted publickey").length, logins, "no login happened");
+    assert.equal(readFileSync(kh, "utf8"), text, "known_hosts must not change");
+
+    // the advice works: once the old key is forgotten the host is new, and accept-new records it
+    execFileSync("sh", ["-c", forget], { stdio: "ignore" });
+    const t = transport(d, {}, { knownHostsFile: kh, acceptNewHostKey: true });
+    try {
+      assert.equal((await t.exec("echo hi")).stdout, "hi\n");
+    } finally {
+      await t.close();
+    }
+    assert.ok(readFileSync(kh, "utf8").includes(d.hostKeyLine), "the new key is recorded");
   });
 
   test("auth failure names host and port", async () => {

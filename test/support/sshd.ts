@@ -46,8 +46,13 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export function keygen(file: string, comment = "flow-test"): void {
-  execFileSync("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", file], { stdio: "ignore" });
+export function keygen(file: string, comment = "flow-test", type: "ed25519" | "ecdsa" | "rsa" = "ed25519"): void {
+  execFileSync("/usr/bin/ssh-keygen", ["-q", "-t", type, "-N", "", "-C", comment, "-f", file], { stdio: "ignore" });
+}
+
+/** `SHA256:...` of a public key file, as ssh-keygen prints it. */
+export function keyFingerprint(pubFile: string): string {
+  return execFileSync("/usr/bin/ssh-keygen", ["-lf", pubFile]).toString().split(" ")[1];
 }
 
 async function waitForPort(port: number, proc: ChildProcess, logText: () => string, timeoutMs = 10_000): Promise<void> {

@@ -8,7 +8,9 @@ import {
   appendKnownHost,
   checkHostKey,
   checkHostKeyDetailed,
+  entryFingerprint,
   fingerprint,
+  forgetHostCommand,
   formatKnownHostLine,
   keyTypeOfBlob,
   knownKeyTypes,
@@ -45,7 +47,7 @@ test("plain host lists, [host]:port, comments and blank lines", () => {
   assert.equal(checkHostKey(e, "10.0.0.2", 22, ED, k2), "unknown");
   assert.equal(checkHostKey(e, "gpu1", 22, ED, k2), "changed");
   assert.equal(checkHostKeyDetailed(e, "gpu1", 22, ED, k2).entry?.line, 3);
-  assert.equal(checkHostKey(e, "gpu1", 22, "ssh-rsa", rsa), "unknown", "another key type is not a change");
+  assert.equal(checkHostKey(e, "gpu1", 22, "ssh-rsa", rsa), "changed", "a known host showing another key type is not new");
   assert.equal(checkHostKey(e, "GPU1", 22, ED, k1), "match", "host names compare case-insensitively");
 });
 
@@ -57,6 +59,41 @@ test("hashed entries for port 22 and non-22 ports", () => {
   assert.equal(checkHostKey(e, "gpu2", 22, ED, k1), "unknown");
   assert.equal(checkHostKey(e, "1.2.3.4", 2222, ED, k2), "match");
   assert.equal(checkHostKey(e, "1.2.3.4", 22, ED, k2), "unknown");
+});
+
+test("a known host presenting a key of another type is changed, not new: plain, hashed, [host]:port", () => {
+  const EC = "ecdsa-sha2-nistp256";
+  const ec1 = blob(EC);
+  const ec2 = blob(EC);
+  const text = [
+    `# known: ecdsa only`,
+    `gpu1 ${EC} ${ec1.toString("base64")}`,
+    `${hashed("[1.2.3.4]:2222")} ${EC} ${ec2.toString("base64")}`,
+    `gpu1 ssh-rsa ${rsa.toString("base64")}`,
+    `@cert-authority gpu3 ${EC} ${ec1.toString("base64")}`,
+    `@revoked gpu4 ${EC} ${ec2.toString("base64")}`,
+  ].join("\n");
+  const e = parseKnownHosts(text);
+  const c = checkHostKeyDetailed(e, "gpu1", 22, ED, k1);
+  assert.equal(c.status, "changed");
+  assert.equal(c.entry?.line, 2, "the first key on record is reported when none has the presented type");
+  assert.equal(c.entry?.keyType, EC);
+  assert.equal(entryFingerprint(c.entry!), fingerprint(ec1));
+  assert.deepEqual(c.known?.map((k) => k.line), [2, 4]);
+  assert.equal(checkHostKeyDetailed(e, "gpu1", 22, "ssh-rsa", blob("ssh-rsa")).entry?.line, 4, "same type first");
+  const h = checkHostKeyDetailed(e, "1.2.3.4", 2222, ED, k1);
+  assert.deepEqual([h.status, h.entry?.line], ["changed", 3]);
+  assert.equal(checkHostKey(e, "1.2.3.4", 22, ED, k1), "unknown", "the key is on record for port 2222 only");
+  assert.equal(checkHostKey(e, "gpu1", 22, EC, ec1), "match");
+  assert.equal(checkHostKey(e, "gpu3", 22, ED, k1), "unknown", "a CA line is no host key on record");
+  assert.equal(checkHostKey(e, "gpu4", 22, ED, k1), "unknown", "a revoked line is no host key on record");
+});
+
+test("how to forget a host key: [host]:port off port 22, -f unless ssh's own file", () => {
+  assert.equal(forgetHostCommand("1.2.3.4", 22, "/home/u/.ssh/known_hosts", "/home/u/.ssh/known_hosts"), "ssh-keygen -R 1.2.3.4");
+  const own = "/home/u/.ssh/known_hosts";
+  assert.equal(forgetHostCommand("1.2.3.4", 2222, own, own), "ssh-keygen -R '[1.2.3.4]:2222'");
+  assert.equal(forgetHostCommand("gpu1", 22, "/p/my hosts", "/home/u/.ssh/known_hosts"), "ssh-keygen -R gpu1 -f '/p/my hosts'");
 });
 
 test("wildcards and negation", () => {

@@ -55,6 +55,10 @@ test("a pushed script runs detached, streams progress, returns its result", asyn
   const run = join(remote, "runs/count");
   assert.ok(!existsSync(join(run, "job.json")));
   for (const f of readdirSync(run)) assert.ok(!readFileSync(join(run, f), "utf8").includes(token), `${f} holds the token`);
+  // the run's folder and every file in it are the login user's alone (the log may quote a URL or a path)
+  const { statSync } = await import("node:fs");
+  assert.equal(statSync(run).mode & 0o777, 0o700);
+  for (const f of readdirSync(run)) assert.equal(statSync(join(run, f)).mode & 0o077, 0, `${f} is readable by others`);
 });
 
 test("flow killed while following: the script finishes; a re-run re-attaches or reports the unwatched result", async () => {
