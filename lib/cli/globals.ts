@@ -11,7 +11,7 @@ export const globalsSchema = z.object({
   json: z.boolean().optional().describe("JSON lines for machines"),
   concurrency: z.number().int().positive().optional().describe("hosts at once"),
   lockWait: z.number().nonnegative().max(86_400).optional().describe("seconds to wait for a host's lock"),
-  acceptNewHostKey: z.boolean().optional().describe("record unknown host keys (changed keys are still refused)"),
+  acceptNewHostKey: z.boolean().optional().describe("record unknown host keys (a changed key, of any type, is still refused)"),
   flowfile: z.string().min(1).optional().describe("path of the flowfile"),
   yes: z.boolean().optional().meta({ alias: "y" }).describe("confirm a task that destroys something (asked on a terminal otherwise)"),
   verbose: z.boolean().optional().meta({ alias: "v" }).describe("also print each command run on a host"),
