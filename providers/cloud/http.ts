@@ -1,5 +1,6 @@
 // What both cloud clients share: JSON over fetch, bounded retries on 429/503 with Retry-After
 // and jittered exponential back-off, and zod checks that name the endpoint on a surprise shape.
+import { DEFAULT_RETRY, withRetry, type RetryPolicy } from "../../lib/retry.ts";
 import type { z } from "zod";
 import { formatZodError } from "../../lib/flowfile/schema.ts";
 
@@ -22,6 +23,8 @@ export class NoCapacityError extends CloudApiError {
   }
 }
 
+export type { RetryPolicy } from "../../lib/retry.ts";
+
 export interface RetryInfo {
   endpoint: string;
   status: number;
@@ -29,15 +32,6 @@ export interface RetryInfo {
   tries: number;
   delayMs: number;
 }
-
-export interface RetryPolicy {
-  /** attempts in all, the first included */
-  tries: number;
-  baseMs: number;
-  maxMs: number;
-}
-
-export const DEFAULT_RETRY: RetryPolicy = { tries: 6, baseMs: 1000, maxMs: 60_000 };
 
 export interface HttpResponse {
   status: number;
@@ -70,7 +64,7 @@ export async function request(spec: RequestSpec): Promise<HttpResponse> {
   const policy = spec.retry ?? DEFAULT_RETRY;
   const label = endpointLabel(spec);
   const url = spec.baseUrl.replace(/\/+$/, "") + spec.path;
-  for (let attempt = 1; ; attempt++) {
+  return withRetry<HttpResponse>(policy, async () => {
     let res: Response;
     try {
       res = await fetch(url, {
@@ -87,31 +81,12 @@ export async function request(spec: RequestSpec): Promise<HttpResponse> {
     const text = await res.text();
     const out: HttpResponse = { status: res.status, text, json: parseJson(text), headers: res.headers };
     const transient = res.status === 429 || (res.status === 503 && !spec.final503?.(out));
-    if (!transient) return out;
-    if (attempt >= policy.tries) {
-      throw new CloudApiError(`${label}: still ${res.status}${res.status === 429 ? " (rate limited)" : " (unavailable)"} after ${policy.tries} tries; try again later`, res.status);
-    }
-    const delayMs = backoffMs(attempt, policy, res.headers.get("retry-after"));
-    spec.onRetry?.({ endpoint: label, status: res.status, attempt, tries: policy.tries, delayMs });
-    await new Promise((r) => setTimeout(r, delayMs));
-  }
-}
-
-/** Retry-After (seconds or an HTTP date) wins when given; otherwise exponential back-off with "equal jitter" (half fixed, half random). */
-export function backoffMs(attempt: number, policy: RetryPolicy, retryAfter: string | null, now = Date.now(), random = Math.random): number {
-  const asked = parseRetryAfter(retryAfter, now);
-  // A server asking for a wait longer than our cap still gets the wait it asked for, bounded at 10 minutes.
-  if (asked !== null) return Math.min(asked, 600_000);
-  const ceiling = Math.min(policy.maxMs, policy.baseMs * 2 ** (attempt - 1));
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
-}
-
-export function parseRetryAfter(value: string | null, now = Date.now()): number | null {
-  if (!value) return null;
-  const v = value.trim();
-  if (/^\d+(\.\d+)?$/.test(v)) return Math.round(Number(v) * 1000);
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? null : Math.max(0, at - now);
+    if (!transient) return { value: out };
+    return { again: res.status === 429 ? "rate limited" : "unavailable", status: res.status, retryAfter: res.headers.get("retry-after") };
+  }, {
+    onRetry: (i) => spec.onRetry?.({ endpoint: label, status: i.status!, attempt: i.attempt, tries: i.tries, delayMs: i.delayMs }),
+    giveUp: (reason, tries, status) => new CloudApiError(`${label}: still ${status} (${reason}) after ${tries} tries; try again later`, status ?? null),
+  });
 }
 
 function parseJson(text: string): unknown {

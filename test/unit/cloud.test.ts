@@ -93,10 +93,10 @@ test("provider:up (lambda): joins the inventory only once SSH answers; the host 
   assert.equal(lambda.launches, 1);
 
   // the flowfile now has the host: selectable by name and by group (the banner server is no sshd, so unreachable)
-  const sel = await flow(["run", "exec", "--hosts", "cloud", "--", "true"], { cwd: dir, env });
-  assert.match(sel.stdout, /exec on 1 host: gpu-a/);
-  const byName = await flow(["run", "exec", "--hosts", "gpu-a", "--", "true"], { cwd: dir, env });
-  assert.match(byName.stdout, /exec on 1 host: gpu-a/);
+  const sel = await flow(["run", "lock:status", "--hosts", "cloud"], { cwd: dir, env });
+  assert.match(sel.stdout, /lock:status on 1 host: gpu-a/);
+  const byName = await flow(["run", "lock:status", "--hosts", "gpu-a"], { cwd: dir, env });
+  assert.match(byName.stdout, /lock:status on 1 host: gpu-a/);
 
   // a second up with the same name picks the running box up instead of renting another
   const again = await flow(["run", "provider:up", "--provider", "lambda", "--type", "gpu_1x_a10", "--region", "us-east-1", "--name", "gpu-a", "--ssh-port", String(sshd.port)], { cwd: dir, env });
@@ -277,7 +277,7 @@ test("provider:down deletes a DataCrunch box that is offline or errored (it stil
 });
 
 test("back-off: Retry-After (seconds or date) wins; otherwise jittered exponential, capped", async () => {
-  const { backoffMs, parseRetryAfter } = await import("../../providers/cloud/http.ts");
+  const { backoffMs, parseRetryAfter } = await import("../../lib/retry.ts");
   const policy = { tries: 5, baseMs: 1000, maxMs: 8000 };
   assert.equal(parseRetryAfter("3"), 3000);
   assert.equal(parseRetryAfter(new Date(10_000).toUTCString(), 4_000), 6000);
