@@ -105,7 +105,8 @@ export function buildDepsReport(wf: Workflow, nodes: WorkflowResolution, models:
 }
 
 function table(header: string[], rows: string[][]): string {
-  const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  // A loop, not Math.max(...rows): a call with 10^5 arguments overflows the stack.
+  const w = header.map((h, i) => rows.reduce((m, r) => Math.max(m, r[i].length), h.length));
   const line = (r: string[]) => r.map((c, i) => c.padEnd(w[i])).join("  ").trimEnd();
   return [line(header), line(w.map((n) => "-".repeat(n))), ...rows.map(line)].join("\n");
 }

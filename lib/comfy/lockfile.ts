@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { stripUrlCredentials } from "../url-credentials.ts";
 import type { ModelDep } from "./model-deps.ts";
 import type { WorkflowResolution } from "./node-resolve.ts";
+import { getOwn } from "./own-keys.ts";
 
 export const LOCK_VERSION = 1;
 
@@ -36,13 +37,35 @@ export interface LockFile {
 
 /** JSON with object keys sorted, so that re-saving a workflow in another key order keeps its hash. */
 export function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
-  if (v && typeof v === "object")
-    return `{${Object.keys(v)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`)
-      .join(",")}}`;
-  return JSON.stringify(v) ?? "null";
+  // Its own stack, not recursion: a file may nest values 10^5 deep. Items are values to write, or
+  // punctuation ({ text }) due after them; pushed in reverse so they pop in writing order.
+  const out: string[] = [];
+  const todo: ({ value: unknown } | { text: string })[] = [{ value: v }];
+  while (todo.length) {
+    const item = todo.pop()!;
+    if ("text" in item) {
+      out.push(item.text);
+      continue;
+    }
+    const x = item.value;
+    if (Array.isArray(x)) {
+      out.push("[");
+      todo.push({ text: "]" });
+      for (let i = x.length - 1; i >= 0; i--) {
+        todo.push({ value: x[i] });
+        if (i > 0) todo.push({ text: "," });
+      }
+    } else if (x && typeof x === "object") {
+      const keys = Object.keys(x).sort();
+      out.push("{");
+      todo.push({ text: "}" });
+      for (let i = keys.length - 1; i >= 0; i--) {
+        todo.push({ value: (x as Record<string, unknown>)[keys[i]!] }, { text: `${JSON.stringify(keys[i])}:` });
+        if (i > 0) todo.push({ text: "," });
+      }
+    } else out.push(JSON.stringify(x) ?? "null");
+  }
+  return out.join("");
 }
 
 export function workflowContentHash(workflowJson: unknown): string {
@@ -85,11 +108,11 @@ export function checkLock(lock: LockFile, current: Record<string, unknown>): { c
   const changed: string[] = [];
   const added: string[] = [];
   for (const [name, json] of Object.entries(current)) {
-    const l = lock.workflows[name];
+    const l = getOwn(lock.workflows, name); // file names are data: "constructor" is not a locked workflow
     if (!l) added.push(name);
     else if (l.contentHash !== workflowContentHash(json)) changed.push(name);
   }
-  const removed = Object.keys(lock.workflows).filter((n) => !(n in current));
+  const removed = Object.keys(lock.workflows).filter((n) => !Object.hasOwn(current, n));
   return { changed, added, removed };
 }
 

@@ -1,7 +1,8 @@
 // Facts about ComfyUI's model folders and which loader input reads which folder.
 // Encoded here (not fetched) because they change only with ComfyUI releases and are small;
 // taken from ComfyUI 0.3.64 folder_paths.py / nodes.py / comfy_extras. A caller may pass
-// extra entries (e.g. for custom loaders) to modelDeps().
+// extra entries (e.g. for custom loaders) to modelDeps(). Looked up with names from workflows: own keys only.
+import { getOwn } from "./own-keys.ts";
 
 /** Folder name -> search paths under the ComfyUI root. */
 export const MODEL_FOLDERS: Record<string, string[]> = {
@@ -99,8 +100,8 @@ export const INPUT_NAME_FOLDERS: Record<string, string> = {
 /** Canonical folder for a name (resolving aliases); undefined when not a known folder. */
 export function canonicalFolder(name: string): string | undefined {
   const first = name.split("/")[0];
-  if (MODEL_FOLDERS[first]) return first;
-  return FOLDER_ALIASES[first];
+  if (getOwn(MODEL_FOLDERS, first)) return first;
+  return getOwn(FOLDER_ALIASES, first);
 }
 
 export function hasModelExtension(s: string): boolean {

@@ -5,6 +5,7 @@
 // is broken as a careful human would: the pack the workflow already uses, then the pack that
 // claims most of the workflow's other classes, then GitHub stars. Runners-up are reported.
 import type { CustomNodeList, ExtensionNodeMap, GithubStats, ObjectInfo } from "./data-schemas.ts";
+import { getOwn } from "./own-keys.ts";
 import { GROUP_NODE_RE, UUID_RE, type FlatNode, type NodeMode, type Workflow } from "./workflow-read.ts";
 
 /** Types the frontend draws but ComfyUI never executes. */
@@ -286,7 +287,7 @@ export function resolveWorkflowNodes(wf: Workflow, idx: ResolveIndex): WorkflowR
       pending.push({ type, nodes, candidates: [...new Set(byPattern)], how: "nodename_pattern" });
       continue;
     }
-    const js = KNOWN_JS_ONLY_CLASSES[type];
+    const js = getOwn(KNOWN_JS_ONLY_CLASSES, type); // a class named "constructor" is unknown, not Object's
     if (js) {
       pending.push({ type, nodes, candidates: [repoKey(js)], how: "known-js-only" });
       continue;
@@ -303,9 +304,14 @@ export function resolveWorkflowNodes(wf: Workflow, idx: ResolveIndex): WorkflowR
   }
 
   // Pass 2: ambiguous classes. Unique ones first, so that their packs count as "already chosen".
-  const workflowTypes = [...byType.keys()];
-  const assigned = new Map<string, string>();
-  for (const [t, r] of results) if (r.pack?.repo) assigned.set(t, repoKey(r.pack.repo));
+  // How many of the workflow's classes each pack claims exactly, less those another pack already
+  // got: kept current as classes are assigned, so a tie-break never recounts the whole workflow.
+  const claims = new Map<string, number>();
+  for (const t of byType.keys()) for (const c of idx.classToRepos.get(t) ?? []) claims.set(c, (claims.get(c) ?? 0) + 1);
+  const assign = (t: string, repo: string) => {
+    for (const c of idx.classToRepos.get(t) ?? []) if (c !== repo) claims.set(c, claims.get(c)! - 1);
+  };
+  for (const [t, r] of results) if (r.pack?.repo) assign(t, repoKey(r.pack.repo));
   pending.sort((a, b) => a.candidates.length - b.candidates.length);
   for (const p of pending) {
     const b = base(p.type, p.nodes);
@@ -313,13 +319,13 @@ export function resolveWorkflowNodes(wf: Workflow, idx: ResolveIndex): WorkflowR
     let reason: string | undefined;
     if (p.candidates.length === 1) ordered = p.candidates;
     else {
-      const r = tieBreak(p.candidates, idx, chosen, hinted, workflowTypes, assigned, p.exact);
+      const r = tieBreak(p.candidates, idx, chosen, hinted, (c) => claims.get(c) ?? 0, p.exact);
       ordered = r.ordered;
       reason = r.reason;
     }
     const repo = ordered[0];
     chosen.add(repo);
-    assigned.set(p.type, repo);
+    assign(p.type, repo);
     const registryId = idx.repoToRegistry.get(repo);
     results.set(p.type, {
       ...b,
@@ -359,8 +365,8 @@ function tieBreak(
   idx: ResolveIndex,
   chosen: Set<string>,
   hinted: Set<string>,
-  workflowTypes: string[],
-  assigned: Map<string, string>,
+  /** classes of this workflow the pack claims that no other pack got */
+  claimsOf: (repo: string) => number,
   exact: string[] = candidates,
 ): { ordered: string[]; reason: string } {
   const already = candidates.filter((c) => chosen.has(c));
@@ -373,9 +379,7 @@ function tieBreak(
   // classes from everywhere would win this count unfairly, so the share of the candidate's own
   // classes that the workflow uses breaks ties within equal counts.
   const score = new Map<string, number>();
-  // Classes the workflow already got from another pack do not count for this one.
-  for (const c of pool)
-    score.set(c, workflowTypes.filter((t) => idx.classToRepos.get(t)?.includes(c) && (assigned.get(t) ?? c) === c).length);
+  for (const c of pool) score.set(c, claimsOf(c));
   const best = Math.max(...score.values());
   const top = pool.filter((c) => score.get(c) === best);
   if (top.length === 1 && best > 1 && !isBundle(idx, top[0]))

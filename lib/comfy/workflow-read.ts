@@ -2,6 +2,11 @@
 // a flat list of every node that can run, subgraph and group-node interiors included,
 // each with the mode it effectively runs in. Pure: the caller passes bytes or parsed JSON.
 import { inflateSync } from "node:zlib";
+import { getOwn, setOwn } from "./own-keys.ts";
+import { WorkflowReadError } from "./workflow-error.ts";
+import { ExpansionBudget, MAX_NESTING, checkJsonDepth } from "./workflow-limits.ts";
+
+export { WorkflowReadError };
 
 export type NodeMode = "active" | "muted" | "bypassed";
 
@@ -47,7 +52,8 @@ export interface UiGraph {
   nodes: UiNode[];
   links: UiLink[];
   subgraphs: Map<string, UiSubgraph>;
-  groupNodes: Record<string, { nodes: UiNode[]; links?: unknown[] }>;
+  /** extra.groupNodes by name (a Map: names come from the file, "constructor" included). */
+  groupNodes: Map<string, { nodes: UiNode[]; links?: unknown[] }>;
   extra: Record<string, unknown>;
 }
 export type ApiPrompt = Record<string, { class_type: string; inputs: Record<string, unknown>; _meta?: { title?: string } }>;
@@ -79,17 +85,8 @@ export interface Workflow {
   api?: ApiPrompt;
   /** extra.node_versions: pack name -> version, a hint of which packs the author had. */
   nodeVersions: Record<string, string>;
-  /** Things that are odd but not fatal (unknown subgraph id, recursion cut). */
+  /** Things that are odd but not fatal (unknown subgraph id, a container that contains itself). */
   warnings: string[];
-}
-
-export class WorkflowReadError extends Error {
-  constructor(
-    readonly file: string,
-    message: string,
-  ) {
-    super(`${file}: ${message}`);
-  }
 }
 
 const EXPECTED =
@@ -98,8 +95,6 @@ const EXPECTED =
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Group nodes (legacy) are typed "workflow>name" (older frontends: "workflow/name"). */
 export const GROUP_NODE_RE = /^workflow[>/](.+)$/;
-/** Nested subgraphs deeper than this are treated as a cycle; real workflows are a few levels deep. */
-const MAX_DEPTH = 32;
 
 export function modeOf(mode: unknown): NodeMode {
   if (mode === 2) return "muted";
@@ -114,7 +109,7 @@ export function normLink(l: unknown): UiLink | undefined {
   if (Array.isArray(l) && l.length >= 5) {
     return { id: Number(l[0]), origin_id: l[1] as number, origin_slot: Number(l[2]), target_id: l[3] as number, target_slot: Number(l[4]), type: l[5] };
   }
-  if (isObj(l) && "origin_id" in l && "target_id" in l) {
+  if (isObj(l) && Object.hasOwn(l, "origin_id") && Object.hasOwn(l, "target_id")) {
     return {
       id: Number(l.id),
       origin_id: l.origin_id as number,
@@ -138,7 +133,7 @@ function normLinks(v: unknown): UiLink[] {
 
 /** Collect subgraph definitions at any depth (definitions may themselves carry definitions). */
 function collectSubgraphs(def: unknown, out: Map<string, UiSubgraph>, depth = 0): void {
-  if (!isObj(def) || depth > MAX_DEPTH) return;
+  if (!isObj(def) || depth > MAX_NESTING) return;
   const list = (def as { subgraphs?: unknown }).subgraphs;
   if (!Array.isArray(list)) return;
   for (const sg of list) {
@@ -169,36 +164,47 @@ export function toUiGraph(j: Record<string, unknown>): UiGraph {
   const subgraphs = new Map<string, UiSubgraph>();
   collectSubgraphs(j.definitions, subgraphs);
   const extra = isObj(j.extra) ? j.extra : {};
-  const groupNodes: UiGraph["groupNodes"] = {};
+  const groupNodes: UiGraph["groupNodes"] = new Map();
   if (isObj(extra.groupNodes)) {
     for (const [name, g] of Object.entries(extra.groupNodes)) {
-      if (isObj(g)) groupNodes[name] = { nodes: normNodes(g.nodes), links: Array.isArray(g.links) ? g.links : [] };
+      if (isObj(g)) groupNodes.set(name, { nodes: normNodes(g.nodes), links: Array.isArray(g.links) ? g.links : [] });
     }
   }
   return { nodes: normNodes(j.nodes), links: normLinks(j.links), subgraphs, groupNodes, extra };
 }
 
-/** Flatten a UI graph: every node, subgraph interiors expanded per instance, group nodes expanded. */
-export function flattenUi(g: UiGraph, warnings: string[] = []): FlatNode[] {
+/**
+ * Flatten a UI graph: every node, subgraph interiors expanded per instance, group nodes expanded.
+ * Expanded nodes are counted against `budget`, which throws past its limit.
+ */
+export function flattenUi(g: UiGraph, warnings: string[] = [], budget = new ExpansionBudget("<workflow>")): FlatNode[] {
   const out: FlatNode[] = [];
-  const walk = (nodes: UiNode[], prefix: string, where: string, outer: NodeMode, stack: string[]) => {
+  // `path`: the containers around the current level, as "sg:<id>" / "group:<name>" (kinds apart: names may clash).
+  const walk = (nodes: UiNode[], prefix: string, where: string, outer: NodeMode, path: string[]) => {
     for (const n of nodes) {
       const own = modeOf(n.mode);
       const eff: NodeMode = outer !== "active" ? outer : own;
       const key = prefix + String(n.id);
       const props = isObj(n.properties) ? n.properties : {};
       const sg = g.subgraphs.get(n.type);
-      const grp = GROUP_NODE_RE.exec(n.type);
-      if (sg) {
-        if (stack.includes(sg.id) || stack.length >= MAX_DEPTH) {
-          warnings.push(`subgraph ${sg.id} nests itself (at node ${key}); not expanded further`);
+      const groupName = sg ? undefined : GROUP_NODE_RE.exec(n.type)?.[1];
+      const grp = groupName === undefined ? undefined : g.groupNodes.get(groupName);
+      if (sg || grp) {
+        const kind = sg ? "subgraph" : "group node";
+        const tag = sg ? `sg:${sg.id}` : `group:${groupName}`;
+        const at = path.indexOf(tag);
+        if (at >= 0) {
+          const ring = [...path.slice(at), tag].map((t) => t.slice(t.indexOf(":") + 1));
+          warnings.push(`${kind} ${ring[0]} nests itself (cycle: ${ring.join(" > ")}) at node ${key}; not expanded further`);
           continue;
         }
-        walk(sg.nodes, key + ":", `subgraph:${sg.name ?? sg.id}`, eff, [...stack, sg.id]);
-        continue;
-      }
-      if (grp && g.groupNodes[grp[1]]) {
-        walk(g.groupNodes[grp[1]].nodes.map((gn, i) => ({ ...gn, id: i })), key + ":", `group:${grp[1]}`, eff, stack);
+        if (path.length >= MAX_NESTING) {
+          warnings.push(`subgraphs and group nodes nested more than ${MAX_NESTING} deep at node ${key}; not expanded further`);
+          continue;
+        }
+        const inner = sg ? sg.nodes : grp!.nodes.map((gn, i) => ({ ...gn, id: i }));
+        budget.take(inner.length, key);
+        walk(inner, key + ":", sg ? `subgraph:${sg.name ?? sg.id}` : `group:${groupName}`, eff, [...path, tag]);
         continue;
       }
       if (UUID_RE.test(n.type)) warnings.push(`node ${key} is an instance of subgraph ${n.type}, which the file does not define`);
@@ -222,10 +228,10 @@ function fromJson(j: unknown, file: string): Workflow {
   if (isUiFormat(j)) {
     const ui = toUiGraph(j as Record<string, unknown>);
     const warnings: string[] = [];
-    const nodes = flattenUi(ui, warnings);
+    const nodes = flattenUi(ui, warnings, new ExpansionBudget(file));
     const nv = ui.extra.node_versions;
     const nodeVersions: Record<string, string> = {};
-    if (isObj(nv)) for (const [k, v] of Object.entries(nv)) if (typeof v === "string") nodeVersions[k] = v;
+    if (isObj(nv)) for (const [k, v] of Object.entries(nv)) if (typeof v === "string") setOwn(nodeVersions, k, v);
     return { file, format: "ui", nodes, ui, nodeVersions, warnings };
   }
   if (isApiFormat(j)) {
@@ -264,10 +270,10 @@ export function pngTextChunks(buf: Buffer, file = "<png>"): Record<string, strin
     try {
       if (type === "tEXt") {
         const z = data.indexOf(0);
-        if (z > 0) out[data.toString("latin1", 0, z)] = data.toString("latin1", z + 1);
+        if (z > 0) setOwn(out, data.toString("latin1", 0, z), data.toString("latin1", z + 1));
       } else if (type === "zTXt") {
         const z = data.indexOf(0);
-        if (z > 0) out[data.toString("latin1", 0, z)] = inflateSync(data.subarray(z + 2)).toString("latin1");
+        if (z > 0) setOwn(out, data.toString("latin1", 0, z), inflateSync(data.subarray(z + 2)).toString("latin1"));
       } else if (type === "iTXt") {
         const z = data.indexOf(0);
         const compressed = data[z + 1] === 1;
@@ -275,7 +281,7 @@ export function pngTextChunks(buf: Buffer, file = "<png>"): Record<string, strin
         const transEnd = data.indexOf(0, langEnd + 1);
         if (z > 0 && langEnd > 0 && transEnd > 0) {
           const body = data.subarray(transEnd + 1);
-          out[data.toString("latin1", 0, z)] = (compressed ? inflateSync(body) : body).toString("utf8");
+          setOwn(out, data.toString("latin1", 0, z), (compressed ? inflateSync(body) : body).toString("utf8"));
         }
       }
     } catch {
@@ -289,21 +295,26 @@ export function pngTextChunks(buf: Buffer, file = "<png>"): Record<string, strin
 
 /**
  * Read a workflow from bytes (JSON text or PNG), a string, or an already parsed object.
- * `file` is only used in error messages.
+ * `file` is only used in error messages. JSON nested absurdly deep is refused here, once, so that
+ * nothing downstream (nor the JSON.stringify that writes a conversion) meets it.
  */
 export function readWorkflow(input: Buffer | string | unknown, file = "<workflow>"): Workflow {
   if (Buffer.isBuffer(input) && input.subarray(0, 8).equals(PNG_SIG)) {
     const chunks = pngTextChunks(input, file);
     // The UI workflow carries more (modes, properties.models) than the API prompt: prefer it.
     for (const key of ["workflow", "prompt"]) {
-      if (chunks[key] === undefined) continue;
+      const text = getOwn(chunks, key);
+      if (text === undefined) continue;
       let j: unknown;
       try {
-        j = JSON.parse(chunks[key]);
+        j = JSON.parse(text);
       } catch {
         continue;
       }
-      if (isUiFormat(j) || isApiFormat(j)) return fromJson(j, file);
+      if (isUiFormat(j) || isApiFormat(j)) {
+        checkJsonDepth(j, file);
+        return fromJson(j, file);
+      }
     }
     throw new WorkflowReadError(file, `PNG has no ComfyUI 'workflow' or 'prompt' text chunk; ${EXPECTED}`);
   }
@@ -316,5 +327,6 @@ export function readWorkflow(input: Buffer | string | unknown, file = "<workflow
       throw new WorkflowReadError(file, `not JSON (${(e as Error).message}); ${EXPECTED}`);
     }
   }
+  checkJsonDepth(j, file);
   return fromJson(j, file);
 }

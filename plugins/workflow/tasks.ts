@@ -16,6 +16,7 @@ import { modelDeps, type ModelDep } from "../../lib/comfy/model-deps.ts";
 import { buildDepsReport, renderDepsText, DEPS_SCHEMA, type DepsReport } from "../../lib/comfy/deps-report.ts";
 import { convertUiToApi } from "../../lib/comfy/convert.ts";
 import { checkLock, lockWorkflow, serializeLock, LOCK_VERSION, type LockFacts, type LockFile } from "../../lib/comfy/lockfile.ts";
+import { setOwn } from "../../lib/comfy/own-keys.ts";
 import { comfyDataUrl, loadRefData, withObjectInfo, type RefData } from "./refdata.ts";
 import { mapLimit, upstreamClient, upstreamUrls, UpstreamError } from "./upstream.ts";
 import { LOCK_FILE, TEMPLATES_DIR, objectInfoTask, type ConvertOptions, type DepsOptions, type LockOptions, type ObjectInfoOptions } from "./index.ts";
@@ -229,7 +230,7 @@ export async function runConvert(ctx: TaskContext, o: ConvertOptions): Promise<v
     const oi = o.objectInfo ? await readObjectInfoFile(o.objectInfo) : await objectInfoFromHost(ctx, o.host!, o.comfyUrl);
     const out = o.output ? resolve(process.cwd(), o.output) : abs.replace(/(\.json|\.png)?$/i, ".api.json");
     await ctx.step(`convert -> ${relative(process.cwd(), out) || out}`, async () => {
-      const r = convertUiToApi(ui, oi);
+      const r = convertUiToApi(ui, oi, { file: o.file });
       for (const i of r.issues) ctx.warn(`node ${i.node}${i.classType ? ` (${i.classType})` : ""}: ${i.message}`);
       const text = JSON.stringify(r.prompt, null, 2) + "\n";
       ctx.emit({ convert: { output: out, nodes: Object.keys(r.prompt).length, issues: r.issues } });
@@ -296,7 +297,7 @@ async function fetchLockFacts(ctx: TaskContext, all: Analysed[]): Promise<LockFa
   await ctx.step("GitHub commits", async () => {
     await mapLimit([...needCommit], 8, async (repo) => {
       try {
-        facts.commits[repo] = await client.githubCommit(repo);
+        setOwn(facts.commits, repo, await client.githubCommit(repo));
       } catch (e) {
         fail(repo, e);
       }
@@ -306,7 +307,7 @@ async function fetchLockFacts(ctx: TaskContext, all: Analysed[]): Promise<LockFa
   await ctx.step("Hugging Face sizes and hashes", async () => {
     await mapLimit([...hf.values()], 8, async (m) => {
       try {
-        facts.models[m.url!] = await client.hfFileFacts(m.source as Extract<ModelDep["source"], { kind: "huggingface" }>);
+        setOwn(facts.models, m.url!, await client.hfFileFacts(m.source as Extract<ModelDep["source"], { kind: "huggingface" }>));
       } catch (e) {
         fail(m.name, e);
       }
@@ -333,7 +334,7 @@ export async function runLock(ctx: TaskContext, o: LockOptions): Promise<void> {
         const unreadable: string[] = [];
         for (const f of files) {
           try {
-            current[f.name] = (await readWorkflowFile(f.abs, f.name)).json;
+            setOwn(current, f.name, (await readWorkflowFile(f.abs, f.name)).json);
           } catch (e) {
             unreadable.push(f.name);
             ctx.warn((e as Error).message);
@@ -372,7 +373,7 @@ export async function runLock(ctx: TaskContext, o: LockOptions): Promise<void> {
     const facts = o.offline ? {} : await fetchLockFacts(ctx, analysed);
     if (o.offline) ctx.warn("offline: commits, registry versions, sizes and hashes are pinned only where workflows carry them");
     const lock: LockFile = { version: LOCK_VERSION, workflows: {} };
-    for (const a of analysed) lock.workflows[a.name] = lockWorkflow(a.json, a.nodes, a.models.models, facts);
+    for (const a of analysed) setOwn(lock.workflows, a.name, lockWorkflow(a.json, a.nodes, a.models.models, facts));
     const text = serializeLock(lock);
     await ctx.step(`write ${LOCK_FILE}`, async () => {
       const unresolved = Object.entries(lock.workflows).flatMap(([n, w]) => w.unresolved.map((u) => `${n}: ${u}`));

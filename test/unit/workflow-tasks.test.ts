@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { flow, REPO } from "../support/cli.ts";
 import { fakeEnv, startFakeUpstream, type FakeUpstream } from "../support/fake-upstream.ts";
+import { PROTO_NAMES, deepArrayText, doublingSubgraphs, groupNodeRing, uiWithDeepWidget } from "./comfy/hostile-workflows.ts";
 
 const SHARED = fileURLToPath(new URL("../../../shared/data/", import.meta.url));
 const SKIP = existsSync(SHARED) ? false : `shared reference data not found at ${SHARED} (ComfyUI-Manager maps, templates, comfy-cli fixtures): skipped`;
@@ -196,4 +197,71 @@ test("timing: workflow:deps over the 41 templates with reference data cached", {
     `workflow:deps over 41 templates, data cached: task ${best.task.total} ms (reference data ${best.task.referenceData} ms, workflows ${best.task.workflows} ms); ` +
       `whole CLI process ${best.wall} ms; all runs: ${runs.map((r) => `${r.task.total}/${r.wall}`).join(", ")} ms (task/process)`,
   );
+});
+
+/** Issue #10's crafted files, written into a project's workflow_templates/. */
+function writeHostile(dir: string): void {
+  const put = (name: string, text: string) => writeFileSync(join(dir, "workflow_templates", name), text);
+  put("bomb.json", JSON.stringify(doublingSubgraphs(31)));
+  put("deep.json", uiWithDeepWidget(deepArrayText(100_000)));
+  put("loop.json", JSON.stringify(groupNodeRing(2)));
+  const proto = PROTO_NAMES.map((t, i) => ({ id: t, type: t, widgets_values: [`m${i}.safetensors`] }));
+  put("proto.json", JSON.stringify({ nodes: proto, links: [] }));
+}
+// A regression must fail the test, not take the machine's memory or the runner's time.
+const BOUNDED = { NODE_OPTIONS: "--max-old-space-size=1024" };
+const bounded = (env: Record<string, string>) => ({ env: { ...env, ...BOUNDED }, signal: AbortSignal.timeout(120_000) });
+const GOOD_FILES = ["workflow_templates/controlnet_example.json", "workflow_templates/loop.json", "workflow_templates/proto.json"];
+
+test("workflow:deps: a subgraph bomb and a deeply nested file fail by name; the others are still analysed", { skip: SKIP }, async () => {
+  const { dir, cache } = project(["controlnet_example.json"]);
+  writeHostile(dir);
+  const t = performance.now();
+  const r = await flow(["run", "workflow:deps", "--json"], { cwd: dir, ...bounded(fakeEnv(fake, cache)) });
+  const ms = Math.round(performance.now() - t);
+  assert.notEqual(r.code, null, `no exit code: killed (120 s limit or out of memory): ${r.stderr.slice(-300)}`);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  const d = dataOf(r.stdout).deps;
+  const errors = Object.fromEntries(d.errors.map((e: { file: string; error: string }) => [e.file, e.error]));
+  assert.deepEqual(Object.keys(errors).sort(), ["workflow_templates/bomb.json", "workflow_templates/deep.json"]);
+  assert.match(errors["workflow_templates/bomb.json"], /^workflow_templates\/bomb\.json: .*more than 50,000 nodes/);
+  assert.match(errors["workflow_templates/deep.json"], /^workflow_templates\/deep\.json: .*nested more than 500 levels deep/);
+  const byFile = Object.fromEntries(d.workflows.map((w: any) => [w.file, w]));
+  assert.deepEqual(Object.keys(byFile).sort(), GOOD_FILES);
+  assert.ok(byFile["workflow_templates/controlnet_example.json"].models.length > 0);
+  assert.ok(byFile["workflow_templates/loop.json"].warnings.some((w: string) => /cycle/.test(w)));
+  assert.deepEqual(byFile["workflow_templates/proto.json"].problems.map((p: any) => p.classType).sort(), [...PROTO_NAMES].sort());
+  console.log(`workflow:deps over 5 files, 2 of them hostile: ${ms} ms for the whole CLI process (task: ${d.timings.total} ms)`);
+});
+
+test("workflow:lock: hostile files are named as unreadable and left out; the others are locked", { skip: SKIP }, async () => {
+  const { dir, cache } = project(["controlnet_example.json"]);
+  writeHostile(dir);
+  const r = await flow(["run", "workflow:lock"], { cwd: dir, ...bounded(fakeEnv(fake, cache)) });
+  assert.notEqual(r.code, null, `no exit code: killed (120 s limit or out of memory): ${r.stderr.slice(-300)}`);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, /workflow_templates\/bomb\.json: .*more than 50,000 nodes/);
+  assert.match(r.stdout, /workflow_templates\/deep\.json: .*nested more than 500 levels deep/);
+  assert.match(r.stdout, /read 5 workflows: failed \(2 unreadable/);
+  const lock = JSON.parse(readFileSync(join(dir, "flow.lock.json"), "utf8"));
+  assert.deepEqual(Object.keys(lock.workflows).sort(), GOOD_FILES);
+  const proto = lock.workflows["workflow_templates/proto.json"];
+  for (const name of PROTO_NAMES)
+    assert.ok(proto.unresolved.some((u: string) => u.startsWith(`class ${name}: `)), proto.unresolved.join("; "));
+});
+
+test("workflow:convert: a 20-level subgraph bomb and deep nesting are refused by name, nothing written", { skip: SKIP }, async () => {
+  const { dir, cache } = project();
+  writeFileSync(join(dir, "bomb.json"), JSON.stringify(doublingSubgraphs(20, { type: "EmptyLatentImage", widgets_values: [512, 512, 1] })));
+  writeFileSync(join(dir, "deep.json"), uiWithDeepWidget(deepArrayText(100_000)));
+  const oi = join(SHARED, "comfy-cli/sd15_object_info.json");
+  for (const [file, why] of [["bomb.json", /more than 50,000 nodes/], ["deep.json", /nested more than 500 levels deep/]] as const) {
+    const out = join(dir, `${file}.api.json`);
+    const args = ["run", "workflow:convert", "--file", file, "--object-info", oi, "-o", out];
+    const r = await flow(args, { cwd: dir, ...bounded(fakeEnv(fake, cache)) });
+    assert.notEqual(r.code, null, `no exit code: killed (120 s limit or out of memory): ${r.stderr.slice(-300)}`);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, new RegExp(`read ${file}: failed \\(${file}: .*${why.source}`));
+    assert.ok(!existsSync(out), `${out} was written`);
+  }
 });
