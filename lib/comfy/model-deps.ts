@@ -3,6 +3,8 @@
 // loader widget values (UI) or inputs (API) of known loaders, any other string value with a
 // model extension. URL precedence: the workflow's own, then the user's `models` map, then
 // ComfyUI-Manager's model-list.json. Models used only by muted/bypassed nodes are optional.
+// Class, input and file names come from the file: every table is read for own keys only.
+import { isHfUrl, parseHfUrl } from "./hf-url.ts";
 import type { ModelList } from "./data-schemas.ts";
 import {
   CORE_LOADER_INPUTS,
@@ -12,6 +14,7 @@ import {
   hasModelExtension,
   type LoaderInput,
 } from "./model-folders.ts";
+import { getOwn } from "./own-keys.ts";
 import { safeFolder, safeModelRelPath, safeUrl } from "./safe-names.ts";
 import type { FlatNode, Workflow } from "./workflow-read.ts";
 
@@ -75,19 +78,10 @@ export function parseModelUrl(url: string): ParsedSource {
     return { kind: "url" };
   }
   const host = u.hostname.toLowerCase();
-  if (host === "huggingface.co" || host === "hf.co" || host.endsWith(".huggingface.co")) {
-    // /<owner>/<repo>/(resolve|blob)/<rev>/<path...>; datasets and spaces carry a prefix.
-    const parts = u.pathname.split("/").filter(Boolean).map(decodeURIComponent);
-    let i = 0;
-    let prefix = "";
-    if (parts[0] === "datasets" || parts[0] === "spaces") {
-      prefix = parts[0] + "/";
-      i = 1;
-    }
-    const [owner, repo, kind, rev, ...rest] = parts.slice(i);
-    if (owner && repo && (kind === "resolve" || kind === "blob") && rev && rest.length)
-      return { kind: "huggingface", repo: `${prefix}${owner}/${repo}`, revision: rev, path: rest.join("/") };
-    return { kind: "url" };
+  // one strict reading of Hugging Face URLs (hf-url.ts): a malformed one is a plain URL here, refused where it is fetched
+  if (isHfUrl(url)) {
+    const hf = parseHfUrl(url);
+    return hf.ok ? { kind: "huggingface", ...hf.value } : { kind: "url" };
   }
   if (host === "civitai.com" || host.endsWith(".civitai.com")) {
     const dl = /\/api\/download\/models\/(\d+)/.exec(u.pathname);
@@ -106,7 +100,8 @@ const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object
 export function indexModelList(ml?: ModelList): Map<string, { url: string; folder?: string; size?: string }[]> {
   const m = new Map<string, { url: string; folder?: string; size?: string }[]>();
   for (const e of ml?.models ?? []) {
-    const folder = e.save_path === "default" ? MODEL_LIST_DEFAULT_FOLDERS[e.type.toLowerCase()] : canonicalFolder(e.save_path) ?? e.save_path;
+    const folder =
+      e.save_path === "default" ? getOwn(MODEL_LIST_DEFAULT_FOLDERS, e.type.toLowerCase()) : (canonicalFolder(e.save_path) ?? e.save_path);
     const a = m.get(e.filename) ?? [];
     a.push({ url: e.url, folder, size: e.size });
     m.set(e.filename, a);
@@ -118,10 +113,20 @@ const baseName = (p: string) => p.split("/").pop() ?? p;
 
 /** Extract the model dependencies of a workflow. */
 export function modelDeps(wf: Workflow, opts: ModelDepsOptions = {}): ModelDepsResult {
-  const loaders = { ...CORE_LOADER_INPUTS, ...(opts.loaderInputs ?? {}) };
+  // A Map: a node typed "constructor" must find nothing here, not Object's constructor ("known is not iterable").
+  const loaders = new Map<string, LoaderInput[]>([...Object.entries(CORE_LOADER_INPUTS), ...Object.entries(opts.loaderInputs ?? {})]);
   const listIdx = indexModelList(opts.modelList);
   const refused: RefusedName[] = [];
   const byKey = new Map<string, ModelDep>();
+  // Indexes that keep a 50,000-node workflow linear: entries by file name (in byKey's order), and
+  // the (node, input) pairs already in each entry's usedBy.
+  const byName = new Map<string, ModelDep[]>();
+  const uses = new Map<ModelDep, Set<string>>();
+  const rekeyed = (dep: ModelDep) => {
+    const list = byName.get(dep.name)!;
+    list.splice(list.indexOf(dep), 1);
+    list.push(dep);
+  };
   // Same file seen without a folder and with one: keep one entry, the one with the folder.
   const keyOf = (folder: string | undefined, name: string) => `${folder ?? "?"}\u0000${name}`;
 
@@ -156,23 +161,29 @@ export function modelDeps(wf: Workflow, opts: ModelDepsOptions = {}): ModelDepsR
     const optional = node.effectiveMode !== "active";
     // Merge with an existing entry for the same file: a folder-less sighting joins a foldered one.
     let dep = byKey.get(keyOf(folder, name));
-    if (!dep && folder === undefined) dep = [...byKey.values()].find((d) => d.name === name);
+    if (!dep && folder === undefined) dep = byName.get(name)?.[0];
     if (!dep && folder !== undefined) {
       const loose = byKey.get(keyOf(undefined, name));
       if (loose) {
         byKey.delete(keyOf(undefined, name));
         loose.folder = folder;
         byKey.set(keyOf(folder, name), loose);
+        rekeyed(loose);
         dep = loose;
       }
     }
     if (!dep) {
       dep = { name, folder, optional, usedBy: [], found: [] };
       byKey.set(keyOf(folder, name), dep);
+      byName.set(name, [...(byName.get(name) ?? []), dep]);
+      uses.set(dep, new Set());
     }
     dep.optional &&= optional;
-    if (!dep.usedBy.some((u) => u.key === node.key && u.input === extra.input))
+    const use = `${node.key}\u0000${extra.input ?? ""}`;
+    if (!uses.get(dep)!.has(use)) {
+      uses.get(dep)!.add(use);
       dep.usedBy.push({ key: node.key, type: node.type, ...(extra.input ? { input: extra.input } : {}) });
+    }
     if (!dep.found.includes(found)) dep.found.push(found);
     if (url && !dep.url) {
       dep.url = url;
@@ -194,16 +205,16 @@ export function modelDeps(wf: Workflow, opts: ModelDepsOptions = {}): ModelDepsR
         });
       }
     }
-    const known = loaders[node.type];
+    const known = loaders.get(node.type);
     // 2. known loaders: widget index (UI) or input name (API).
     if (known) {
       for (const l of known) {
         const v = node.apiInputs
-          ? node.apiInputs[l.input]
+          ? getOwn(node.apiInputs, l.input)
           : Array.isArray(node.widgets)
             ? node.widgets[l.widgetIndex]
             : isObj(node.widgets)
-              ? node.widgets[l.input]
+              ? getOwn(node.widgets, l.input)
               : undefined;
         if (typeof v === "string" && v !== "" && v !== "None") add(node, v, l.folder, node.apiInputs ? "api-input" : "loader-widget", { input: l.input });
       }
@@ -219,14 +230,15 @@ export function modelDeps(wf: Workflow, opts: ModelDepsOptions = {}): ModelDepsR
           : [];
     for (const [input, v] of entries) {
       if (typeof v !== "string" || !hasModelExtension(v) || v.length > 300 || /\s{2,}|\n/.test(v)) continue;
-      add(node, v, input ? INPUT_NAME_FOLDERS[input] : undefined, "extension", input ? { input } : {});
+      add(node, v, input ? getOwn(INPUT_NAME_FOLDERS, input) : undefined, "extension", input ? { input } : {});
     }
   }
 
   // Sources the workflow did not give: the user's map, then model-list.json.
   for (const dep of byKey.values()) {
     if (!dep.url) {
-      const user = opts.userModels?.[`${dep.folder}/${dep.name}`] ?? opts.userModels?.[dep.name] ?? opts.userModels?.[baseName(dep.name)];
+      const um = opts.userModels;
+      const user = getOwn(um, `${dep.folder}/${dep.name}`) ?? getOwn(um, dep.name) ?? getOwn(um, baseName(dep.name));
       if (user) {
         const ur = safeUrl(user);
         if (ur.ok) {

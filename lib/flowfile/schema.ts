@@ -1,6 +1,7 @@
 // The flowfile's shape, validated with zod; errors name the key path.
 import { z } from "zod";
 import type { PluginDef, ProviderDef } from "../task.ts";
+import { allowEntryProblem } from "../net-policy.ts";
 
 const plugin = z.custom<PluginDef>(
   (v) => typeof v === "object" && v !== null && typeof (v as PluginDef).name === "string" && Array.isArray((v as PluginDef).tasks),
@@ -37,6 +38,17 @@ export const settingsSchema = z.strictObject({
   comfyDataUrl: z.url().optional(),
   /** where flow keeps its own files on a host (Node runtime, scripts, runs, lock) */
   remoteDir: z.string().default(".flow"),
+  /**
+   * Hosts model downloads may reach although they are not public https hosts: a mirror on the LAN,
+   * a local test server ("host" or "host:port", matched by name as URLs write it). Everything else
+   * at a loopback, private, link-local or other non-public address, or over plain http, is refused.
+   */
+  allowHosts: z
+    .array(z.string().superRefine((v, ctx) => {
+      const why = allowEntryProblem(v);
+      if (why) ctx.addIssue({ code: "custom", message: why });
+    }))
+    .default([]),
   /** Node runtime that pushed scripts need */
   node: z
     .strictObject({

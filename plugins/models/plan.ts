@@ -2,7 +2,11 @@
 // host has (one scan), and from those the report, the moves and links of organize, the files
 // cleanup may remove, and the progress line. No I/O here: the tasks feed in and act on results.
 import { FOLDER_ALIASES, MODEL_FOLDERS, canonicalFolder, hasModelExtension } from "../../lib/comfy/model-folders.ts";
-import type { ModelDep } from "../../lib/comfy/model-deps.ts";
+import { parseModelUrl, type ModelDep } from "../../lib/comfy/model-deps.ts";
+import { isHfUrl, parseHfUrl } from "../../lib/comfy/hf-url.ts";
+import { safeUrl } from "../../lib/comfy/safe-names.ts";
+import { stripUrlCredentials } from "../../lib/url-credentials.ts";
+import { getOwn } from "../../lib/comfy/own-keys.ts";
 import { SCAN_FILES_MARK } from "./commands.ts";
 
 export interface ScanFile {
@@ -42,8 +46,11 @@ export interface Needed {
   folder: string;
   name: string;
   optional: boolean;
+  /** the dependency whose source is used: the flowfile's, else the workflows' (agreeing), else model-list.json's */
   dep: ModelDep;
   workflows: string[];
+  /** Workflows name different sources for this file and the flowfile does not say which: it is not downloaded. */
+  conflict?: string;
 }
 
 export interface WorkflowDeps {
@@ -51,9 +58,51 @@ export interface WorkflowDeps {
   models: ModelDep[];
 }
 
-/** Merge per (folder, name); a model required by any workflow is required. Models without a folder are returned apart. */
-export function neededModels(all: WorkflowDeps[]): { needed: Needed[]; noFolder: { workflow: string; name: string }[] } {
-  const byKey = new Map<string, Needed>();
+/**
+ * Where a model lands, relative to the models root: its folder's first segment canonical
+ * (unet -> diffusion_models, clip -> text_encoders), the sub-path on either side, "//" collapsed.
+ * Case is kept: ComfyUI's folders are case-sensitive on Linux.
+ */
+export function finalPath(folder: string, name: string): string {
+  const [first, ...rest] = `${folder}/${name}`.split("/").filter(Boolean);
+  return [canonicalFolder(first!) ?? first, ...rest].join("/");
+}
+
+const baseOf = (p: string) => p.slice(p.lastIndexOf("/") + 1);
+
+/** Two URLs for one file are the same source: the same Hugging Face file (resolve or blob), or the same URL. */
+function sourceKey(url: string): string {
+  if (isHfUrl(url)) {
+    const hf = parseHfUrl(url);
+    if (hf.ok) return `hf:${hf.value.repo}@${hf.value.revision}/${hf.value.path}`;
+  }
+  try {
+    return new URL(url).href;
+  } catch {
+    return url;
+  }
+}
+
+function sourceOf(url: string): ModelDep["source"] {
+  try {
+    return parseModelUrl(url);
+  } catch {
+    return { kind: "url" }; // a malformed escape: resolution refuses it for that model alone
+  }
+}
+
+/**
+ * One entry per final path (two entries for one file would mean two writers at once); a model
+ * required by any workflow is required. Its source: the flowfile's models entry (userModels: file
+ * name, or folder/name -> URL) wins over any workflow's; workflows that name different URLs, with
+ * no flowfile entry to settle it, make that file a conflict (never settled by file order);
+ * model-list.json only fills in. Models without a folder are returned apart.
+ */
+export function neededModels(
+  all: WorkflowDeps[],
+  opts: { userModels?: Record<string, string> } = {},
+): { needed: Needed[]; noFolder: { workflow: string; name: string }[] } {
+  const groups = new Map<string, { path: string; sightings: { workflow: string; dep: ModelDep }[] }>();
   const noFolder: { workflow: string; name: string }[] = [];
   for (const w of all)
     for (const d of w.models) {
@@ -61,22 +110,65 @@ export function neededModels(all: WorkflowDeps[]): { needed: Needed[]; noFolder:
         noFolder.push({ workflow: w.workflow, name: d.name });
         continue;
       }
-      const k = `${d.folder}\0${d.name}`;
-      const n = byKey.get(k);
-      if (n) {
-        n.optional &&= d.optional;
-        if (!n.workflows.includes(w.workflow)) n.workflows.push(w.workflow);
-        if (!n.dep.url && d.url) n.dep = d;
-      } else byKey.set(k, { folder: d.folder, name: d.name, optional: d.optional, dep: d, workflows: [w.workflow] });
+      const path = finalPath(d.folder, d.name);
+      const g = groups.get(path) ?? { path, sightings: [] };
+      g.sightings.push({ workflow: w.workflow, dep: d });
+      groups.set(path, g);
     }
-  return { needed: [...byKey.values()], noFolder };
+  const needed = [...groups.values()].map(({ path, sightings }) => {
+    const first = sightings[0]!.dep;
+    const folder = finalPath(first.folder!, ""); // path is this folder, "/", then the name
+    const n: Needed = {
+      folder,
+      name: path.slice(folder.length + 1),
+      optional: sightings.every((s) => s.dep.optional),
+      dep: first,
+      workflows: [...new Set(sightings.map((s) => s.workflow))],
+    };
+    const user = flowfileUrl(path, sightings, opts.userModels);
+    if (user) {
+      n.dep = { ...first, url: user, urlFrom: "user-map", source: sourceOf(user) };
+      return n;
+    }
+    const fromWorkflows = sightings.filter((s) => s.dep.url && (s.dep.urlFrom ?? "workflow") === "workflow");
+    const distinct = new Map<string, { url: string; workflows: string[]; dep: ModelDep }>();
+    for (const s of fromWorkflows) {
+      const k = sourceKey(s.dep.url!);
+      const e = distinct.get(k) ?? { url: s.dep.url!, workflows: [], dep: s.dep };
+      if (!e.workflows.includes(s.workflow)) e.workflows.push(s.workflow);
+      distinct.set(k, e);
+    }
+    const pick = [...distinct.values()][0] ?? sightings.find((s) => s.dep.url);
+    if (pick) n.dep = pick.dep;
+    if (distinct.size > 1) {
+      const each = [...distinct.values()].map((e) => `${e.workflows.join(", ")}: ${stripUrlCredentials(e.url, "mask")}`).join("; ");
+      n.conflict =
+        `${path}: the workflows name different sources (${each}); ` +
+        `say which in the flowfile's models map, e.g. models: { ${JSON.stringify(baseOf(path))}: "<url>" }`;
+    }
+    return n;
+  });
+  return { needed, noFolder };
+}
+
+/** The flowfile's entry for the file: by final path, then by each sighting's folder/name, name and base name (as modelDeps looks). */
+function flowfileUrl(path: string, sightings: { dep: ModelDep }[], map?: Record<string, string>): string | undefined {
+  if (!map) return undefined;
+  const keys = [path, ...sightings.flatMap(({ dep }) => [`${dep.folder}/${dep.name}`, dep.name, baseOf(dep.name)]), baseOf(path)];
+  for (const k of keys) {
+    const url = getOwn(map, k); // a name like "constructor" is a key, not Object.prototype's
+    if (url === undefined) continue;
+    const safe = safeUrl(url);
+    if (safe.ok) return safe.value; // an unsafe entry was reported when the workflows were read
+  }
+  return sightings.find(({ dep }) => dep.urlFrom === "user-map" && dep.url)?.dep.url;
 }
 
 /** Every folder name ComfyUI reads for a canonical folder: diffusion_models -> [diffusion_models, unet]. */
 export function folderNames(folder: string): string[] {
   const [first, ...rest] = folder.split("/");
   const canon = canonicalFolder(first!) ?? first!;
-  const names = [canon, ...(MODEL_FOLDERS[canon]?.map((p) => p.replace(/^models\//, "")) ?? []).filter((n) => n !== canon)];
+  const names = [canon, ...(getOwn(MODEL_FOLDERS, canon)?.map((p) => p.replace(/^models\//, "")) ?? []).filter((n) => n !== canon)];
   const sub = rest.length ? `/${rest.join("/")}` : "";
   return names.map((n) => n + sub);
 }

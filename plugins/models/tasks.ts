@@ -14,8 +14,8 @@ import { mapLimit } from "../workflow/upstream.ts";
 import type { DownloadFile, DownloadJob, DownloadSummary } from "../../tasks/lib/download/types.ts";
 import { DOWNLOAD_KEY, hashCommand, linkCommand, moveCommand, removeCommand, scanCommand } from "./commands.ts";
 import {
-  folderUsage, fmtBytes, indexFiles, isReady, neededModels, parseScan, planCleanup, planLinks, planMoves, progressLine, sameSizeGroups, workflowStatus,
-  type Needed, type Scan, type ScanFile, type WorkflowDeps,
+  finalPath, folderUsage, fmtBytes, indexFiles, isReady, neededModels, parseScan, planCleanup, planLinks, planMoves, progressLine,
+  sameSizeGroups, workflowStatus, type Needed, type Scan, type ScanFile, type WorkflowDeps,
 } from "./plan.ts";
 import { resolveEnv, resolveModel, type Resolved } from "./resolve.ts";
 import type { CleanupOptions, DownloadOptions, ModelsOptions, OrganizeOptions, ReportOptions } from "./index.ts";
@@ -24,7 +24,8 @@ const modelsRoot = (ctx: TaskContext) => comfyLayout(dataRootOf(ctx)).models;
 
 /**
  * What every workflow needs. model-list.json only fills in sources workflows do not give: without it we go on.
- * withTemplates: every file in workflow_templates/ too, besides the given files (cleanup's keep-set).
+ * withTemplates: every file in workflow_templates/ too, besides the given files (cleanup's keep-set), and
+ * an unreadable workflow stops the task instead of being skipped.
  */
 async function loadDeps(ctx: TaskContext, files: string[] | undefined, offline: boolean, withTemplates = false): Promise<WorkflowDeps[]> {
   const out: WorkflowDeps[] = [];
@@ -45,19 +46,31 @@ async function loadDeps(ctx: TaskContext, files: string[] | undefined, offline: 
     } catch (e) {
       ctx.warn(`reference data unavailable (${(e as Error).message.split("\n")[0]}): using the workflows' own model URLs and the flowfile's models map only`);
     }
+    const bad: string[] = [];
     for (const f of chosen) {
-      let buf: Buffer;
+      // One bad file (unreadable, a workflow bomb, ...) is named and skipped; the others' models still count.
       try {
-        buf = await readFile(f.abs);
+        let buf: Buffer;
+        try {
+          buf = await readFile(f.abs);
+        } catch (e) {
+          throw new TaskError(`${f.name}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+        }
+        const deps = modelDeps(readWorkflow(buf, f.name), { modelList, userModels: ctx.flow.models });
+        for (const r of deps.refused) ctx.warn(`${f.name}: refused ${JSON.stringify(r.value)} (node ${r.node}): ${r.reason}`);
+        out.push({ workflow: f.name, models: deps.models });
       } catch (e) {
-        throw new TaskError(`${f.name}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+        const msg = (e as Error).message;
+        ctx.warn(msg.startsWith(`${f.name}: `) ? msg : `${f.name}: ${msg}`);
+        bad.push(f.name);
       }
-      const deps = modelDeps(readWorkflow(buf, f.name), { modelList, userModels: ctx.flow.models });
-      for (const r of deps.refused) ctx.warn(`${f.name}: refused ${JSON.stringify(r.value)} (node ${r.node}): ${r.reason}`);
-      out.push({ workflow: f.name, models: deps.models });
     }
+    // Cleanup keeps what workflows need: with one unreadable, a model it needs would look unused.
+    if (withTemplates && bad.length)
+      throw new TaskError(`cannot tell which models ${bad.join(", ")} need: nothing is removed until they read`);
     const n = new Set(out.flatMap((w) => w.models.map((m) => `${m.folder}/${m.name}`))).size;
-    return { status: "ok", note: `${out.length} workflow${out.length === 1 ? "" : "s"}, ${n} model${n === 1 ? "" : "s"}` };
+    const note = `${out.length} workflow${out.length === 1 ? "" : "s"}, ${n} model${n === 1 ? "" : "s"}`;
+    return bad.length ? { status: "failed", note: `${note}; unreadable: ${bad.join(", ")}` } : { status: "ok", note };
   });
   return out;
 }
@@ -66,12 +79,16 @@ async function scanHost(ctx: TaskContext): Promise<Scan> {
   return parseScan(await ctx.sh(scanCommand(modelsRoot(ctx), ctx.flow.settings.remoteDir)));
 }
 
-const keyOf = (n: { folder?: string; name: string }) => `${n.folder ?? "?"}/${n.name}`;
+/** One key per file as it lands (aliases and sub-paths folded, as neededModels merges them). */
+const keyOf = (n: { folder?: string; name: string }) => (n.folder ? finalPath(n.folder, n.name) : `?/${n.name}`);
 
 async function resolveAll(ctx: TaskContext, needed: Needed[], plugin: ModelsOptions): Promise<Map<string, Resolved>> {
-  const env = resolveEnv(process.env, ctx.secrets, plugin.mirrors);
+  const env = resolveEnv(process.env, ctx.secrets, plugin.mirrors, ctx.flow.settings.allowHosts);
   const out = new Map<string, Resolved>();
-  await mapLimit(needed, 8, async (n) => void out.set(keyOf(n), await resolveModel(n.dep, env)));
+  // a file whose workflows disagree on its source is not resolved (nor downloaded): its reason says why
+  await mapLimit(needed, 8, async (n) => {
+    out.set(keyOf(n), n.conflict ? { ok: false, reason: n.conflict } : await resolveModel(n.dep, env));
+  });
   return out;
 }
 
@@ -88,7 +105,7 @@ function targetOf(root: string, n: Needed): { ok: true; value: string } | { ok: 
 
 export async function runDownload(ctx: TaskContext, o: DownloadOptions, plugin: ModelsOptions): Promise<void> {
   const deps = await loadDeps(ctx, o.workflow, o.offline);
-  const { needed: all, noFolder } = neededModels(deps);
+  const { needed: all, noFolder } = neededModels(deps, { userModels: ctx.flow.models });
   const needed = all.filter((n) => o.optional || !n.optional);
   const root = modelsRoot(ctx);
   const failedEarly: { name: string; reason: string }[] = noFolder.map((m) => ({ name: m.name, reason: `${m.workflow}: no model folder known for it` }));
@@ -98,12 +115,17 @@ export async function runDownload(ctx: TaskContext, o: DownloadOptions, plugin: 
     const auth = [...resolved.values()].filter((r): r is Extract<Resolved, { ok: false }> => !r.ok && !!r.auth);
     // a token problem stops everything before any byte moves: the user fixes it once, then re-runs
     if (auth.length) throw new TaskError([...new Set(auth.map((a) => a.reason))].join("\n"));
+    const targets = new Set<string>();
     for (const n of needed) {
       const r = resolved.get(keyOf(n))!;
       const t = targetOf(root, n);
       if (!t.ok) failedEarly.push({ name: keyOf(n), reason: `unsafe target: ${t.reason}` });
       else if (!r.ok) failedEarly.push({ name: keyOf(n), reason: r.reason });
-      else files.push({ ...r.file, target: t.value });
+      else if (targets.has(t.value)) continue; // merged per final path already; never two writers for one file
+      else {
+        targets.add(t.value);
+        files.push({ ...r.file, target: t.value });
+      }
     }
     const known = files.reduce((s, f) => s + (f.size ?? 0), 0);
     return { status: failedEarly.length ? "failed" : "ok", note: `${files.length} file${files.length === 1 ? "" : "s"}, ${fmtBytes(known)}${failedEarly.length ? `, ${failedEarly.length} without a usable source` : ""}` };
@@ -117,6 +139,7 @@ export async function runDownload(ctx: TaskContext, o: DownloadOptions, plugin: 
   const job: DownloadJob = {
     files,
     modelsRoot: root,
+    allowHosts: ctx.flow.settings.allowHosts,
     connections: o.connections ?? plugin.connections,
     parallelFiles: o.parallelFiles ?? plugin.parallelFiles,
   };
@@ -176,7 +199,7 @@ export async function runReport(ctx: TaskContext, o: ReportOptions, plugin: Mode
   const deps = await loadDeps(ctx, o.workflow, o.offline);
   const scan = await scanHost(ctx);
   const idx = indexFiles(scan.files);
-  const { needed } = neededModels(deps);
+  const { needed } = neededModels(deps, { userModels: ctx.flow.models });
   // sizes only for what is missing (or present with a size to check): resolution costs a request each
   const sizes = new Map<string, number | undefined>();
   await ctx.step("sizes of the sources", async () => {

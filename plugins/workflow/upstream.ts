@@ -3,6 +3,7 @@
 // versions, Hugging Face for a file's size and sha256 (LFS files carry them in X-Linked-* headers).
 import { fetch, type Response } from "undici";
 import type { HfSource } from "../../lib/comfy/model-deps.ts";
+import { hfPartsProblem, hfResolveUrl } from "../../lib/comfy/hf-url.ts";
 
 export interface UpstreamUrls {
   github: string;
@@ -79,9 +80,11 @@ export function upstreamClient(urls: UpstreamUrls, tokens: { github?: string; hf
       return body.some((v) => (v as { version?: unknown }).version === version);
     },
     async hfFileFacts(src) {
-      const path = src.path.split("/").map(enc).join("/");
-      const repo = src.repo.split("/").map(enc).join("/");
-      const url = `${urls.hf}/${repo}/resolve/${enc(src.revision)}/${path}`;
+      // the parts come decoded from a workflow's URL: a ".." or an encoded "/" in them must not
+      // pick which huggingface.co path receives the token
+      const bad = hfPartsProblem(src);
+      if (bad) throw new UpstreamError(`${src.repo}/${src.revision}/${src.path}: not a clean Hugging Face file (${bad})`);
+      const url = hfResolveUrl(urls.hf, src);
       let res: Response;
       try {
         // redirect "manual": the X-Linked-* headers are on Hugging Face's 302, not on the CDN's answer.

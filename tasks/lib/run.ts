@@ -1,7 +1,14 @@
 // Script side of a detached run: read the job, report progress as JSON lines, write the result.
 // Bundled into every pushed script; runs on the host with flow's Node.
-import { appendFileSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { maskUrlsInText } from "../../lib/url-credentials.ts";
+
+/** The run's files say which files are fetched from where: 0600, however they came to exist (the launcher's log, a follower's touch). */
+function private0600(p: string): void {
+  closeSync(openSync(p, "a", 0o600));
+  chmodSync(p, 0o600);
+}
 
 export interface RunHandle<J> {
   dir: string;
@@ -22,15 +29,17 @@ export async function runScript<J, R>(body: (run: RunHandle<J>) => Promise<R>): 
     rmSync(jobFile, { force: true });
   }
   const events = join(dir, "events.jsonl");
+  for (const f of ["log", "events.jsonl"]) private0600(join(dir, f));
   const progress = (event: Record<string, unknown>) => appendFileSync(events, JSON.stringify({ t: Date.now(), ...event }) + "\n");
   const handle: RunHandle<J> = { dir, job, progress, log: (message) => progress({ type: "log", message }) };
   try {
     const result = await body(handle);
-    writeFileSync(join(dir, "result.json.tmp"), JSON.stringify(result ?? null));
+    rmSync(join(dir, "result.json.tmp"), { force: true });
+    writeFileSync(join(dir, "result.json.tmp"), JSON.stringify(result ?? null), { mode: 0o600 });
     renameSync(join(dir, "result.json.tmp"), join(dir, "result.json"));
   } catch (err) {
-    progress({ type: "error", message: (err as Error).message });
-    console.error((err as Error).stack ?? String(err));
+    progress({ type: "error", message: maskUrlsInText((err as Error).message) });
+    console.error(maskUrlsInText((err as Error).stack ?? String(err)));
     process.exitCode = 1;
   }
 }

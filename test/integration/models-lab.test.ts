@@ -60,8 +60,12 @@ describe("models plugin on a lab host", { skip: why ?? false, timeout: 900_000 }
     return lines.length ? (JSON.parse(lines.at(-1)!) as { done: number }).done : 0;
   };
   const hostSha = async (p: string) => (await onHost(`sha256sum ${ROOT}/${p} 2>/dev/null | cut -c1-64`)).trim();
-  /** flow as a child we can SIGKILL (a laptop that drops off). */
-  function flowChild(args: string[]): { child: ChildProcess; done: Promise<CliResult>; out: () => string } {
+  /**
+   * flow as a child we can SIGKILL (a laptop that drops off). The last run's events go first: its
+   * progress must not pass for this run's (a wait for "half done" would end before it started).
+   */
+  async function flowChild(args: string[]): Promise<{ child: ChildProcess; done: Promise<CliResult>; out: () => string }> {
+    await onHost("rm -f ~/.flow/runs/models-download/events.jsonl");
     const child = spawn(process.execPath, [FLOW_BIN, "run", ...args, "--hosts", "lab6"], { cwd: dir, env: { ...process.env, CI: "true", ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     child.stdout!.on("data", (c: Buffer) => (stdout += c));
@@ -96,6 +100,8 @@ describe("models plugin on a lab host", { skip: why ?? false, timeout: 900_000 }
     w("gated.json", [{ name: "g.safetensors", url: hf("g.safetensors", "org/gated"), directory: "loras" }]);
     w("html.json", [{ name: "page.safetensors", url: "https://files.example.com/html/page.safetensors", directory: "loras" }]);
     w("big.json", [{ name: "big.safetensors", url: hf("big.safetensors"), directory: "checkpoints" }]);
+    // a hostile origin: HEAD (the user's machine) sees a file, GET (the host) a redirect to the cloud's metadata service
+    w("ssrf.json", [{ name: "meta.safetensors", url: `https://files.example.com/go?only=GET&to=${encodeURIComponent("http://169.254.169.254/latest/meta-data/")}`, directory: "loras" }]);
     w("org.json", [
       { name: "o.safetensors", url: "https://files.example.com/files/o.safetensors", directory: "loras" },
       { name: "b.safetensors", url: hf("b.safetensors"), directory: "diffusion_models" },
@@ -103,7 +109,8 @@ describe("models plugin on a lab host", { skip: why ?? false, timeout: 900_000 }
     writeFileSync(join(dir, "flowfile.ts"), flowfileSource(`import { models } from ${JSON.stringify(join(REPO, "plugins/models/index.ts"))};
 export default defineFlow({
   inventory: [${JSON.stringify(join(REPO, ".lab/inventory.json"))}],
-  settings: { connectTimeoutMs: 8000 },
+  // the fake hub is reached on loopback (through the SSH forwards on the host): listed, or every download is refused
+  settings: { connectTimeoutMs: 8000, allowHosts: ${JSON.stringify([new URL(hub.url).host, new URL(hub.cdnUrl).host])} },
   plugins: [ops(), models({ connections: 4, mirrors: { "https://files.example.com/": ${JSON.stringify(hub.url + "/")} } })],
 });`));
     symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
@@ -189,10 +196,20 @@ export default defineFlow({
     assert.equal((await onHost(`test -e ${ROOT}/loras/page.safetensors && echo yes || echo no`)).trim(), "no");
   });
 
+  test("the host refuses a redirect the user's machine never saw: to the cloud's metadata service", async () => {
+    hub.resetStats();
+    const r = await run(["models:download", "--workflow", "workflow_templates/ssrf.json"]);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stdout, /failed loras\/meta\.safetensors: refused redirect from http:\/\/127\.0\.0\.1:\d+\/go to http:\/\/169\.254\.169\.254\/latest\/meta-data\/: 169\.254\.169\.254 is a link-local address/);
+    const asked = hub.stats.seen.filter((x) => !x.startsWith("GET /no-data/")); // reference data: none here
+    assert.deepEqual(asked, ["HEAD /go", "GET /go"], "the user's machine asked with HEAD, the host with GET; nothing else");
+    assert.equal((await onHost(`test -e ${ROOT}/loras/meta.safetensors && echo yes || echo no`)).trim(), "no");
+  });
+
   test("SIGKILL of the script at about half, a corrupted byte in what was written: resumed, the bad copy never placed, fetched <= 1.05x", async () => {
     hub.resetStats();
     hub.faults.rate = 1 * MB;
-    const first = flowChild(["models:download", "--workflow", "workflow_templates/big.json", "--connections", "2"]);
+    const first = await flowChild(["models:download", "--workflow", "workflow_templates/big.json", "--connections", "2"]);
     await until("half of big", async () => (await doneBytes()) >= FILES.big.length / 2, 60_000);
     await killScript();
     const r1 = await first.done;
@@ -210,7 +227,7 @@ export default defineFlow({
     await onHost(`rm -f ${ROOT}/checkpoints/big.safetensors ${ROOT}/checkpoints/.big.safetensors.sha256`);
     hub.resetStats();
     hub.faults.rate = 1 * MB;
-    const third = flowChild(["models:download", "--workflow", "workflow_templates/big.json", "--connections", "2"]);
+    const third = await flowChild(["models:download", "--workflow", "workflow_templates/big.json", "--connections", "2"]);
     await until("half of big", async () => (await doneBytes()) >= FILES.big.length / 2, 60_000);
     await killScript();
     await third.done;
@@ -226,7 +243,7 @@ export default defineFlow({
     await onHost(`rm -f ${ROOT}/checkpoints/big.safetensors ${ROOT}/checkpoints/.big.safetensors.sha256`);
     hub.resetStats();
     hub.faults.rate = 256 * 1024;
-    const first = flowChild(["models:download", "--workflow", "workflow_templates/big.json", "--connections", "2"]);
+    const first = await flowChild(["models:download", "--workflow", "workflow_templates/big.json", "--connections", "2"]);
     await until("some of big", async () => (await doneBytes()) >= FILES.big.length / 16, 60_000);
     first.child.kill("SIGKILL");
     await first.done;

@@ -60,6 +60,8 @@ export interface HubStats {
   connections: number;
   /** Requests to the HF resolve and CivitAI download endpoints (each hands out a signed link). */
   resolves: number;
+  /** Every request on either port, "METHOD path" (query dropped): what a refused fetch must not reach. */
+  seen: string[];
 }
 
 export interface FakeHubOptions {
@@ -67,6 +69,8 @@ export interface FakeHubOptions {
   civitai?: CivitaiVersion[];
   /** Plain files at /files/<name> on the main port. */
   files?: Record<string, Buffer>;
+  /** Bodies at /bare/<name> on the main port, served without a Content-Type (as some misconfigured origins do). */
+  bare?: Record<string, Buffer>;
   /** The token accepted for gated repositories and CivitAI. */
   token?: string;
   /** Host name the redirects name for the CDN: another host than the API's 127.0.0.1. */
@@ -74,7 +78,7 @@ export interface FakeHubOptions {
 }
 
 export interface FakeHub {
-  /** http://127.0.0.1:<port>: HF (/{org}/{repo}/resolve/...), CivitAI (/api/...), /files/, /html/. */
+  /** http://127.0.0.1:<port>: HF (/{org}/{repo}/resolve/...), CivitAI (/api/...), /files/, /bare/, /html/, /go?to=<url>[&only=GET] (302). */
   url: string;
   /** http://<cdnHost>:<port>: where the bytes of HF and CivitAI files come from. */
   cdnUrl: string;
@@ -95,7 +99,7 @@ interface PacedSocket extends Socket {
 
 export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> {
   const faults: Faults = {};
-  const stats: HubStats = { bytes: 0, requests: 0, cdnAuth: [], ranges: [], active: 0, connections: 0, resolves: 0 };
+  const stats: HubStats = { bytes: 0, requests: 0, cdnAuth: [], ranges: [], active: 0, connections: 0, resolves: 0, seen: [] };
   const cdnObjects = new Map<string, { content: Buffer; name: string; etag: string }>();
   const hashes = new Map<Buffer, string>();
   const hashOf = (b: Buffer) => {
@@ -111,6 +115,7 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
   for (const s of [main, cdn]) {
     s.keepAliveTimeout = 30_000;
     s.on("connection", () => stats.connections++);
+    s.on("request", (req: IncomingMessage) => stats.seen.push(`${req.method} ${(req.url ?? "/").split("?")[0]}`));
   }
   await Promise.all([listen(main), listen(cdn)]);
   const url = `http://127.0.0.1:${(main.address() as AddressInfo).port}`;
@@ -176,6 +181,21 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
       });
       return void res.end();
     }
+    if (p === "/go") {
+      // a redirect to anywhere: what a compromised or hostile origin answers (only=GET: to GETs, a HEAD sees a plain file)
+      const only = u.searchParams.get("only");
+      if (only && only !== req.method) {
+        res.writeHead(200, { "content-type": "application/octet-stream", "content-length": 1234 });
+        return void res.end();
+      }
+      res.writeHead(302, { location: u.searchParams.get("to") ?? "/", "content-length": 0 });
+      return void res.end();
+    }
+    if ((m = /^\/bare\/(.+)$/.exec(p))) {
+      const content = opts.bare?.[m[1]!];
+      if (!content) return json(res, 404, { error: "not found" });
+      return serveBytes(req, res, content, m[1]!, hashOf(content), null);
+    }
     if ((m = /^\/files\/(.+)$/.exec(p))) {
       const content = opts.files?.[m[1]!];
       if (!content) return json(res, 404, { error: "not found" });
@@ -204,7 +224,8 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
   }
 
   /** Range-aware file bytes, paced per connection with large writes on a timer (cheap on 2 cores). */
-  async function serveBytes(req: IncomingMessage, res: ServerResponse, content: Buffer, name: string, etag: string): Promise<void> {
+  /** type null: no Content-Type header at all. */
+  async function serveBytes(req: IncomingMessage, res: ServerResponse, content: Buffer, name: string, etag: string, type: string | null = "application/octet-stream"): Promise<void> {
     stats.requests++;
     stats.ranges.push(req.headers.range);
     if (faults.fail && faults.fail.count > 0) {
@@ -236,7 +257,7 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
       status = 206;
     }
     res.writeHead(status, {
-      "content-type": "application/octet-stream",
+      ...(type ? { "content-type": type } : {}),
       "content-length": end - start,
       "accept-ranges": faults.noRange ? "none" : "bytes",
       etag: `"${etag}"`,
@@ -315,6 +336,7 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
       stats.ranges.length = 0;
       stats.connections = 0;
       stats.resolves = 0;
+      stats.seen.length = 0;
     },
     hfUrl: (repo, path, rev = "main") => `${url}/${repo}/resolve/${rev}/${path}`,
     civitaiDownloadUrl: (id) => `${url}/api/download/models/${id}`,

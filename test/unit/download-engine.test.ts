@@ -1,12 +1,13 @@
 import { after, afterEach, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, writeSync, closeSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync, closeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startFakeHub, seeded, sha256, type FakeHub } from "../support/fake-hub.ts";
 import { downloadAll, verifiedPath, type DownloadEvent, type DownloadFile, type DownloadJob } from "../../tasks/lib/download/index.ts";
 import { SLOT, StateFile, readState, statePath } from "../../tasks/lib/download/state.ts";
+import { sniff } from "../../tasks/lib/download/sniff.ts";
 
 const REPO = new URL("../../", import.meta.url).pathname;
 const TOKEN = "hf_test_token_123";
@@ -14,6 +15,33 @@ const MiB = 1 << 20;
 const big = seeded("flux-dev", 8 * MiB);
 const small = seeded("lora", 3 * MiB + 1234);
 const resumable = seeded("resumable", 16 * MiB);
+
+/**
+ * A .safetensors file as written: an 8-byte little-endian header length, then the JSON header.
+ * A length of 0x227B makes the file's first two bytes `{"`, as a JSON error body's are.
+ */
+function safetensorsLike(): Buffer {
+  const n = 0x227b;
+  const header = Buffer.alloc(n, 0x20);
+  header.write('{"__metadata__":{"format":"pt"},"w":{"dtype":"F16","shape":[2048],"data_offsets":[0,4096]}}');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(n));
+  return Buffer.concat([len, header, seeded("tensor", 4096)]);
+}
+const stLike = safetensorsLike();
+// error bodies some origins send with status 200 and no Content-Type
+const BARE: Record<string, string | Buffer> = {
+  "page.html": "\uFEFF\r\n  <!DOCTYPE html>\n<html><head><title>Oops</title></head><body>Not here</body></html>",
+  "upper.html": "<HTML><HEAD><TITLE>502 Bad Gateway</TITLE></HEAD><BODY>nginx</BODY></HTML>",
+  "body.html": "\n\n<body onload=\"go()\">redirecting</body>",
+  "error.json": '{"error":"Repository not found"}',
+  "spaced.json": '  \n{ "message" : "Forbidden" }',
+  "list.json": '[{"id":1,"name":"x"}]',
+  "s3.xml": '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>',
+  "s3bare.xml": "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+  "model.safetensors": stLike,
+  "config.json": '{"model_type":"flux","hidden_size":3072}',
+};
 
 let hub: FakeHub;
 let root: string;
@@ -31,6 +59,7 @@ before(async () => {
       { id: 102, files: [{ name: "free.safetensors", content: small }] },
     ],
     files: { "plain.bin": small },
+    bare: Object.fromEntries(Object.entries(BARE).map(([k, v]) => [k, Buffer.from(v)])),
   });
 });
 after(() => hub.close());
@@ -55,8 +84,11 @@ const flux = (over: Partial<DownloadFile> = {}): DownloadFile => ({
   ...over,
 });
 
+/** The fake hub's two ports (the API on 127.0.0.1, the CDN on localhost), as a flowfile lists them in settings.allowHosts. */
+const hubHosts = () => [new URL(hub.url).host, new URL(hub.cdnUrl).host];
+
 function job(files: DownloadFile[], over: Partial<DownloadJob> = {}): DownloadJob {
-  return { modelsRoot: root, files, connections: 16, retryBaseMs: 20, retryMaxMs: 2000, timeoutMs: 5000, progressMs: 50, ...over };
+  return { modelsRoot: root, files, connections: 16, retryBaseMs: 20, retryMaxMs: 2000, timeoutMs: 5000, progressMs: 50, allowHosts: hubHosts(), ...over };
 }
 
 async function run(j: DownloadJob, events: DownloadEvent[] = []) {
@@ -374,6 +406,150 @@ describe("download engine", () => {
     const done = events.filter((e) => e.type === "file" && e.status === "downloaded").map((e) => (e as { name: string }).name);
     assert.deepEqual(done.sort(), ["a.safetensors", "b.safetensors", "flux1-dev.safetensors"]);
   });
+
+  test("hosts not in allowHosts: loopback by IP literal (any notation) or by name is refused before any request", T, async () => {
+    const port = new URL(hub.url).port;
+    const urls = [
+      `${hub.url}/files/plain.bin`,
+      `https://127.0.0.1:${port}/files/plain.bin`,
+      `https://2130706433:${port}/files/plain.bin`,
+      `https://0x7f000001:${port}/files/plain.bin`,
+      `https://[::ffff:127.0.0.1]:${port}/files/plain.bin`,
+      `https://169.254.169.254/latest/meta-data/iam/security-credentials/`,
+      `https://localhost:${port}/files/plain.bin`, // a name: refused once it resolves to loopback
+    ];
+    const files = urls.map((url, i): DownloadFile => ({ url, target: join(root, "loras", `m${i}.safetensors`) }));
+    const s = await run(job(files, { allowHosts: undefined }));
+    assert.equal(s.failed.length, urls.length, JSON.stringify(s.downloaded.concat(s.skipped)));
+    for (const r of s.failed) assert.match(r.reason!, /refused .*(loopback|link-local|plain http)/);
+    assert.match(s.failed[0]!.reason!, /^refused http:\/\/127\.0\.0\.1:\d+\/files\/plain\.bin: 127\.0\.0\.1 is a loopback address/);
+    assert.match(s.failed.at(-1)!.reason!, /localhost resolves to (127\.0\.0\.1|::1), a loopback address/);
+    assert.deepEqual(hub.stats.seen, [], "a request reached the server");
+    assert.equal(hub.stats.connections, 0, "a connection reached the server");
+    assert.deepEqual(leftovers(root), []);
+  });
+
+  test("redirects: to plain http, to a private address, to a loopback alias or port not in allowHosts are refused; allowed ones go", T, async () => {
+    const mainPort = new URL(hub.url).port;
+    const cdnPort = new URL(hub.cdnUrl).port;
+    const go = (to: string) => `${hub.url}/go?to=${encodeURIComponent(to)}`;
+    const refused = [
+      go("http://models.example.com/a.safetensors"), // plain http to a public name
+      go("https://169.254.169.254/latest/meta-data/"), // the cloud's metadata service
+      go("https://[fd00::1]/x"), // unique local IPv6
+      go(`https://100.64.0.1/x`), // CGNAT
+      go(`http://localhost:${mainPort}/files/plain.bin`), // another name for an allowed address: not allowed
+      go(`https://localhost:${mainPort}/files/plain.bin`), // same, over https: refused once resolved
+      go(`http://127.0.0.1:${cdnPort}/files/plain.bin`), // an allowed address on a port not allowed
+    ];
+    const files = refused.map((url, i): DownloadFile => ({ url, target: join(root, "loras", `r${i}.safetensors`), headers: auth }));
+    const ok: DownloadFile = { url: go(`${hub.url}/files/plain.bin`), target: join(root, "loras", "ok.safetensors") };
+    const s = await run(job([...files, ok], { parallelFiles: 1 }));
+    assert.equal(s.failed.length, refused.length);
+    for (const r of s.failed) assert.match(r.reason!, /refused redirect .* to /, r.reason);
+    assert.match(s.failed[0]!.reason!, /plain http/);
+    assert.match(s.failed[1]!.reason!, /169\.254\.169\.254 is a link-local address/);
+    assert.match(s.failed[5]!.reason!, /localhost resolves to .*loopback/);
+    assert.deepEqual(s.downloaded.map((d) => d.name), ["ok.safetensors"]);
+    assert.equal(sha256(readFileSync(ok.target)), sha256(small));
+    // the server saw the redirects and the one allowed file, nothing the refused redirects named
+    assert.deepEqual([...new Set(hub.stats.seen)].sort(), ["GET /files/plain.bin", "GET /go"]);
+    assert.equal(hub.stats.seen.filter((x) => x === "GET /go").length, refused.length + 1);
+  });
+
+  test("a body that is an HTML page, JSON or XML (no Content-Type, no size, no sha256) is never placed as a model", T, async () => {
+    const bad: [string, string, RegExp][] = [
+      ["page.html", "checkpoints/a.safetensors", /server sent an HTML page, not a model/],
+      ["upper.html", "diffusion_models/b.gguf", /server sent an HTML page, not a model/],
+      ["body.html", "loras/c.pt", /server sent an HTML page, not a model/],
+      ["error.json", "vae/d.ckpt", /server sent a JSON document, not a model/],
+      ["spaced.json", "loras/e.safetensors", /server sent a JSON document, not a model/],
+      ["list.json", "upscale_models/f.pth", /server sent a JSON document, not a model/],
+      ["s3.xml", "clip_vision/g.bin", /server sent an XML document, not a model/],
+      ["s3bare.xml", "text_encoders/h.sft", /server sent an XML document, not a model/],
+    ];
+    const files = bad.map(([body, target]): DownloadFile => ({ url: `${hub.url}/bare/${body}`, target: join(root, target) }));
+    const s = await run(job(files, { parallelFiles: 4 }));
+    assert.equal(s.failed.length, bad.length, JSON.stringify(s.downloaded.map((d) => d.name)));
+    for (const [body, target, why] of bad) {
+      const r = s.failed.find((f) => f.target === join(root, target))!;
+      assert.match(r.reason!, why, body);
+      assert.match(r.reason!, new RegExp(`/bare/${body.replace(".", "\\.")}`), "names the URL");
+      assert.ok(!existsSync(join(root, target)), `${target} was placed`);
+    }
+    assert.deepEqual(leftovers(root), []);
+  });
+
+  test("a safetensors file whose header length begins with `{\"`, and a .json a workflow needs, are placed", T, async () => {
+    const st: DownloadFile = { url: `${hub.url}/bare/model.safetensors`, target: join(root, "loras", "st.safetensors") };
+    const cfg: DownloadFile = { url: `${hub.url}/bare/config.json`, target: join(root, "configs", "config.json") };
+    assert.equal(stLike.subarray(0, 2).toString(), '{"');
+    const s = await run(job([st, cfg]));
+    assert.deepEqual(s.failed, []);
+    assert.equal(sha256(readFileSync(st.target)), sha256(stLike));
+    assert.equal(readFileSync(cfg.target, "utf8"), BARE["config.json"]);
+  });
+
+  test("two entries for one target: one writer; a different source for it fails, the same one is skipped", T, async () => {
+    const a: DownloadFile = { url: hub.hfUrl("comfy/open", "lora.safetensors"), target: join(root, "loras", "x.safetensors"), sha256: sha256(small) };
+    const other: DownloadFile = { url: `${hub.url}/files/plain.bin`, target: join(root, "loras", "..", "loras", "x.safetensors") };
+    const again: DownloadFile = { ...a, name: "again" };
+    const s = await run(job([a, other, again], { parallelFiles: 3, connections: 4 }));
+    assert.deepEqual(s.downloaded.map((d) => d.url), [new URL(a.url).origin + new URL(a.url).pathname]);
+    assert.equal(s.failed.length, 1);
+    assert.match(s.failed[0]!.reason!, /listed twice in the job.*another source/);
+    assert.deepEqual(s.skipped.map((d) => d.name), ["again"]);
+    assert.equal(sha256(readFileSync(a.target)), sha256(small));
+  });
+
+  test("state files are 0600 and hold no credential from the URL; events and reasons show none either", T, async () => {
+    const SECRET = "civ_secret_0123456789";
+    hub.faults.rate = 2 * MiB;
+    const f: DownloadFile = { url: `${hub.url}/files/plain.bin?token=${SECRET}&type=Model`, target: join(root, "loras", "tok.safetensors"), size: small.length };
+    const refusedUrl = `https://169.254.169.254/latest/?X-Amz-Signature=${SECRET}`;
+    const r: DownloadFile = { url: `${hub.url}/go?to=${encodeURIComponent(refusedUrl)}`, target: join(root, "loras", "r.safetensors") };
+    const events: DownloadEvent[] = [];
+    // stopped part-way (as a kill would): the .part and its state stay for a resume
+    const stop = new AbortController();
+    const s = await downloadAll(job([r, f], { connections: 2, chunkSize: 256 * 1024, parallelFiles: 1 }), {
+      signal: stop.signal,
+      onProgress: (e) => {
+        events.push(e);
+        if (e.type === "progress" && e.files.some((x) => x.name === "tok.safetensors" && x.done >= MiB)) stop.abort();
+      },
+    });
+    hub.faults.rate = undefined;
+    assert.equal(s.failed.length, 2);
+    assert.ok(existsSync(statePath(f.target)), "the state was kept for a resume");
+    assert.equal(statSync(statePath(f.target)).mode & 0o777, 0o600);
+    assert.ok(!readFileSync(statePath(f.target)).includes(SECRET), "the token is in the state file");
+    const text = JSON.stringify(events) + JSON.stringify(s);
+    assert.ok(!text.includes(SECRET), "the token is in an event or the summary");
+    assert.match(s.failed.find((x) => x.target === r.target)!.reason!, /169\.254\.169\.254\/latest\/\?X-Amz-Signature=\*\*\*/);
+    // the resume still matches the state written without the token
+    hub.faults.reset = undefined;
+    const again: DownloadEvent[] = [];
+    const s2 = await run(job([f], { connections: 1 }), again);
+    assert.deepEqual(s2.failed, []);
+    assert.ok(again.some((e) => e.type === "log" && /resuming/.test(e.message)), "resumed from the state");
+    assert.equal(sha256(readFileSync(f.target)), sha256(small));
+  });
+
+  test("the run's files (events, result, log) and the verified-hash sidecar are 0600", T, async () => {
+    const runDir = mkdtempSync(join(tmpdir(), "flow-dl-run-"));
+    // as the launcher and a follower leave them under a 022 umask
+    for (const n of ["log", "events.jsonl"]) {
+      writeFileSync(join(runDir, n), "");
+      chmodSync(join(runDir, n), 0o644);
+    }
+    writeFileSync(join(runDir, "job.json"), JSON.stringify(job([flux()])), { mode: 0o600 });
+    const child = spawn(process.execPath, ["--import", "tsx", join(REPO, "tasks/models-download.ts"), runDir], { cwd: REPO, stdio: "ignore" });
+    assert.equal(await new Promise((r) => child.once("exit", r)), 0);
+    for (const n of ["log", "events.jsonl", "result.json"]) assert.equal(statSync(join(runDir, n)).mode & 0o777, 0o600, n);
+    assert.equal(statSync(verifiedPath(flux().target)).mode & 0o777, 0o600, "sidecar");
+    assert.equal(statSync(flux().target).mode & 0o044, 0o044, "the model itself stays readable");
+    rmSync(runDir, { recursive: true, force: true });
+  });
 });
 
 describe("download state file", () => {
@@ -423,5 +599,30 @@ describe("download state file", () => {
     assert.deepEqual(got.ranges.at(-1), [9_000_000, 9_500_000], "the largest range is kept");
     for (const r of got.ranges) assert.ok(ranges.some(([a, b]) => a === r[0] && b === r[1]), "only ranges that were written");
     rmSync(d, { recursive: true });
+  });
+});
+
+describe("sniffing the first bytes", () => {
+  test("markup and JSON text are never a weight file; binary heads, safetensors headers and non-weight files pass", () => {
+    const t = (text: string | Buffer, target = "m.safetensors", size?: number) => sniff(Buffer.from(text), target, size);
+    for (const html of ["<!doctype html><html>", "\uFEFF<!DOCTYPE HTML PUBLIC>", " \r\n\t<html lang=en>", "<HEAD><TITLE>x", "<body>", "<!-- cdn error -->", "<title>Just a moment...</title>"]) {
+      assert.match(t(html) ?? "", /^server sent an HTML page, not a model/, html);
+    }
+    for (const xml of ['<?xml version="1.0"?><Error>', "<Error><Code>AccessDenied</Code>", "<ListBucketResult xmlns=", "<!DOCTYPE foo>"]) {
+      assert.match(t(xml, "m.ckpt") ?? "", /^server sent an XML document, not a model/, xml);
+    }
+    for (const json of ['{"error":"x"}', "{ }", '[{"a":1}]', " [1,2]", '["x"]', "[]", "[true]", "\n{\n  \"detail\": \"Not Found\"\n}"]) {
+      assert.match(t(json, "m.gguf") ?? "", /^server sent a JSON document, not a model/, json);
+    }
+    // what weights really begin with: a pickle, a zip (torch.save), GGUF, ONNX protobuf, random bytes
+    for (const head of [Buffer.from([0x80, 0x02, 0x7d, 0x71]), Buffer.from("PK\x03\x04"), Buffer.from("GGUF\x03\x00"), Buffer.from([0x08, 0x07, 0x12, 0x07]), seeded("w", 512)]) {
+      assert.equal(sniff(head, "m.safetensors"), undefined, head.subarray(0, 8).toString("hex"));
+    }
+    assert.equal(sniff(stLike.subarray(0, 512), "m.safetensors", stLike.length), undefined, "a safetensors header that starts with {\" is a safetensors header");
+    assert.equal(sniff(stLike.subarray(0, 512), "m.safetensors"), undefined, "with the size unknown too");
+    assert.match(sniff(stLike.subarray(0, 512), "m.safetensors", 100) ?? "", /JSON/, "a header length beyond the file is no safetensors header");
+    for (const target of ["config.json", "m.yaml", "notes.txt", "model.JSON", "x"]) assert.equal(t('{"a":1}', target), undefined, target);
+    assert.match(t("<html>", "M.SafeTensors") ?? "", /HTML/, "extensions in any case");
+    assert.match(t("<html><head><title>Oops</title>") ?? "", /it begins "<html><head><title>Oops<\/title>"/, "names what came");
   });
 });

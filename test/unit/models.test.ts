@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, writeFileSync, readdirSync, statSync, existsSync } from "node:fs";
+import { mkdtempSync, mkdirSync, writeFileSync, readdirSync, statSync, existsSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hashCommand, linkCommand, moveCommand, removeCommand, scanCommand, SCAN_FILES_MARK } from "../../plugins/models/commands.ts";
@@ -10,7 +10,9 @@ import { candidatePaths, folderUsage, indexFiles, neededModels, parseScan, planC
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { applyMirror, resolveModel } from "../../plugins/models/resolve.ts";
-import type { ModelDep } from "../../lib/comfy/model-deps.ts";
+import { parseModelUrl, type ModelDep } from "../../lib/comfy/model-deps.ts";
+import { flow, REPO } from "../support/cli.ts";
+import { PROTO_NAMES, deepArrayText, doublingSubgraphs, uiWithDeepWidget } from "./comfy/hostile-workflows.ts";
 
 const dep = (folder: string, name: string, optional = false): ModelDep => ({ name, folder, optional, usedBy: [], found: ["properties.models"] });
 const f = (path: string, size = 10, ino = Math.floor(Math.random() * 1e9), links = 1): ScanFile => ({ path, size, ino, links });
@@ -154,7 +156,7 @@ test("CivitAI: the token goes only to the configured origin; a downloadUrl elsew
   });
   try {
     const origin = `http://127.0.0.1:${civitai.port}`;
-    const env = { hfUrl: "http://127.0.0.1:9", civitaiUrl: origin, civitaiToken: "civ-secret" };
+    const env = { hfUrl: "http://127.0.0.1:9", civitaiUrl: origin, civitaiToken: "civ-secret", allowHosts: [`127.0.0.1:${civitai.port}`] };
     const d: ModelDep = { ...dep("loras", "m.safetensors"), url: `https://civitai.com/api/download/models/7`, source: { kind: "civitai", modelVersionId: "7" } };
     const r = await resolveModel(d, env);
     assert.ok(r.ok, JSON.stringify(r));
@@ -172,4 +174,239 @@ test("CivitAI: the token goes only to the configured origin; a downloadUrl elsew
     other.srv.close();
     civitai.srv.close();
   }
+});
+
+// ---------- one writer per final path ----------
+
+const withUrl = (d: ModelDep, url: string, urlFrom: ModelDep["urlFrom"] = "workflow"): ModelDep => ({ ...d, url, urlFrom, source: { kind: "url" } });
+const pathOf = (n: { folder: string; name: string }) => `${n.folder}/${n.name}`;
+
+test("neededModels: one entry per final path: folder aliases, a sub-path on either side, repeated slashes; case is kept", () => {
+  const { needed } = neededModels([
+    {
+      workflow: "a.json",
+      models: [dep("unet", "flux.safetensors"), dep("clip", "t5.safetensors"), dep("loras/sdxl", "style.safetensors"), dep("controlnet", "Canny.safetensors"), dep("unet/sub", "q.gguf")],
+    },
+    {
+      workflow: "b.json",
+      models: [
+        dep("diffusion_models", "flux.safetensors"), dep("text_encoders", "t5.safetensors"), dep("loras", "sdxl/style.safetensors"),
+        dep("t2i_adapter", "Canny.safetensors"), dep("controlnet", "canny.safetensors"), dep("diffusion_models", "sub//q.gguf"),
+      ],
+    },
+  ]);
+  const paths = needed.map(pathOf).sort();
+  assert.deepEqual(paths, [
+    "controlnet/Canny.safetensors", "controlnet/canny.safetensors", "diffusion_models/flux.safetensors", "diffusion_models/sub/q.gguf",
+    "loras/sdxl/style.safetensors", "text_encoders/t5.safetensors",
+  ]);
+  for (const n of needed) assert.deepEqual(n.workflows, n.name === "canny.safetensors" ? ["b.json"] : ["a.json", "b.json"], pathOf(n));
+});
+
+test("neededModels: the flowfile's models entry wins; workflows that disagree fail that file only, naming both; model-list only fills in", () => {
+  const x = dep("loras", "x.safetensors");
+  const all = [
+    { workflow: "a.json", models: [withUrl(x, "https://a.example/x.safetensors"), withUrl(dep("vae", "v.safetensors"), "https://a.example/v.safetensors")] },
+    { workflow: "b.json", models: [withUrl({ ...x, folder: "loras" }, "https://b.example/x.safetensors?token=sekrit"), withUrl(dep("vae", "v.safetensors"), "https://a.example/v.safetensors")] },
+    { workflow: "c.json", models: [withUrl(dep("vae", "v.safetensors"), "https://list.example/v.safetensors", "model-list")] },
+  ];
+  for (const order of [all, [...all].reverse()]) {
+    const { needed } = neededModels(order);
+    const nx = needed.find((n) => n.name === "x.safetensors")!;
+    assert.ok(nx.conflict, "a conflict settled by file order");
+    assert.match(nx.conflict, /loras\/x\.safetensors/);
+    assert.match(nx.conflict, /a\.json: https:\/\/a\.example\/x\.safetensors/);
+    assert.match(nx.conflict, /b\.json: https:\/\/b\.example\/x\.safetensors\?token=\*\*\*/);
+    assert.match(nx.conflict, /flowfile's models/);
+    assert.doesNotMatch(nx.conflict, /sekrit/);
+    const nv = needed.find((n) => n.name === "v.safetensors")!;
+    assert.equal(nv.conflict, undefined, "the same URL twice, and a model-list guess, are no conflict");
+    assert.equal(nv.dep.url, "https://a.example/v.safetensors");
+  }
+  const settled = neededModels(all, { userModels: { "x.safetensors": "https://hub.example/x.safetensors", "loras/v.safetensors": "https://no.example/" } });
+  const sx = settled.needed.find((n) => n.name === "x.safetensors")!;
+  assert.equal(sx.conflict, undefined);
+  assert.equal(sx.dep.url, "https://hub.example/x.safetensors");
+  assert.equal(sx.dep.urlFrom, "user-map");
+  // a flowfile entry for one workflow's URL wins over that workflow too
+  const one = neededModels([all[0]!], { userModels: { "vae/v.safetensors": "https://mine.example/v.safetensors" } });
+  assert.equal(one.needed.find((n) => n.name === "v.safetensors")!.dep.url, "https://mine.example/v.safetensors");
+});
+
+// ---------- where the user's machine may connect ----------
+
+async function serveCounting(handler: (req: IncomingMessage, res: ServerResponse) => void) {
+  const seen: string[] = [];
+  let connections = 0;
+  const srv = createServer((req, res) => {
+    seen.push(`${req.method} ${req.url} ${req.headers.authorization ?? "-"}`);
+    handler(req, res);
+  });
+  srv.on("connection", () => connections++);
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+  const port = (srv.address() as AddressInfo).port;
+  return { seen, port, connections: () => connections, close: () => new Promise<void>((r) => (srv.closeAllConnections(), srv.close(() => r()))) };
+}
+
+test("resolve: a host outside allowHosts is refused before any request: IP literals in any notation, names that resolve inside, redirects", async () => {
+  const s = await serveCounting((req, res) => {
+    const to = new URL(req.url!, "http://x").searchParams.get("to");
+    if (to) return void res.writeHead(302, { location: to }).end();
+    res.writeHead(200, { "content-length": 1234, "content-type": "application/octet-stream" }).end();
+  });
+  try {
+    const base = { hfUrl: `http://127.0.0.1:${s.port}`, civitaiUrl: `http://127.0.0.1:${s.port}`, hfToken: "hf_x", timeoutMs: 2000 };
+    const p = s.port;
+    const urls = [
+      `https://127.0.0.1:${p}/m.safetensors`, `https://2130706433:${p}/m.safetensors`, `https://0x7f000001:${p}/m.safetensors`, `https://0177.0.0.1:${p}/m.safetensors`,
+      `https://127.1:${p}/m.safetensors`, `https://[::1]:${p}/m.safetensors`, `https://[::ffff:127.0.0.1]:${p}/m.safetensors`, `https://0.0.0.0:${p}/m.safetensors`,
+      `https://localhost:${p}/m.safetensors`, "https://169.254.169.254/latest/meta-data/", "https://10.1.2.3/m.safetensors", "https://[fe80::1]/m.safetensors",
+    ];
+    for (const url of urls) {
+      const r = await resolveModel({ ...dep("loras", "m.safetensors"), url, source: { kind: "url" } }, base);
+      assert.ok(!r.ok, url);
+      assert.match(r.reason, /refused/, url);
+      assert.ok(r.reason.includes(new URL(url).hostname), `${url}: ${r.reason}`);
+    }
+    const hf = await resolveModel({ ...dep("loras", "m.safetensors"), url: "https://huggingface.co/o/r/resolve/main/m.safetensors" }, base);
+    assert.ok(!hf.ok && /refused .*127\.0\.0\.1.*allowHosts/.test(hf.reason), JSON.stringify(hf));
+    const mirrored = await resolveModel({ ...dep("loras", "m.safetensors"), url: "https://files.example.com/m.safetensors" }, { ...base, mirrors: { "https://files.example.com/": `http://127.0.0.1:${p}/` } });
+    assert.ok(!mirrored.ok, "plain http to 127.0.0.1 without allowHosts");
+    assert.equal(s.connections(), 0, `the server saw ${s.connections()} connections: ${s.seen.join(", ")}`);
+
+    // listed in allowHosts: through; redirects from there to elsewhere are refused
+    const allowed = { ...base, allowHosts: [`127.0.0.1:${p}`], mirrors: { "https://files.example.com/": `http://127.0.0.1:${p}/` } };
+    const ok = await resolveModel({ ...dep("loras", "m.safetensors"), url: "https://files.example.com/m.safetensors" }, allowed);
+    assert.ok(ok.ok, JSON.stringify(ok));
+    assert.equal(ok.file.size, 1234);
+    s.seen.length = 0;
+    for (const to of [`http://localhost:${p}/m.safetensors`, `https://localhost:${p}/m.safetensors`, "https://169.254.169.254/latest/", `http://127.0.0.1:${p + 1}/m.safetensors`]) {
+      const r = await resolveModel({ ...dep("loras", "m.safetensors"), url: `https://files.example.com/go?to=${encodeURIComponent(to)}` }, allowed);
+      assert.ok(!r.ok && /refused redirect/.test(r.reason), `${to}: ${JSON.stringify(r)}`);
+    }
+    assert.deepEqual(s.seen.map((x) => x.replace(/\?\S*/, "")), ["HEAD /go -", "HEAD /go -", "HEAD /go -", "HEAD /go -"]);
+  } finally {
+    await s.close();
+  }
+});
+
+test("Hugging Face URLs: parsed once; the token goes only to /<repo>/resolve/<rev>/<path>; a URL that does not parse cleanly fails that model alone", async () => {
+  const s = await serveCounting((req, res) => {
+    res.writeHead(302, { location: "https://cdn.example/x", "x-linked-size": "42", "x-linked-etag": `"${"a".repeat(64)}"` }).end();
+  });
+  try {
+    const origin = `http://127.0.0.1:${s.port}`;
+    const env = { hfUrl: origin, civitaiUrl: origin, hfToken: "hf_secret", allowHosts: [`127.0.0.1:${s.port}`], timeoutMs: 2000 };
+    const sourceOf = (u: string): ModelDep["source"] => {
+      try {
+        return parseModelUrl(u);
+      } catch {
+        return { kind: "url" };
+      }
+    };
+    const bad = [
+      "https://huggingface.co/org/repo/resolve/main/..%2F..%2Fapi%2Fwhoami-v2",
+      "https://huggingface.co/org/repo/resolve/main/x%E0%A4%A.safetensors",
+      "https://huggingface.co/org%2Fother/repo/resolve/main/x.safetensors",
+      "https://huggingface.co/org/repo/resolve/refs%2Fpr%2F1/x.safetensors",
+      "https://huggingface.co/org/repo/resolve/main/sub%5C..%5Cx.safetensors",
+      "https://huggingface.co/org/repo/resolve/main//x.safetensors",
+      "https://huggingface.co/org/repo/resolve/main/%2e%2e/%2e%2e/api/whoami-v2",
+      "https://huggingface.co/org/repo/resolve/main/",
+      "https://huggingface.co/org/repo/tree/main/x.safetensors",
+    ];
+    const results = await Promise.all(bad.map((url) => resolveModel({ ...dep("loras", "x.safetensors"), url, source: sourceOf(url) }, env)));
+    results.forEach((r, i) => {
+      assert.ok(!r.ok, `${bad[i]} was accepted: ${JSON.stringify(r)}`);
+      assert.ok(!r.auth, "a bad URL is that model's problem, not a token problem");
+      assert.match(r.reason, /not a (clean )?Hugging Face file URL/, bad[i]);
+      assert.ok(r.reason.includes(new URL(bad[i]!).pathname.split("/").slice(0, 3).join("/")), `${r.reason} names the URL`);
+    });
+    assert.deepEqual(s.seen, [], "a request (with the token) went out for a bad URL");
+
+    const good = [
+      ["https://huggingface.co/org/repo/resolve/main/sub/x%20y.safetensors?download=true", "/org/repo/resolve/main/sub/x%20y.safetensors"],
+      ["https://huggingface.co/datasets/org/data/blob/v1.0/x.safetensors", "/datasets/org/data/resolve/v1.0/x.safetensors"],
+      ["https://hf.co/Org-1/Repo.v2_x/resolve/0123abc/a/b/c.gguf#frag", "/Org-1/Repo.v2_x/resolve/0123abc/a/b/c.gguf"],
+    ];
+    for (const [url, path] of good) {
+      const r = await resolveModel({ ...dep("loras", "x.safetensors"), url: url!, source: sourceOf(url!) }, env);
+      assert.ok(r.ok, `${url}: ${JSON.stringify(r)}`);
+      assert.equal(r.file.url, origin + path);
+      assert.equal(r.file.size, 42);
+      assert.equal(s.seen.at(-1), `HEAD ${path} Bearer hf_secret`);
+    }
+  } finally {
+    await s.close();
+  }
+});
+
+test("folders named like Object.prototype members are plain folders: constructor/x, not a crash", () => {
+  for (const name of PROTO_NAMES) assert.deepEqual(candidatePaths({ folder: name, name: "m.safetensors" }), [`${name}/m.safetensors`]);
+  assert.deepEqual(candidatePaths({ folder: "toString/sub", name: "m.safetensors" }), ["toString/sub/m.safetensors"]);
+});
+
+/** A project with the models plugin and these workflow_templates/ files; a models task run against this machine (`--host local`). */
+async function modelsTask(files: Record<string, string>, args: string[] = ["models:report"]) {
+  const dir = mkdtempSync(join(tmpdir(), "flow-models-"));
+  writeFileSync(
+    join(dir, "flowfile.ts"),
+    `import { defineFlow } from ${JSON.stringify(REPO + "lib/index.ts")};
+import { models } from ${JSON.stringify(REPO + "plugins/index.ts")};
+export default defineFlow({ plugins: [models()] });
+`,
+  );
+  symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
+  mkdirSync(join(dir, "workflow_templates"));
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, "workflow_templates", name), text);
+  const env = {
+    // no reference data (nothing listens there): the task goes on with the workflows' own facts
+    FLOW_COMFY_DATA_URL: "http://127.0.0.1:9/",
+    XDG_CACHE_HOME: mkdtempSync(join(tmpdir(), "flow-models-cache-")),
+    // a regression must fail the test, not take the machine's memory
+    NODE_OPTIONS: "--max-old-space-size=1024",
+  };
+  const r = await flow(["run", ...args, "--host", "local", "--json"], { cwd: dir, env, signal: AbortSignal.timeout(120_000) });
+  assert.notEqual(r.code, null, `no exit code: killed (120 s limit or out of memory): ${r.stderr.slice(-300)}`);
+  const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const data = Object.assign({}, ...lines.filter((l) => l.type === "data").map((l) => l.data));
+  return { ...r, report: data.modelsReport as { workflows: { workflow: string; missing: { path: string }[] }[] } | undefined };
+}
+
+const GOOD = JSON.stringify({ nodes: [{ id: 1, type: "LoraLoader", widgets_values: ["good.safetensors", 1, 1] }], links: [] });
+
+test("models:report: nodes typed constructor, toString, __proto__, hasOwnProperty are reported (was 'known is not iterable')", async () => {
+  const proto = {
+    nodes: PROTO_NAMES.map((t, i) => ({
+      id: t,
+      type: t,
+      widgets_values: [`m${i}.safetensors`],
+      properties: { models: [{ name: `p${i}.safetensors`, directory: t }] },
+    })),
+    links: [],
+  };
+  const r = await modelsTask({ "good.json": GOOD, "proto.json": JSON.stringify(proto) });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const missing = Object.fromEntries(r.report!.workflows.map((w) => [w.workflow, w.missing.map((m) => m.path).sort()]));
+  assert.deepEqual(missing["workflow_templates/good.json"], ["loras/good.safetensors"]);
+  const want = PROTO_NAMES.flatMap((t, i) => [`${t}/p${i}.safetensors`, `?/m${i}.safetensors`]).sort();
+  assert.deepEqual(missing["workflow_templates/proto.json"], want);
+});
+
+test("models:report: a subgraph bomb and a deeply nested file are named; the other workflows are still reported", async () => {
+  const bomb = JSON.stringify(doublingSubgraphs(31));
+  const r = await modelsTask({ "bomb.json": bomb, "deep.json": uiWithDeepWidget(deepArrayText(100_000)), "good.json": GOOD });
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, /workflow_templates\/bomb\.json: .*more than 50,000 nodes/);
+  assert.match(r.stdout, /workflow_templates\/deep\.json: .*nested more than 500 levels deep/);
+  assert.deepEqual(r.report?.workflows.map((w) => w.workflow), ["workflow_templates/good.json"]);
+  assert.deepEqual(r.report?.workflows[0]!.missing.map((m) => m.path), ["loras/good.safetensors"]);
+});
+
+test("models:cleanup: with a workflow it cannot read, nothing is planned for removal (its models would look unused)", async () => {
+  const r = await modelsTask({ "bomb.json": JSON.stringify(doublingSubgraphs(31)), "good.json": GOOD }, ["models:cleanup", "--dry-run"]);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, /workflow_templates\/bomb\.json: .*more than 50,000 nodes/);
+  assert.match(r.stdout, /cannot tell which models workflow_templates\/bomb\.json need: nothing is removed/);
+  assert.doesNotMatch(r.stdout, /models no workflow needs/);
 });

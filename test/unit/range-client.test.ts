@@ -14,6 +14,8 @@ import { FatalError, RetryableError } from "../../tasks/lib/download/http.ts";
 import { seeded } from "../support/fake-hub.ts";
 
 const content = seeded("range-client", 1 << 20);
+/** The test servers listen on loopback: allowed by name, as a flowfile's settings.allowHosts would. */
+const LOCAL = { allowHosts: ["127.0.0.1", "localhost"] };
 const T = { timeout: 20_000 };
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -72,7 +74,7 @@ describe("range client", () => {
     connections = 0;
     const seen: (string | undefined)[] = [];
     handler = (req, res) => (seen.push(req.headers.authorization), serveRange(req, res));
-    const c = new RangeConnection(origin, 5000);
+    const c = new RangeConnection(origin, 5000, {}, LOCAL);
     assert.deepEqual(await get(c, 0, 99), content.subarray(0, 100));
     assert.deepEqual(await get(c, 100, 300_000), content.subarray(100, 300_001));
     assert.deepEqual(await get(c, 1_000_000, (1 << 20) - 1), content.subarray(1_000_000));
@@ -84,7 +86,7 @@ describe("range client", () => {
   test("a kept-alive socket the server closed while idle is replaced without an error", T, async () => {
     handler = serveRange;
     connections = 0;
-    const c = new RangeConnection(origin, 5000);
+    const c = new RangeConnection(origin, 5000, {}, LOCAL);
     await get(c, 0, 9);
     for (const s of sockets) s.destroy(); // the server's keep-alive timeout
     await new Promise((r) => setTimeout(r, 50));
@@ -97,14 +99,14 @@ describe("range client", () => {
     let n = 0;
     handler = (req, res) => (++n === 2 ? req.socket.destroy() : serveRange(req, res));
     connections = 0;
-    const c = new RangeConnection(origin, 5000);
+    const c = new RangeConnection(origin, 5000, {}, LOCAL);
     await get(c, 0, 9);
     assert.deepEqual(await get(c, 10, 19), content.subarray(10, 20));
     assert.equal(n, 3);
     assert.equal(connections, 2);
     // a fresh connection that is cut is a failure to report, not to hide
     handler = (req) => req.socket.destroy();
-    const d = new RangeConnection(origin, 5000);
+    const d = new RangeConnection(origin, 5000, {}, LOCAL);
     await assert.rejects(get(d, 0, 9), RetryableError);
     c.close();
   });
@@ -112,7 +114,7 @@ describe("range client", () => {
   test("body() returning false drops the connection; the next request opens another", T, async () => {
     handler = serveRange;
     connections = 0;
-    const c = new RangeConnection(origin, 5000);
+    const c = new RangeConnection(origin, 5000, {}, LOCAL);
     const part = await get(c, 0, content.length - 1, {}, 1);
     assert.ok(part.length > 0 && part.length < content.length);
     assert.deepEqual(await get(c, 5, 9), content.subarray(5, 10));
@@ -121,7 +123,7 @@ describe("range client", () => {
   });
 
   test("redirects, 200 and chunked 206 are left to undici (FallbackError)", T, async () => {
-    const c = new RangeConnection(origin, 5000);
+    const c = new RangeConnection(origin, 5000, {}, LOCAL);
     handler = (_req, res) => (res.writeHead(302, { location: "/elsewhere", "content-length": 0 }), res.end());
     await assert.rejects(get(c, 0, 9), FallbackError);
     handler = (_req, res) => (res.writeHead(200, { "content-length": content.length }), res.end(content));
@@ -132,7 +134,7 @@ describe("range client", () => {
   });
 
   test("error statuses: 401/403 fatal with their status, 429/503 retryable with Retry-After", T, async () => {
-    const c = new RangeConnection(origin, 5000);
+    const c = new RangeConnection(origin, 5000, {}, LOCAL);
     for (const [status, kind, extra] of [
       [401, FatalError, {}],
       [403, FatalError, {}],
@@ -151,7 +153,7 @@ describe("range client", () => {
   });
 
   test("a 206 HTML page is refused; a wrong Content-Range is refused by the caller's head()", T, async () => {
-    const c = new RangeConnection(origin, 5000);
+    const c = new RangeConnection(origin, 5000, {}, LOCAL);
     handler = (_req, res) => (res.writeHead(206, { "content-type": "text/html", "content-length": 10, "content-range": `bytes 0-9/${content.length}` }), res.end("<html></h>"));
     await assert.rejects(get(c, 0, 9), /HTML page/);
     handler = serveRange;
@@ -167,7 +169,7 @@ describe("range client", () => {
   });
 
   test("a stalled server times out, a cut one is retryable, an abort stops at once", T, async () => {
-    const c = new RangeConnection(origin, 300);
+    const c = new RangeConnection(origin, 300, {}, LOCAL);
     handler = (_req, res) => {
       res.writeHead(206, { "content-length": 10, "content-range": `bytes 0-9/${content.length}` });
       res.write(content.subarray(0, 3)); // then nothing
@@ -189,9 +191,33 @@ describe("range client", () => {
 
   test("a header value with CR or LF is refused before anything is sent", T, async () => {
     connections = 0;
-    const c = new RangeConnection(origin, 5000);
+    const c = new RangeConnection(origin, 5000, {}, LOCAL);
     await assert.rejects(get(c, 0, 9, { headers: { authorization: "Bearer t\r\nX-Evil: 1" } }), FatalError);
     assert.equal(connections, 0);
+  });
+
+  test("it connects only where the policy allows, and checks the address it actually reached", T, async () => {
+    handler = serveRange;
+    connections = 0;
+    const port = new URL(origin).port;
+    const refused = [
+      [origin, {}], // 127.0.0.1, not listed
+      [`http://localhost:${port}`, { allowHosts: ["localhost:1"] }], // listed on another port: plain http refused
+      [`https://localhost:${port}`, {}], // a name that resolves to loopback
+      [`https://2130706433:${port}`, {}],
+      [`http://127.0.0.1:${port}`, { allowHosts: [`localhost:${port}`] }], // another name for the listed one
+    ] as const;
+    for (const [o, policy] of refused) {
+      const c = new RangeConnection(o, 2000, {}, { allowHosts: [], ...policy });
+      const err = await get(c, 0, 9, { url: new URL(`${o}/f.bin`) }).then(() => undefined, (e: unknown) => e);
+      assert.ok(err instanceof FatalError, `${o}: ${String(err)}`);
+      assert.match((err as Error).message, /refused .*(loopback|plain http)/, o);
+      c.close();
+    }
+    assert.equal(connections, 0, "a refused connection reached the server");
+    const ok = new RangeConnection(origin, 2000, {}, { allowHosts: [`127.0.0.1:${port}`] });
+    assert.deepEqual(await get(ok, 0, 9), content.subarray(0, 10));
+    ok.close();
   });
 
   test("request head and response head", () => {
@@ -243,14 +269,14 @@ describe("range client over TLS", () => {
   };
 
   test("https with the server's name checked against a trusted CA", { ...T, skip: noOpenssl }, async () => {
-    const c = new RangeConnection(url, 5000, { ca });
+    const c = new RangeConnection(url, 5000, { ca }, LOCAL);
     assert.deepEqual(await tlsGet(c, 0, 65_535), content.subarray(0, 65_536));
     assert.deepEqual(await tlsGet(c, 65_536, 70_000), content.subarray(65_536, 70_001));
     c.close();
   });
 
   test("an untrusted certificate is refused, not retried", { ...T, skip: noOpenssl }, async () => {
-    const c = new RangeConnection(url, 5000);
+    const c = new RangeConnection(url, 5000, {}, LOCAL);
     const err = await tlsGet(c, 0, 9).then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof Error && !(err instanceof RetryableError), String(err));
     assert.match(String((err as Error).message), /certificate/i);
@@ -265,7 +291,7 @@ describe("range client against a broken peer", () => {
     );
     await new Promise<void>((r) => peer.listen(0, "127.0.0.1", r));
     const o = `http://127.0.0.1:${(peer.address() as AddressInfo).port}`;
-    const c = new RangeConnection(o, 2000);
+    const c = new RangeConnection(o, 2000, {}, LOCAL);
     const got: Buffer[] = [];
     await c.get({ url: new URL(`${o}/x`), headers: {}, start: 0, end: 2, signal: new AbortController().signal, label: "x", head: () => {}, body: (b) => (got.push(Buffer.from(b)), true) }).then(
       () => assert.fail("accepted extra bytes"),
@@ -287,7 +313,7 @@ describe("range client against a broken peer", () => {
     });
     await new Promise<void>((r) => peer.listen(0, "127.0.0.1", r));
     const o = `http://127.0.0.1:${(peer.address() as AddressInfo).port}`;
-    const c = new RangeConnection(o, 2000);
+    const c = new RangeConnection(o, 2000, {}, LOCAL);
     const one = async () => {
       const got: Buffer[] = [];
       await c.get({ url: new URL(`${o}/x`), headers: {}, start: 0, end: 2, signal: new AbortController().signal, label: "x", head: () => {}, body: (b) => (got.push(Buffer.from(b)), true) });

@@ -1,8 +1,11 @@
 // The download engine: M files at once, each over N HTTP Range connections that share the work
 // (in-order chunks, then the largest remaining range is split for an idle connection), positional
 // writes into <target>.part, resumable from <target>.part.state, sha256 alongside, atomic placement.
-import { Agent, type Dispatcher } from "./undici.ts";
-import { closeSync, constants, fdatasync, ftruncateSync, fstatSync, mkdirSync, openSync, realpathSync, renameSync, rmSync, statSync, writevSync, type Stats } from "node:fs";
+import { Agent, buildConnector, type ConnectorFn, type Dispatcher } from "./undici.ts";
+import {
+  closeSync, constants, fdatasync, ftruncateSync, fstatSync, mkdirSync, openSync, readSync, realpathSync, renameSync, rmSync, statSync,
+  writevSync, type Stats,
+} from "node:fs";
 import { setMaxListeners } from "node:events";
 import { basename, dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import type { ConnectionOptions } from "node:tls";
@@ -11,7 +14,10 @@ import { FallbackError, RangeConnection } from "./range-client.ts";
 import { Hasher, hashFile, readVerified, writeVerified } from "./hash.ts";
 import { RangeSet, type Range } from "./ranges.ts";
 import { StateFile, partPath, readState, removeState, removeUnlessFile } from "./state.ts";
+import { SNIFF_BYTES, sniff } from "./sniff.ts";
 import type { DownloadEvent, DownloadFile, DownloadJob, DownloadSummary, FileProgress, FileResult } from "./types.ts";
+import { guardConnector, type Connector, type NetPolicy } from "../../../lib/net-policy.ts";
+import { maskUrlsInText, stripUrlCredentials } from "../../../lib/url-credentials.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -36,6 +42,8 @@ interface Settings {
   progressMs: number;
   fsync: boolean;
   modelsRoot: string;
+  /** Where requests may go: public addresses over https, and the hosts the flowfile's settings.allowHosts lists. */
+  policy: NetPolicy;
 }
 
 export async function downloadAll(job: DownloadJob, opts: DownloadOptions = {}): Promise<DownloadSummary> {
@@ -53,9 +61,18 @@ export async function downloadAll(job: DownloadJob, opts: DownloadOptions = {}):
     progressMs: job.progressMs ?? 250,
     fsync: job.fsync ?? false,
     modelsRoot: resolve(job.modelsRoot),
+    policy: { allowHosts: Array.isArray(job.allowHosts) ? job.allowHosts.map(String) : [] },
   };
-  const emit = opts.onProgress ?? (() => {});
-  const agent = opts.dispatcher ?? new Agent({ keepAliveTimeout: 10_000, connect: { timeout: s.timeoutMs, ...opts.tls } });
+  const onProgress = opts.onProgress ?? (() => {});
+  // a URL may carry a credential (?token=): no message leaves with one, whoever wrote it
+  const emit = (e: DownloadEvent) => {
+    if (e.type === "log") onProgress({ ...e, message: maskUrlsInText(e.message) });
+    else if (e.type === "file" && e.reason) onProgress({ ...e, reason: maskUrlsInText(e.reason) });
+    else onProgress(e);
+  };
+  // every connection undici opens is checked against the policy when it is made (names once resolved)
+  const connect = guardConnector(s.policy, buildConnector({ timeout: s.timeoutMs, ...opts.tls }) as unknown as Connector);
+  const agent = opts.dispatcher ?? new Agent({ keepAliveTimeout: 10_000, connect: connect as unknown as ConnectorFn });
   const active = new Set<FileDownload>();
   const results: FileResult[] = new Array(job.files.length);
 
@@ -70,6 +87,7 @@ export async function downloadAll(job: DownloadJob, opts: DownloadOptions = {}):
   const ticker = setInterval(tick, s.progressMs);
   ticker.unref();
 
+  const twice = duplicates(job.files);
   let next = 0;
   const lane = async () => {
     while (next < job.files.length) {
@@ -77,7 +95,9 @@ export async function downloadAll(job: DownloadJob, opts: DownloadOptions = {}):
       const f = new FileDownload(job.files[i]!, s, agent, emit, opts.signal, opts.tls);
       active.add(f);
       try {
-        results[i] = await f.run();
+        const dup = twice.get(i);
+        // one writer per target: two at once would race on the same .part and rename
+        results[i] = dup ? f.result(dup.same ? "skipped" : "failed", dup.reason) : await f.run();
       } catch (err) {
         results[i] = f.result("failed", (err as Error).message);
       } finally {
@@ -101,6 +121,29 @@ export async function downloadAll(job: DownloadJob, opts: DownloadOptions = {}):
     fetched: results.reduce((n, r) => n + r.fetched, 0),
     seconds: (Date.now() - started) / 1000,
   };
+}
+
+/**
+ * Entries whose target another, earlier entry of the job already names: same: the same source
+ * (skipped), or a different one (failed; the job's builder should have settled which).
+ */
+function duplicates(files: DownloadFile[]): Map<number, { same: boolean; reason: string }> {
+  const first = new Map<string, number>();
+  const out = new Map<number, { same: boolean; reason: string }>();
+  const source = (f: DownloadFile) => `${stripUrlCredentials(String(f.url))}\0${f.sha256?.toLowerCase() ?? ""}\0${f.size ?? ""}`;
+  files.forEach((f, i) => {
+    const key = typeof f?.target === "string" && isAbsolute(f.target) ? resolve(f.target) : undefined;
+    if (key === undefined) return;
+    const j = first.get(key);
+    if (j === undefined) return void first.set(key, i);
+    const other = files[j]!;
+    const same = source(other) === source(f);
+    const reason = same
+      ? `listed twice in the job (as ${other.name ?? basename(key)}): downloaded once`
+      : `listed twice in the job for ${key}, with another source than ${shown(String(other.url))}: not downloaded`;
+    out.set(i, { same, reason });
+  });
+  return out;
 }
 
 function clampInt(v: number, lo: number, hi: number): number {
@@ -214,6 +257,8 @@ class FileDownload {
   private readonly sha?: string;
   // resolved once (redirects followed), then every range request goes straight there
   private url: string;
+  /** The URL as the state file records it: without credentials (a refreshed ?token= still resumes). */
+  private readonly stateUrl: string;
   private headers: Record<string, string>;
   private resolved = false;
   private reresolves = 0;
@@ -255,13 +300,15 @@ class FileDownload {
     this.part = partPath(this.target);
     this.label = shown(String(file.url ?? ""));
     this.url = String(file.url ?? "");
+    this.stateUrl = stripUrlCredentials(this.url);
     this.headers = { ...(file.headers ?? {}) };
     this.size = typeof file.size === "number" && file.size >= 0 ? file.size : undefined;
     this.sha = file.sha256 ? file.sha256.toLowerCase() : undefined;
     signal?.addEventListener("abort", () => this.fail(new FatalError("cancelled")), { once: true });
   }
 
-  result(status: FileResult["status"], reason?: string): FileResult {
+  result(status: FileResult["status"], why?: string): FileResult {
+    const reason = why === undefined ? undefined : maskUrlsInText(why); // the summary is written down too
     return {
       name: this.name, target: this.target, url: this.label, status, reason, size: this.size, sha256: this.sha,
       fetched: this.received, seconds: (Date.now() - this.started) / 1000,
@@ -322,7 +369,10 @@ class FileDownload {
 
   /** Size unknown: ask for one byte (a GET works where HEAD is not wired the same way). */
   private async probeSize(): Promise<void> {
-    const res = await open(this.url, { dispatcher: this.agent, headers: this.headers, range: [0, 0], signal: this.stop.signal, timeoutMs: this.s.timeoutMs, label: this.label });
+    const res = await open(this.url, {
+      dispatcher: this.agent, headers: this.headers, range: [0, 0], signal: this.stop.signal, timeoutMs: this.s.timeoutMs,
+      label: this.label, policy: this.s.policy,
+    });
     discard(res.body);
     this.url = res.url;
     this.headers = res.sendHeaders;
@@ -361,7 +411,8 @@ class FileDownload {
     const st = readState(this.target);
     const partSt = statOrUndefined(this.part);
     const resumable =
-      st && this.size !== undefined && st.size === this.size && st.url === this.file.url && (st.sha256 ?? "") === (this.sha ?? "") && partSt?.size === this.size;
+      st && this.size !== undefined && st.size === this.size && st.url === this.stateUrl && (st.sha256 ?? "") === (this.sha ?? "") &&
+      partSt?.size === this.size;
     this.done = new RangeSet(resumable ? st.ranges : []);
     this.doneBytes = this.done.bytes;
     if (!resumable) this.dropState();
@@ -381,6 +432,17 @@ class FileDownload {
       this.hasher.feed(this.done.prefix, true);
     }
     if (resumable && this.doneBytes) this.emit({ type: "log", message: `${this.name}: resuming with ${mb(this.doneBytes)} of ${mb(this.size!)} on disk` });
+  }
+
+  /** The first bytes of the .part, read back once it is complete (the write fd may be write-only). */
+  private readHead(): Buffer {
+    const buf = Buffer.alloc(SNIFF_BYTES);
+    const fd = openSync(this.part, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
+    try {
+      return buf.subarray(0, readSync(fd, buf, 0, SNIFF_BYTES, 0));
+    } finally {
+      closeSync(fd);
+    }
   }
 
   private discardPart(): void {
@@ -404,6 +466,14 @@ class FileDownload {
     if (st.size !== size || this.doneBytes < size) {
       this.discardPart();
       return `size mismatch: expected ${size} bytes, have ${this.doneBytes}`;
+    }
+    if (!this.sha) {
+      // nothing proves these bytes are the model: an error page must not take its name (a sha256 would have)
+      const why = sniff(this.readHead(), this.target, size);
+      if (why) {
+        this.discardPart();
+        throw new FatalError(`${why}: ${this.label}`);
+      }
     }
     if (this.hasher) {
       this.verifying = true;
@@ -596,6 +666,7 @@ class FileDownload {
         signal: a.ctrl.signal,
         timeoutMs: this.s.timeoutMs,
         label: this.label,
+        policy: this.s.policy,
       });
       if (!this.resolved) {
         this.url = res.url;
@@ -674,7 +745,7 @@ class FileDownload {
     const url = new URL(this.url);
     if (slot.conn?.origin !== url.origin) {
       slot.conn?.close();
-      slot.conn = new RangeConnection(url.origin, this.s.timeoutMs, this.tls);
+      slot.conn = new RangeConnection(url.origin, this.s.timeoutMs, this.tls ?? {}, this.s.policy);
     }
     const asked = a.end;
     // the chunks are views of the connection's read buffer (256 KiB reads): written as they come
@@ -775,7 +846,7 @@ class FileDownload {
     this.savedAt = now;
     try {
       this.state ??= new StateFile(this.target);
-      this.state.save({ v: 1, url: this.file.url, size: this.size, sha256: this.sha, ranges: this.done.toJSON() });
+      this.state.save({ v: 1, url: this.stateUrl, size: this.size, sha256: this.sha, ranges: this.done.toJSON() });
     } catch (err) {
       this.fail(new FatalError(`cannot write ${this.part}.state: ${(err as Error).message}`));
     }

@@ -107,7 +107,8 @@ export function writeVerified(target: string, sha256: string, st: Stats): void {
   try {
     // a fresh .tmp, created exclusively ("wx" never follows a planted symlink)
     rmSync(p + ".tmp", { recursive: true, force: true });
-    writeFileSync(p + ".tmp", JSON.stringify({ sha256, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino } satisfies Verified), { flag: "wx" });
+    const record = JSON.stringify({ sha256, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino } satisfies Verified);
+    writeFileSync(p + ".tmp", record, { flag: "wx", mode: 0o600 }); // only the downloader reads it
     renameSync(p + ".tmp", p);
   } catch {
     rmSync(p + ".tmp", { force: true });

@@ -1,5 +1,7 @@
 // One GET with manual redirects and an error taxonomy: what is worth retrying, what fails the file.
 import { request, type Dispatcher } from "./undici.ts";
+import { urlProblem, type NetPolicy, type NetPolicyError } from "../../../lib/net-policy.ts";
+import { stripUrlCredentials } from "../../../lib/url-credentials.ts";
 
 /** The file fails with this message; retrying would not help (401, 403, 404, HTML, size mismatch). */
 export class FatalError extends Error {
@@ -43,6 +45,8 @@ export interface OpenOptions {
   timeoutMs: number;
   /** The URL the user asked for, named in error messages. */
   label: string;
+  /** Where requests may go (settings.allowHosts): checked for the URL and every redirect, before it is requested. */
+  policy: NetPolicy;
 }
 
 const NETWORK_CODES = new Set([
@@ -56,6 +60,7 @@ export function classify(err: unknown): unknown {
   const e = err as { code?: string; name?: string; message?: string; cause?: { code?: string } };
   const code = e?.code ?? e?.cause?.code;
   if (e?.name === "AbortError" || code === "UND_ERR_ABORTED") return err;
+  if (code === "ERR_FLOW_NET_POLICY") return new FatalError(e.message ?? "refused by settings.allowHosts");
   if ((code && NETWORK_CODES.has(code)) || /terminated|socket|reset/i.test(e?.message ?? "")) {
     return new RetryableError(`${code ?? "network error"}: ${e?.message ?? String(err)}`);
   }
@@ -98,7 +103,15 @@ async function snippet(body: Opened["body"]): Promise<string> {
 export async function open(url: string, o: OpenOptions): Promise<Opened> {
   let headers = { ...o.headers };
   const origin = new URL(url).origin;
+  let from = "";
+  // a refusal names the URL asked for, or the redirect that led away from it
+  const refused = (why: string) =>
+    new FatalError(
+      from ? `refused redirect from ${shown(from)} to ${stripUrlCredentials(url, "mask")}: ${why}` : `refused ${o.label}: ${why}`,
+    );
   for (let hop = 0; hop <= 10; hop++) {
+    const why = urlProblem(o.policy, url);
+    if (why) throw refused(why);
     const res = await request(url, {
       dispatcher: o.dispatcher,
       method: "GET",
@@ -107,6 +120,8 @@ export async function open(url: string, o: OpenOptions): Promise<Opened> {
       headersTimeout: o.timeoutMs,
       bodyTimeout: o.timeoutMs,
     }).catch((err) => {
+      // refused at connect time: the name resolved to an address the policy does not allow
+      if ((err as { code?: string })?.code === "ERR_FLOW_NET_POLICY") throw refused((err as NetPolicyError).reason);
       throw classify(err);
     });
     const status = res.statusCode;
@@ -119,6 +134,7 @@ export async function open(url: string, o: OpenOptions): Promise<Opened> {
         // another host must not see our token (nor cookies); the signed URL carries its own credentials
         headers = Object.fromEntries(Object.entries(headers).filter(([k]) => !/^(authorization|cookie|proxy-authorization)$/i.test(k)));
       }
+      from = url;
       url = next.toString();
       continue;
     }

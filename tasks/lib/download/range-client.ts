@@ -7,6 +7,7 @@
 import { connect as netConnect, isIP, type Socket } from "node:net";
 import { connect as tlsConnect, type ConnectionOptions } from "node:tls";
 import { FatalError, RetryableError, classify, shown, statusError } from "./http.ts";
+import { NetPolicyError, dialTargets, peerProblem, type NetPolicy } from "../../../lib/net-policy.ts";
 
 /** The response is not one this path handles (redirect, 200, no length, chunked): use undici. */
 export class FallbackError extends Error {}
@@ -86,7 +87,9 @@ export class RangeConnection {
   constructor(
     readonly origin: string,
     private readonly timeoutMs: number,
-    private readonly tls: ConnectionOptions = {},
+    private readonly tls: ConnectionOptions,
+    /** Where it may connect (settings.allowHosts); this client dials by itself, so it checks for itself. */
+    private readonly policy: NetPolicy,
   ) {}
 
   close(): void {
@@ -106,15 +109,44 @@ export class RangeConnection {
     }
   }
 
-  private open(url: URL, signal: AbortSignal): Promise<Socket> {
+  /**
+   * A socket to url's origin, only where the policy allows: to the addresses it checked (once per
+   * connection, never per range), each in turn until one answers; then the peer is checked again.
+   */
+  private async open(url: URL, signal: AbortSignal): Promise<Socket> {
+    const refused = (why: string) => new FatalError(`refused ${shown(url.href)}: ${why}`);
+    const hosts = await new Promise<string[]>((ok, fail) =>
+      dialTargets(this.policy, url, (err, h) => (err ? fail(err instanceof NetPolicyError ? refused(err.reason) : classify(err)) : ok(h))),
+    );
+    let last: unknown;
+    for (const address of hosts) {
+      let s: Socket;
+      try {
+        s = await this.dial(url, address, signal);
+      } catch (e) {
+        if ((e as Error)?.name === "AbortError") throw e;
+        last = e;
+        continue;
+      }
+      const bad = peerProblem(this.policy, url, s);
+      if (!bad) return s;
+      s.destroy();
+      throw refused(bad);
+    }
+    throw last ?? refused("no address to dial");
+  }
+
+  private dial(url: URL, address: string, signal: AbortSignal): Promise<Socket> {
     const port = Number(url.port) || (url.protocol === "https:" ? 443 : 80);
-    const host = url.hostname.replace(/^\[|\]$/g, "");
+    const name = url.hostname.replace(/^\[|\]$/g, "");
     return new Promise((resolve, reject) => {
       const onread = { buffer: this.rbuf, callback: (n: number) => this.received(s, n) };
+      // the TLS name is the URL's host name, whichever of its addresses is dialled
+      const servername = isIP(name) ? undefined : name;
       const s: Socket =
         url.protocol === "https:"
-          ? tlsConnect({ host, port, servername: isIP(host) ? undefined : host, ALPNProtocols: ["http/1.1"], ...this.tls, onread } as ConnectionOptions)
-          : netConnect({ host, port, onread });
+          ? tlsConnect({ host: address, port, servername, ALPNProtocols: ["http/1.1"], ...this.tls, onread } as ConnectionOptions)
+          : netConnect({ host: address, port, onread });
       const onError = (e: Error) => {
         cleanup();
         s.destroy();

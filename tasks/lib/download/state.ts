@@ -4,12 +4,13 @@
 // number and a checksum: a kill mid-write tears at most the slot being written, and the reader
 // takes the newest intact one. Data written with write(2) survives the death of the process in
 // the page cache, so the state only has to trail the writes, not fsync them.
-import { closeSync, constants, lstatSync, openSync, readSync, rmSync, writeSync } from "node:fs";
+import { closeSync, constants, fchmodSync, lstatSync, openSync, readSync, rmSync, writeSync } from "node:fs";
 import { createHash } from "node:crypto";
 import type { Range } from "./ranges.ts";
 
 export interface PartState {
   v: 1;
+  /** The source, without credentials (lib/url-credentials.ts): the file is on disk for as long as the .part. */
   url: string;
   size: number;
   sha256?: string;
@@ -85,7 +86,9 @@ export class StateFile {
   constructor(readonly target: string) {
     const p = statePath(target);
     removeUnlessFile(p);
-    this.fd = openSync(p, constants.O_RDWR | constants.O_CREAT | (constants.O_NOFOLLOW ?? 0), 0o644);
+    // 0600: only the download's own user reads it (an older run may have left it 0644)
+    this.fd = openSync(p, constants.O_RDWR | constants.O_CREAT | (constants.O_NOFOLLOW ?? 0), 0o600);
+    fchmodSync(this.fd, 0o600);
     this.seq = Math.max(0, ...slots(this.fd).map((x) => x.seq)); // this run's saves outrank the last run's
   }
 

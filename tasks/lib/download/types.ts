@@ -18,6 +18,11 @@ export interface DownloadFile {
 export interface DownloadJob {
   files: DownloadFile[];
   modelsRoot: string;
+  /**
+   * The flowfile's settings.allowHosts ("host" or "host:port"): the only hosts reached over plain
+   * http or at a loopback, private, link-local or otherwise non-public address (redirects included).
+   */
+  allowHosts?: string[];
   /** HTTP Range connections per file (default 16). */
   connections?: number;
   /** Files downloaded at once (default 2). */

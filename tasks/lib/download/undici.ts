@@ -2,11 +2,13 @@
 // and mocks: 1 MB more to parse at every start of the pushed script (+0.14 s here, against
 // +0.03 s for these two). undici is pinned to 7.x in package.json; these are its own module paths.
 import { setFlagsFromString } from "node:v8";
-import type { Agent as AgentClass, Dispatcher } from "undici";
+import type { Agent as AgentClass, Dispatcher, buildConnector as buildConnectorType } from "undici";
 // @ts-expect-error undici ships no types for its inner modules; the casts below give them
 import AgentImpl from "undici/lib/dispatcher/agent.js";
 // @ts-expect-error as above
 import requestImpl from "undici/lib/api/api-request.js";
+// @ts-expect-error as above
+import buildConnectorImpl from "undici/lib/core/connect.js";
 
 // undici's HTTP parser is llhttp compiled to wasm. V8 compiles all of it with Liftoff at the first
 // request, then again with TurboFan on a background thread: ~0.25 s of a core, just while the
@@ -18,7 +20,10 @@ setFlagsFromString("--liftoff-only");
 setFlagsFromString("--wasm-lazy-compilation");
 
 export const Agent = AgentImpl as typeof AgentClass;
+/** undici's own socket factory (net / tls connect with its timeout), for a connector that wraps it. */
+export const buildConnector = buildConnectorImpl as typeof buildConnectorType;
 export type { Dispatcher };
+export type ConnectorFn = buildConnectorType.connector;
 
 type RequestOptions = Omit<Dispatcher.RequestOptions, "origin" | "path" | "method"> & { dispatcher: Dispatcher; method?: Dispatcher.HttpMethod };
 

@@ -107,3 +107,17 @@ test("acceptance: every properties.models entry of the 41 templates found with s
   console.log(`template properties.models found: ${found}/${total}`);
   assert.equal(found, total, missing.join("\n"));
 });
+
+test("a Hugging Face URL with a malformed escape is read as a plain URL, not thrown through the whole workflow", () => {
+  assert.deepEqual(parseModelUrl("https://huggingface.co/org/repo/resolve/main/x%E0%A4%A.safetensors"), { kind: "url" });
+  assert.deepEqual(parseModelUrl("https://huggingface.co/org/repo/resolve/main/..%2F..%2Fapi%2Fwhoami-v2"), { kind: "url" });
+  const wf = readWorkflow({
+    nodes: [
+      { id: 1, type: "LoraLoader", widgets_values: ["bad.safetensors"], properties: { models: [{ name: "bad.safetensors", directory: "loras", url: "https://huggingface.co/o/r/resolve/main/x%E0%A4%A.safetensors" }] } },
+      { id: 2, type: "LoraLoader", widgets_values: ["good.safetensors"], properties: { models: [{ name: "good.safetensors", directory: "loras", url: "https://huggingface.co/o/r/resolve/main/good.safetensors" }] } },
+    ],
+    links: [],
+  }, "w.json");
+  const names = modelDeps(wf).models.map((m) => `${m.name}:${m.source?.kind}`);
+  assert.deepEqual(names.sort(), ["bad.safetensors:url", "good.safetensors:huggingface"]);
+});
