@@ -4,7 +4,7 @@ import { readdirSync } from "node:fs";
 import { convertUiToApi } from "../../../lib/comfy/convert.ts";
 import { parseObjectInfo } from "../../../lib/comfy/data-schemas.ts";
 import { readWorkflow } from "../../../lib/comfy/workflow-read.ts";
-import { SKIP_MSG, jsonShared } from "./shared-data.ts";
+import { SHARED, SKIP_MSG, jsonShared, needs } from "./shared-data.ts";
 
 const oi = parseObjectInfo({
   Src: { input: { required: { n: ["INT", {}] } }, output: ["IMAGE"] },
@@ -81,13 +81,13 @@ test("subgraphs expand with ids <instance>:<inner>, links crossing the boundary 
   assert.deepEqual(r.prompt["3"].inputs, { images: ["2:5", 0] });
 });
 
-test("acceptance: sd15 comfy-cli fixture converts to exactly the expected API JSON", { skip: SKIP_MSG }, () => {
+test("acceptance: sd15 comfy-cli fixture converts to exactly the expected API JSON", { skip: needs("comfy-cli/sd15_ui_workflow.json") }, () => {
   const r = convertUiToApi(jsonShared("comfy-cli/sd15_ui_workflow.json"), parseObjectInfo(jsonShared("comfy-cli/sd15_object_info.json")));
   assert.deepEqual(r.prompt, jsonShared("comfy-cli/sd15_expected_api.json"));
   assert.deepEqual(r.issues, []);
 });
 
-test("acceptance: subgraph template expands with no node lost", { skip: SKIP_MSG }, () => {
+test("acceptance: subgraph template expands with no node lost", { skip: needs("comfy-cli/subgraph_template_ui.json") }, () => {
   const ui = jsonShared("comfy-cli/subgraph_template_ui.json");
   const r = convertUiToApi(ui, parseObjectInfo(jsonShared("comfy-cli/subgraph_object_info.json")));
   // Every executable node inside every instance must appear (frontend-only ones excepted).
@@ -98,7 +98,7 @@ test("acceptance: subgraph template expands with no node lost", { skip: SKIP_MSG
 
 test("acceptance: the 41 templates with the real object_info", { skip: SKIP_MSG }, () => {
   const big = parseObjectInfo(jsonShared("comfyui/object_info.json"));
-  const files = readdirSync(new URL("../../../../shared/data/templates/", import.meta.url)).filter((f) => f.endsWith(".json"));
+  const files = readdirSync(SHARED + "templates/").filter((f) => f.endsWith(".json"));
   let clean = 0;
   const notes: string[] = [];
   for (const f of files) {

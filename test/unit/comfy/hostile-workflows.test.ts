@@ -7,7 +7,7 @@ import { doublingSubgraphs, sgId } from "./hostile-workflows.ts";
 import { convertUiToApi } from "../../../lib/comfy/convert.ts";
 import { parseObjectInfo } from "../../../lib/comfy/data-schemas.ts";
 import { readWorkflow } from "../../../lib/comfy/workflow-read.ts";
-import { SKIP_MSG } from "./shared-data.ts";
+import { needs } from "./shared-data.ts";
 
 const FAST_MS = 5000;
 
@@ -117,7 +117,7 @@ test("50,000 top-level nodes naming 50,000 different model files, or one file 50
   assert.deepEqual(s.models, ["?/same.safetensors"]);
 });
 
-test("resolution: 50,000 classes claimed by two packs in use (real map) are tie-broken in < 5 s", { skip: SKIP_MSG }, async () => {
+test("resolution: 50,000 classes claimed by two packs in use (real map) are tie-broken in < 5 s", { skip: needs("comfyui-manager/extension-node-map.json") }, async () => {
   const n = 50_000;
   const r = succeeded(await bounded("resolveManyAmbiguous", { n }));
   const pair = ["https://github.com/jtrue/comfyui-jarue", "https://github.com/jtrue/comfyui-wordembeddings"];

@@ -7,7 +7,7 @@ import { modelDeps } from "../../../lib/comfy/model-deps.ts";
 import { checkLock, lockWorkflow, serializeLock, workflowContentHash, type LockFile } from "../../../lib/comfy/lockfile.ts";
 import { buildDepsReport, renderDepsText } from "../../../lib/comfy/deps-report.ts";
 import { parseExtensionNodeMap, parseGithubStats, parseModelList, parseObjectInfo } from "../../../lib/comfy/data-schemas.ts";
-import { SKIP_MSG, jsonShared, readShared } from "./shared-data.ts";
+import { SHARED, SKIP_MSG, jsonShared, readShared } from "./shared-data.ts";
 
 const map = parseExtensionNodeMap({ "https://github.com/a/pack": [["Foo"], {}] });
 const idx = buildIndex({ extensionNodeMap: map, coreClasses: new Set(["LoraLoader"]) });
@@ -53,7 +53,7 @@ test("timing: deps (read + resolve + models + report) over the 41 templates, dat
   const real = buildIndex({ extensionNodeMap: m, coreClasses: coreClassesFrom(m, parseObjectInfo(jsonShared("comfyui/object_info.json"))), githubStats: parseGithubStats(jsonShared("comfyui-manager/github-stats.json")) });
   const ml = parseModelList(jsonShared("comfyui-manager/model-list.json"));
   const load = performance.now() - t;
-  const files = readdirSync(new URL("../../../../shared/data/templates/", import.meta.url)).filter((f) => f.endsWith(".json"));
+  const files = readdirSync(SHARED + "templates/").filter((f) => f.endsWith(".json"));
   const bufs = files.map((f) => readShared("templates/" + f));
   t = performance.now();
   for (let i = 0; i < files.length; i++) {

@@ -4,7 +4,7 @@ import { readdirSync } from "node:fs";
 import { readWorkflow } from "../../../lib/comfy/workflow-read.ts";
 import { modelDeps, parseModelUrl } from "../../../lib/comfy/model-deps.ts";
 import { parseModelList } from "../../../lib/comfy/data-schemas.ts";
-import { HAVE_SHARED, SKIP_MSG, jsonShared, readShared } from "./shared-data.ts";
+import { HAVE_SHARED, SHARED, SKIP_MSG, jsonShared, readShared } from "./shared-data.ts";
 
 const wf = (nodes: unknown[]) => readWorkflow({ nodes, links: [] }, "m.json");
 const find = (r: ReturnType<typeof modelDeps>, name: string) => r.models.find((m) => m.name === name);
@@ -89,7 +89,7 @@ test("hostile names and URLs are refused, not returned", () => {
 
 test("acceptance: every properties.models entry of the 41 templates found with same name/folder/url", { skip: SKIP_MSG }, () => {
   const ml = parseModelList(jsonShared("comfyui-manager/model-list.json"));
-  const files = readdirSync(new URL("../../../../shared/data/templates/", import.meta.url)).filter((f) => f.endsWith(".json"));
+  const files = readdirSync(SHARED + "templates/").filter((f) => f.endsWith(".json"));
   let found = 0;
   let total = 0;
   const missing: string[] = [];

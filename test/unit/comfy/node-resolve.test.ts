@@ -4,7 +4,7 @@ import { readdirSync } from "node:fs";
 import { readWorkflow } from "../../../lib/comfy/workflow-read.ts";
 import { buildIndex, coreClassesFrom, repoKey, resolveWorkflowNodes, type ResolveData } from "../../../lib/comfy/node-resolve.ts";
 import { parseCustomNodeList, parseExtensionNodeMap, parseGithubStats, parseObjectInfo } from "../../../lib/comfy/data-schemas.ts";
-import { HAVE_SHARED, SKIP_MSG, jsonShared, readShared } from "./shared-data.ts";
+import { HAVE_SHARED, SHARED, SKIP_MSG, jsonShared, readShared } from "./shared-data.ts";
 
 const GH = "https://github.com/";
 const map = parseExtensionNodeMap({
@@ -139,7 +139,7 @@ test("acceptance: templates: no core node reported custom, every non-core node g
   const core = coreClassesFrom(m, parseObjectInfo(jsonShared("comfyui/object_info.json")));
   const real = buildIndex({ extensionNodeMap: m, coreClasses: core, githubStats: parseGithubStats(jsonShared("comfyui-manager/github-stats.json")) });
   const srcCore = new Set(readShared("comfyui/builtin_nodes.txt").toString().split("\n").filter(Boolean));
-  const files = readdirSync(new URL("../../../../shared/data/templates/", import.meta.url)).filter((f) => f.endsWith(".json"));
+  const files = readdirSync(SHARED + "templates/").filter((f) => f.endsWith(".json"));
   assert.equal(files.length, 41);
   for (const f of files) {
     const r = resolveWorkflowNodes(readWorkflow(readShared("templates/" + f), f), real);
