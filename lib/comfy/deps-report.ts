@@ -31,6 +31,7 @@
  *   "warnings": ["..."]
  * }
  */
+import { formatTable } from "../output/table.ts";
 import type { ModelDep, RefusedName } from "./model-deps.ts";
 import { missingSourceHint } from "./model-deps.ts";
 import type { WorkflowResolution } from "./node-resolve.ts";
@@ -104,12 +105,7 @@ export function buildDepsReport(wf: Workflow, nodes: WorkflowResolution, models:
   };
 }
 
-function table(header: string[], rows: string[][]): string {
-  // A loop, not Math.max(...rows): a call with 10^5 arguments overflows the stack.
-  const w = header.map((h, i) => rows.reduce((m, r) => Math.max(m, r[i].length), h.length));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(w[i])).join("  ").trimEnd();
-  return [line(header), line(w.map((n) => "-".repeat(n))), ...rows.map(line)].join("\n");
-}
+const table = (header: string[], rows: string[][]) => formatTable(header, rows, { rule: true });
 
 const short = (s: string, n = 60) => (s.length > n ? s.slice(0, n - 1) + "…" : s);
 

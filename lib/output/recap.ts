@@ -1,12 +1,11 @@
 // The per-host recap every run ends with, as text.
 import type { HostRecap } from "../events.ts";
+import { formatTable } from "./table.ts";
 
 export function recapTable(recaps: HostRecap[], dryRun: boolean): string {
   const rows = recaps.map((r) => [r.host, r.outcome, String(r.ok), String(r.changed), String(r.skipped), String(r.failed), `${(r.ms / 1000).toFixed(1)}s`]);
   const head = ["host", "result", "ok", dryRun ? "would change" : "changed", "skipped", "failed", "time"];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i === 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
-  const out = [line(head), ...rows.map(line)];
+  const out = [formatTable(head, rows, { right: [2, 3, 4, 5, 6] })];
   for (const r of recaps) if (r.error) out.push(`${r.host}: ${r.error}`);
   return out.join("\n");
 }
