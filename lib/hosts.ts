@@ -1,9 +1,14 @@
-// A resolved host: what the flowfile, an inventory file or `--host` says about one machine.
+// A resolved host: what the flowfile, an inventory file or `--host` says about one machine,
+// and who logs in on it (loginUser, the one place that decides).
+import { userInfo } from "node:os";
 
 export interface SshTarget {
   /** address or ~/.ssh/config alias as written by the user */
   address: string;
+  /** the login user the flowfile, inventory or `--host user@` names; nothing else fills it in */
   user?: string;
+  /** the host's provider's login user: used only when neither `user` nor ~/.ssh/config's `User` says who */
+  defaultUser?: string;
   port?: number;
   identityFile?: string;
   /** [user@]host[:port] of a jump host (overrides ~/.ssh/config ProxyJump) */
@@ -32,4 +37,26 @@ export interface SshOptions {
   sshConfigFile: string | null;
   /** max concurrent channels per connection (OpenSSH MaxSessions is 10) */
   maxChannels: number;
+}
+
+/**
+ * Who logs in, in this order: the host entry's own user (`user`, or `user@` in its address), then
+ * ~/.ssh/config's `User` for that alias or address, then the provider's default user, then the
+ * local user (as `ssh` does). Jump hosts pass no default: a provider's user is for its own boxes.
+ */
+export function loginUser(
+  host: Pick<SshTarget, "user" | "defaultUser">,
+  sshConfig?: { user?: string },
+  local: () => string = localUser,
+): string {
+  return host.user || sshConfig?.user || host.defaultUser || local();
+}
+
+/** The user running flow (ssh's last resort for the login user). */
+export function localUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return process.env.USER ?? "root";
+  }
 }

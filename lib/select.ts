@@ -55,15 +55,15 @@ export function selectHosts(known: HostSpec[], opts: { host?: string; hosts?: st
       else if (byGroup.length) byGroup.forEach(add);
       else {
         const names = [...new Set([...known.map((h) => h.name), ...known.flatMap((h) => h.groups)])];
-        throw new SelectError(
-          `--hosts ${word}: no host or group of that name` + (names.length ? ` (known: ${names.join(", ")})` : " (the flowfile defines no hosts)"),
-        );
+        const hint = names.length ? ` (known: ${names.join(", ")})` : " (the flowfile defines no hosts)";
+        throw new SelectError(`--hosts ${word}: no host or group of that name${hint}`);
       }
     }
   }
   return picked;
 }
 
+/** `--host [user@]address[:port]`: an explicit user only; who logs in otherwise is loginUser's (lib/hosts.ts) to say. */
 function adHoc(text: string): HostSpec {
   const { user, address, port } = parseHostString(text);
   return { name: text, address, user, port, groups: [], data: {} };

@@ -62,7 +62,8 @@ function findFlowfile(cwd: string): string | null {
 /** Hosts of the flowfile, then of each inventory file (a missing inventory file adds nothing). */
 export function resolveHosts(config: FlowConfig, projectDir: string): HostSpec[] {
   const hosts: HostSpec[] = [];
-  // a provider says who logs in on its boxes (ubuntu on Lambda, root on DataCrunch)
+  // A provider says who logs in on its boxes (ubuntu on Lambda, root on DataCrunch): kept apart from the
+  // host's own user, as ~/.ssh/config's User comes between them (loginUser in lib/hosts.ts decides).
   const providerUser = (name?: string) => {
     const u = config.providers.find((p) => p.name === name)?.defaults?.user;
     return typeof u === "string" ? u : undefined;
@@ -72,7 +73,8 @@ export function resolveHosts(config: FlowConfig, projectDir: string): HostSpec[]
     hosts.push({
       name,
       address: parsed.address,
-      user: entry.user ?? parsed.user ?? providerUser(entry.provider),
+      user: entry.user ?? parsed.user,
+      defaultUser: providerUser(entry.provider),
       port: entry.port ?? parsed.port,
       identityFile: entry.identityFile && absolute(projectDir, entry.identityFile),
       proxyJump: entry.proxyJump,
@@ -100,7 +102,8 @@ export function resolveHosts(config: FlowConfig, projectDir: string): HostSpec[]
         name,
         address: h.address,
         port: h.port,
-        user: h.user ?? providerUser(h.provider),
+        user: h.user,
+        defaultUser: providerUser(h.provider),
         identityFile: h.identityFile && absolute(dir, h.identityFile),
         knownHostsFile: parsed.data.knownHostsFile && absolute(dir, parsed.data.knownHostsFile),
         provider: h.provider,

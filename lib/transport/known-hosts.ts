@@ -89,10 +89,16 @@ export interface HostKeyCheck {
  * key is compromised everywhere (stricter than OpenSSH, which scopes it by host).
  * Any key on record for the host that is not the presented one makes it "changed", whatever
  * its type: a host we know that shows a key of another type is not a new host. (OpenSSH would
- * ask, and accept-new would record it; the client asks for the known types first, see ssh.ts.)
+ * ask, and accept-new would record it; the client asks for the known types first, see host-key-policy.ts.)
  * "unknown" is left for hosts with no key on record at all.
  */
-export function checkHostKeyDetailed(entries: KnownHostEntry[], host: string, port: number, keyType: string, keyBlob: Buffer): HostKeyCheck {
+export function checkHostKeyDetailed(
+  entries: KnownHostEntry[],
+  host: string,
+  port: number,
+  keyType: string,
+  keyBlob: Buffer,
+): HostKeyCheck {
   const b64 = keyBlob.toString("base64");
   for (const e of entries) if (e.marker === "revoked" && e.key === b64) return { status: "revoked", entry: e };
   const known: KnownHostEntry[] = [];

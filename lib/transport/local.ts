@@ -3,14 +3,14 @@ import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { copyFile, mkdir, readFile, rename, writeFile, chmod, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { userInfo } from "node:os";
 import { Readable } from "node:stream";
+import { localUser } from "../hosts.ts";
 import { shJoin } from "../quote.ts";
 import type { ExecOptions, ExecResult, Transport, UploadResult } from "./types.ts";
 
 export class LocalTransport implements Transport {
   readonly label = "local";
-  readonly user = userInfo().username;
+  readonly user = localUser();
 
   async connect(): Promise<void> {}
 

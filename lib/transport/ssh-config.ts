@@ -2,8 +2,9 @@
 // way `ssh alias` would (HostName, User, Port, IdentityFile, ProxyJump).
 // Parsing/resolution is pure; the loader at the bottom does the file I/O.
 import { readFileSync, readdirSync, statSync } from "node:fs";
-import { homedir, userInfo } from "node:os";
+import { homedir } from "node:os";
 import { isAbsolute, join } from "node:path";
+import { localUser as currentUser, loginUser, type SshTarget } from "../hosts.ts";
 
 export interface ResolvedSshConfig {
   /** alias as asked for */
@@ -26,6 +27,8 @@ export interface ResolveOptions {
   include?: (pattern: string) => string[];
   home?: string;
   localUser?: string;
+  /** the host's own and its provider's login user, for `%r` (see loginUser) */
+  login?: Pick<SshTarget, "user" | "defaultUser">;
 }
 
 interface Line {
@@ -107,14 +110,15 @@ export function resolveSshConfig(text: string, alias: string, opts: ResolveOptio
   walk(text, 0);
 
   const home = opts.home ?? homedir();
-  const localUser = opts.localUser ?? safeLocalUser();
+  const localUser = opts.localUser ?? currentUser();
   const one = (k: string) => first.get(k)?.[0];
 
   const hostName = one("hostname") ? expandTokens(one("hostname")!, { h: alias }) : alias;
   const user = one("user");
   const portText = one("port");
   const port = portText !== undefined ? Number(portText) : undefined;
-  const tokens = { h: hostName, n: alias, d: home, u: localUser, r: user ?? localUser, p: String(port ?? 22) };
+  const remoteUser = loginUser(opts.login ?? {}, { user }, () => localUser);
+  const tokens = { h: hostName, n: alias, d: home, u: localUser, r: remoteUser, p: String(port ?? 22) };
 
   const pj = first.get("proxyjump");
   let proxyJump: string[] | undefined;
@@ -172,14 +176,6 @@ export function parseHostSpec(spec: string): { user?: string; host: string; port
   return { user: user || undefined, host, port };
 }
 
-function safeLocalUser(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return process.env.USER ?? "root";
-  }
-}
-
 // ---- file I/O -------------------------------------------------------------
 
 export function defaultSshConfigPath(home = homedir()): string {
@@ -190,7 +186,12 @@ export function defaultSshConfigPath(home = homedir()): string {
  * Read a config file and resolve `alias`. A missing file resolves to the bare alias.
  * Relative `Include` paths are taken from ~/.ssh as OpenSSH does for user configs.
  */
-export function loadSshConfig(alias: string, file: string = defaultSshConfigPath(), home = homedir()): ResolvedSshConfig {
+export function loadSshConfig(
+  alias: string,
+  file: string = defaultSshConfigPath(),
+  home = homedir(),
+  login?: ResolveOptions["login"],
+): ResolvedSshConfig {
   let text = "";
   try {
     text = readFileSync(file, "utf8");
@@ -209,7 +210,7 @@ export function loadSshConfig(alias: string, file: string = defaultSshConfigPath
       }
     });
   };
-  return resolveSshConfig(text, alias, { include, home });
+  return resolveSshConfig(text, alias, { include, home, login });
 }
 
 /** Expand `*`/`?` in any path segment (sorted, files only); plain paths pass through if they exist. */

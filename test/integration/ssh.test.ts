@@ -17,7 +17,10 @@ const skip = haveSshd ? false : "no /usr/sbin/sshd (apt-get install openssh-serv
 function transport(d: Sshd, over: Partial<SshTarget> = {}, opts: Partial<SshOptions> = {}, tuning: SshTransportTuning = {}): SshTransport {
   return new SshTransport(
     { label: "lab", address: d.host, port: d.port, user: d.user, identityFile: d.identityFile, ...over },
-    { knownHostsFile: d.knownHostsFile, acceptNewHostKey: false, connectTimeoutMs: 20_000, keepaliveIntervalMs: 5_000, sshConfigFile: null, maxChannels: 8, ...opts },
+    {
+      knownHostsFile: d.knownHostsFile, acceptNewHostKey: false, connectTimeoutMs: 20_000, keepaliveIntervalMs: 5_000,
+      sshConfigFile: null, maxChannels: 8, ...opts,
+    },
     tuning,
   );
 }
@@ -255,7 +258,10 @@ describe("SshTransport", { skip }, () => {
       );
       const opts = { knownHostsFile: kh, sshConfigFile: cfg };
       const mk = (address: string) =>
-        new SshTransport({ label: address, address }, { ...opts, acceptNewHostKey: false, connectTimeoutMs: 20_000, keepaliveIntervalMs: 5_000, maxChannels: 8 });
+        new SshTransport(
+          { label: address, address },
+          { ...opts, acceptNewHostKey: false, connectTimeoutMs: 20_000, keepaliveIntervalMs: 5_000, maxChannels: 8 },
+        );
 
       const direct = mk("gpu-direct");
       assert.equal((await direct.exec("echo direct")).stdout, "direct\n");
@@ -275,6 +281,36 @@ describe("SshTransport", { skip }, () => {
     } finally {
       await jump.stop();
     }
+  });
+
+  test("login user: ~/.ssh/config's User beats the provider's default, the host's own user beats ~/.ssh/config", async () => {
+    const cfg = join(work, "ssh_config_user");
+    const alias = (name: string, user: string) =>
+      [`Host ${name}`, "  HostName 127.0.0.1", `  Port ${d.port}`, `  User ${user}`, `  IdentityFile ${d.identityFile}`];
+    writeFileSync(cfg, [...alias("cfg-user", d.user), ...alias("cfg-wrong-user", "flow-no-such-user"), ""].join("\n"));
+    const mk = (target: Partial<SshTarget> & { address: string }) =>
+      new SshTransport({ label: target.address, ...target }, {
+        knownHostsFile: d.knownHostsFile, sshConfigFile: cfg, acceptNewHostKey: false,
+        connectTimeoutMs: 20_000, keepaliveIntervalMs: 5_000, maxChannels: 8,
+      });
+
+    const byConfig = mk({ address: "cfg-user", defaultUser: "flow-no-such-user" });
+    try {
+      assert.equal(byConfig.user, d.user, "before connecting, too");
+      assert.equal((await byConfig.exec("id -un")).stdout, `${d.user}\n`);
+      assert.equal(byConfig.user, d.user);
+    } finally {
+      await byConfig.close();
+    }
+    const explicit = mk({ address: "cfg-wrong-user", user: d.user, defaultUser: "flow-no-such-user" });
+    try {
+      assert.equal((await explicit.exec("id -un")).stdout, `${d.user}\n`);
+    } finally {
+      await explicit.close();
+    }
+    // and the one ssh_config names is really who logs in: an unknown user is refused
+    const e = await refused(mk({ address: "cfg-wrong-user", defaultUser: d.user }).connect(), "auth");
+    assert.ok(e.message.includes("flow-no-such-user@127.0.0.1"), e.message);
   });
 
   describe("files", () => {
@@ -316,7 +352,7 @@ describe("SshTransport", { skip }, () => {
         if (i > 2000) assert.fail("upload never started");
         await new Promise((r) => setTimeout(r, 5));
       }
-      (t2 as unknown as { clients: { _sock: Socket }[] }).clients.at(-1)!._sock.destroy();
+      (t2 as unknown as { conn: { clients: { _sock: Socket }[] } }).conn.clients.at(-1)!._sock.destroy();
       await assert.rejects(up);
       assert.equal(readFileSync(target, "utf8"), "old content");
       // the same transport reconnects and finishes the job
@@ -355,7 +391,8 @@ describe("SshTransport", { skip }, () => {
       await u?.stop();
     });
 
-    test("sudo wraps commands; plain runs as the login user", { skip: !sudoOk && "needs root and /usr/bin/sudo to create a NOPASSWD user" }, async () => {
+    const skipSudo = !sudoOk && "needs root and /usr/bin/sudo to create a NOPASSWD user";
+    test("sudo wraps commands; plain runs as the login user", { skip: skipSudo }, async () => {
       assert.equal(t.user, "flowtest");
       assert.equal((await t.exec("id -un")).stdout, "flowtest\n");
       assert.equal((await t.exec("id -un", { sudo: true })).stdout, "root\n");
@@ -392,5 +429,7 @@ function ensureFlowtestUser(): void {
     execFileSync("useradd", ["-m", "-s", "/bin/bash", "flowtest"]);
   }
   execFileSync("usermod", ["-p", "*", "flowtest"]);
-  if (!existsSync("/etc/sudoers.d/flowtest")) writeFileSync("/etc/sudoers.d/flowtest", "flowtest ALL=(ALL) NOPASSWD:ALL\n", { mode: 0o440 });
+  if (!existsSync("/etc/sudoers.d/flowtest")) {
+    writeFileSync("/etc/sudoers.d/flowtest", "flowtest ALL=(ALL) NOPASSWD:ALL\n", { mode: 0o440 });
+  }
 }

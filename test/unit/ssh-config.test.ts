@@ -3,7 +3,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { expandGlob, hostPatternsMatch, loadSshConfig, parseHostSpec, parseLine, resolveSshConfig } from "../../lib/transport/ssh-config.ts";
+import {
+  expandGlob, hostPatternsMatch, loadSshConfig, parseHostSpec, parseLine, resolveSshConfig,
+} from "../../lib/transport/ssh-config.ts";
 
 const opts = { home: "/home/me", localUser: "me" };
 
@@ -108,4 +110,60 @@ test("parseHostSpec", () => {
   assert.deepEqual(parseHostSpec("gpu1"), { user: undefined, host: "gpu1", port: undefined });
   assert.deepEqual(parseHostSpec("ssh://u@[::1]:22"), { user: "u", host: "::1", port: 22 });
   assert.deepEqual(parseHostSpec("fe80::1"), { user: undefined, host: "fe80::1", port: undefined });
+});
+
+// Who logs in: the flowfile's user, then ~/.ssh/config's User, then the provider's default.
+test("login user: ssh_config User beats the provider's default; the flowfile's user beats ssh_config", async () => {
+  const { validateFlow, resolveHosts } = await import("../../lib/flowfile/load.ts");
+  const { sshOptionsFor } = await import("../../lib/runner.ts");
+  const { SshTransport } = await import("../../lib/transport/ssh.ts");
+  const { datacrunch } = await import("../../providers/index.ts");
+  const dir = mkdtempSync(join(tmpdir(), "flow-login-user-"));
+  try {
+    const cfg = join(dir, "ssh_config");
+    writeFileSync(cfg, "Host 5.6.7.8 gpu-alias\n  User alice\nHost *\n  Port 2222\n");
+    const config = validateFlow(
+      {
+        providers: [datacrunch()],
+        settings: { sshConfigFile: cfg, knownHostsFile: join(dir, "known_hosts") },
+        hosts: {
+          dc: { host: "5.6.7.8", provider: "datacrunch" },
+          alias: { host: "gpu-alias", provider: "datacrunch" },
+          explicit: { host: "bob@5.6.7.8", provider: "datacrunch" },
+          field: { host: "5.6.7.8", user: "carol", provider: "datacrunch" },
+          plain: { host: "9.9.9.9", provider: "datacrunch" },
+        },
+      },
+      "flowfile.ts",
+    );
+    const flow = { config, projectDir: dir, file: null, hosts: resolveHosts(config, dir) };
+    const userOf = (name: string) => {
+      const host = flow.hosts.find((h) => h.name === name)!;
+      return new SshTransport({ ...host, label: host.name }, sshOptionsFor({ flow, acceptNewHostKey: false }, host)).user;
+    };
+    assert.equal(userOf("dc"), "alice", "ssh_config's User wins over the provider's default (root)");
+    assert.equal(userOf("alias"), "alice");
+    assert.equal(userOf("explicit"), "bob", "user@ in the flowfile's host wins over ssh_config");
+    assert.equal(userOf("field"), "carol", "the flowfile's user wins over ssh_config");
+    assert.equal(userOf("plain"), "root", "no User in ssh_config: the provider's default");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("loginUser: one order (host's user, ssh_config's User, provider's default, local user); %r follows it", async () => {
+  const { loginUser } = await import("../../lib/hosts.ts");
+  const local = () => "me";
+  assert.equal(loginUser({ user: "bob", defaultUser: "root" }, { user: "alice" }, local), "bob");
+  assert.equal(loginUser({ defaultUser: "root" }, { user: "alice" }, local), "alice");
+  assert.equal(loginUser({ defaultUser: "root" }, {}, local), "root");
+  assert.equal(loginUser({ defaultUser: "root" }, undefined, local), "root");
+  assert.equal(loginUser({}, undefined, local), "me");
+  const text = "Host a\n  IdentityFile ~/.ssh/%r_key\nHost b\n  User alice\n  IdentityFile ~/.ssh/%r_key\n";
+  const key = (alias: string, login?: { user?: string; defaultUser?: string }) =>
+    resolveSshConfig(text, alias, { ...opts, login }).identityFiles[0];
+  assert.equal(key("a"), "/home/me/.ssh/me_key");
+  assert.equal(key("a", { defaultUser: "root" }), "/home/me/.ssh/root_key");
+  assert.equal(key("b", { defaultUser: "root" }), "/home/me/.ssh/alice_key");
+  assert.equal(key("b", { user: "bob", defaultUser: "root" }), "/home/me/.ssh/bob_key");
 });
