@@ -1,7 +1,7 @@
 // This project's own flowfile. Hosts come from `hosts` and from inventory files:
 // `.lab/inventory.json` is written by `npm run lab -- up` (group `lab`).
 import { defineFlow } from "./lib/index.ts";
-import { cloud, datacrunch, lambda } from "./providers/index.ts";
+import { cloudBoxes, datacrunch, lambda } from "./providers/index.ts";
 import { comfyui, models, ops, workflow } from "./plugins/index.ts";
 
 // In the lab, the stand-in image plays comfyui-api (built by test/lab/standin/image.ts).
@@ -12,6 +12,7 @@ export default defineFlow({
     // gpu1: { host: "root@1.2.3.4", provider: "datacrunch", groups: ["gpus"] },
   },
   inventory: [".lab/inventory.json", ".flow/inventory.json"],
-  providers: [lambda(), datacrunch(), cloud()],
-  plugins: [ops(), workflow(), models(), comfyui(inLab ? { image: "flow-comfy-standin:latest" } : {})],
+  providers: [lambda(), datacrunch()],
+  // cloudBoxes(): provider:list|up|down over the providers above that have a cloud API
+  plugins: [ops(), workflow(), models(), comfyui(inLab ? { image: "flow-comfy-standin:latest" } : {}), cloudBoxes()],
 });

@@ -109,9 +109,24 @@ export function definePlugin(plugin: PluginDef): PluginDef {
   return plugin;
 }
 
+/**
+ * What a provider says about its boxes, as data. The loader reads `user` (the login user when neither
+ * the host nor ~/.ssh/config names one); dataRootOf reads `dataRoot`. The providers in providers/
+ * derive these from their one profile (providers/shared/define.ts).
+ */
+export interface ProviderDefaults {
+  /** login user of a fresh box */
+  user?: string;
+  /** where models, nodes and workflows live */
+  dataRoot?: string;
+  /** block device of the data volume, where the provider attaches one */
+  volume?: string;
+  [key: string]: unknown;
+}
+
 export interface ProviderDef extends PluginDef {
   /** what differs between providers, as data (login user, data root, ...) */
-  defaults?: Record<string, unknown>;
+  defaults?: ProviderDefaults;
 }
 
 export function defineProvider(provider: ProviderDef): ProviderDef {

@@ -3,16 +3,19 @@ import { z } from "zod";
 import { definePlugin, defineTask } from "../lib/index.ts";
 import { parseStatus, statusCommand, type HostStatus } from "../lib/facts/status.ts";
 import type { HostRecap } from "../lib/events.ts";
+import { dataRootOf } from "../lib/host-data.ts";
+import { formatTable } from "../lib/output/table.ts";
 
 export const status = defineTask({
   name: "status",
   description: "OS, uptime, load, memory, data-volume disk, containers and GPUs of each host",
   lock: false,
   options: z.object({
-    path: z.string().optional().describe("data volume to report (default: the host's dataRoot, else /)"),
+    path: z.string().optional().describe("folder whose disk to report (default: the host's data root)"),
   }),
   async run(ctx, opts) {
-    const path = opts.path ?? (typeof ctx.host.data.dataRoot === "string" ? ctx.host.data.dataRoot : "/");
+    // the same data root setup, comfyui and the models tasks use (recorded, flowfile, provider, home)
+    const path = opts.path ?? dataRootOf(ctx);
     await ctx.step("status", async () => {
       const s = parseStatus(await ctx.sh(statusCommand(path)), path);
       ctx.emit({ status: s });
@@ -37,7 +40,9 @@ export const exec = defineTask({
       if (ctx.dryRun) return { status: "skipped", note: "dry run: not run" };
       // One host: the bytes go straight through, so the output can be piped as from `ssh host cmd`.
       const raw = ctx.raw;
-      const r = await ctx.exec(command, { sudo: opts.sudo, onStdout: raw && ((c) => raw.stdout(c)), onStderr: raw && ((c) => raw.stderr(c)) });
+      const r = await ctx.exec(command, {
+        sudo: opts.sudo, onStdout: raw && ((c) => raw.stdout(c)), onStderr: raw && ((c) => raw.stderr(c)),
+      });
       if (!raw) {
         const out = [r.stdout.trimEnd(), r.stderr.trimEnd() && `stderr:\n${r.stderr.trimEnd()}`].filter(Boolean).join("\n");
         if (out) ctx.log(out);
@@ -60,7 +65,8 @@ export const exec = defineTask({
 function oneLine(s: HostStatus): string {
   const gpu = s.gpus ? `${s.gpus.length} GPU` : "no GPU";
   const disk = s.disk ? `${s.disk.availableGB} GB free on ${s.disk.path}` : "disk ?";
-  return `${s.os}, load ${s.load?.[0] ?? "?"}, ${disk}, ${s.docker.containers.length} container${s.docker.containers.length === 1 ? "" : "s"}, ${gpu}`;
+  const n = s.docker.containers.length;
+  return `${s.os}, load ${s.load?.[0] ?? "?"}, ${disk}, ${n} container${n === 1 ? "" : "s"}, ${gpu}`;
 }
 
 function fleetTable(recaps: HostRecap[]): string {
@@ -68,15 +74,17 @@ function fleetTable(recaps: HostRecap[]): string {
   const rows = recaps.map((r) => {
     const s = r.data.status as HostStatus | undefined;
     if (!s) return [r.host, r.outcome, "", "", "", "", "", ""];
-    const up = s.uptimeSeconds === null ? "?" : s.uptimeSeconds > 86400 ? `${Math.floor(s.uptimeSeconds / 86400)}d` : `${Math.floor(s.uptimeSeconds / 3600)}h`;
-    const containers = s.docker.state === "ok" ? s.docker.containers.map((c) => `${c.name}:${c.state}`).join(" ") || "-" : `docker ${s.docker.state}`;
+    const secs = s.uptimeSeconds;
+    const up = secs === null ? "?" : secs > 86400 ? `${Math.floor(secs / 86400)}d` : `${Math.floor(secs / 3600)}h`;
+    const containers = s.docker.state === "ok"
+      ? s.docker.containers.map((c) => `${c.name}:${c.state}`).join(" ") || "-"
+      : `docker ${s.docker.state}`;
     const gpus = s.gpus ? s.gpus.map((g) => `${g.name} ${g.memoryUsedMB}/${g.memoryTotalMB}MB ${g.utilization}%`).join("; ") : "-";
     return [r.host, s.os, up, String(s.load?.[0] ?? "?"),
       s.memory ? `${(s.memory.availableMB / 1024).toFixed(1)}/${(s.memory.totalMB / 1024).toFixed(1)}G` : "?",
       s.disk ? `${s.disk.availableGB}/${s.disk.sizeGB}G ${s.disk.path}` : "?", containers, gpus];
   });
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+  return formatTable(head, rows);
 }
 
 export const ops = () => definePlugin({ name: "ops", description: "status and ad-hoc commands for the fleet", tasks: [status, exec] });

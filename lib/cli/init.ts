@@ -6,7 +6,7 @@ export class InitError extends Error {}
 
 const FLOWFILE = `// This project's flow: hosts, providers, plugins and settings. \`npx flow list\` shows every task.
 import { defineFlow } from "flow";
-import { cloud, datacrunch, lambda } from "flow/providers";
+import { cloudBoxes, datacrunch, lambda } from "flow/providers";
 import { comfyui, models, ops, workflow } from "flow/plugins";
 
 export default defineFlow({
@@ -14,8 +14,9 @@ export default defineFlow({
     // gpu1: { host: "root@1.2.3.4", provider: "datacrunch", groups: ["gpus"] },
   },
   inventory: [".flow/inventory.json"],
-  providers: [lambda(), datacrunch(), cloud()],
-  plugins: [ops(), workflow(), models(), comfyui()],
+  providers: [lambda(), datacrunch()],
+  // cloudBoxes(): provider:list|up|down over the providers above that have a cloud API
+  plugins: [ops(), workflow(), models(), comfyui(), cloudBoxes()],
 });
 `;
 

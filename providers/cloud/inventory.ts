@@ -8,14 +8,11 @@ import { inventorySchema, formatZodError, type Inventory } from "../../lib/flowf
 
 export const DEFAULT_INVENTORY = ".flow/inventory.json";
 
-export type CloudProvider = "lambda" | "datacrunch";
-
-/** What differs per provider for a launched box: its login user. */
-export const LOGIN_USER: Record<CloudProvider, string> = { lambda: "ubuntu", datacrunch: "root" };
-
 export interface LaunchedHost {
   name: string;
-  provider: CloudProvider;
+  provider: string;
+  /** login user of the provider's boxes (its profile's) */
+  user: string;
   address: string;
   port?: number;
   instanceId: string;
@@ -47,7 +44,7 @@ export function hostEntry(h: LaunchedHost): InventoryHost {
   return {
     address: h.address,
     ...(h.port && h.port !== 22 ? { port: h.port } : {}),
-    user: LOGIN_USER[h.provider],
+    user: h.user,
     ...(h.identityFile ? { identityFile: h.identityFile } : {}),
     provider: h.provider,
     groups: [h.provider, "cloud"],
@@ -81,7 +78,15 @@ export function removeHosts(path: string, match: { name?: string; instanceId?: s
 }
 
 export function findHost(path: string, match: { name?: string; instanceId?: string }): [string, InventoryHost] | undefined {
-  return Object.entries(readInventory(path).hosts).find(([name, h]) => (match.name && name === match.name) || (match.instanceId && h.data.instanceId === match.instanceId));
+  return Object.entries(readInventory(path).hosts).find(
+    ([name, h]) => (match.name && name === match.name) || (match.instanceId && h.data.instanceId === match.instanceId),
+  );
+}
+
+/** Does the flowfile read this inventory file (so its boxes become hosts)? */
+export function flowReads(flow: { inventory: string[] }, projectDir: string, file: string): boolean {
+  const wanted = inventoryPath(projectDir, file);
+  return flow.inventory.some((f) => inventoryPath(projectDir, f) === wanted);
 }
 
 function update(path: string, change: (inv: Inventory) => boolean): boolean {
@@ -110,7 +115,9 @@ function withLock<T>(dir: string, body: () => T): T {
       } catch {
         // gone between the two calls: try again
       }
-      if (Date.now() > deadline) throw new Error(`${dir}: another flow process holds the inventory lock; remove the directory if none runs`);
+      if (Date.now() > deadline) {
+        throw new Error(`${dir}: another flow process holds the inventory lock; remove the directory if none runs`);
+      }
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
     }
   }

@@ -1,21 +1,11 @@
 // `setup:<provider>`: a fresh box to ComfyUI + comfyui-api serving, written once for every
-// provider. A provider only says what differs (its profile), as data.
+// provider. A provider only says what differs (its profile, providers/shared/define.ts), as data.
 import { z } from "zod";
 import { defineTask, TaskError } from "../../lib/index.ts";
 import { dataRootOf } from "../../lib/host-data.ts";
 import { ensureNode } from "../../lib/node-runtime.ts";
 import { detectGpu, ensureDocker, ensureNvidia, ensureVolume, stopUnattendedUpgrades, waitApt } from "../../lib/steps/host.ts";
-
-export interface ProviderProfile {
-  name: string;
-  title: string;
-  /** login user of a fresh box */
-  user: string;
-  /** where models, nodes, workflows live */
-  dataRoot: string;
-  /** attached block volume mounted at the data root (DataCrunch) */
-  volume?: { device: string };
-}
+import type { ProviderProfile } from "./define.ts";
 
 export function setupTask(profile: ProviderProfile) {
   return defineTask({
@@ -23,12 +13,15 @@ export function setupTask(profile: ProviderProfile) {
     description: `Fresh ${profile.title} box -> Docker, GPU runtime, folders, Node, ComfyUI + comfyui-api running`,
     options: z.object({
       dataRoot: z.string().optional().describe(`data root (default ${profile.dataRoot})`),
-      ...(profile.volume ? { volume: z.string().default(profile.volume.device).describe("block device for the data root; formatted only when blank") } : {}),
+      ...(profile.volume
+        ? { volume: z.string().default(profile.volume.device).describe("block device for the data root; formatted only when blank") }
+        : {}),
       healthTimeout: z.number().int().positive().optional().describe("seconds to wait for GET /health"),
     }),
     async run(ctx, opts) {
       const o = opts as { dataRoot?: string; volume?: string; healthTimeout?: number };
-      const dataRoot = dataRootOf(ctx, o.dataRoot, profile.dataRoot);
+      // this box is set up as the profile's provider, whatever provider (if any) the flowfile gives it
+      const dataRoot = dataRootOf(ctx, o.dataRoot, { provider: profile.name });
       if (!dataRoot.startsWith("/")) throw new TaskError(`--data-root ${dataRoot}: give an absolute path`);
       if (ctx.transport.user !== profile.user && ctx.transport.user !== "root") {
         ctx.warn(`logged in as ${ctx.transport.user}; ${profile.title} boxes log in as ${profile.user}`);

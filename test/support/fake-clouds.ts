@@ -1,5 +1,5 @@
 // Local stand-ins for the Lambda Cloud and DataCrunch APIs, following their documented shapes
-// (see providers/cloud/*-api.ts), with the faults flow must survive: 429/503 bursts with
+// (see providers/api/*.ts), with the faults flow must survive: 429/503 bursts with
 // Retry-After, no capacity for a type in a region, bad credentials (401 in the real error shape),
 // instances that boot for N polls before they run. Their "ip" is 127.0.0.1; a banner server on a
 // local port stands in for the box's sshd (tests pass its port as --ssh-port). Loopback only.
@@ -97,21 +97,27 @@ export const LAMBDA_TYPES = {
   gpu_1x_h100_pcie: { price: 249, description: "1x H100 (80 GB PCIe)", regions: ["us-west-3", "europe-central-1"] },
   gpu_8x_h100_sxm5: { price: 2392, description: "8x H100 (80 GB SXM5)", regions: [] as string[] },
 } as const;
-const REGION_NAMES: Record<string, string> = { "us-east-1": "Virginia, USA", "us-west-1": "California, USA", "us-west-3": "Utah, USA", "europe-central-1": "Germany" };
+const REGION_NAMES: Record<string, string> = {
+  "us-east-1": "Virginia, USA", "us-west-1": "California, USA", "us-west-3": "Utah, USA", "europe-central-1": "Germany",
+};
 
 export async function startFakeLambda(opts: { apiKey: string }): Promise<FakeCloud> {
   const cloud = base();
   const region = (name: string) => ({ name, description: REGION_NAMES[name] ?? name });
   const typeInfo = (name: string) => {
     const t = LAMBDA_TYPES[name as keyof typeof LAMBDA_TYPES];
-    return { name, description: t.description, gpu_description: t.description.replace(/^\d+x /, ""), price_cents_per_hour: t.price, specs: { vcpus: 30, memory_gib: 200, storage_gib: 1400, gpus: 1 } };
+    return {
+      name, description: t.description, gpu_description: t.description.replace(/^\d+x /, ""), price_cents_per_hour: t.price,
+      specs: { vcpus: 30, memory_gib: 200, storage_gib: 1400, gpus: 1 },
+    };
   };
   const view = (i: FakeInstance) => ({
     id: i.id, name: i.name, status: i.status, ssh_key_names: ["laptop"], file_system_names: [],
     region: region(i.region), instance_type: typeInfo(i.type), hostname: `${i.id.slice(0, 8)}.cloud.lambdalabs.com`,
     ...(i.status === "active" ? { ip: "127.0.0.1", private_ip: "10.0.0.2" } : {}),
   });
-  const error = (code: string, message: string, suggestion?: string) => ({ error: { code, message, ...(suggestion ? { suggestion } : {}) } });
+  const error = (code: string, message: string, suggestion?: string) =>
+    ({ error: { code, message, ...(suggestion ? { suggestion } : {}) } });
 
   const server = createServer(async (req, res) => {
     const path = (req.url ?? "/").replace(/^\/api\/v1/, "").replace(/\?.*$/, "");
@@ -119,15 +125,23 @@ export async function startFakeLambda(opts: { apiKey: string }): Promise<FakeClo
     const body = await readBody(req);
     if (faulted(cloud, res, error("global/rate-limited", "Too many requests"))) return;
     if (req.headers.authorization !== `Bearer ${opts.apiKey}`) {
-      return send(res, 401, error("global/invalid-api-key", "API key was invalid, expired, or deleted.", "Check your API key or create a new one, then try again."));
+      return send(res, 401, error(
+        "global/invalid-api-key", "API key was invalid, expired, or deleted.", "Check your API key or create a new one, then try again.",
+      ));
     }
     const m = /^\/instances\/([^/]+)$/.exec(path);
     if (req.method === "GET" && path === "/instance-types") {
-      const data = Object.fromEntries(Object.keys(LAMBDA_TYPES).map((n) => [n, { instance_type: typeInfo(n), regions_with_capacity_available: LAMBDA_TYPES[n as keyof typeof LAMBDA_TYPES].regions.map(region) }]));
+      const data = Object.fromEntries(Object.keys(LAMBDA_TYPES).map((n) => [n, {
+        instance_type: typeInfo(n), regions_with_capacity_available: LAMBDA_TYPES[n as keyof typeof LAMBDA_TYPES].regions.map(region),
+      }]));
       return send(res, 200, { data });
     }
-    if (req.method === "GET" && path === "/ssh-keys") return send(res, 200, { data: [{ id: "k1", name: "laptop", public_key: "ssh-ed25519 AAAA laptop" }] });
-    if (req.method === "GET" && path === "/instances") return send(res, 200, { data: [...cloud.instances.values()].filter((i) => i.status !== "terminated").map(view) });
+    if (req.method === "GET" && path === "/ssh-keys") {
+      return send(res, 200, { data: [{ id: "k1", name: "laptop", public_key: "ssh-ed25519 AAAA laptop" }] });
+    }
+    if (req.method === "GET" && path === "/instances") {
+      return send(res, 200, { data: [...cloud.instances.values()].filter((i) => i.status !== "terminated").map(view) });
+    }
     if (req.method === "GET" && m) {
       const i = cloud.instances.get(m[1]!);
       if (!i) return send(res, 404, error("global/object-does-not-exist", "Specified instance does not exist."));
@@ -140,17 +154,24 @@ export async function startFakeLambda(opts: { apiKey: string }): Promise<FakeClo
         return send(res, 400, error("global/invalid-parameters", "Invalid request data."));
       }
       if (!(t.regions as readonly string[]).includes(body.region_name)) {
-        return send(res, 400, error("instance-operations/launch/insufficient-capacity", "Not enough capacity to fulfill launch request.", "Choose an instance type with more availability, or try again later."));
+        return send(res, 400, error(
+          "instance-operations/launch/insufficient-capacity", "Not enough capacity to fulfill launch request.",
+          "Choose an instance type with more availability, or try again later.",
+        ));
       }
       cloud.launches++;
       const id = randomBytes(16).toString("hex");
-      cloud.instances.set(id, { id, name: body.name ?? "", type: body.instance_type_name, region: body.region_name, status: "booting", polls: 0 });
+      cloud.instances.set(id, {
+        id, name: body.name ?? "", type: body.instance_type_name, region: body.region_name, status: "booting", polls: 0,
+      });
       return send(res, 200, { data: { instance_ids: [id] } });
     }
     if (req.method === "POST" && path === "/instance-operations/terminate") {
       const ids: string[] = body?.instance_ids ?? [];
       const found = ids.map((id) => cloud.instances.get(id));
-      if (!ids.length || found.some((i) => !i)) return send(res, 404, error("global/object-does-not-exist", "Specified instance does not exist."));
+      if (!ids.length || found.some((i) => !i)) {
+        return send(res, 404, error("global/object-does-not-exist", "Specified instance does not exist."));
+      }
       for (const i of found) {
         i!.status = "terminated";
         cloud.terminations.push(i!.id);
@@ -160,7 +181,16 @@ export async function startFakeLambda(opts: { apiKey: string }): Promise<FakeClo
     send(res, 404, error("global/object-does-not-exist", `no route ${req.method} ${path}`));
   });
   const port = await listen(server);
-  return { ...cloud, get fault() { return cloud.fault; }, set fault(f) { cloud.fault = f; }, get launches() { return cloud.launches; }, get bootPolls() { return cloud.bootPolls; }, set bootPolls(n) { cloud.bootPolls = n; }, url: `http://127.0.0.1:${port}/api/v1`, close: () => new Promise((r) => server.close(() => r())) } as FakeCloud;
+  return {
+    ...cloud,
+    get fault() { return cloud.fault; },
+    set fault(f) { cloud.fault = f; },
+    get launches() { return cloud.launches; },
+    get bootPolls() { return cloud.bootPolls; },
+    set bootPolls(n) { cloud.bootPolls = n; },
+    url: `http://127.0.0.1:${port}/api/v1`,
+    close: () => new Promise((r) => server.close(() => r())),
+  } as FakeCloud;
 }
 
 // ---------------------------------------------------------------- DataCrunch
@@ -171,9 +201,13 @@ export const DATACRUNCH_TYPES = {
   "CPU.4V.16G": { price: 0.04, description: "CPU Node" },
 } as const;
 
-export async function startFakeDataCrunch(opts: { clientId: string; clientSecret: string; tokenTtl?: number }): Promise<FakeCloud & { tokensIssued: number; revokeTokens(): void; availability: Record<string, string[]> }> {
+export async function startFakeDataCrunch(
+  opts: { clientId: string; clientSecret: string; tokenTtl?: number },
+): Promise<FakeCloud & { tokensIssued: number; revokeTokens(): void; availability: Record<string, string[]> }> {
   const cloud = base();
-  const availability: Record<string, string[]> = { "FIN-01": ["1A100.22V", "CPU.4V.16G"], "FIN-02": ["1H100.80S.30V"], "ICE-01": ["1H100.80S.30V", "1A100.22V"] };
+  const availability: Record<string, string[]> = {
+    "FIN-01": ["1A100.22V", "CPU.4V.16G"], "FIN-02": ["1H100.80S.30V"], "ICE-01": ["1H100.80S.30V", "1A100.22V"],
+  };
   const tokens = new Set<string>();
   const refreshTokens = new Set<string>();
   let tokensIssued = 0;
@@ -186,9 +220,11 @@ export async function startFakeDataCrunch(opts: { clientId: string; clientSecret
     return { access_token: access, refresh_token: refresh, scope: "cloud-api-v1", token_type: "Bearer", expires_in: opts.tokenTtl ?? 3600 };
   };
   const view = (i: FakeInstance) => ({
-    id: i.id, instance_type: i.type, image: "ubuntu-24.04-cuda-12.8-open-docker", price_per_hour: DATACRUNCH_TYPES[i.type as keyof typeof DATACRUNCH_TYPES].price,
+    id: i.id, instance_type: i.type, image: "ubuntu-24.04-cuda-12.8-open-docker",
+    price_per_hour: DATACRUNCH_TYPES[i.type as keyof typeof DATACRUNCH_TYPES].price,
     hostname: i.name, description: `flow: ${i.name}`, ip: i.status === "running" ? "127.0.0.1" : null, status: i.status,
-    created_at: new Date().toISOString(), ssh_key_ids: ["key-1"], cpu: {}, gpu: {}, memory: {}, storage: {}, gpu_memory: {}, location: i.region, is_spot: false,
+    created_at: new Date().toISOString(), ssh_key_ids: ["key-1"], cpu: {}, gpu: {}, memory: {}, storage: {}, gpu_memory: {},
+    location: i.region, is_spot: false,
   });
 
   const server = createServer(async (req, res) => {
@@ -197,20 +233,34 @@ export async function startFakeDataCrunch(opts: { clientId: string; clientSecret
     const body = await readBody(req);
     if (faulted(cloud, res, { code: "too_many_requests", message: "Too many requests" })) return;
     if (req.method === "POST" && path === "/oauth2/token") {
-      if (body?.grant_type === "client_credentials" && body.client_id === opts.clientId && body.client_secret === opts.clientSecret) return send(res, 200, issue());
+      if (body?.grant_type === "client_credentials" && body.client_id === opts.clientId && body.client_secret === opts.clientSecret) {
+        return send(res, 200, issue());
+      }
       if (body?.grant_type === "refresh_token" && refreshTokens.delete(body.refresh_token)) return send(res, 200, issue());
-      return send(res, body?.grant_type === "refresh_token" ? 400 : 401, { code: "unauthorized_request", message: "Invalid client id or client secret" });
+      const status = body?.grant_type === "refresh_token" ? 400 : 401;
+      return send(res, status, { code: "unauthorized_request", message: "Invalid client id or client secret" });
     }
     const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? "");
-    if (!auth || !tokens.has(auth[1]!)) return send(res, 401, { code: "unauthorized_request", message: "Access token is missing, invalid or expired" });
+    if (!auth || !tokens.has(auth[1]!)) {
+      return send(res, 401, { code: "unauthorized_request", message: "Access token is missing, invalid or expired" });
+    }
     const m = /^\/instances\/([^/]+)$/.exec(path);
     if (req.method === "GET" && path === "/instance-types") {
-      return send(res, 200, Object.entries(DATACRUNCH_TYPES).map(([name, t]) => ({ id: randomUUID(), instance_type: name, price_per_hour: t.price, description: t.description, cpu: {}, gpu: {}, memory: {}, gpu_memory: {}, storage: {} })));
+      return send(res, 200, Object.entries(DATACRUNCH_TYPES).map(([name, t]) => ({
+        id: randomUUID(), instance_type: name, price_per_hour: t.price, description: t.description,
+        cpu: {}, gpu: {}, memory: {}, gpu_memory: {}, storage: {},
+      })));
     }
-    if (req.method === "GET" && path === "/instance-availability") return send(res, 200, Object.entries(availability).map(([location_code, availabilities]) => ({ location_code, availabilities })));
-    if (req.method === "GET" && path === "/ssh-keys") return send(res, 200, [{ id: "key-1", name: "laptop", key: "ssh-ed25519 AAAA laptop" }]);
+    if (req.method === "GET" && path === "/instance-availability") {
+      return send(res, 200, Object.entries(availability).map(([location_code, availabilities]) => ({ location_code, availabilities })));
+    }
+    if (req.method === "GET" && path === "/ssh-keys") {
+      return send(res, 200, [{ id: "key-1", name: "laptop", key: "ssh-ed25519 AAAA laptop" }]);
+    }
     if (req.method === "GET" && path === "/volumes") return send(res, 200, []);
-    if (req.method === "GET" && path === "/instances") return send(res, 200, [...cloud.instances.values()].filter((i) => i.status !== "deleted").map(view));
+    if (req.method === "GET" && path === "/instances") {
+      return send(res, 200, [...cloud.instances.values()].filter((i) => i.status !== "deleted").map(view));
+    }
     if (req.method === "GET" && m) {
       const i = cloud.instances.get(m[1]!);
       if (!i || i.status === "deleted") return send(res, 404, { code: "not_found", message: "Instance not found" });
@@ -218,22 +268,32 @@ export async function startFakeDataCrunch(opts: { clientId: string; clientSecret
       return send(res, 200, view(i));
     }
     if (req.method === "POST" && path === "/instances") {
-      if (!(body?.instance_type in DATACRUNCH_TYPES) || typeof body.location_code !== "string" || typeof body.image !== "string" || !Array.isArray(body.ssh_key_ids)) {
+      if (
+        !(body?.instance_type in DATACRUNCH_TYPES) || typeof body.location_code !== "string"
+        || typeof body.image !== "string" || !Array.isArray(body.ssh_key_ids)
+      ) {
         return send(res, 400, { code: "invalid_request", message: "Invalid request" });
       }
       if (!(availability[body.location_code] ?? []).includes(body.instance_type)) {
-        return send(res, 503, { code: "service_unavailable", message: `Not enough resources to deploy a 1 GPU instance type ${body.instance_type} in ${body.location_code}` });
+        return send(res, 503, {
+          code: "service_unavailable",
+          message: `Not enough resources to deploy a 1 GPU instance type ${body.instance_type} in ${body.location_code}`,
+        });
       }
       cloud.launches++;
       const id = randomUUID();
-      cloud.instances.set(id, { id, name: body.hostname, type: body.instance_type, region: body.location_code, status: "provisioning", polls: 0 });
+      cloud.instances.set(id, {
+        id, name: body.hostname, type: body.instance_type, region: body.location_code, status: "provisioning", polls: 0,
+      });
       return send(res, 202, id);
     }
     if (req.method === "PUT" && path === "/instances") {
       const ids: string[] = Array.isArray(body?.id) ? body.id : [body?.id];
       const found = ids.map((id) => cloud.instances.get(id));
       if (found.some((i) => !i)) return send(res, 404, { code: "not_found", message: "Instance not found" });
-      if (body.action !== "delete") return send(res, 400, { code: "invalid_request", message: `unsupported action in the fake: ${body.action}` });
+      if (body.action !== "delete") {
+        return send(res, 400, { code: "invalid_request", message: `unsupported action in the fake: ${body.action}` });
+      }
       for (const i of found) {
         i!.status = "deleted";
         cloud.terminations.push(i!.id);

@@ -21,7 +21,7 @@ function project(): string {
   const d = mkdtempSync(join(tmpdir(), "flow-cloud-"));
   writeFileSync(
     join(d, "flowfile.ts"),
-    flowfileSource(`import { cloudTasks } from ${JSON.stringify(REPO + "providers/cloud/tasks.ts")};
+    flowfileSource(`import { cloudTasks } from ${JSON.stringify(REPO + "providers/index.ts")};
 export default defineFlow({
   inventory: [".flow/inventory.json"],
   settings: { connectTimeoutMs: 2000, sshConfigFile: null },
@@ -187,7 +187,7 @@ test("provider:up (datacrunch): OAuth token reused, renewed after a 401; root lo
   // tokens revoked mid-life: the next call gets a 401, fetches a new token and carries on
   dc.revokeTokens();
   const issued = dc.tokensIssued;
-  const { DataCrunchApi } = await import("../../providers/cloud/datacrunch-api.ts");
+  const { DataCrunchApi } = await import("../../providers/api/datacrunch.ts");
   const api = new DataCrunchApi({ clientId: DC_ID, clientSecret: DC_SECRET, baseUrl: dc.url });
   assert.equal((await api.instances()).length, 1);
   dc.revokeTokens();
@@ -228,7 +228,7 @@ test("provider:down terminates and removes from the inventory; a second run chan
 });
 
 test("provider:up without --name: a deterministic name, so a re-run after an SSH timeout picks the box up", async () => {
-  const { defaultName } = await import("../../providers/cloud/tasks.ts");
+  const { defaultName } = await import("../../providers/cloud/names.ts");
   assert.equal(defaultName("datacrunch", "1A100.22V", "FIN-01"), "flow-datacrunch-1a100-22v-fin-01");
   assert.equal(defaultName("lambda", "gpu_1x_a10", "us-east-1"), "flow-lambda-gpu-1x-a10-us-east-1");
   assert.ok(defaultName("lambda", "x".repeat(80), "us-east-1").length <= 63);

@@ -69,7 +69,11 @@ export async function request(spec: RequestSpec): Promise<HttpResponse> {
     try {
       res = await fetch(url, {
         method: spec.method,
-        headers: { accept: "application/json", ...(spec.body !== undefined ? { "content-type": "application/json" } : {}), ...spec.headers },
+        headers: {
+          accept: "application/json",
+          ...(spec.body !== undefined ? { "content-type": "application/json" } : {}),
+          ...spec.headers,
+        },
         body: spec.body === undefined ? undefined : JSON.stringify(spec.body),
         signal: AbortSignal.timeout(spec.timeoutMs ?? 30_000),
       });
@@ -85,7 +89,8 @@ export async function request(spec: RequestSpec): Promise<HttpResponse> {
     return { again: res.status === 429 ? "rate limited" : "unavailable", status: res.status, retryAfter: res.headers.get("retry-after") };
   }, {
     onRetry: (i) => spec.onRetry?.({ endpoint: label, status: i.status!, attempt: i.attempt, tries: i.tries, delayMs: i.delayMs }),
-    giveUp: (reason, tries, status) => new CloudApiError(`${label}: still ${status} (${reason}) after ${tries} tries; try again later`, status ?? null),
+    giveUp: (reason, tries, status) =>
+      new CloudApiError(`${label}: still ${status} (${reason}) after ${tries} tries; try again later`, status ?? null),
   });
 }
 
@@ -103,7 +108,8 @@ export function expectShape<S extends z.ZodType>(schema: S, res: HttpResponse, l
   if (res.json === undefined) throw new CloudApiError(`${label}: expected JSON, got ${describeBody(res.text)}`, res.status);
   const parsed = schema.safeParse(res.json, { reportInput: true });
   if (!parsed.success) {
-    throw new CloudApiError(`${label}: unexpected response shape (has the API changed?):\n${formatZodError(parsed.error, "response")}`, res.status);
+    const problems = formatZodError(parsed.error, "response");
+    throw new CloudApiError(`${label}: unexpected response shape (has the API changed?):\n${problems}`, res.status);
   }
   return parsed.data;
 }
@@ -125,5 +131,9 @@ export function retryFromEnv(): RetryPolicy {
     const v = Number(process.env[name]);
     return Number.isFinite(v) && v > 0 ? v : d;
   };
-  return { tries: n("FLOW_CLOUD_RETRY_TRIES", DEFAULT_RETRY.tries), baseMs: n("FLOW_CLOUD_RETRY_BASE_MS", DEFAULT_RETRY.baseMs), maxMs: n("FLOW_CLOUD_RETRY_MAX_MS", DEFAULT_RETRY.maxMs) };
+  return {
+    tries: n("FLOW_CLOUD_RETRY_TRIES", DEFAULT_RETRY.tries),
+    baseMs: n("FLOW_CLOUD_RETRY_BASE_MS", DEFAULT_RETRY.baseMs),
+    maxMs: n("FLOW_CLOUD_RETRY_MAX_MS", DEFAULT_RETRY.maxMs),
+  };
 }

@@ -5,7 +5,10 @@
 // exact error code of a 401 and of "not enough resources" (observed as a 503 whose message says
 // so), hence the message match in isCapacityAnswer.
 import { z } from "zod";
-import { baseUrlFrom, CloudApiError, describeBody, endpointLabel, expectShape, NoCapacityError, request, retryFromEnv, type HttpResponse, type RetryInfo, type RetryPolicy } from "./http.ts";
+import {
+  baseUrlFrom, CloudApiError, describeBody, endpointLabel, expectShape, NoCapacityError, request, retryFromEnv,
+  type HttpResponse, type RetryInfo, type RetryPolicy,
+} from "./http.ts";
 
 export const DATACRUNCH_DEFAULT_URL = "https://api.datacrunch.io/v1";
 const API = "DataCrunch API";
@@ -37,7 +40,13 @@ const instance = z.object({
   price_per_hour: price.nullish(),
 });
 const sshKey = z.object({ id: z.string(), name: z.string() });
-const volume = z.object({ id: z.string(), name: z.string().nullish(), size: z.number().optional(), status: z.string().optional(), location: z.string().nullish() });
+const volume = z.object({
+  id: z.string(),
+  name: z.string().nullish(),
+  size: z.number().optional(),
+  status: z.string().optional(),
+  location: z.string().nullish(),
+});
 const errorBody = z.object({ code: z.string().optional(), message: z.string() });
 
 export type DataCrunchInstanceType = z.output<typeof instanceType>;
@@ -92,7 +101,16 @@ export class DataCrunchApi {
   }
 
   /** Deploy one instance; answers its id. No capacity becomes a NoCapacityError naming the locations that have the type. */
-  async launch(req: { type: string; image: string; sshKeyIds: string[]; location: string; hostname: string; description: string; isSpot?: boolean; existingVolumes?: string[] }): Promise<string> {
+  async launch(req: {
+    type: string;
+    image: string;
+    sshKeyIds: string[];
+    location: string;
+    hostname: string;
+    description: string;
+    isSpot?: boolean;
+    existingVolumes?: string[];
+  }): Promise<string> {
     const body = {
       instance_type: req.type,
       image: req.image,
@@ -109,7 +127,9 @@ export class DataCrunchApi {
     if (res.status >= 400) this.check(res, "POST", "/instances", z.unknown());
     // The id comes back as text; some gateways quote it as a JSON string.
     const id = typeof res.json === "string" ? res.json : res.text.trim();
-    if (!/^[A-Za-z0-9-]{6,}$/.test(id)) throw new CloudApiError(`${label}: expected the new instance id, got ${describeBody(res.text)}`, res.status);
+    if (!/^[A-Za-z0-9-]{6,}$/.test(id)) {
+      throw new CloudApiError(`${label}: expected the new instance id, got ${describeBody(res.text)}`, res.status);
+    }
     return id;
   }
 
@@ -127,7 +147,9 @@ export class DataCrunchApi {
     const others = avail.filter((l) => l.availabilities.includes(type) && l.location_code !== where).map((l) => l.location_code);
     return new NoCapacityError(
       `DataCrunch has no capacity for ${type} in ${where}; ` +
-        (others.length ? `locations with capacity now: ${others.join(", ")}` : "no location has capacity for it right now; try another type or later"),
+        (others.length
+          ? `locations with capacity now: ${others.join(", ")}`
+          : "no location has capacity for it right now; try another type or later"),
       others,
     );
   }
@@ -158,18 +180,24 @@ export class DataCrunchApi {
       const res = await this.tokenRequest({ grant_type: "refresh_token", refresh_token: this.token.refresh });
       if (res.status < 400) return this.keep(res);
     }
-    const res = await this.tokenRequest({ grant_type: "client_credentials", client_id: this.opts.clientId, client_secret: this.opts.clientSecret });
+    const res = await this.tokenRequest({
+      grant_type: "client_credentials", client_id: this.opts.clientId, client_secret: this.opts.clientSecret,
+    });
     if (res.status >= 400) {
       const e = errorBody.safeParse(res.json);
       const what = e.success ? `${e.data.code ? `${e.data.code}: ` : ""}${e.data.message}` : `HTTP ${res.status}`;
-      throw new CloudApiError(`${API} POST /oauth2/token: ${res.status} ${what} (check DATACRUNCH_CLIENT_ID and DATACRUNCH_CLIENT_SECRET)`, res.status, e.success ? e.data.code : undefined);
+      const message = `${API} POST /oauth2/token: ${res.status} ${what} (check DATACRUNCH_CLIENT_ID and DATACRUNCH_CLIENT_SECRET)`;
+      throw new CloudApiError(message, res.status, e.success ? e.data.code : undefined);
     }
     return this.keep(res);
   }
 
   private tokenRequest(body: Record<string, string>): Promise<HttpResponse> {
     // Credentials travel in the JSON body, as the SDKs send them; never in the URL.
-    return request({ api: API, method: "POST", baseUrl: this.baseUrl, path: "/oauth2/token", body, retry: this.opts.retry ?? retryFromEnv(), onRetry: this.opts.onRetry });
+    return request({
+      api: API, method: "POST", baseUrl: this.baseUrl, path: "/oauth2/token", body,
+      retry: this.opts.retry ?? retryFromEnv(), onRetry: this.opts.onRetry,
+    });
   }
 
   private keep(res: HttpResponse): string {
@@ -183,7 +211,10 @@ export class DataCrunchApi {
     if (res.status >= 400) {
       const e = errorBody.safeParse(res.json);
       const hint = res.status === 401 ? " (check DATACRUNCH_CLIENT_ID and DATACRUNCH_CLIENT_SECRET)" : "";
-      if (e.success) throw new CloudApiError(`${label}: ${res.status} ${e.data.code ? `${e.data.code}: ` : ""}${e.data.message}${hint}`, res.status, e.data.code);
+      if (e.success) {
+        const code = e.data.code ? `${e.data.code}: ` : "";
+        throw new CloudApiError(`${label}: ${res.status} ${code}${e.data.message}${hint}`, res.status, e.data.code);
+      }
       throw new CloudApiError(`${label}: HTTP ${res.status}: ${describeBody(res.text)}${hint}`, res.status);
     }
     return expectShape(schema, res, label);

@@ -3,7 +3,10 @@
 // is a 400 with code instance-operations/launch/insufficient-capacity). Unknown fields are ignored
 // so additions on Lambda's side do not break us; a missing field we rely on is a clear error.
 import { z } from "zod";
-import { baseUrlFrom, CloudApiError, describeBody, endpointLabel, expectShape, NoCapacityError, request, retryFromEnv, type HttpResponse, type RetryInfo, type RetryPolicy } from "./http.ts";
+import {
+  baseUrlFrom, CloudApiError, describeBody, endpointLabel, expectShape, NoCapacityError, request, retryFromEnv,
+  type HttpResponse, type RetryInfo, type RetryPolicy,
+} from "./http.ts";
 
 export const LAMBDA_DEFAULT_URL = "https://cloud.lambdalabs.com/api/v1";
 const API = "Lambda API";
@@ -85,12 +88,13 @@ export class LambdaApi {
     if (res.status >= 400 && err.success && /insufficient-capacity/.test(err.data.error.code)) {
       throw await this.noCapacity(req.type, req.region);
     }
-    const ids = this.check(res, "POST", "/instance-operations/launch", z.object({ data: z.object({ instance_ids: z.array(z.string()).min(1) }) })).data.instance_ids;
-    return ids[0]!;
+    const launched = z.object({ data: z.object({ instance_ids: z.array(z.string()).min(1) }) });
+    return this.check(res, "POST", "/instance-operations/launch", launched).data.instance_ids[0]!;
   }
 
   async terminate(ids: string[]): Promise<void> {
-    await this.call("POST", "/instance-operations/terminate", { instance_ids: ids }, z.object({ data: z.object({ terminated_instances: z.array(z.unknown()) }) }));
+    const terminated = z.object({ data: z.object({ terminated_instances: z.array(z.unknown()) }) });
+    await this.call("POST", "/instance-operations/terminate", { instance_ids: ids }, terminated);
   }
 
   /** Why a launch failed for capacity, with where the type can be had right now. */
@@ -127,7 +131,8 @@ export class LambdaApi {
       if (err.success) {
         const e = err.data.error;
         const hint = res.status === 401 ? " (check LAMBDA_API_KEY)" : "";
-        throw new CloudApiError(`${label}: ${res.status} ${e.code}: ${e.message}${e.suggestion ? ` ${e.suggestion}` : ""}${hint}`, res.status, e.code);
+        const suggestion = e.suggestion ? ` ${e.suggestion}` : "";
+        throw new CloudApiError(`${label}: ${res.status} ${e.code}: ${e.message}${suggestion}${hint}`, res.status, e.code);
       }
       throw new CloudApiError(`${label}: HTTP ${res.status}: ${describeBody(res.text)}`, res.status);
     }
