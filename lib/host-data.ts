@@ -1,8 +1,8 @@
 // Where a host keeps its data: one order for every task that needs the folder (setup and
 // comfyui:up, the models tasks, status), so they all reach the same answer for the same host:
 //   1. what the command was given (`--data-root`)
-//   2. the host's `data.dataRoot`: what the flowfile / inventory says, else the root setup recorded
-//      on the host (read at connect and merged under the flowfile's data: lib/run/host-run.ts)
+//   2. the host's `data.dataRoot`: the root setup recorded on the host (read at connect and merged
+//      over the flowfile's data: lib/run/host-run.ts withRecord), else what the flowfile / inventory says
 //   3. the default of the host's provider (its profile, reached through the flow's providers)
 //   4. the login user's home
 import { homedir } from "node:os";

@@ -36,9 +36,8 @@ export async function runOnHost(req: RunRequest, host: HostSpec): Promise<HostRe
       recap.error = err instanceof UnreachableError ? err.message : `${host.name}: cannot connect: ${(err as Error).message}`;
       return recap;
     }
-    // What flow recorded on this host in earlier runs (e.g. the data root setup chose); the flowfile wins.
     const recorded = host.local ? {} : await readHostRecord(transport, req.flow.config.settings.remoteDir);
-    const ctx = new HostContext(req, { ...host, data: { ...recorded, ...host.data } }, transport, emit);
+    const ctx = new HostContext(req, withRecord(host, recorded), transport, emit);
     if (req.task.lock !== false && !req.dryRun && req.task.scope !== "local") {
       lock = await takeLock(ctx, req);
       const held = lock;
@@ -71,4 +70,12 @@ async function readHostRecord(t: Transport, remoteDir: string): Promise<Record<s
   } catch {
     return {};
   }
+}
+
+/**
+ * What flow recorded on the host in earlier runs (the data root setup chose) wins over the flowfile's
+ * data for the same key: it says where the containers' folders really are on that box.
+ */
+export function withRecord(host: HostSpec, recorded: Record<string, unknown>): HostSpec {
+  return { ...host, data: { ...host.data, ...recorded } };
 }
