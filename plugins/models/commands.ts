@@ -30,7 +30,8 @@ export function hashCommand(root: string, relPaths: string[]): string {
   if (!relPaths.length) return "true";
   return [
     // && : if the root is gone, stop; the relative paths must never be read from the login directory
-    `cd -- ${shQuote(root)} && for f in ${relPaths.map(shQuote).join(" ")}; do h=$(sha256sum < "$f" 2>/dev/null | cut -d' ' -f1); echo "\${h:--}"; done`,
+    `cd -- ${shQuote(root)} && for f in ${relPaths.map(shQuote).join(" ")}; ` +
+      `do h=$(sha256sum < "$f" 2>/dev/null | cut -d' ' -f1); echo "\${h:--}"; done`,
   ].join("\n");
 }
 
@@ -63,7 +64,12 @@ export function linkCommand(root: string, links: { keep: string; replace: string
   const out = ["set -e", `cd -- ${shQuote(root)}`];
   for (const l of links) {
     const tmp = shQuote(`${l.replace}.flow-link`);
-    out.push(`mkdir -p -- ${shQuote(dirOf(l.replace))}`, `rm -f -- ${tmp}`, `ln -- ${shQuote(l.keep)} ${tmp}`, `mv -f -- ${tmp} ${shQuote(l.replace)}`);
+    out.push(
+      `mkdir -p -- ${shQuote(dirOf(l.replace))}`,
+      `rm -f -- ${tmp}`,
+      `ln -- ${shQuote(l.keep)} ${tmp}`,
+      `mv -f -- ${tmp} ${shQuote(l.replace)}`,
+    );
   }
   return out.join("\n");
 }

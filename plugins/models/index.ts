@@ -1,6 +1,6 @@
 // Tier 3, plugin "models": the model files the workflows need, on each host, downloaded there
 // (detached, resumable) from sources resolved here; a report, organize and cleanup.
-// Only names and option schemas live here; the bodies (tasks.ts) load when a task runs.
+// Only names and option schemas live here; each body loads when its task runs.
 import { z } from "zod";
 import { definePlugin, defineTask } from "../../lib/index.ts";
 
@@ -12,8 +12,6 @@ export interface ModelsOptions {
   /** URL prefix -> replacement, for plain URLs (a local mirror or cache) */
   mirrors?: Record<string, string>;
 }
-
-const impl = () => import("./tasks.ts");
 
 const workflowOpt = z.array(z.string()).optional().describe("workflow files (default: every file in workflow_templates/)");
 const offlineOpt = z.boolean().default(false).describe("use cached reference data only (model-list.json)");
@@ -27,13 +25,19 @@ const downloadOptions = z.object({
 });
 export type DownloadOptions = z.infer<typeof downloadOptions>;
 
-const reportOptions = z.object({ workflow: workflowOpt, optional: z.boolean().default(false).describe("count optional models too"), offline: offlineOpt });
+const reportOptions = z.object({
+  workflow: workflowOpt,
+  optional: z.boolean().default(false).describe("count optional models too"),
+  offline: offlineOpt,
+});
 export type ReportOptions = z.infer<typeof reportOptions>;
 const organizeOptions = z.object({ workflow: workflowOpt, offline: offlineOpt });
 export type OrganizeOptions = z.infer<typeof organizeOptions>;
 const cleanupOptions = z.object({
-  workflow: z.array(z.string()).optional().describe("also keep the models of these workflow files (every file in workflow_templates/ is always kept)"),
-  yes: z.boolean().default(false).describe("delete the listed files (else only list them)"), offline: offlineOpt });
+  workflow: z.array(z.string()).optional()
+    .describe("also keep the models of these workflow files (every file in workflow_templates/ is always kept)"),
+  offline: offlineOpt,
+});
 export type CleanupOptions = z.infer<typeof cleanupOptions>;
 
 const tokens = ["HF_TOKEN", "CIVITAI_API_TOKEN"];
@@ -48,7 +52,7 @@ export function models(options: ModelsOptions = {}) {
         description: "Download the models the workflows need onto the host (detached, resumable, verified)",
         optionalSecrets: tokens,
         options: downloadOptions,
-        run: async (ctx, o) => (await impl()).runDownload(ctx, o, options),
+        run: async (ctx, o) => (await import("./download.ts")).runDownload(ctx, o, options),
       }),
       defineTask({
         name: "models:report",
@@ -56,19 +60,20 @@ export function models(options: ModelsOptions = {}) {
         lock: false,
         optionalSecrets: tokens,
         options: reportOptions,
-        run: async (ctx, o) => (await impl()).runReport(ctx, o, options),
+        run: async (ctx, o) => (await import("./report.ts")).runReport(ctx, o, options),
       }),
       defineTask({
         name: "models:organize",
         description: "Move model files into the folders the workflows expect; hardlink identical files",
         options: organizeOptions,
-        run: async (ctx, o) => (await impl()).runOrganize(ctx, o, options),
+        run: async (ctx, o) => (await import("./organize.ts")).runOrganize(ctx, o),
       }),
       defineTask({
         name: "models:cleanup",
         description: "List model files no workflow needs; delete them with --yes",
+        destructive: "delete the model files no workflow needs",
         options: cleanupOptions,
-        run: async (ctx, o) => (await impl()).runCleanup(ctx, o, options),
+        run: async (ctx, o) => (await import("./cleanup.ts")).runCleanup(ctx, o),
       }),
     ],
   });

@@ -31,7 +31,8 @@ export function parseScan(out: string): Scan {
   const downloadRunning = head[0]?.trim() === "running";
   // POSIX df -P: Filesystem 1-blocks Used Available Capacity Mounted-on
   const df = head[1]?.trim().split(/\s+/);
-  const disk = df && df.length >= 6 && /^\d+$/.test(df[1]!) && /^\d+$/.test(df[3]!) ? { size: Number(df[1]), free: Number(df[3]) } : undefined;
+  const numbers = df && df.length >= 6 && /^\d+$/.test(df[1]!) && /^\d+$/.test(df[3]!);
+  const disk = numbers ? { size: Number(df[1]), free: Number(df[3]) } : undefined;
   const files: ScanFile[] = [];
   for (const rec of body.split("\0")) {
     const m = /^(\d+)\t(\d+)\t(\d+)\t([\s\S]+)$/.exec(rec.replace(/^\n/, ""));
@@ -230,7 +231,12 @@ export interface WorkflowStatus {
   unknownSizes: number;
 }
 
-export function workflowStatus(w: WorkflowDeps, files: Map<string, ScanFile>, sizeOf: (d: ModelDep) => number | undefined, includeOptional = false): WorkflowStatus {
+export function workflowStatus(
+  w: WorkflowDeps,
+  files: Map<string, ScanFile>,
+  sizeOf: (d: ModelDep) => number | undefined,
+  includeOptional = false,
+): WorkflowStatus {
   const missing: WorkflowStatus["missing"] = [];
   for (const d of w.models) {
     if (d.optional && !includeOptional) continue;
@@ -242,7 +248,8 @@ export function workflowStatus(w: WorkflowDeps, files: Map<string, ScanFile>, si
     }
   }
   const known = missing.filter((m) => m.bytes !== undefined);
-  return { workflow: w.workflow, ready: !missing.length, missing, bytesToDownload: known.reduce((n, m) => n + m.bytes!, 0), unknownSizes: missing.length - known.length };
+  const bytesToDownload = known.reduce((n, m) => n + m.bytes!, 0);
+  return { workflow: w.workflow, ready: !missing.length, missing, bytesToDownload, unknownSizes: missing.length - known.length };
 }
 
 // ---------- organize ----------

@@ -1,14 +1,13 @@
 // Plugin "workflow": what a workflow needs (packs, models), UI -> API conversion, and the lock file.
-// Local tasks: they read files in the project and reference data from the cache; a host is only
-// asked for its /object_info (`workflow:object-info`, which `workflow:convert --host` runs).
-// Only names and option schemas live here; the bodies (tasks.ts) load when a task runs.
+// deps and lock are local: they read files in the project and reference data from the cache.
+// object-info and convert run on the selected host, whose ComfyUI answers /object_info on its own
+// loopback (`flow run workflow:convert --file ui.json --host gpu1`); convert with a saved
+// `--object-info FILE` asks no host (`--host local`).
+// Only names and option schemas live here; each body loads when its task runs.
 import { z } from "zod";
 import { definePlugin, defineTask } from "../../lib/index.ts";
 
-export const TEMPLATES_DIR = "workflow_templates";
 export const LOCK_FILE = "flow.lock.json";
-
-const impl = () => import("./tasks.ts");
 
 const objectInfoOption = z.string().optional().describe("a saved /object_info JSON: refreshes the core node list");
 const comfyUrl = z.url().default("http://127.0.0.1:8188").describe("ComfyUI's address as seen on the host");
@@ -24,15 +23,13 @@ export const objectInfoTask = defineTask({
   description: "Fetch ComfyUI's /object_info on a host (node definitions, for convert and deps)",
   lock: false,
   options: objectInfoOptions,
-  run: async (ctx, o) => (await impl()).runObjectInfo(ctx, o),
+  run: async (ctx, o) => (await import("./object-info.ts")).runObjectInfo(ctx, o),
 });
 
 const depsOptions = z.object({
   file: z.array(z.string()).optional().describe("workflow files (JSON or PNG); default: workflow_templates/"),
   objectInfo: objectInfoOption,
   offline: z.boolean().default(false).describe("use cached reference data only"),
-  // Filled by the global --json: machines get the data event, not the tables.
-  json: z.boolean().default(false).describe("JSON output (flow.workflow-deps/1 per workflow)"),
 });
 export type DepsOptions = z.infer<typeof depsOptions>;
 
@@ -42,14 +39,12 @@ export const depsTask = defineTask({
   scope: "local",
   lock: false,
   options: depsOptions,
-  run: async (ctx, o) => (await impl()).runDeps(ctx, o),
+  run: async (ctx, o) => (await import("./deps.ts")).runDeps(ctx, o),
 });
 
 const convertOptions = z.object({
   file: z.string().describe("UI-format workflow (JSON or PNG)"),
-  objectInfo: z.string().optional().describe("saved /object_info JSON"),
-  // Same key as the global --host: that flag names the host to ask.
-  host: z.string().optional().describe("ask this host's ComfyUI for its /object_info"),
+  objectInfo: z.string().optional().describe("saved /object_info JSON (else the host's ComfyUI is asked)"),
   comfyUrl,
   output: z.string().optional().meta({ alias: "o" }).describe("API JSON to write (default: <file>.api.json beside it)"),
 });
@@ -57,11 +52,10 @@ export type ConvertOptions = z.infer<typeof convertOptions>;
 
 export const convertTask = defineTask({
   name: "workflow:convert",
-  description: "Convert a UI-format workflow to API format (needs an object_info: a file or a host's)",
-  scope: "local",
+  description: "Convert a UI-format workflow to API format with the host's /object_info (or a saved one, --host local)",
   lock: false,
   options: convertOptions,
-  run: async (ctx, o) => (await impl()).runConvert(ctx, o),
+  run: async (ctx, o) => (await import("./convert.ts")).runConvert(ctx, o),
 });
 
 const lockOptions = z.object({
@@ -78,7 +72,7 @@ export const lockTask = defineTask({
   lock: false,
   optionalSecrets: ["GITHUB_TOKEN", "HF_TOKEN"],
   options: lockOptions,
-  run: async (ctx, o) => (await impl()).runLock(ctx, o),
+  run: async (ctx, o) => (await import("./lock.ts")).runLock(ctx, o),
 });
 
 export const workflow = () =>

@@ -13,6 +13,8 @@ import { seeded, sha256, startFakeHub, type FakeHub } from "../support/fake-hub.
 const why = await labUnavailableReason();
 const MB = 1024 * 1024;
 const HF_TOKEN = "hf_good_" + Math.random().toString(36).slice(2, 12);
+/** a valid token of another account, not granted the gated repository */
+const HF_OTHER = "hf_other_" + Math.random().toString(36).slice(2, 12);
 const FILES = {
   a: seeded("a", 3 * MB),
   b: seeded("b", 2 * MB),
@@ -35,7 +37,8 @@ describe("models plugin on a lab host", { skip: why ?? false, timeout: 900_000 }
 
   const sshArgs = () => {
     const h = inv.hosts.lab6!;
-    return ["-i", h.identityFile, "-o", `UserKnownHostsFile=${inv.knownHostsFile}`, "-o", "BatchMode=yes", "-p", String(h.port), `${h.user}@127.0.0.1`];
+    const opts = ["-o", `UserKnownHostsFile=${inv.knownHostsFile}`, "-o", "BatchMode=yes"];
+    return ["-i", h.identityFile, ...opts, "-p", String(h.port), `${h.user}@127.0.0.1`];
   };
   // async: the fake hub lives in this process, a blocking spawnSync would stall it mid-download
   const onHost = (command: string) =>
@@ -46,7 +49,8 @@ describe("models plugin on a lab host", { skip: why ?? false, timeout: 900_000 }
       const t = setTimeout(() => c.kill(), 30_000);
       c.on("close", () => (clearTimeout(t), resolve(out)));
     });
-  const run = (args: string[], extra: Record<string, string> = {}) => flow(["run", ...args, "--hosts", "lab6"], { cwd: dir, env: { ...env, ...extra } });
+  const run = (args: string[], extra: Record<string, string> = {}) =>
+    flow(["run", ...args, "--hosts", "lab6"], { cwd: dir, env: { ...env, ...extra } });
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   async function until(what: string, check: () => Promise<boolean>, ms = 30_000): Promise<void> {
     const end = Date.now() + ms;
@@ -56,7 +60,8 @@ describe("models plugin on a lab host", { skip: why ?? false, timeout: 900_000 }
     }
   }
   const doneBytes = async () => {
-    const lines = (await onHost("tail -n 5 ~/.flow/runs/models-download/events.jsonl 2>/dev/null")).split("\n").filter((l) => l.includes('"type":"progress"'));
+    const tail = await onHost("tail -n 5 ~/.flow/runs/models-download/events.jsonl 2>/dev/null");
+    const lines = tail.split("\n").filter((l) => l.includes('"type":"progress"'));
     return lines.length ? (JSON.parse(lines.at(-1)!) as { done: number }).done : 0;
   };
   const hostSha = async (p: string) => (await onHost(`sha256sum ${ROOT}/${p} 2>/dev/null | cut -c1-64`)).trim();
@@ -66,32 +71,42 @@ describe("models plugin on a lab host", { skip: why ?? false, timeout: 900_000 }
    */
   async function flowChild(args: string[]): Promise<{ child: ChildProcess; done: Promise<CliResult>; out: () => string }> {
     await onHost("rm -f ~/.flow/runs/models-download/events.jsonl");
-    const child = spawn(process.execPath, [FLOW_BIN, "run", ...args, "--hosts", "lab6"], { cwd: dir, env: { ...process.env, CI: "true", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [FLOW_BIN, "run", ...args, "--hosts", "lab6"], {
+      cwd: dir, env: { ...process.env, CI: "true", ...env }, stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     child.stdout!.on("data", (c: Buffer) => (stdout += c));
     const done = new Promise<CliResult>((r) => child.on("close", (code) => r({ code, stdout, stderr: "" })));
     return { child, done, out: () => stdout };
   }
-  const killScript = () => onHost(`for p in $(pgrep -f models-download-); do [ "$(cat /proc/$p/comm)" = node ] && kill -KILL $p; done; true`);
+  const killScript = () =>
+    onHost(`for p in $(pgrep -f models-download-); do [ "$(cat /proc/$p/comm)" = node ] && kill -KILL $p; done; true`);
 
   before(async () => {
     await ensureLab({ hosts: 6 });
     inv = await resetHost("lab6");
     hub = await startFakeHub({
       token: HF_TOKEN,
-      hf: { "org/models": { files: { "a.safetensors": FILES.a, "b.safetensors": FILES.b, "big.safetensors": FILES.big } }, "org/gated": { gated: true, files: { "g.safetensors": FILES.g } } },
+      tokens: [HF_OTHER],
+      hf: {
+        "org/models": { files: { "a.safetensors": FILES.a, "b.safetensors": FILES.b, "big.safetensors": FILES.big } },
+        "org/gated": { gated: true, grantedTo: [HF_TOKEN], files: { "g.safetensors": FILES.g } },
+      },
       civitai: [{ id: 77, files: [{ name: "c.safetensors", content: FILES.c }], needsToken: true }],
     });
     // one forward per port; without a bind address sshd listens on the host's loopback (v4 and v6), so "localhost" works too
     const ports = [new URL(hub.url).port, new URL(hub.cdnUrl).port];
-    const t = spawn("ssh", ["-N", "-o", "ExitOnForwardFailure=yes", ...ports.flatMap((p) => ["-R", `${p}:127.0.0.1:${p}`]), ...sshArgs()], { stdio: "ignore" });
+    const forwards = ports.flatMap((p) => ["-R", `${p}:127.0.0.1:${p}`]);
+    const t = spawn("ssh", ["-N", "-o", "ExitOnForwardFailure=yes", ...forwards, ...sshArgs()], { stdio: "ignore" });
     tunnels.push(t);
-    await until("the forwards", async () => (await onHost(`curl -s -o /dev/null -w '%{http_code}' ${hub.url}/nope; echo; curl -s -o /dev/null -w '%{http_code}' ${hub.cdnUrl}/x`)).includes("404\n403"), 20_000);
+    const probe = `curl -s -o /dev/null -w '%{http_code}' ${hub.url}/nope; echo; curl -s -o /dev/null -w '%{http_code}' ${hub.cdnUrl}/x`;
+    await until("the forwards", async () => (await onHost(probe)).includes("404\n403"), 20_000);
 
     dir = mkdtempSync(join(tmpdir(), "flow-models-"));
     const hf = (name: string, repo = "org/models") => `https://huggingface.co/${repo}/resolve/main/${name}`;
     mkdirSync(join(dir, "workflow_templates"));
-    const w = (name: string, models: Parameters<typeof workflow>[0]) => writeFileSync(join(dir, "workflow_templates", name), workflow(models));
+    const w = (name: string, models: Parameters<typeof workflow>[0]) =>
+      writeFileSync(join(dir, "workflow_templates", name), workflow(models));
     w("main.json", [
       { name: "a.safetensors", url: hf("a.safetensors"), directory: "loras" },
       { name: "b.safetensors", url: hf("b.safetensors"), directory: "diffusion_models" },
@@ -101,7 +116,8 @@ describe("models plugin on a lab host", { skip: why ?? false, timeout: 900_000 }
     w("html.json", [{ name: "page.safetensors", url: "https://files.example.com/html/page.safetensors", directory: "loras" }]);
     w("big.json", [{ name: "big.safetensors", url: hf("big.safetensors"), directory: "checkpoints" }]);
     // a hostile origin: HEAD (the user's machine) sees a file, GET (the host) a redirect to the cloud's metadata service
-    w("ssrf.json", [{ name: "meta.safetensors", url: `https://files.example.com/go?only=GET&to=${encodeURIComponent("http://169.254.169.254/latest/meta-data/")}`, directory: "loras" }]);
+    const meta = encodeURIComponent("http://169.254.169.254/latest/meta-data/");
+    w("ssrf.json", [{ name: "meta.safetensors", url: `https://files.example.com/go?only=GET&to=${meta}`, directory: "loras" }]);
     w("org.json", [
       { name: "o.safetensors", url: "https://files.example.com/files/o.safetensors", directory: "loras" },
       { name: "b.safetensors", url: hf("b.safetensors"), directory: "diffusion_models" },
@@ -114,7 +130,10 @@ export default defineFlow({
   plugins: [ops(), models({ connections: 4, mirrors: { "https://files.example.com/": ${JSON.stringify(hub.url + "/")} } })],
 });`));
     symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
-    env = { FLOW_HF_URL: hub.url, FLOW_CIVITAI_URL: hub.url, FLOW_COMFY_DATA_URL: `${hub.url}/no-data/`, XDG_CACHE_HOME: join(dir, ".cache"), HF_TOKEN: "", CIVITAI_API_TOKEN: "" };
+    env = {
+      FLOW_HF_URL: hub.url, FLOW_CIVITAI_URL: hub.url, FLOW_COMFY_DATA_URL: `${hub.url}/no-data/`, XDG_CACHE_HOME: join(dir, ".cache"),
+      HF_TOKEN: "", CIVITAI_API_TOKEN: "",
+    };
   });
 
   after(async () => {
@@ -141,7 +160,8 @@ export default defineFlow({
     assert.equal(await hostSha("loras/a.safetensors"), sha256(FILES.a));
     assert.equal(await hostSha("diffusion_models/b.safetensors"), sha256(FILES.b));
     assert.equal(await hostSha("checkpoints/c.safetensors"), sha256(FILES.c));
-    assert.ok(hub.stats.cdnAuth.length > 0 && hub.stats.cdnAuth.every((a) => a === undefined), `Authorization reached the CDN: ${hub.stats.cdnAuth}`);
+    const cdnAuth = hub.stats.cdnAuth;
+    assert.ok(cdnAuth.length > 0 && cdnAuth.every((a) => a === undefined), `Authorization reached the CDN: ${cdnAuth}`);
     assert.ok(seen.some((s) => s.includes("models-download-")), "ps never saw the download");
     assert.ok(!seen.some((s) => s.includes(HF_TOKEN)), "the token showed in ps on the host");
     assert.ok(!r.stdout.includes(HF_TOKEN) && !r.stderr.includes(HF_TOKEN));
@@ -158,11 +178,13 @@ export default defineFlow({
 
   test("--dry-run scans the host: ok when every file is there, else which files and how many bytes", async () => {
     hub.resetStats();
-    const present = await run(["models:download", "--workflow", "workflow_templates/main.json", "--dry-run"], { HF_TOKEN, CIVITAI_API_TOKEN: HF_TOKEN });
+    const tokens = { HF_TOKEN, CIVITAI_API_TOKEN: HF_TOKEN };
+    const present = await run(["models:download", "--workflow", "workflow_templates/main.json", "--dry-run"], tokens);
     assert.equal(present.code, 0, present.stdout);
     assert.match(present.stdout, /download 3 files \(4 connections each\): ok \(all 3 files present\)/);
     assert.doesNotMatch(present.stdout, /would download/);
-    const missing = await run(["models:download", "--workflow", "workflow_templates/main.json", "--workflow", "workflow_templates/big.json", "--dry-run"], { HF_TOKEN, CIVITAI_API_TOKEN: HF_TOKEN });
+    const both = ["--workflow", "workflow_templates/main.json", "--workflow", "workflow_templates/big.json"];
+    const missing = await run(["models:download", ...both, "--dry-run"], tokens);
     assert.equal(missing.code, 0, missing.stdout);
     assert.match(missing.stdout, /would download checkpoints\/big\.safetensors \(16\.8 MB\)/);
     assert.match(missing.stdout, /download 4 files .*: would change \(would download 1 of 4 files, 16\.8 MB\)/);
@@ -178,11 +200,21 @@ export default defineFlow({
     assert.match(r.stdout, /g\.safetensors is in the gated or private repository org\/gated: set HF_TOKEN/);
     assert.equal(hub.stats.requests, 0, "bytes were requested before the token problem was reported");
     assert.equal((await onHost(`ls ${ROOT}/checkpoints/ | grep -c big || true`)).trim(), "0");
+    // a wrong token: whoami refuses it before any lookup, the message names HF_TOKEN, never its value
     const wrong = "hf_wrong_" + Math.random().toString(36).slice(2, 12);
+    hub.resetStats();
     const w = await run(["models:download", "--workflow", "workflow_templates/gated.json"], { HF_TOKEN: wrong });
     assert.equal(w.code, 1);
-    assert.match(w.stdout, /Hugging Face refused HF_TOKEN for g\.safetensors in org\/gated/);
+    assert.match(w.stdout, /Hugging Face refused HF_TOKEN \(HTTP 401 from .*\/api\/whoami-v2\)/);
     assert.ok(!w.stdout.includes(wrong) && !w.stderr.includes(wrong));
+    const asked = hub.stats.seen.filter((x) => !x.startsWith("GET /no-data/"));
+    assert.deepEqual(asked, ["GET /api/whoami-v2"], "a lookup went out with a refused token");
+    // a good token the gated repository did not grant: named with the file and the repository
+    const other = await run(["models:download", "--workflow", "workflow_templates/gated.json"], { HF_TOKEN: HF_OTHER });
+    assert.equal(other.code, 1);
+    assert.match(other.stdout, /Hugging Face refused HF_TOKEN for g\.safetensors in org\/gated \(HTTP 403\)/);
+    assert.ok(!other.stdout.includes(HF_OTHER));
+    assert.equal(hub.stats.requests, 0, "bytes were requested");
     const cw = await run(["models:download", "--workflow", "workflow_templates/main.json"], { HF_TOKEN, CIVITAI_API_TOKEN: wrong });
     assert.equal(cw.code, 1);
     assert.match(cw.stdout, /CivitAI refused CIVITAI_API_TOKEN/);
@@ -200,13 +232,18 @@ export default defineFlow({
     hub.resetStats();
     const r = await run(["models:download", "--workflow", "workflow_templates/ssrf.json"]);
     assert.equal(r.code, 1, r.stdout);
-    assert.match(r.stdout, /failed loras\/meta\.safetensors: refused redirect from http:\/\/127\.0\.0\.1:\d+\/go to http:\/\/169\.254\.169\.254\/latest\/meta-data\/: 169\.254\.169\.254 is a link-local address/);
+    const refusal = new RegExp(
+      "failed loras/meta\\.safetensors: refused redirect from http://127\\.0\\.0\\.1:\\d+/go " +
+        "to http://169\\.254\\.169\\.254/latest/meta-data/: " +
+        "169\\.254\\.169\\.254 is a link-local address",
+    );
+    assert.match(r.stdout, refusal);
     const asked = hub.stats.seen.filter((x) => !x.startsWith("GET /no-data/")); // reference data: none here
     assert.deepEqual(asked, ["HEAD /go", "GET /go"], "the user's machine asked with HEAD, the host with GET; nothing else");
     assert.equal((await onHost(`test -e ${ROOT}/loras/meta.safetensors && echo yes || echo no`)).trim(), "no");
   });
 
-  test("SIGKILL of the script at about half, a corrupted byte in what was written: resumed, the bad copy never placed, fetched <= 1.05x", async () => {
+  test("SIGKILL of the script at half, a corrupted byte in what was written: resumed, the bad copy never placed, <= 1.05x", async () => {
     hub.resetStats();
     hub.faults.rate = 1 * MB;
     const first = await flowChild(["models:download", "--workflow", "workflow_templates/big.json", "--connections", "2"]);
@@ -239,7 +276,7 @@ export default defineFlow({
     console.log(`corrupted part: ${hub.stats.bytes} bytes fetched in total for ${FILES.big.length}`);
   });
 
-  test("flow disconnected mid-download: the download goes on, cleanup leaves its .part alone, a re-run re-attaches with progress", async () => {
+  test("flow disconnected mid-download: the download goes on, cleanup leaves its .part alone, a re-run re-attaches", async () => {
     await onHost(`rm -f ${ROOT}/checkpoints/big.safetensors ${ROOT}/checkpoints/.big.safetensors.sha256`);
     hub.resetStats();
     hub.faults.rate = 256 * 1024;
@@ -251,7 +288,8 @@ export default defineFlow({
     await sleep(1500);
     assert.ok((await doneBytes()) > before, "the download stopped with flow");
     // a download is running: no .part is touched, whoever needs it
-    const c = await run(["models:cleanup", "--workflow", "workflow_templates/main.json", "--workflow", "workflow_templates/org.json", "--yes"]);
+    const keep = ["--workflow", "workflow_templates/main.json", "--workflow", "workflow_templates/org.json"];
+    const c = await run(["models:cleanup", ...keep, "--yes"]);
     assert.equal(c.code, 0, c.stdout);
     assert.match(c.stdout, /a download is running: leaving 2 partial files alone/);
     assert.equal((await onHost(`test -e ${ROOT}/checkpoints/big.safetensors.part && echo yes`)).trim(), "yes");
@@ -267,7 +305,8 @@ export default defineFlow({
   });
 
   test("report: per-folder sizes, free space, ready or missing bytes per workflow", async () => {
-    const r = await run(["models:report", "--workflow", "workflow_templates/main.json", "--workflow", "workflow_templates/org.json"], { HF_TOKEN, CIVITAI_API_TOKEN: HF_TOKEN });
+    const both = ["--workflow", "workflow_templates/main.json", "--workflow", "workflow_templates/org.json"];
+    const r = await run(["models:report", ...both], { HF_TOKEN, CIVITAI_API_TOKEN: HF_TOKEN });
     assert.equal(r.code, 0, r.stdout);
     assert.match(r.stdout, /loras\s+1 files\s+3\.15 MB/);
     assert.match(r.stdout, /free of/);
@@ -276,7 +315,13 @@ export default defineFlow({
   });
 
   test("organize: dry-run shows moves; a real run moves and hardlinks identical files", async () => {
-    await onHost(`mkdir -p ${ROOT}/checkpoints ${ROOT}/vae && head -c 5000 /dev/urandom > ${ROOT}/checkpoints/o.safetensors && head -c 7000 /dev/urandom > ${ROOT}/vae/d1.safetensors && cp ${ROOT}/vae/d1.safetensors ${ROOT}/vae/d2.safetensors && mv ${ROOT}/diffusion_models/b.safetensors ${ROOT}/loras/b.safetensors`);
+    await onHost([
+      `mkdir -p ${ROOT}/checkpoints ${ROOT}/vae`,
+      `head -c 5000 /dev/urandom > ${ROOT}/checkpoints/o.safetensors`,
+      `head -c 7000 /dev/urandom > ${ROOT}/vae/d1.safetensors`,
+      `cp ${ROOT}/vae/d1.safetensors ${ROOT}/vae/d2.safetensors`,
+      `mv ${ROOT}/diffusion_models/b.safetensors ${ROOT}/loras/b.safetensors`,
+    ].join(" && "));
     const dry = await run(["models:organize", "--workflow", "workflow_templates/org.json", "--dry-run"]);
     assert.equal(dry.code, 0, dry.stdout);
     assert.match(dry.stdout, /would move checkpoints\/o\.safetensors -> loras\/o\.safetensors/);
@@ -285,7 +330,8 @@ export default defineFlow({
     assert.equal((await onHost(`test -e ${ROOT}/checkpoints/o.safetensors && echo yes`)).trim(), "yes");
     const r = await run(["models:organize", "--workflow", "workflow_templates/org.json"]);
     assert.equal(r.code, 0, r.stdout);
-    assert.equal((await onHost(`test -e ${ROOT}/loras/o.safetensors && test ! -e ${ROOT}/checkpoints/o.safetensors && echo yes`)).trim(), "yes");
+    const moved = await onHost(`test -e ${ROOT}/loras/o.safetensors && test ! -e ${ROOT}/checkpoints/o.safetensors && echo yes`);
+    assert.equal(moved.trim(), "yes");
     assert.equal(await hostSha("diffusion_models/b.safetensors"), sha256(FILES.b));
     assert.equal((await onHost(`stat -c %i ${ROOT}/vae/d1.safetensors ${ROOT}/vae/d2.safetensors | uniq | wc -l`)).trim(), "1");
     const again = await run(["models:organize", "--workflow", "workflow_templates/org.json"]);
@@ -306,8 +352,12 @@ export default defineFlow({
     const del = await run(["models:cleanup", "--workflow", "workflow_templates/org.json", "--yes"]);
     assert.equal(del.code, 0, del.stdout);
     assert.match(del.stdout, /deleted \d+ files/);
-    assert.equal((await onHost(`test -e ${ROOT}/loras/stale.safetensors || test -e ${ROOT}/vae/d1.safetensors || echo gone`)).trim(), "gone");
-    const kept = ["loras/a.safetensors", "checkpoints/c.safetensors", "checkpoints/big.safetensors", "loras/o.safetensors", "diffusion_models/b.safetensors"];
+    const gone = await onHost(`test -e ${ROOT}/loras/stale.safetensors || test -e ${ROOT}/vae/d1.safetensors || echo gone`);
+    assert.equal(gone.trim(), "gone");
+    const kept = [
+      "loras/a.safetensors", "checkpoints/c.safetensors", "checkpoints/big.safetensors",
+      "loras/o.safetensors", "diffusion_models/b.safetensors",
+    ];
     assert.equal((await onHost(`${kept.map((k) => `test -e ${ROOT}/${k}`).join(" && ")} && echo kept`)).trim(), "kept");
   });
 });

@@ -1,6 +1,10 @@
 // A local stand-in for Hugging Face and CivitAI (and their CDNs) that follows their protocol:
 // HF resolve answers 302 to a signed CDN URL on a second port and host name, with X-Linked-Etag /
-// X-Linked-Size; CivitAI's API lists files with SHA256, its download answers 307 to the CDN.
+// X-Linked-Size; the Hub API answers what @huggingface/hub asks (POST paths-info, GET tree with
+// Link pagination, GET whoami-v2), with the Hub's access rules: a gated repository lists its files
+// to anyone but lets only granted tokens download (401 without a token, 403 with one not granted);
+// a private one is 401 without a token, 404 to a token not granted. CivitAI's API lists files with
+// SHA256, its download answers 307 to the CDN.
 // Faults (rate caps per connection, 5xx/429 bursts, resets, no Range) are set on `faults`.
 // Loopback only. File contents are generated from a seed, so tests commit no large files.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -18,8 +22,14 @@ export const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex"
 
 export interface HfRepo {
   files: Record<string, Buffer>;
-  /** Needs `Authorization: Bearer <token>`; 401 otherwise. */
+  /** Downloads need `Authorization: Bearer <token>` (401 without, 403 for a token not granted); the API answers anyone. */
   gated?: boolean;
+  /** Everything needs a granted token: 401 without one, 404 (as if it did not exist) for a token not granted. */
+  private?: boolean;
+  /** The valid tokens a gated or private repository lets in (default: every valid token). */
+  grantedTo?: string[];
+  /** Paths kept in git itself, not LFS: no lfs entry, their oid a git blob sha1. */
+  plain?: string[];
   commit?: string;
 }
 
@@ -43,6 +53,8 @@ export interface Faults {
   noRange?: boolean;
   /** Signed CDN links expiring at or before this time (ms) are refused with 403: links handed out so far "expire". */
   revokeLinks?: number;
+  /** The next `count` Hugging Face requests (API and resolve, not CDN bytes) are answered with `status` (429: rate limited). */
+  hubFail?: { count: number; status: number; retryAfter?: number };
 }
 
 export interface HubStats {
@@ -62,6 +74,8 @@ export interface HubStats {
   resolves: number;
   /** Every request on either port, "METHOD path" (query dropped): what a refused fetch must not reach. */
   seen: string[];
+  /** "METHOD path" of every request that carried an Authorization header (where a token went). */
+  withAuth: string[];
 }
 
 export interface FakeHubOptions {
@@ -73,12 +87,19 @@ export interface FakeHubOptions {
   bare?: Record<string, Buffer>;
   /** The token accepted for gated repositories and CivitAI. */
   token?: string;
+  /** More valid Hugging Face tokens (other users: whoami answers them; repositories may not grant them). */
+  tokens?: string[];
+  /** Entries per page of the tree API (the Hub pages with a Link: rel="next" header); default 1000. */
+  treePageSize?: number;
   /** Host name the redirects name for the CDN: another host than the API's 127.0.0.1. */
   cdnHost?: string;
 }
 
 export interface FakeHub {
-  /** http://127.0.0.1:<port>: HF (/{org}/{repo}/resolve/...), CivitAI (/api/...), /files/, /bare/, /html/, /go?to=<url>[&only=GET] (302). */
+  /**
+   * http://127.0.0.1:<port>: HF (/{org}/{repo}/resolve/..., /api/models/{org}/{repo}/paths-info|tree/..., /api/whoami-v2),
+   * CivitAI (/api/v1/..., /api/download/...), /files/, /bare/, /html/, /go?to=<url>[&only=GET] (302).
+   */
   url: string;
   /** http://<cdnHost>:<port>: where the bytes of HF and CivitAI files come from. */
   cdnUrl: string;
@@ -99,7 +120,9 @@ interface PacedSocket extends Socket {
 
 export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> {
   const faults: Faults = {};
-  const stats: HubStats = { bytes: 0, requests: 0, cdnAuth: [], ranges: [], active: 0, connections: 0, resolves: 0, seen: [] };
+  const stats: HubStats = {
+    bytes: 0, requests: 0, cdnAuth: [], ranges: [], active: 0, connections: 0, resolves: 0, seen: [], withAuth: [],
+  };
   const cdnObjects = new Map<string, { content: Buffer; name: string; etag: string }>();
   const hashes = new Map<Buffer, string>();
   const hashOf = (b: Buffer) => {
@@ -109,13 +132,30 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
   };
   const authorized = (req: IncomingMessage, url: URL) =>
     !!opts.token && (req.headers.authorization === `Bearer ${opts.token}` || url.searchParams.get("token") === opts.token);
+  /** The valid Hugging Face token a request carries, if any. */
+  const hfToken = (req: IncomingMessage, url: URL): string | undefined => {
+    const t = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1] ?? url.searchParams.get("token") ?? undefined;
+    return t && (t === opts.token || opts.tokens?.includes(t)) ? t : undefined;
+  };
+  /** The Hub's answer to who may see a repository: 0 = go on, else the status to refuse with. */
+  const hfAccess = (repo: HfRepo, req: IncomingMessage, url: URL, download: boolean): 0 | 401 | 403 | 404 => {
+    if (!repo.private && !(repo.gated && download)) return 0;
+    const t = hfToken(req, url);
+    if (!t) return 401;
+    if (repo.grantedTo && !repo.grantedTo.includes(t)) return repo.private ? 404 : 403;
+    return 0;
+  };
 
   const main = createServer((req, res) => void handleMain(req, res).catch((e) => fail(res, e)));
   const cdn = createServer((req, res) => void handleCdn(req, res).catch((e) => fail(res, e)));
   for (const s of [main, cdn]) {
     s.keepAliveTimeout = 30_000;
     s.on("connection", () => stats.connections++);
-    s.on("request", (req: IncomingMessage) => stats.seen.push(`${req.method} ${(req.url ?? "/").split("?")[0]}`));
+    s.on("request", (req: IncomingMessage) => {
+      const seen = `${req.method} ${(req.url ?? "/").split("?")[0]}`;
+      stats.seen.push(seen);
+      if (req.headers.authorization) stats.withAuth.push(seen);
+    });
   }
   await Promise.all([listen(main), listen(cdn)]);
   const url = `http://127.0.0.1:${(main.address() as AddressInfo).port}`;
@@ -158,14 +198,65 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
       res.writeHead(307, { location: cdnLocation(path), "content-length": 0 });
       return void res.end();
     }
-    if ((m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(p))) {
+    const hubRoute = /^\/api\/(whoami-v2|(models|datasets|spaces)\/)|^\/(?:(?:datasets|spaces)\/)?[^/]+\/[^/]+\/resolve\//.test(p);
+    if (hubRoute && faults.hubFail && faults.hubFail.count > 0) {
+      faults.hubFail.count--;
+      const { status, retryAfter } = faults.hubFail;
+      const error = status === 429 ? "You have been rate-limited; you can retry this action in a moment." : `error ${status}`;
+      const text = JSON.stringify({ error });
+      const ra = retryAfter !== undefined ? { "retry-after": String(retryAfter) } : {};
+      res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...ra });
+      return void res.end(text);
+    }
+    if (p === "/api/whoami-v2") {
+      const t = hfToken(req, u);
+      if (!t) return json(res, 401, { error: "Invalid credentials in Authorization header" });
+      const createdAt = new Date(0).toISOString();
+      return json(res, 200, {
+        type: "user", id: sha256(Buffer.from(t)).slice(0, 24), name: t === opts.token ? "flow-tester" : "other-user",
+        fullname: "Flow Tester", email: null, emailVerified: false, isPro: false, canPay: false, orgs: [], avatarUrl: "",
+        auth: { type: "access_token", accessToken: { displayName: "flow", role: "read", createdAt } },
+      });
+    }
+    if ((m = /^\/api\/(models|datasets|spaces)\/([^/]+\/[^/]+)\/(paths-info|tree)\/([^/]+)(?:\/(.*))?$/.exec(p))) {
+      const [, kind, name, what, , sub] = m;
+      const repoId = kind === "models" ? name! : `${kind}/${name}`;
+      const repo = opts.hf?.[repoId];
+      if (!repo) return hfError(res, hfToken(req, u) ? 404 : 401, "RepoNotFound", `Repository Not Found for url: ${u.href}.`);
+      const refused = hfAccess(repo, req, u, false);
+      if (refused) return hfError(res, refused === 403 ? 404 : refused, "RepoNotFound", `Repository Not Found for url: ${u.href}.`);
+      if (what === "paths-info") {
+        if (req.method !== "POST") return json(res, 405, { error: "Method Not Allowed" });
+        const body = JSON.parse((await readBody(req)) || "{}") as { paths?: unknown };
+        const wanted = Array.isArray(body.paths) ? body.paths.filter((x): x is string => typeof x === "string") : [];
+        return json(res, 200, wanted.map((w) => hfEntry(repo, w)).filter((e) => e !== undefined));
+      }
+      const prefix = sub ? `${sub.replace(/\/+$/, "")}/` : "";
+      const recursive = u.searchParams.get("recursive") === "true";
+      const all = hfTree(repo).filter((e) => e.startsWith(prefix) && (recursive || !e.slice(prefix.length).includes("/")));
+      const page = opts.treePageSize ?? 1000;
+      const from = Number(u.searchParams.get("cursor") ?? 0);
+      const items = all.slice(from, from + page).map((e) => hfEntry(repo, e)!);
+      const next = from + page < all.length ? new URL(u.href) : undefined;
+      next?.searchParams.set("cursor", String(from + page));
+      const text = JSON.stringify(items);
+      const link = next ? { link: `<${next.href}>; rel="next"` } : {};
+      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...link });
+      return void res.end(text);
+    }
+    if ((m = /^\/((?:(?:datasets|spaces)\/)?[^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(p))) {
       stats.resolves++;
       const [, repoId, rev, file] = m;
       const repo = opts.hf?.[repoId!];
       if (!repo) return hfError(res, 404, "RepoNotFound", `Repository Not Found for url: ${u.href}.`);
-      if (repo.gated && !authorized(req, u)) {
-        return hfError(res, 401, "GatedRepo", `Access to model ${repoId} is restricted. You must have access to it and be authenticated to access it. Please log in.`);
+      const refused = hfAccess(repo, req, u, true);
+      if (refused === 401 || refused === 403) {
+        const why = refused === 401
+          ? "You must have access to it and be authenticated to access it. Please log in."
+          : `You are not in the authorized list. Visit ${url}/${repoId} to ask for access.`;
+        return hfError(res, refused, repo.private ? "RepoNotFound" : "GatedRepo", `Access to model ${repoId} is restricted. ${why}`);
       }
+      if (refused) return hfError(res, 404, "RepoNotFound", `Repository Not Found for url: ${u.href}.`);
       const content = repo.files[file!];
       if (!content) return hfError(res, 404, "EntryNotFound", `${file} does not exist on "${rev}"`);
       const sha = hashOf(content);
@@ -225,7 +316,14 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
 
   /** Range-aware file bytes, paced per connection with large writes on a timer (cheap on 2 cores). */
   /** type null: no Content-Type header at all. */
-  async function serveBytes(req: IncomingMessage, res: ServerResponse, content: Buffer, name: string, etag: string, type: string | null = "application/octet-stream"): Promise<void> {
+  async function serveBytes(
+    req: IncomingMessage,
+    res: ServerResponse,
+    content: Buffer,
+    name: string,
+    etag: string,
+    type: string | null = "application/octet-stream",
+  ): Promise<void> {
     stats.requests++;
     stats.ranges.push(req.headers.range);
     if (faults.fail && faults.fail.count > 0) {
@@ -324,6 +422,32 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
     if (!closed) res.end();
   }
 
+  /** Every path of a repository, the folders its files sit in included, sorted. */
+  function hfTree(repo: HfRepo): string[] {
+    const out = new Set<string>();
+    for (const f of Object.keys(repo.files)) {
+      const parts = f.split("/");
+      for (let i = 1; i < parts.length; i++) out.add(parts.slice(0, i).join("/"));
+      out.add(f);
+    }
+    return [...out].sort();
+  }
+
+  /** One path as paths-info and the tree list it: a file (LFS unless `plain`) or a folder; undefined when neither. */
+  function hfEntry(repo: HfRepo, path: string) {
+    const blobSha1 = (b: Buffer) => createHash("sha1").update(`blob ${b.length}\0`).update(b).digest("hex");
+    const content = repo.files[path];
+    if (content) {
+      if (repo.plain?.includes(path)) return { type: "file", oid: blobSha1(content), size: content.length, path };
+      const pointer = Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${hashOf(content)}\nsize ${content.length}\n`);
+      const lfs = { oid: hashOf(content), size: content.length, pointerSize: pointer.length };
+      return { type: "file", oid: blobSha1(pointer), size: content.length, path, lfs };
+    }
+    const folder = Object.keys(repo.files).some((f) => f.startsWith(`${path}/`));
+    if (folder) return { type: "directory", oid: blobSha1(Buffer.from(path)), size: 0, path };
+    return undefined;
+  }
+
   return {
     url,
     cdnUrl,
@@ -337,6 +461,7 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
       stats.connections = 0;
       stats.resolves = 0;
       stats.seen.length = 0;
+      stats.withAuth.length = 0;
     },
     hfUrl: (repo, path, rev = "main") => `${url}/${repo}/resolve/${rev}/${path}`,
     civitaiDownloadUrl: (id) => `${url}/api/download/models/${id}`,
@@ -345,6 +470,15 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
       await Promise.all([main, cdn].map((s) => new Promise((r) => s.close(r))));
     },
   };
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((ok, fail) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => ok(Buffer.concat(chunks).toString("utf8")));
+    req.on("error", fail);
+  });
 }
 
 function listen(s: Server): Promise<void> {
@@ -362,7 +496,9 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 
 function hfError(res: ServerResponse, status: number, code: string, message: string): void {
   const text = JSON.stringify({ error: message });
-  res.writeHead(status, { "content-type": "application/json", "x-error-code": code, "x-error-message": message, "content-length": Buffer.byteLength(text) });
+  res.writeHead(status, {
+    "content-type": "application/json", "x-error-code": code, "x-error-message": message, "content-length": Buffer.byteLength(text),
+  });
   res.end(text);
 }
 

@@ -1,6 +1,7 @@
 // Local stand-ins for the services `workflow:*` tasks talk to, speaking their real protocols:
 // a static file server (ComfyUI-Manager's raw files, with ETag / 304), GitHub's commits API,
-// the Comfy Registry's /nodes API, and Hugging Face's HEAD /resolve (302 + X-Linked-* headers).
+// the Comfy Registry's /nodes API, and Hugging Face (under /hf): the API's POST paths-info (what
+// @huggingface/hub asks for a file's size and LFS sha256) and HEAD /resolve (302 + X-Linked-*).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
@@ -22,6 +23,8 @@ export interface FakeOptions {
   registry?: Record<string, string[]>;
   /** Hugging Face: "repo/path" -> LFS file facts; anything else under /resolve/ is a 404 */
   hfFiles?: Record<string, { size: number; sha256: string }>;
+  /** Hugging Face: the tokens GET /api/whoami-v2 accepts */
+  hfTokens?: string[];
   /** ComfyUI: GET /object_info answers this file */
   objectInfoFile?: string;
   /** answer every request with this status (outage) */
@@ -49,7 +52,8 @@ export async function startFakeUpstream(opts: FakeOptions): Promise<FakeUpstream
         const s = await stat(file);
         const etag = `"${s.size}-${s.mtimeMs}"`;
         if (req.headers["if-none-match"] === etag) return res.writeHead(304, { etag }).end();
-        return res.writeHead(200, { "content-type": "application/json", etag, "last-modified": s.mtime.toUTCString() }).end(await readFile(file));
+        const headers = { "content-type": "application/json", etag, "last-modified": s.mtime.toUTCString() };
+        return res.writeHead(200, headers).end(await readFile(file));
       } catch {
         return json(res, 404, { message: "Not Found" });
       }
@@ -63,7 +67,8 @@ export async function startFakeUpstream(opts: FakeOptions): Promise<FakeUpstream
     if (gh) {
       const sha = opts.commits?.[`${gh[1]}/${gh[2]}`.toLowerCase()];
       if (!sha) return json(res, 404, { message: "Not Found", documentation_url: "https://docs.github.com/rest" });
-      return json(res, 200, { sha, commit: { message: `head of ${gh[3]}` }, html_url: `https://github.com/${gh[1]}/${gh[2]}/commit/${sha}` });
+      const html_url = `https://github.com/${gh[1]}/${gh[2]}/commit/${sha}`;
+      return json(res, 200, { sha, commit: { message: `head of ${gh[3]}` }, html_url });
     }
 
     // Comfy Registry: GET /nodes/{id} (latest_version) and /nodes/{id}/versions.
@@ -71,9 +76,35 @@ export async function startFakeUpstream(opts: FakeOptions): Promise<FakeUpstream
     if (reg) {
       const versions = opts.registry?.[reg[1]!];
       if (!versions) return json(res, 404, { message: "Node not found" });
-      const nv = (v: string) => ({ id: sha1(v), version: v, downloadUrl: `https://cdn.comfy.org/${reg[1]}/${v}/node.zip`, status: "NodeVersionStatusActive" });
+      const nv = (v: string) =>
+        ({ id: sha1(v), version: v, downloadUrl: `https://cdn.comfy.org/${reg[1]}/${v}/node.zip`, status: "NodeVersionStatusActive" });
       if (reg[2]) return json(res, 200, [...versions].reverse().map(nv));
-      return json(res, 200, { id: reg[1], name: reg[1], repository: `https://github.com/x/${reg[1]}`, latest_version: nv(versions[versions.length - 1]!) });
+      const latest_version = nv(versions[versions.length - 1]!);
+      return json(res, 200, { id: reg[1], name: reg[1], repository: `https://github.com/x/${reg[1]}`, latest_version });
+    }
+
+    // Hugging Face: GET /api/whoami-v2 answers the account of a token it knows, else 401.
+    if (path === "/hf/api/whoami-v2") {
+      const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
+      if (!token || !opts.hfTokens?.includes(token)) return json(res, 401, { error: "Invalid credentials in Authorization header" });
+      const auth = { type: "access_token", accessToken: { displayName: "t", role: "read" } };
+      return json(res, 200, { type: "user", name: "flow-tester", auth });
+    }
+
+    // Hugging Face: POST /api/models/{repo}/paths-info/{rev} {paths}: the LFS files among them, with
+    // their sha256 as the LFS oid; a path that is no file is left out, as the Hub does.
+    const info = /^\/hf\/api\/models\/([^/]+\/[^/]+)\/paths-info\/([^/]+)$/.exec(path);
+    if (info && req.method === "POST") {
+      let body = "";
+      for await (const c of req) body += c;
+      const paths = (JSON.parse(body || "{}") as { paths?: unknown }).paths;
+      const out = (Array.isArray(paths) ? paths : []).flatMap((p) => {
+        const f = typeof p === "string" ? opts.hfFiles?.[`${info[1]}/${p}`] : undefined;
+        if (!f) return [];
+        const lfs = { oid: f.sha256, size: f.size, pointerSize: 134 };
+        return [{ type: "file", path: p, size: f.size, oid: sha1(`${info[1]}/${p}`), lfs }];
+      });
+      return json(res, 200, out);
     }
 
     // Hugging Face: HEAD /{repo}/resolve/{rev}/{path}: LFS files answer 302 to the CDN with X-Linked-*.

@@ -6,23 +6,32 @@ import { mkdtempSync, mkdirSync, writeFileSync, readdirSync, statSync, existsSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hashCommand, linkCommand, moveCommand, removeCommand, scanCommand, SCAN_FILES_MARK } from "../../plugins/models/commands.ts";
-import { candidatePaths, folderUsage, indexFiles, neededModels, parseScan, planCleanup, planLinks, planMoves, progressLine, sameSizeGroups, workflowStatus, type ScanFile } from "../../plugins/models/plan.ts";
+import {
+  candidatePaths, folderUsage, indexFiles, neededModels, parseScan, planCleanup, planLinks, planMoves, progressLine, sameSizeGroups,
+  workflowStatus, type ScanFile,
+} from "../../plugins/models/plan.ts";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { applyMirror, resolveModel } from "../../plugins/models/resolve.ts";
 import { parseModelUrl, type ModelDep } from "../../lib/comfy/model-deps.ts";
 import { flow, REPO } from "../support/cli.ts";
+import { seeded, sha256, startFakeHub } from "../support/fake-hub.ts";
 import { PROTO_NAMES, deepArrayText, doublingSubgraphs, uiWithDeepWidget } from "./comfy/hostile-workflows.ts";
 
-const dep = (folder: string, name: string, optional = false): ModelDep => ({ name, folder, optional, usedBy: [], found: ["properties.models"] });
+const dep = (folder: string, name: string, optional = false): ModelDep =>
+  ({ name, folder, optional, usedBy: [], found: ["properties.models"] });
 const f = (path: string, size = 10, ino = Math.floor(Math.random() * 1e9), links = 1): ScanFile => ({ path, size, ino, links });
 
 test("parseScan: state, df, NUL records with odd names", () => {
-  const out = `running\n/dev/sda1 1000000 400000 600000 40% /\n${SCAN_FILES_MARK}\n12\t5\t1\tloras/a.safetensors\x0034\t6\t2\tweird\nname .pt\x00`;
+  const out = `running\n/dev/sda1 1000000 400000 600000 40% /\n${SCAN_FILES_MARK}\n` +
+    `12\t5\t1\tloras/a.safetensors\x0034\t6\t2\tweird\nname .pt\x00`;
   const s = parseScan(out);
   assert.equal(s.downloadRunning, true);
   assert.deepEqual(s.disk, { size: 1000000, free: 600000 });
-  assert.deepEqual(s.files, [{ size: 12, ino: 5, links: 1, path: "loras/a.safetensors" }, { size: 34, ino: 6, links: 2, path: "weird\nname .pt" }]);
+  assert.deepEqual(s.files, [
+    { size: 12, ino: 5, links: 1, path: "loras/a.safetensors" },
+    { size: 34, ino: 6, links: 2, path: "weird\nname .pt" },
+  ]);
 });
 
 test("command builders run for real against a temp tree and quote hostile names", () => {
@@ -66,8 +75,10 @@ test("a missing root stops every builder that cds: nothing is removed, hashed, m
 });
 
 test("aliases: diffusion_models is found in unet, text_encoders in clip", () => {
-  assert.deepEqual(candidatePaths({ folder: "diffusion_models", name: "m.safetensors" }), ["diffusion_models/m.safetensors", "unet/m.safetensors"]);
-  assert.deepEqual(candidatePaths({ folder: "text_encoders", name: "t5.safetensors" }), ["text_encoders/t5.safetensors", "clip/t5.safetensors"]);
+  const m = { folder: "diffusion_models", name: "m.safetensors" };
+  assert.deepEqual(candidatePaths(m), ["diffusion_models/m.safetensors", "unet/m.safetensors"]);
+  const t5 = { folder: "text_encoders", name: "t5.safetensors" };
+  assert.deepEqual(candidatePaths(t5), ["text_encoders/t5.safetensors", "clip/t5.safetensors"]);
 });
 
 test("neededModels merges workflows; required wins over optional", () => {
@@ -84,7 +95,13 @@ test("neededModels merges workflows; required wins over optional", () => {
 test("planMoves: wrong folder moved; alias folder left alone; a source needed in place is linked", () => {
   const files = [f("checkpoints/flux.safetensors"), f("clip/t5.safetensors"), f("loras/shared.safetensors")];
   const { needed } = neededModels([
-    { workflow: "w", models: [dep("diffusion_models", "flux.safetensors"), dep("text_encoders", "t5.safetensors"), dep("loras", "shared.safetensors"), dep("controlnet", "shared.safetensors")] },
+    {
+      workflow: "w",
+      models: [
+        dep("diffusion_models", "flux.safetensors"), dep("text_encoders", "t5.safetensors"),
+        dep("loras", "shared.safetensors"), dep("controlnet", "shared.safetensors"),
+      ],
+    },
   ]);
   const moves = planMoves(files, needed);
   assert.deepEqual(moves, [
@@ -94,7 +111,10 @@ test("planMoves: wrong folder moved; alias folder left alone; a source needed in
 });
 
 test("planLinks: only equal-size model files on different inodes are hashed; equal hashes become links", () => {
-  const files = [f("a/x.safetensors", 5, 1), f("b/y.safetensors", 5, 2), f("c/z.safetensors", 5, 3), f("d/w.safetensors", 6, 4), f("e/x.safetensors.part", 5, 7), f("h/l.safetensors", 9, 8, 2), f("h/m.safetensors", 9, 8, 2)];
+  const files = [
+    f("a/x.safetensors", 5, 1), f("b/y.safetensors", 5, 2), f("c/z.safetensors", 5, 3), f("d/w.safetensors", 6, 4),
+    f("e/x.safetensors.part", 5, 7), f("h/l.safetensors", 9, 8, 2), f("h/m.safetensors", 9, 8, 2),
+  ];
   const groups = sameSizeGroups(files);
   assert.equal(groups.length, 1);
   assert.deepEqual(groups[0]!.map((g) => g.path), ["a/x.safetensors", "b/y.safetensors", "c/z.safetensors"]);
@@ -102,14 +122,20 @@ test("planLinks: only equal-size model files on different inodes are hashed; equ
   assert.deepEqual(links, [{ keep: "a/x.safetensors", replace: "c/z.safetensors" }]);
 });
 
-test("planCleanup: unused models and their sidecars; needed, optional, aliases and non-models kept; .part safe while a download runs", () => {
+test("planCleanup: unused models and sidecars; needed, optional, aliases and non-models kept; .part safe while a download runs", () => {
   const files = [
     f("loras/used.safetensors"), f("unet/flux.safetensors"), f("loras/old.safetensors", 100), f("loras/.old.safetensors.sha256", 1),
-    f("checkpoints/put_checkpoints_here", 0), f("loras/gone.safetensors.part", 50), f("loras/gone.safetensors.part.state", 1), f("loras/used2.safetensors.part", 30),
+    f("checkpoints/put_checkpoints_here", 0), f("loras/gone.safetensors.part", 50), f("loras/gone.safetensors.part.state", 1),
+    f("loras/used2.safetensors.part", 30),
   ];
-  const needed = [{ folder: "loras", name: "used.safetensors" }, { folder: "diffusion_models", name: "flux.safetensors" }, { folder: "loras", name: "used2.safetensors" }];
+  const needed = [
+    { folder: "loras", name: "used.safetensors" }, { folder: "diffusion_models", name: "flux.safetensors" },
+    { folder: "loras", name: "used2.safetensors" },
+  ];
   const idle = planCleanup(files, needed, false);
-  assert.deepEqual(idle.remove.map((x) => x.path).sort(), ["loras/.old.safetensors.sha256", "loras/gone.safetensors.part", "loras/gone.safetensors.part.state", "loras/old.safetensors"]);
+  assert.deepEqual(idle.remove.map((x) => x.path).sort(), [
+    "loras/.old.safetensors.sha256", "loras/gone.safetensors.part", "loras/gone.safetensors.part.state", "loras/old.safetensors",
+  ]);
   const busy = planCleanup(files, needed, true);
   assert.deepEqual(busy.remove.map((x) => x.path).sort(), ["loras/.old.safetensors.sha256", "loras/old.safetensors"]);
   assert.equal(busy.protectedParts.length, 3);
@@ -118,7 +144,10 @@ test("planCleanup: unused models and their sidecars; needed, optional, aliases a
 test("report: folder usage counts hardlinks once; a workflow is missing bytes until the file has the right size", () => {
   const files = [f("loras/a.safetensors", 10, 1, 2), f("loras/b.safetensors", 10, 1, 2), f("vae/v.safetensors", 7)];
   assert.deepEqual(folderUsage(files), [{ folder: "loras", files: 2, bytes: 10 }, { folder: "vae", files: 1, bytes: 7 }]);
-  const w = { workflow: "w", models: [dep("loras", "a.safetensors"), dep("vae", "v.safetensors"), dep("loras", "c.safetensors"), dep("loras", "opt.safetensors", true)] };
+  const models = [
+    dep("loras", "a.safetensors"), dep("vae", "v.safetensors"), dep("loras", "c.safetensors"), dep("loras", "opt.safetensors", true),
+  ];
+  const w = { workflow: "w", models };
   const st = workflowStatus(w, indexFiles(files), (d) => ({ "v.safetensors": 8, "c.safetensors": 100 })[d.name]);
   assert.equal(st.ready, false);
   assert.deepEqual(st.missing.map((m) => m.path), ["vae/v.safetensors", "loras/c.safetensors"]);
@@ -126,9 +155,11 @@ test("report: folder usage counts hardlinks once; a workflow is missing bytes un
 });
 
 test("progress line and mirrors", () => {
-  const line = progressLine({ done: 5_000_000, total: 10_000_000, speed: 2_500_000, eta: 2, files: [{ name: "loras/a", done: 1, total: 2, speed: 1000, eta: 1 }] });
+  const files = [{ name: "loras/a", done: 1, total: 2, speed: 1000, eta: 1 }];
+  const line = progressLine({ done: 5_000_000, total: 10_000_000, speed: 2_500_000, eta: 2, files });
   assert.equal(line, "5.00 MB / 10.0 MB 50% at 2.50 MB/s, ETA 2s | loras/a 50% 1.00 KB/s ETA 1s");
-  assert.equal(applyMirror("https://x.example/files/a.pt", { "https://x.example/": "http://127.0.0.1:9/" }), "http://127.0.0.1:9/files/a.pt");
+  const mirrors = { "https://x.example/": "http://127.0.0.1:9/" };
+  assert.equal(applyMirror("https://x.example/files/a.pt", mirrors), "http://127.0.0.1:9/files/a.pt");
 });
 
 test("CivitAI: the token goes only to the configured origin; a downloadUrl elsewhere is replaced by one on that origin", async () => {
@@ -148,7 +179,8 @@ test("CivitAI: the token goes only to the configured origin; a downloadUrl elsew
   const heads: { url?: string; auth?: string }[] = [];
   const civitai = await serve((req, res) => {
     if (req.url?.startsWith("/api/v1/model-versions/7")) {
-      const body = JSON.stringify({ files: [{ name: "m.safetensors", sizeKB: 1, primary: true, downloadUrl, hashes: { SHA256: "A".repeat(64) } }] });
+      const file = { name: "m.safetensors", sizeKB: 1, primary: true, downloadUrl, hashes: { SHA256: "A".repeat(64) } };
+      const body = JSON.stringify({ files: [file] });
       return void res.writeHead(200, { "content-type": "application/json" }).end(body);
     }
     heads.push({ url: req.url, auth: req.headers.authorization });
@@ -157,7 +189,8 @@ test("CivitAI: the token goes only to the configured origin; a downloadUrl elsew
   try {
     const origin = `http://127.0.0.1:${civitai.port}`;
     const env = { hfUrl: "http://127.0.0.1:9", civitaiUrl: origin, civitaiToken: "civ-secret", allowHosts: [`127.0.0.1:${civitai.port}`] };
-    const d: ModelDep = { ...dep("loras", "m.safetensors"), url: `https://civitai.com/api/download/models/7`, source: { kind: "civitai", modelVersionId: "7" } };
+    const source = { kind: "civitai" as const, modelVersionId: "7" };
+    const d: ModelDep = { ...dep("loras", "m.safetensors"), url: `https://civitai.com/api/download/models/7`, source };
     const r = await resolveModel(d, env);
     assert.ok(r.ok, JSON.stringify(r));
     assert.equal(r.file.url, `${origin}/api/download/models/7`);
@@ -178,14 +211,18 @@ test("CivitAI: the token goes only to the configured origin; a downloadUrl elsew
 
 // ---------- one writer per final path ----------
 
-const withUrl = (d: ModelDep, url: string, urlFrom: ModelDep["urlFrom"] = "workflow"): ModelDep => ({ ...d, url, urlFrom, source: { kind: "url" } });
+const withUrl = (d: ModelDep, url: string, urlFrom: ModelDep["urlFrom"] = "workflow"): ModelDep =>
+  ({ ...d, url, urlFrom, source: { kind: "url" } });
 const pathOf = (n: { folder: string; name: string }) => `${n.folder}/${n.name}`;
 
 test("neededModels: one entry per final path: folder aliases, a sub-path on either side, repeated slashes; case is kept", () => {
   const { needed } = neededModels([
     {
       workflow: "a.json",
-      models: [dep("unet", "flux.safetensors"), dep("clip", "t5.safetensors"), dep("loras/sdxl", "style.safetensors"), dep("controlnet", "Canny.safetensors"), dep("unet/sub", "q.gguf")],
+      models: [
+        dep("unet", "flux.safetensors"), dep("clip", "t5.safetensors"), dep("loras/sdxl", "style.safetensors"),
+        dep("controlnet", "Canny.safetensors"), dep("unet/sub", "q.gguf"),
+      ],
     },
     {
       workflow: "b.json",
@@ -203,11 +240,18 @@ test("neededModels: one entry per final path: folder aliases, a sub-path on eith
   for (const n of needed) assert.deepEqual(n.workflows, n.name === "canny.safetensors" ? ["b.json"] : ["a.json", "b.json"], pathOf(n));
 });
 
-test("neededModels: the flowfile's models entry wins; workflows that disagree fail that file only, naming both; model-list only fills in", () => {
+test("neededModels: the flowfile's entry wins; workflows that disagree fail that file only, naming both; model-list fills in", () => {
   const x = dep("loras", "x.safetensors");
+  const v = dep("vae", "v.safetensors");
   const all = [
-    { workflow: "a.json", models: [withUrl(x, "https://a.example/x.safetensors"), withUrl(dep("vae", "v.safetensors"), "https://a.example/v.safetensors")] },
-    { workflow: "b.json", models: [withUrl({ ...x, folder: "loras" }, "https://b.example/x.safetensors?token=sekrit"), withUrl(dep("vae", "v.safetensors"), "https://a.example/v.safetensors")] },
+    { workflow: "a.json", models: [withUrl(x, "https://a.example/x.safetensors"), withUrl(v, "https://a.example/v.safetensors")] },
+    {
+      workflow: "b.json",
+      models: [
+        withUrl({ ...x, folder: "loras" }, "https://b.example/x.safetensors?token=sekrit"),
+        withUrl(v, "https://a.example/v.safetensors"),
+      ],
+    },
     { workflow: "c.json", models: [withUrl(dep("vae", "v.safetensors"), "https://list.example/v.safetensors", "model-list")] },
   ];
   for (const order of [all, [...all].reverse()]) {
@@ -223,7 +267,8 @@ test("neededModels: the flowfile's models entry wins; workflows that disagree fa
     assert.equal(nv.conflict, undefined, "the same URL twice, and a model-list guess, are no conflict");
     assert.equal(nv.dep.url, "https://a.example/v.safetensors");
   }
-  const settled = neededModels(all, { userModels: { "x.safetensors": "https://hub.example/x.safetensors", "loras/v.safetensors": "https://no.example/" } });
+  const userModels = { "x.safetensors": "https://hub.example/x.safetensors", "loras/v.safetensors": "https://no.example/" };
+  const settled = neededModels(all, { userModels });
   const sx = settled.needed.find((n) => n.name === "x.safetensors")!;
   assert.equal(sx.conflict, undefined);
   assert.equal(sx.dep.url, "https://hub.example/x.safetensors");
@@ -245,10 +290,11 @@ async function serveCounting(handler: (req: IncomingMessage, res: ServerResponse
   srv.on("connection", () => connections++);
   await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
   const port = (srv.address() as AddressInfo).port;
-  return { seen, port, connections: () => connections, close: () => new Promise<void>((r) => (srv.closeAllConnections(), srv.close(() => r()))) };
+  const close = () => new Promise<void>((r) => (srv.closeAllConnections(), srv.close(() => r())));
+  return { seen, port, connections: () => connections, close };
 }
 
-test("resolve: a host outside allowHosts is refused before any request: IP literals in any notation, names that resolve inside, redirects", async () => {
+test("resolve: a host outside allowHosts is refused before any request: IP literals in any notation, inside names, redirects", async () => {
   const s = await serveCounting((req, res) => {
     const to = new URL(req.url!, "http://x").searchParams.get("to");
     if (to) return void res.writeHead(302, { location: to }).end();
@@ -258,9 +304,10 @@ test("resolve: a host outside allowHosts is refused before any request: IP liter
     const base = { hfUrl: `http://127.0.0.1:${s.port}`, civitaiUrl: `http://127.0.0.1:${s.port}`, hfToken: "hf_x", timeoutMs: 2000 };
     const p = s.port;
     const urls = [
-      `https://127.0.0.1:${p}/m.safetensors`, `https://2130706433:${p}/m.safetensors`, `https://0x7f000001:${p}/m.safetensors`, `https://0177.0.0.1:${p}/m.safetensors`,
-      `https://127.1:${p}/m.safetensors`, `https://[::1]:${p}/m.safetensors`, `https://[::ffff:127.0.0.1]:${p}/m.safetensors`, `https://0.0.0.0:${p}/m.safetensors`,
-      `https://localhost:${p}/m.safetensors`, "https://169.254.169.254/latest/meta-data/", "https://10.1.2.3/m.safetensors", "https://[fe80::1]/m.safetensors",
+      `https://127.0.0.1:${p}/m.safetensors`, `https://2130706433:${p}/m.safetensors`, `https://0x7f000001:${p}/m.safetensors`,
+      `https://0177.0.0.1:${p}/m.safetensors`, `https://127.1:${p}/m.safetensors`, `https://[::1]:${p}/m.safetensors`,
+      `https://[::ffff:127.0.0.1]:${p}/m.safetensors`, `https://0.0.0.0:${p}/m.safetensors`, `https://localhost:${p}/m.safetensors`,
+      "https://169.254.169.254/latest/meta-data/", "https://10.1.2.3/m.safetensors", "https://[fe80::1]/m.safetensors",
     ];
     for (const url of urls) {
       const r = await resolveModel({ ...dep("loras", "m.safetensors"), url, source: { kind: "url" } }, base);
@@ -270,7 +317,11 @@ test("resolve: a host outside allowHosts is refused before any request: IP liter
     }
     const hf = await resolveModel({ ...dep("loras", "m.safetensors"), url: "https://huggingface.co/o/r/resolve/main/m.safetensors" }, base);
     assert.ok(!hf.ok && /refused .*127\.0\.0\.1.*allowHosts/.test(hf.reason), JSON.stringify(hf));
-    const mirrored = await resolveModel({ ...dep("loras", "m.safetensors"), url: "https://files.example.com/m.safetensors" }, { ...base, mirrors: { "https://files.example.com/": `http://127.0.0.1:${p}/` } });
+    const mirrors = { "https://files.example.com/": `http://127.0.0.1:${p}/` };
+    const mirrored = await resolveModel({ ...dep("loras", "m.safetensors"), url: "https://files.example.com/m.safetensors" }, {
+      ...base,
+      mirrors,
+    });
     assert.ok(!mirrored.ok, "plain http to 127.0.0.1 without allowHosts");
     assert.equal(s.connections(), 0, `the server saw ${s.connections()} connections: ${s.seen.join(", ")}`);
 
@@ -280,8 +331,13 @@ test("resolve: a host outside allowHosts is refused before any request: IP liter
     assert.ok(ok.ok, JSON.stringify(ok));
     assert.equal(ok.file.size, 1234);
     s.seen.length = 0;
-    for (const to of [`http://localhost:${p}/m.safetensors`, `https://localhost:${p}/m.safetensors`, "https://169.254.169.254/latest/", `http://127.0.0.1:${p + 1}/m.safetensors`]) {
-      const r = await resolveModel({ ...dep("loras", "m.safetensors"), url: `https://files.example.com/go?to=${encodeURIComponent(to)}` }, allowed);
+    const elsewhere = [
+      `http://localhost:${p}/m.safetensors`, `https://localhost:${p}/m.safetensors`, "https://169.254.169.254/latest/",
+      `http://127.0.0.1:${p + 1}/m.safetensors`,
+    ];
+    for (const to of elsewhere) {
+      const url = `https://files.example.com/go?to=${encodeURIComponent(to)}`;
+      const r = await resolveModel({ ...dep("loras", "m.safetensors"), url }, allowed);
       assert.ok(!r.ok && /refused redirect/.test(r.reason), `${to}: ${JSON.stringify(r)}`);
     }
     assert.deepEqual(s.seen.map((x) => x.replace(/\?\S*/, "")), ["HEAD /go -", "HEAD /go -", "HEAD /go -", "HEAD /go -"]);
@@ -290,13 +346,18 @@ test("resolve: a host outside allowHosts is refused before any request: IP liter
   }
 });
 
-test("Hugging Face URLs: parsed once; the token goes only to /<repo>/resolve/<rev>/<path>; a URL that does not parse cleanly fails that model alone", async () => {
-  const s = await serveCounting((req, res) => {
-    res.writeHead(302, { location: "https://cdn.example/x", "x-linked-size": "42", "x-linked-etag": `"${"a".repeat(64)}"` }).end();
+test("Hugging Face URLs: parsed once; the token goes only to the repo's paths-info and resolve paths; a bad URL fails alone", async () => {
+  const X = seeded("x", 4242);
+  const hub = await startFakeHub({
+    token: "hf_secret",
+    hf: {
+      "org/repo": { files: { "sub/x y.safetensors": X } },
+      "datasets/org/data": { files: { "x.safetensors": X } },
+      "Org-1/Repo.v2_x": { files: { "a/b/c.gguf": X } },
+    },
   });
   try {
-    const origin = `http://127.0.0.1:${s.port}`;
-    const env = { hfUrl: origin, civitaiUrl: origin, hfToken: "hf_secret", allowHosts: [`127.0.0.1:${s.port}`], timeoutMs: 2000 };
+    const env = { hfUrl: hub.url, civitaiUrl: hub.url, hfToken: "hf_secret", allowHosts: [new URL(hub.url).host], timeoutMs: 2000 };
     const sourceOf = (u: string): ModelDep["source"] => {
       try {
         return parseModelUrl(u);
@@ -315,30 +376,98 @@ test("Hugging Face URLs: parsed once; the token goes only to /<repo>/resolve/<re
       "https://huggingface.co/org/repo/resolve/main/",
       "https://huggingface.co/org/repo/tree/main/x.safetensors",
     ];
-    const results = await Promise.all(bad.map((url) => resolveModel({ ...dep("loras", "x.safetensors"), url, source: sourceOf(url) }, env)));
+    const results = await Promise.all(
+      bad.map((url) => resolveModel({ ...dep("loras", "x.safetensors"), url, source: sourceOf(url) }, env)),
+    );
     results.forEach((r, i) => {
       assert.ok(!r.ok, `${bad[i]} was accepted: ${JSON.stringify(r)}`);
       assert.ok(!r.auth, "a bad URL is that model's problem, not a token problem");
       assert.match(r.reason, /not a (clean )?Hugging Face file URL/, bad[i]);
       assert.ok(r.reason.includes(new URL(bad[i]!).pathname.split("/").slice(0, 3).join("/")), `${r.reason} names the URL`);
     });
-    assert.deepEqual(s.seen, [], "a request (with the token) went out for a bad URL");
+    assert.deepEqual(hub.stats.seen, [], "a request (with the token) went out for a bad URL");
 
     const good = [
-      ["https://huggingface.co/org/repo/resolve/main/sub/x%20y.safetensors?download=true", "/org/repo/resolve/main/sub/x%20y.safetensors"],
-      ["https://huggingface.co/datasets/org/data/blob/v1.0/x.safetensors", "/datasets/org/data/resolve/v1.0/x.safetensors"],
-      ["https://hf.co/Org-1/Repo.v2_x/resolve/0123abc/a/b/c.gguf#frag", "/Org-1/Repo.v2_x/resolve/0123abc/a/b/c.gguf"],
+      [
+        "https://huggingface.co/org/repo/resolve/main/sub/x%20y.safetensors?download=true",
+        "/org/repo/resolve/main/sub/x%20y.safetensors",
+        "/api/models/org/repo/paths-info/main",
+      ],
+      [
+        "https://huggingface.co/datasets/org/data/blob/v1.0/x.safetensors",
+        "/datasets/org/data/resolve/v1.0/x.safetensors",
+        "/api/datasets/org/data/paths-info/v1.0",
+      ],
+      [
+        "https://hf.co/Org-1/Repo.v2_x/resolve/0123abc/a/b/c.gguf#frag",
+        "/Org-1/Repo.v2_x/resolve/0123abc/a/b/c.gguf",
+        "/api/models/Org-1/Repo.v2_x/paths-info/0123abc",
+      ],
     ];
-    for (const [url, path] of good) {
+    for (const [url, path, api] of good) {
+      hub.resetStats();
       const r = await resolveModel({ ...dep("loras", "x.safetensors"), url: url!, source: sourceOf(url!) }, env);
       assert.ok(r.ok, `${url}: ${JSON.stringify(r)}`);
-      assert.equal(r.file.url, origin + path);
-      assert.equal(r.file.size, 42);
-      assert.equal(s.seen.at(-1), `HEAD ${path} Bearer hf_secret`);
+      assert.equal(r.file.url, hub.url + path);
+      assert.equal(r.file.size, X.length);
+      assert.equal(r.file.sha256, sha256(X), "the LFS oid is the expected sha256");
+      assert.deepEqual(r.file.headers, { authorization: "Bearer hf_secret" });
+      assert.deepEqual(hub.stats.withAuth.sort(), [`HEAD ${path}`, `POST ${api}`].sort());
+      assert.equal(hub.stats.requests, 0, "no byte moved on the user's machine");
     }
   } finally {
-    await s.close();
+    await hub.close();
   }
+});
+
+test("Hugging Face gated or private: no token: set HF_TOKEN; a token not granted is named; a 429 is waited out", async () => {
+  const G = seeded("g", 1000);
+  const hub = await startFakeHub({
+    token: "hf_granted",
+    tokens: ["hf_stranger"],
+    hf: {
+      "org/gated": { gated: true, grantedTo: ["hf_granted"], files: { "g.safetensors": G } },
+      "org/private": { private: true, files: { "p.safetensors": G } },
+    },
+  });
+  try {
+    const env = (hfToken?: string) => ({
+      hfUrl: hub.url, civitaiUrl: hub.url, hfToken, allowHosts: [new URL(hub.url).host], retry: { tries: 3, baseMs: 1, maxMs: 5 },
+    });
+    const gated = { ...dep("loras", "g.safetensors"), url: "https://huggingface.co/org/gated/resolve/main/g.safetensors" };
+    const priv = { ...dep("loras", "p.safetensors"), url: "https://huggingface.co/org/private/resolve/main/p.safetensors" };
+    for (const d of [gated, priv]) {
+      const r = await resolveModel(d, env());
+      assert.ok(!r.ok && r.auth, JSON.stringify(r));
+      assert.match(r.reason, /is in the gated or private repository org\/(gated|private): set HF_TOKEN/);
+    }
+    const stranger = await resolveModel(gated, env("hf_stranger"));
+    assert.ok(!stranger.ok && stranger.auth, JSON.stringify(stranger));
+    assert.match(stranger.reason, /Hugging Face refused HF_TOKEN for g\.safetensors in org\/gated \(HTTP 403\)/);
+    assert.ok(!stranger.reason.includes("hf_stranger"));
+    hub.faults.hubFail = { count: 2, status: 429, retryAfter: 0 };
+    const ok = await resolveModel(gated, env("hf_granted"));
+    assert.ok(ok.ok, JSON.stringify(ok));
+    assert.equal(ok.file.sha256, sha256(G));
+    assert.equal(hub.stats.requests, 0);
+  } finally {
+    await hub.close();
+  }
+});
+
+test("models tasks: cleanup is destructive (the global --yes confirms it), and no option is named like a run option", async () => {
+  const { models } = await import("../../plugins/models/index.ts");
+  const { workflow } = await import("../../plugins/workflow/index.ts");
+  const { globalsSchema } = await import("../../lib/cli/globals.ts");
+  const globals = new Set(Object.keys(globalsSchema.shape));
+  const tasks = [...models().tasks, ...workflow().tasks];
+  for (const t of tasks) {
+    const clash = Object.keys(t.options?.shape ?? {}).filter((k) => globals.has(k));
+    assert.deepEqual(clash, [], `${t.name} has options named like run options`);
+  }
+  const cleanup = tasks.find((t) => t.name === "models:cleanup")!;
+  assert.match(cleanup.destructive ?? "", /delete/);
+  for (const t of tasks) if (t.name !== "models:cleanup") assert.equal(t.destructive, undefined, t.name);
 });
 
 test("folders named like Object.prototype members are plain folders: constructor/x, not a crash", () => {

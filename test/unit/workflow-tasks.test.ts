@@ -10,10 +10,13 @@ import { fakeEnv, startFakeUpstream, type FakeUpstream } from "../support/fake-u
 import { PROTO_NAMES, deepArrayText, doublingSubgraphs, groupNodeRing, uiWithDeepWidget } from "./comfy/hostile-workflows.ts";
 
 const SHARED = fileURLToPath(new URL("../../../shared/data/", import.meta.url));
-const SKIP = existsSync(SHARED) ? false : `shared reference data not found at ${SHARED} (ComfyUI-Manager maps, templates, comfy-cli fixtures): skipped`;
+const SKIP = existsSync(SHARED)
+  ? false
+  : `shared reference data not found at ${SHARED} (ComfyUI-Manager maps, templates, comfy-cli fixtures): skipped`;
 
 const SHA_GIT = "1234567890abcdef1234567890abcdef12345678";
 const SHA_MODEL = "a".repeat(64);
+const HF_TOKEN = "hf_lock_" + Math.random().toString(36).slice(2, 10);
 let fake: FakeUpstream;
 
 before(async () => {
@@ -24,20 +27,24 @@ before(async () => {
     commits: { "0nikod/comfyui-metadata-tools": SHA_GIT },
     registry: { lcm: ["1.0.0", "1.0.2"], "comfyui-kjnodes": ["1.0.9", "1.1.0"] },
     hfFiles: { "org/repo/sd15.safetensors": { size: 2_132_625_894, sha256: SHA_MODEL } },
+    hfTokens: [HF_TOKEN],
   });
 });
 after(async () => {
   await fake?.close();
 });
 
-/** A throwaway project using this checkout's workflow plugin; `templates` are copied into workflow_templates/. */
+/**
+ * A throwaway project using this checkout's workflow plugin; `templates` are copied into workflow_templates/.
+ * The fake upstream is on loopback: listed in allowHosts, as a mirror of one's own would be.
+ */
 function project(templates: string[] = [], extra = ""): { dir: string; cache: string } {
   const dir = mkdtempSync(join(tmpdir(), "flow-wf-"));
   writeFileSync(
     join(dir, "flowfile.ts"),
     `import { defineFlow } from ${JSON.stringify(REPO + "lib/index.ts")};
 import { workflow } from ${JSON.stringify(REPO + "plugins/index.ts")};
-export default defineFlow({ plugins: [workflow()]${extra} });
+export default defineFlow({ plugins: [workflow()], settings: { allowHosts: [${JSON.stringify(new URL(fake.url).host)}] }${extra} });
 `,
   );
   symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
@@ -70,7 +77,7 @@ test("workflow:deps --file --json: the documented shape, models with folder and 
   assert.ok(existsSync(join(cache, "flow/comfy-data")));
 });
 
-test("workflow:deps: default folder, a malformed file named with the others still reported (exit 1); missing sources hinted", { skip: SKIP }, async () => {
+test("workflow:deps: default folder, a malformed file named, others reported (exit 1); sources hinted", { skip: SKIP }, async () => {
   const { dir, cache } = project(["controlnet_example.json"], `, models: { "mine.safetensors": "https://example.com/mine.safetensors" }`);
   writeFileSync(join(dir, "workflow_templates/broken.json"), '{"nodes": [');
   writeFileSync(
@@ -108,28 +115,56 @@ test("workflow:deps --offline: fails clearly without a cache, works from the cac
   assert.equal(fake.log.length, seen);
 });
 
-test("workflow:convert: comfy-cli's sd15 fixture gives exactly the expected API JSON (file and host object_info)", { skip: SKIP }, async () => {
+test("workflow:convert: comfy-cli's sd15 fixture gives the expected API JSON (file and host object_info)", { skip: SKIP }, async () => {
   const { dir, cache } = project();
   const ui = join(dir, "sd15.json");
   copyFileSync(join(SHARED, "comfy-cli/sd15_ui_workflow.json"), ui);
   const expected = JSON.parse(readFileSync(join(SHARED, "comfy-cli/sd15_expected_api.json"), "utf8"));
   const out = join(dir, "api.json");
-  const r = await flow(["run", "workflow:convert", "--file", ui, "--object-info", join(SHARED, "comfy-cli/sd15_object_info.json"), "-o", out], { cwd: dir, env: fakeEnv(fake, cache) });
+  const oi = join(SHARED, "comfy-cli/sd15_object_info.json");
+  const env = fakeEnv(fake, cache);
+  // a saved object_info: no host is asked (this machine runs it)
+  const r = await flow(["run", "workflow:convert", "--file", ui, "--object-info", oi, "-o", out, "--host", "local"], { cwd: dir, env });
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.deepEqual(JSON.parse(readFileSync(out, "utf8")), expected);
   assert.match(r.stdout, /convert -> .*: changed/);
-  const again = await flow(["run", "workflow:convert", "--file", ui, "--object-info", join(SHARED, "comfy-cli/sd15_object_info.json"), "-o", out], { cwd: dir, env: fakeEnv(fake, cache) });
+  assert.doesNotMatch(r.stdout, /GET \/object_info/);
+  const again = await flow(["run", "workflow:convert", "--file", ui, "--object-info", oi, "-o", out, "--host", "local"], { cwd: dir, env });
   assert.match(again.stdout, /convert -> .*: ok/);
-  // --host: the object_info is asked on the host (here the local machine, curl to a fake ComfyUI).
-  const viaHost = await flow(["run", "workflow:convert", "--file", ui, "--host", "local", "--comfy-url", fake.url], { cwd: dir, env: fakeEnv(fake, cache) });
+  // --host: the task runs on that host through the ordinary runner; its ComfyUI (here curl to a fake) answers /object_info
+  const viaHost = await flow(["run", "workflow:convert", "--file", ui, "--host", "local", "--comfy-url", fake.url], { cwd: dir, env });
   assert.equal(viaHost.code, 0, viaHost.stdout + viaHost.stderr);
-  assert.match(viaHost.stdout, /local: GET \/object_info: ok \(\d+ classes\)/);
+  assert.match(viaHost.stdout, /\[local\] GET \/object_info: ok \(\d+ classes\)/);
   assert.deepEqual(JSON.parse(readFileSync(join(dir, "sd15.api.json"), "utf8")), expected);
-  const neither = await flow(["run", "workflow:convert", "--file", ui], { cwd: dir, env: fakeEnv(fake, cache) });
-  assert.equal(neither.code, 1);
-  assert.match(neither.stdout, /exactly one of --object-info FILE or --host NAME/);
+  // a dry run converts and says it would write, but writes nothing
+  const dry = join(dir, "dry.api.json");
+  const dryArgs = ["run", "workflow:convert", "--file", ui, "--host", "local", "--comfy-url", fake.url, "-o", dry, "--dry-run"];
+  const d = await flow(dryArgs, { cwd: dir, env });
+  assert.equal(d.code, 0, d.stdout + d.stderr);
+  assert.match(d.stdout, /convert -> dry\.api\.json: would change \(would write: \d+ nodes/);
+  assert.ok(!existsSync(dry));
+  // no host named: the run says where to run it (a saved object_info runs with --host local)
+  const neither = await flow(["run", "workflow:convert", "--file", ui], { cwd: dir, env });
+  assert.equal(neither.code, 2);
+  assert.match(neither.stdout + neither.stderr, /workflow:convert runs on hosts: give --host/);
+  // the task's own options no longer shadow the run's: --host is the run option, a host flag the task does not take
+  const help = await flow(["run", "workflow:convert", "--help"], { cwd: dir, env });
+  assert.equal((help.stdout.match(/^\s*--host=/gm) ?? []).length, 1, help.stdout);
 });
 
+test("workflow:convert --host: an unreachable host is in the ordinary runner's recap; nothing written", { skip: SKIP }, async () => {
+  const { dir, cache } = project();
+  const ui = join(dir, "sd15.json");
+  copyFileSync(join(SHARED, "comfy-cli/sd15_ui_workflow.json"), ui);
+  // port 9 on loopback: nothing listens
+  const env = { ...fakeEnv(fake, cache), HOME: dir };
+  const r = await flow(["run", "workflow:convert", "--file", ui, "--host", "nobody@127.0.0.1:9"], { cwd: dir, env });
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, /\[nobody@127\.0\.0\.1:9\] UNREACHABLE/);
+  assert.ok(!existsSync(join(dir, "sd15.api.json")));
+});
+
+const SD15_URL = "https://huggingface.co/org/repo/resolve/main/sd15.safetensors";
 const LOCK_WF = {
   nodes: [
     { id: 1, type: "ImageGetMetadata" },
@@ -139,13 +174,13 @@ const LOCK_WF = {
       id: 4,
       type: "CheckpointLoaderSimple",
       widgets_values: ["sd15.safetensors"],
-      properties: { models: [{ name: "sd15.safetensors", url: "https://huggingface.co/org/repo/resolve/main/sd15.safetensors", directory: "checkpoints" }] },
+      properties: { models: [{ name: "sd15.safetensors", url: SD15_URL, directory: "checkpoints" }] },
     },
   ],
   links: [],
 };
 
-test("workflow:lock pins commits, registry versions, sizes and sha256; --check: 0 unchanged, 1 naming an edited workflow", { skip: SKIP }, async () => {
+test("workflow:lock pins commits, registry versions, sizes, sha256; --check: 0 unchanged, 1 naming an edit", { skip: SKIP }, async () => {
   const { dir, cache } = project(["controlnet_example.json"]);
   writeFileSync(join(dir, "workflow_templates/mine.json"), JSON.stringify(LOCK_WF));
   const env = fakeEnv(fake, cache);
@@ -157,10 +192,12 @@ test("workflow:lock pins commits, registry versions, sizes and sha256; --check: 
   assert.equal(packs["https://github.com/0nikod/ComfyUI-Metadata-Tools"]?.commit, SHA_GIT);
   assert.equal(packs["lcm"]?.version, "1.0.2");
   assert.equal(packs["comfyui-kjnodes"]?.version, "1.1.0");
-  assert.deepEqual(mine.models, [{ folder: "checkpoints", name: "sd15.safetensors", url: "https://huggingface.co/org/repo/resolve/main/sd15.safetensors", size: 2_132_625_894, sha256: SHA_MODEL, optional: false }]);
+  const sd15 = { folder: "checkpoints", name: "sd15.safetensors", url: SD15_URL, size: 2_132_625_894, sha256: SHA_MODEL, optional: false };
+  assert.deepEqual(mine.models, [sd15]);
   assert.ok(lock.workflows["workflow_templates/controlnet_example.json"]);
   assert.ok(fake.log.includes("GET /github/repos/0nikod/ComfyUI-Metadata-Tools/commits/HEAD"));
-  assert.ok(fake.log.includes("HEAD /hf/org/repo/resolve/main/sd15.safetensors"));
+  // size and sha256 from the Hub's paths-info (@huggingface/hub): the LFS oid is the sha256
+  assert.ok(fake.log.includes("POST /hf/api/models/org/repo/paths-info/main"), fake.log.join("\n"));
   assert.ok(fake.log.includes("GET /registry/nodes/comfyui-kjnodes/versions"));
 
   const ok = await flow(["run", "workflow:lock", "--check"], { cwd: dir, env });
@@ -173,6 +210,23 @@ test("workflow:lock pins commits, registry versions, sizes and sha256; --check: 
   assert.equal(bad.code, 1);
   assert.match(bad.stdout, /changed since the lock: workflow_templates\/mine\.json/);
   assert.doesNotMatch(bad.stdout, /changed since the lock: workflow_templates\/controlnet_example/);
+});
+
+test("workflow:lock with HF_TOKEN: checked first (whoami); a wrong one stops the run, named, not shown", { skip: SKIP }, async () => {
+  const { dir, cache } = project();
+  writeFileSync(join(dir, "workflow_templates/mine.json"), JSON.stringify(LOCK_WF));
+  const env = fakeEnv(fake, cache);
+  const good = await flow(["run", "workflow:lock"], { cwd: dir, env: { ...env, HF_TOKEN } });
+  assert.equal(good.code, 0, good.stdout + good.stderr);
+  assert.match(good.stdout, /HF_TOKEN: ok \(accepted for flow-tester\)/);
+  assert.ok(!good.stdout.includes(HF_TOKEN));
+  const wrong = "hf_wrong_" + Math.random().toString(36).slice(2, 10);
+  const seen = fake.log.length;
+  const bad = await flow(["run", "workflow:lock"], { cwd: dir, env: { ...env, HF_TOKEN: wrong } });
+  assert.equal(bad.code, 1, bad.stdout + bad.stderr);
+  assert.match(bad.stdout, /Hugging Face refused HF_TOKEN \(HTTP 401 from .*\/api\/whoami-v2\)/);
+  assert.ok(!bad.stdout.includes(wrong) && !bad.stderr.includes(wrong));
+  assert.ok(!fake.log.slice(seen).some((l) => l.includes("paths-info")), "a lookup went out with a refused token");
 });
 
 test("timing: workflow:deps over the 41 templates with reference data cached", { skip: SKIP }, async () => {
@@ -194,7 +248,8 @@ test("timing: workflow:deps over the 41 templates with reference data cached", {
   }
   const best = runs.reduce((a, b) => (a.task.total! <= b.task.total! ? a : b));
   console.log(
-    `workflow:deps over 41 templates, data cached: task ${best.task.total} ms (reference data ${best.task.referenceData} ms, workflows ${best.task.workflows} ms); ` +
+    `workflow:deps over 41 templates, data cached: task ${best.task.total} ms ` +
+      `(reference data ${best.task.referenceData} ms, workflows ${best.task.workflows} ms); ` +
       `whole CLI process ${best.wall} ms; all runs: ${runs.map((r) => `${r.task.total}/${r.wall}`).join(", ")} ms (task/process)`,
   );
 });
@@ -257,7 +312,7 @@ test("workflow:convert: a 20-level subgraph bomb and deep nesting are refused by
   const oi = join(SHARED, "comfy-cli/sd15_object_info.json");
   for (const [file, why] of [["bomb.json", /more than 50,000 nodes/], ["deep.json", /nested more than 500 levels deep/]] as const) {
     const out = join(dir, `${file}.api.json`);
-    const args = ["run", "workflow:convert", "--file", file, "--object-info", oi, "-o", out];
+    const args = ["run", "workflow:convert", "--file", file, "--object-info", oi, "-o", out, "--host", "local"];
     const r = await flow(args, { cwd: dir, ...bounded(fakeEnv(fake, cache)) });
     assert.notEqual(r.code, null, `no exit code: killed (120 s limit or out of memory): ${r.stderr.slice(-300)}`);
     assert.equal(r.code, 1, r.stdout + r.stderr);

@@ -1,5 +1,6 @@
 // ComfyUI-Manager's reference data (node map, node list, model list, GitHub stars), fetched from
-// upstream through the on-disk cache, validated, and indexed for the resolvers.
+// upstream through the on-disk cache, validated, and indexed for the resolvers. Shared: the
+// workflow plugin resolves nodes with it, the models plugin fills in model sources from it.
 // The validated, indexed form is itself cached on disk (v8 serialization, keyed by the raw files'
 // hash): parsing + validating ~7 MB of JSON costs far more than the 41-template run it serves.
 import { createHash } from "node:crypto";
@@ -59,7 +60,13 @@ export async function loadRefData(opts: LoadRefDataOptions): Promise<RefData> {
   let t = performance.now();
   const settled = await Promise.allSettled(
     DATA_FILES.map((f) =>
-      fetchCached({ url: new URL(f, opts.baseUrl).href, cacheDir, name: `comfy-data/${slot}/${f}`, offline: opts.offline, maxAgeMs: opts.maxAgeMs ?? DAY_MS }),
+      fetchCached({
+        url: new URL(f, opts.baseUrl).href,
+        cacheDir,
+        name: `comfy-data/${slot}/${f}`,
+        offline: opts.offline,
+        maxAgeMs: opts.maxAgeMs ?? DAY_MS,
+      }),
     ),
   );
   // Report the first failure in file order, so the message does not depend on which request lost a race.
@@ -97,7 +104,8 @@ export async function loadRefData(opts: LoadRefDataOptions): Promise<RefData> {
   // model list's prose) shrinks the snapshot from ~10 MB to a fraction, and its load time with it.
   const index: ResolveIndex = { ...full, data: { extensionNodeMap: {}, coreClasses: full.data.coreClasses } };
   const slimModels: ModelList = {
-    models: modelList.models.map(({ name, type, save_path, filename, url, size, base }) => ({ name, type, save_path, filename, url, ...(size ? { size } : {}), ...(base ? { base } : {}) })),
+    models: modelList.models.map(({ name, type, save_path, filename, url, size, base }) =>
+      ({ name, type, save_path, filename, url, ...(size ? { size } : {}), ...(base ? { base } : {}) })),
   };
   timings.index = performance.now() - t;
   // A failed snapshot write only costs speed next time.
