@@ -6,12 +6,13 @@ import type { HostRecap } from "./events.ts";
 import { LOCAL_HOST } from "./select.ts";
 import { runOnHost } from "./run/host-run.ts";
 import type { RunRequest } from "./run/request.ts";
+import { scopeOf } from "./task.ts";
 
 export type { RunRequest } from "./run/request.ts";
 export { sshOptionsFor } from "./run/connect.ts";
 
 export async function runTask(req: RunRequest): Promise<HostRecap[]> {
-  const hosts = req.task.scope === "local" ? [LOCAL_HOST] : req.hosts;
+  const hosts = scopeOf(req.task, req.options) === "local" ? [LOCAL_HOST] : req.hosts;
   req.reporter.start(req.task.name, hosts.map((h) => h.name), req.dryRun);
   const recaps: HostRecap[] = [];
   let next = 0;

@@ -1,5 +1,6 @@
 // The task model: tasks are data (name, description, option schema, secrets) plus a body
 // that runs once per selected host and reports idempotent steps.
+import { globalsSchema } from "./cli/globals.ts";
 import type { z } from "zod";
 import type { HostSpec } from "./hosts.ts";
 import type { ExecOptions, ExecResult, Transport } from "./transport/types.ts";
@@ -76,8 +77,11 @@ export interface TaskDef<S extends z.ZodObject = z.ZodObject> {
   secrets?: string[];
   /** secrets used when present */
   optionalSecrets?: string[];
-  /** "host" (default): once per selected host. "local": once, on this machine, no host needed. */
-  scope?: "host" | "local";
+  /**
+   * "host" (default): once per selected host. "local": once, on this machine, no host needed. A
+   * function decides from the options (workflow:convert is local with a saved object_info).
+   */
+  scope?: "host" | "local" | ((options: z.infer<S>) => "host" | "local");
   /** take the host lock while this task runs (default true; false for read-only and ad-hoc tasks) */
   lock?: boolean;
   /** the task takes words after `--` */
@@ -88,14 +92,42 @@ export interface TaskDef<S extends z.ZodObject = z.ZodObject> {
   passthrough?: boolean;
   /** the exit code of a passthrough run (as `ssh host cmd` gives the command's); default 0 when every host ended ok, else 1 */
   exitCode?(recaps: import("./events.ts").HostRecap[]): number;
+  /**
+   * Runs once on this machine before any host is touched (after options and secrets are resolved):
+   * a check that must stop the whole run early, e.g. a wrong token. A throw is the run's red line.
+   */
+  preflight?(ctx: PreflightContext, options: z.infer<S>): Promise<void>;
   run(ctx: TaskContext, options: z.infer<S>): Promise<void>;
   /** text printed after the recap (not with --json), e.g. one table for the fleet */
   summarize?(recaps: import("./events.ts").HostRecap[]): string;
 }
 
-/** Identity helpers: they exist for the types. */
+export interface PreflightContext {
+  readonly secrets: Readonly<Record<string, string>>;
+  readonly flow: import("./flowfile/schema.ts").FlowConfig;
+  readonly projectDir: string;
+  readonly dryRun: boolean;
+  /** a line for the user, outside the task tree */
+  log(message: string): void;
+}
+
+/** The run options every task takes: a task option may not take one of their names. */
+const RUN_OPTION_KEYS = Object.keys(globalsSchema.shape);
+
+/** Checks what can be checked when a task is defined: an option named like a run option would be shadowed. */
 export function defineTask<S extends z.ZodObject>(task: TaskDef<S>): TaskDef<S> {
+  const clash = Object.keys(task.options?.shape ?? {}).filter((k) => RUN_OPTION_KEYS.includes(k));
+  if (clash.length) {
+    const flags = clash.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(", ");
+    const many = clash.length > 1;
+    throw new TaskError(`task ${task.name}: ${flags} ${many ? "are" : "is"} a run option of every task; rename the task's option${many ? "s" : ""}`);
+  }
   return task;
+}
+
+/** Where a task runs for these options. */
+export function scopeOf(task: Pick<TaskDef<any>, "scope">, options: Record<string, unknown>): "host" | "local" {
+  return typeof task.scope === "function" ? task.scope(options) : task.scope ?? "host";
 }
 
 export interface PluginDef {

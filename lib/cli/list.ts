@@ -38,7 +38,7 @@ export function listText(flow: LoadedFlow, groups: TaskGroup[]): string {
     if (!g.tasks.length) continue;
     out.push(`${g.kind} ${g.title}${g.description ? ` — ${g.description}` : ""}`);
     for (const t of g.tasks) {
-      out.push(`  ${t.name.padEnd(width)}  ${t.description}${t.scope === "local" ? " [local]" : ""}`);
+      out.push(`  ${t.name.padEnd(width)}  ${t.description}${t.scope === "local" ? " [local]" : typeof t.scope === "function" ? " [local or host]" : ""}`);
       const opts = describeOptions(t.options);
       if (opts.length) out.push(`  ${"".padEnd(width)}  options: ${opts.map((o) => o.flag + (o.required ? "*" : "")).join(" ")}`);
     }
@@ -51,7 +51,7 @@ export function listJson(flow: LoadedFlow, groups: TaskGroup[]): string {
   const json = groups.map((g) => ({
     group: g.title, kind: g.kind, description: g.description,
     tasks: g.tasks.map((t) => ({
-      name: t.name, description: t.description, scope: t.scope ?? "host", lock: t.lock !== false,
+      name: t.name, description: t.description, scope: typeof t.scope === "function" ? "depends on options" : t.scope ?? "host", lock: t.lock !== false,
       secrets: t.secrets ?? [], options: describeOptions(t.options),
     })),
   }));

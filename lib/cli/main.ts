@@ -13,6 +13,7 @@ import { listJson, listText, taskGroups, taskIndex } from "./list.ts";
 import { taskCommand, UsageError } from "./run.ts";
 import { initProject, InitError } from "./init.ts";
 import { say } from "./say.ts";
+import { TaskError } from "../task.ts";
 
 export interface CliOptions {
   /** the flow used when the working directory has no flowfile */
@@ -102,7 +103,7 @@ export async function main(argv: string[], opts: CliOptions): Promise<number> {
     await runCommand(root, { rawArgs: argv });
     return code;
   } catch (err) {
-    const known = [UsageError, FlagError, FlowfileError, SelectError, MissingSecretsError, InitError].some((E) => err instanceof E)
+    const known = [UsageError, FlagError, FlowfileError, SelectError, MissingSecretsError, InitError, TaskError].some((E) => err instanceof E)
       || (err as Error).name === "CLIError";
     say.error(`flow: ${known ? (err as Error).message : ((err as Error).stack ?? String(err))}`);
     return 2;

@@ -3,7 +3,7 @@
 // on a terminal, runs, and returns the exit code.
 import { defineCommand, renderUsage, type CommandDef } from "citty";
 import type { LoadedFlow } from "../flowfile/load.ts";
-import type { TaskDef } from "../task.ts";
+import { scopeOf, type TaskDef } from "../task.ts";
 import { describeOptions } from "./options.ts";
 import { cittyArgs, readArgs } from "./args.ts";
 import { GLOBALS, globalsSchema, validateFlags, type Globals } from "./globals.ts";
@@ -47,7 +47,8 @@ async function taskHelp(cmd: CommandDef, task: TaskDef<any>): Promise<string> {
 async function runOne(flow: LoadedFlow, index: Map<string, TaskDef<any>>, task: TaskDef<any>, options: Record<string, unknown>, rest: string[], values: Globals): Promise<number> {
   const settings = flow.config.settings;
   const hosts = selectHosts(flow.hosts, { host: values.host, hosts: values.hosts });
-  if (task.scope !== "local" && !hosts.length) throw new UsageError(`${task.name} runs on hosts: give --host ADDRESS or --hosts NAMES`);
+  const scope = scopeOf(task, options);
+  if (scope !== "local" && !hosts.length) throw new UsageError(`${task.name} runs on hosts: give --host ADDRESS or --hosts NAMES`);
   const env = loadEnv(flow.projectDir);
   // Redact every secret any task knows of, not only this task's: `exec -- env` must not print a token.
   for (const t of index.values()) for (const k of [...(t.secrets ?? []), ...(t.optionalSecrets ?? [])]) if (env[k]) redactor.add(env[k]!);
@@ -58,10 +59,13 @@ async function runOne(flow: LoadedFlow, index: Map<string, TaskDef<any>>, task: 
 
   let confirmed = !!values.yes;
   if (task.destructive && !confirmed && !values.dryRun) {
-    const where = task.scope === "local" ? "this machine" : hosts.map((h) => h.name).join(", ");
+    const where = scope === "local" ? "this machine" : hosts.map((h) => h.name).join(", ");
     confirmed = await confirm(`${task.name} will ${task.destructive} on ${where}. Go ahead?`);
     if (!confirmed) say.info(`${task.name}: not confirmed, so it will not ${task.destructive} (give --yes to confirm)`);
   }
+
+  // checks that must stop the whole run before any host is touched (a wrong token)
+  await task.preflight?.({ secrets, flow: flow.config, projectDir: flow.projectDir, dryRun: !!values.dryRun, log: (m) => say.info(m) }, options);
 
   const passthrough = !!task.passthrough && hosts.length === 1 && !values.json && !values.dryRun;
   const raw = passthrough ? { stdout: redactor.stream((c) => process.stdout.write(c)), stderr: redactor.stream((c) => process.stderr.write(c)) } : undefined;

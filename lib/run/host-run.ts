@@ -1,5 +1,6 @@
 // One task on one host: connect, read what flow recorded there, take the lock, run the body,
 // give the lock back, close; every event redacted on its way out and counted into the recap.
+import { scopeOf } from "../task.ts";
 import type { HostRecap, RunEvent } from "../events.ts";
 import type { HostSpec } from "../hosts.ts";
 import { onInterrupt } from "../cleanup.ts";
@@ -38,7 +39,7 @@ export async function runOnHost(req: RunRequest, host: HostSpec): Promise<HostRe
     }
     const recorded = host.local ? {} : await readHostRecord(transport, req.flow.config.settings.remoteDir);
     const ctx = new HostContext(req, withRecord(host, recorded), transport, emit);
-    if (req.task.lock !== false && !req.dryRun && req.task.scope !== "local") {
+    if (req.task.lock !== false && !req.dryRun && scopeOf(req.task, req.options) !== "local") {
       lock = await takeLock(ctx, req);
       const held = lock;
       const t = transport;

@@ -3,6 +3,7 @@
 // Only names and option schemas live here; each body loads when its task runs.
 import { z } from "zod";
 import { definePlugin, defineTask } from "../../lib/index.ts";
+import { hfTokenPreflight } from "../shared/hf.ts";
 
 export interface ModelsOptions {
   /** HTTP Range connections per file (default 16) */
@@ -52,6 +53,7 @@ export function models(options: ModelsOptions = {}) {
         description: "Download the models the workflows need onto the host (detached, resumable, verified)",
         optionalSecrets: tokens,
         options: downloadOptions,
+        preflight: (pf, o) => (o.offline ? Promise.resolve() : hfTokenPreflight(pf)),
         run: async (ctx, o) => (await import("./download.ts")).runDownload(ctx, o, options),
       }),
       defineTask({
@@ -60,6 +62,7 @@ export function models(options: ModelsOptions = {}) {
         lock: false,
         optionalSecrets: tokens,
         options: reportOptions,
+        preflight: (pf, o) => (o.offline ? Promise.resolve() : hfTokenPreflight(pf)),
         run: async (ctx, o) => (await import("./report.ts")).runReport(ctx, o, options),
       }),
       defineTask({

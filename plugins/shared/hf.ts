@@ -5,6 +5,7 @@
 // policy, retries); a repository, revision and path are checked by lib/comfy/hf-url.ts before
 // anything is sent, and the token goes only to that repository's API and resolve paths (and to
 // /api/whoami-v2): the fetch drops it anywhere else, redirects included.
+import { TaskError, type PreflightContext } from "../../lib/task.ts";
 import { HubApiError, listFiles, pathsInfo, whoAmI } from "@huggingface/hub";
 import { hfPartsProblem, hfResolveUrl, type HfFile } from "../../lib/comfy/hf-url.ts";
 import type { RetryPolicy } from "../../lib/retry.ts";
@@ -197,4 +198,20 @@ export function verifyHfToken(o: HfOptions & { token: string }): Promise<string>
     p.catch(() => verified.delete(key));
   }
   return p;
+}
+
+/**
+ * A run's preflight: a set HF_TOKEN that Hugging Face refuses stops the run before any host is
+ * touched (named, never shown). A hub that cannot be reached is only a warning here: the tasks
+ * themselves report what they could not look up.
+ */
+export async function hfTokenPreflight(pf: PreflightContext): Promise<void> {
+  const token = pf.secrets.HF_TOKEN;
+  if (!token) return;
+  try {
+    await verifyHfToken({ hubUrl: hfHubUrl(process.env), token, allowHosts: pf.flow.settings.allowHosts });
+  } catch (e) {
+    if (e instanceof HfError && e.kind === "auth") throw new TaskError(e.message);
+    pf.log(`HF_TOKEN not checked: ${(e as Error).message}`);
+  }
 }

@@ -2,8 +2,9 @@
 // deps and lock are local: they read files in the project and reference data from the cache.
 // object-info and convert run on the selected host, whose ComfyUI answers /object_info on its own
 // loopback (`flow run workflow:convert --file ui.json --host gpu1`); convert with a saved
-// `--object-info FILE` asks no host (`--host local`).
+// `--object-info FILE` asks no host and runs on this machine.
 // Only names and option schemas live here; each body loads when its task runs.
+import { hfTokenPreflight } from "../shared/hf.ts";
 import { z } from "zod";
 import { definePlugin, defineTask } from "../../lib/index.ts";
 
@@ -52,8 +53,9 @@ export type ConvertOptions = z.infer<typeof convertOptions>;
 
 export const convertTask = defineTask({
   name: "workflow:convert",
-  description: "Convert a UI-format workflow to API format with the host's /object_info (or a saved one, --host local)",
+  description: "Convert a UI-format workflow to API format with the host's /object_info (or a saved one, no host)",
   lock: false,
+  scope: (o: { objectInfo?: string }) => (o.objectInfo ? "local" : "host"),
   options: convertOptions,
   run: async (ctx, o) => (await import("./convert.ts")).runConvert(ctx, o),
 });
@@ -72,6 +74,7 @@ export const lockTask = defineTask({
   lock: false,
   optionalSecrets: ["GITHUB_TOKEN", "HF_TOKEN"],
   options: lockOptions,
+  preflight: (pf) => hfTokenPreflight(pf),
   run: async (ctx, o) => (await import("./lock.ts")).runLock(ctx, o),
 });
 

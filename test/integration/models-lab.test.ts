@@ -204,8 +204,10 @@ export default defineFlow({
     const wrong = "hf_wrong_" + Math.random().toString(36).slice(2, 12);
     hub.resetStats();
     const w = await run(["models:download", "--workflow", "workflow_templates/gated.json"], { HF_TOKEN: wrong });
-    assert.equal(w.code, 1);
-    assert.match(w.stdout, /Hugging Face refused HF_TOKEN \(HTTP 401 from .*\/api\/whoami-v2\)/);
+    // the preflight stops the run before any host is touched: exit 2, nothing on stdout (no run started)
+    assert.equal(w.code, 2, w.stdout + w.stderr);
+    assert.equal(w.stdout, "");
+    assert.match(w.stderr, /Hugging Face refused HF_TOKEN \(HTTP 401 from .*\/api\/whoami-v2\)/);
     assert.ok(!w.stdout.includes(wrong) && !w.stderr.includes(wrong));
     const asked = hub.stats.seen.filter((x) => !x.startsWith("GET /no-data/"));
     assert.deepEqual(asked, ["GET /api/whoami-v2"], "a lookup went out with a refused token");

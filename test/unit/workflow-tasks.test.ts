@@ -124,7 +124,8 @@ test("workflow:convert: comfy-cli's sd15 fixture gives the expected API JSON (fi
   const oi = join(SHARED, "comfy-cli/sd15_object_info.json");
   const env = fakeEnv(fake, cache);
   // a saved object_info: no host is asked (this machine runs it)
-  const r = await flow(["run", "workflow:convert", "--file", ui, "--object-info", oi, "-o", out, "--host", "local"], { cwd: dir, env });
+  // a saved object_info: no host needed, it runs on this machine
+  const r = await flow(["run", "workflow:convert", "--file", ui, "--object-info", oi, "-o", out], { cwd: dir, env });
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.deepEqual(JSON.parse(readFileSync(out, "utf8")), expected);
   assert.match(r.stdout, /convert -> .*: changed/);
@@ -143,7 +144,7 @@ test("workflow:convert: comfy-cli's sd15 fixture gives the expected API JSON (fi
   assert.equal(d.code, 0, d.stdout + d.stderr);
   assert.match(d.stdout, /convert -> dry\.api\.json: would change \(would write: \d+ nodes/);
   assert.ok(!existsSync(dry));
-  // no host named: the run says where to run it (a saved object_info runs with --host local)
+  // no host named and no saved object_info: the run says where to run it
   const neither = await flow(["run", "workflow:convert", "--file", ui], { cwd: dir, env });
   assert.equal(neither.code, 2);
   assert.match(neither.stdout + neither.stderr, /workflow:convert runs on hosts: give --host/);
@@ -223,8 +224,9 @@ test("workflow:lock with HF_TOKEN: checked first (whoami); a wrong one stops the
   const wrong = "hf_wrong_" + Math.random().toString(36).slice(2, 10);
   const seen = fake.log.length;
   const bad = await flow(["run", "workflow:lock"], { cwd: dir, env: { ...env, HF_TOKEN: wrong } });
-  assert.equal(bad.code, 1, bad.stdout + bad.stderr);
-  assert.match(bad.stdout, /Hugging Face refused HF_TOKEN \(HTTP 401 from .*\/api\/whoami-v2\)/);
+  // checked in the task's preflight: the run stops before it starts, exit 2, the red line on stderr
+  assert.equal(bad.code, 2, bad.stdout + bad.stderr);
+  assert.match(bad.stderr, /Hugging Face refused HF_TOKEN \(HTTP 401 from .*\/api\/whoami-v2\)/);
   assert.ok(!bad.stdout.includes(wrong) && !bad.stderr.includes(wrong));
   assert.ok(!fake.log.slice(seen).some((l) => l.includes("paths-info")), "a lookup went out with a refused token");
 });
@@ -312,7 +314,7 @@ test("workflow:convert: a 20-level subgraph bomb and deep nesting are refused by
   const oi = join(SHARED, "comfy-cli/sd15_object_info.json");
   for (const [file, why] of [["bomb.json", /more than 50,000 nodes/], ["deep.json", /nested more than 500 levels deep/]] as const) {
     const out = join(dir, `${file}.api.json`);
-    const args = ["run", "workflow:convert", "--file", file, "--object-info", oi, "-o", out, "--host", "local"];
+    const args = ["run", "workflow:convert", "--file", file, "--object-info", oi, "-o", out];
     const r = await flow(args, { cwd: dir, ...bounded(fakeEnv(fake, cache)) });
     assert.notEqual(r.code, null, `no exit code: killed (120 s limit or out of memory): ${r.stderr.slice(-300)}`);
     assert.equal(r.code, 1, r.stdout + r.stderr);
