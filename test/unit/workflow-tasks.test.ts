@@ -1,18 +1,18 @@
 // The workflow plugin through the real CLI, against local stand-ins for every upstream.
+import { SHARED, SKIP_MSG, dataPath, needs } from "./comfy/shared-data.ts";
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { flow, REPO } from "../support/cli.ts";
 import { fakeEnv, startFakeUpstream, type FakeUpstream } from "../support/fake-upstream.ts";
 import { PROTO_NAMES, deepArrayText, doublingSubgraphs, groupNodeRing, uiWithDeepWidget } from "./comfy/hostile-workflows.ts";
 
-const SHARED = fileURLToPath(new URL("../../../shared/data/", import.meta.url));
-const SKIP = existsSync(SHARED)
-  ? false
-  : `shared reference data not found at ${SHARED} (ComfyUI-Manager maps, templates, comfy-cli fixtures): skipped`;
+// the fixtures in test/fixtures/data first, then ../shared/data (the 41 templates: the timing test only)
+const data = (rel: string) => dataPath(rel) ?? join(SHARED, rel);
+const SKIP = needs("comfyui-manager/extension-node-map.json", "comfy-cli/sd15_object_info.json", "templates/controlnet_example.json");
 
 const SHA_GIT = "1234567890abcdef1234567890abcdef12345678";
 const SHA_MODEL = "a".repeat(64);
@@ -22,8 +22,8 @@ let fake: FakeUpstream;
 before(async () => {
   if (SKIP) return;
   fake = await startFakeUpstream({
-    staticDir: join(SHARED, "comfyui-manager"),
-    objectInfoFile: join(SHARED, "comfy-cli/sd15_object_info.json"),
+    staticDir: dirname(data("comfyui-manager/extension-node-map.json")),
+    objectInfoFile: data("comfy-cli/sd15_object_info.json"),
     commits: { "0nikod/comfyui-metadata-tools": SHA_GIT },
     registry: { lcm: ["1.0.0", "1.0.2"], "comfyui-kjnodes": ["1.0.9", "1.1.0"] },
     hfFiles: { "org/repo/sd15.safetensors": { size: 2_132_625_894, sha256: SHA_MODEL } },
@@ -49,7 +49,7 @@ export default defineFlow({ plugins: [workflow()], settings: { allowHosts: [${JS
   );
   symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
   mkdirSync(join(dir, "workflow_templates"));
-  for (const t of templates) copyFileSync(join(SHARED, "templates", t), join(dir, "workflow_templates", t));
+  for (const t of templates) copyFileSync(data(`templates/${t}`), join(dir, "workflow_templates", t));
   return { dir, cache: mkdtempSync(join(tmpdir(), "flow-wf-cache-")) };
 }
 
@@ -61,7 +61,7 @@ function dataOf(stdout: string): Record<string, any> {
 
 test("workflow:deps --file --json: the documented shape, models with folder and URL", { skip: SKIP }, async () => {
   const { dir, cache } = project();
-  const f = join(SHARED, "templates/flux_depth_lora_example.json");
+  const f = data("templates/flux_depth_lora_example.json");
   const r = await flow(["run", "workflow:deps", "--file", f, "--json"], { cwd: dir, env: fakeEnv(fake, cache) });
   assert.equal(r.code, 0, r.stderr + r.stdout);
   const d = dataOf(r.stdout).deps;
@@ -101,7 +101,7 @@ test("workflow:deps: default folder, a malformed file named, others reported (ex
 });
 
 test("workflow:deps --offline: fails clearly without a cache, works from the cache without the network", { skip: SKIP }, async () => {
-  const { dir, cache } = project(["image_qwen_image.json"]);
+  const { dir, cache } = project(["controlnet_example.json"]);
   const env = fakeEnv(fake, cache);
   const cold = await flow(["run", "workflow:deps", "--offline"], { cwd: dir, env });
   assert.equal(cold.code, 1);
@@ -118,10 +118,10 @@ test("workflow:deps --offline: fails clearly without a cache, works from the cac
 test("workflow:convert: comfy-cli's sd15 fixture gives the expected API JSON (file and host object_info)", { skip: SKIP }, async () => {
   const { dir, cache } = project();
   const ui = join(dir, "sd15.json");
-  copyFileSync(join(SHARED, "comfy-cli/sd15_ui_workflow.json"), ui);
-  const expected = JSON.parse(readFileSync(join(SHARED, "comfy-cli/sd15_expected_api.json"), "utf8"));
+  copyFileSync(data("comfy-cli/sd15_ui_workflow.json"), ui);
+  const expected = JSON.parse(readFileSync(data("comfy-cli/sd15_expected_api.json"), "utf8"));
   const out = join(dir, "api.json");
-  const oi = join(SHARED, "comfy-cli/sd15_object_info.json");
+  const oi = data("comfy-cli/sd15_object_info.json");
   const env = fakeEnv(fake, cache);
   // a saved object_info: no host is asked (this machine runs it)
   // a saved object_info: no host needed, it runs on this machine
@@ -156,7 +156,7 @@ test("workflow:convert: comfy-cli's sd15 fixture gives the expected API JSON (fi
 test("workflow:convert --host: an unreachable host is in the ordinary runner's recap; nothing written", { skip: SKIP }, async () => {
   const { dir, cache } = project();
   const ui = join(dir, "sd15.json");
-  copyFileSync(join(SHARED, "comfy-cli/sd15_ui_workflow.json"), ui);
+  copyFileSync(data("comfy-cli/sd15_ui_workflow.json"), ui);
   // port 9 on loopback: nothing listens
   const env = { ...fakeEnv(fake, cache), HOME: dir };
   const r = await flow(["run", "workflow:convert", "--file", ui, "--host", "nobody@127.0.0.1:9"], { cwd: dir, env });
@@ -231,7 +231,7 @@ test("workflow:lock with HF_TOKEN: checked first (whoami); a wrong one stops the
   assert.ok(!fake.log.slice(seen).some((l) => l.includes("paths-info")), "a lookup went out with a refused token");
 });
 
-test("timing: workflow:deps over the 41 templates with reference data cached", { skip: SKIP }, async () => {
+test("timing: workflow:deps over the 41 templates with reference data cached", { skip: SKIP || SKIP_MSG }, async () => {
   const templates = readdirSync(join(SHARED, "templates")).filter((f) => f.endsWith(".json"));
   assert.equal(templates.length, 41);
   const { dir, cache } = project(templates);
@@ -311,7 +311,7 @@ test("workflow:convert: a 20-level subgraph bomb and deep nesting are refused by
   const { dir, cache } = project();
   writeFileSync(join(dir, "bomb.json"), JSON.stringify(doublingSubgraphs(20, { type: "EmptyLatentImage", widgets_values: [512, 512, 1] })));
   writeFileSync(join(dir, "deep.json"), uiWithDeepWidget(deepArrayText(100_000)));
-  const oi = join(SHARED, "comfy-cli/sd15_object_info.json");
+  const oi = data("comfy-cli/sd15_object_info.json");
   for (const [file, why] of [["bomb.json", /more than 50,000 nodes/], ["deep.json", /nested more than 500 levels deep/]] as const) {
     const out = join(dir, `${file}.api.json`);
     const args = ["run", "workflow:convert", "--file", file, "--object-info", oi, "-o", out];
