@@ -64,7 +64,7 @@ const status = defineCommand({
 });
 
 const standin = defineCommand({
-  meta: { name: "standin", description: "load the comfyui-api stand-in image into lab hosts' Docker engines" },
+  meta: { name: "standin", description: "build (once) and load the lab's comfyui-api image (real comfyui-api + stand-in ComfyUI) into lab hosts' Docker engines" },
   args: { hosts: { type: "string", default: "", description: "host names, comma separated (default: all)" } },
   async run({ args }) {
     const { ensureStandinImage } = await import("./standin/image.ts");
@@ -72,8 +72,8 @@ const standin = defineCommand({
     const names = args.hosts ? args.hosts.split(",").filter(Boolean) : Object.keys(inv.hosts);
     for (const name of names) {
       if (!inv.hosts[name]) throw new Error(`no lab host ${name} (have: ${Object.keys(inv.hosts).join(", ")})`);
-      const r = await ensureStandinImage(inv, name);
-      console.log(`${name}: ${r.tag} ${r.loaded ? `loaded in ${(r.ms / 1000).toFixed(1)}s` : "already there"}`);
+      const r = await ensureStandinImage(inv, name, (m) => console.log(`  ${m}`));
+      console.log(`${name}: ${r.tag} (${r.hash}, ${(r.bytes / 1e6).toFixed(0)} MB) ${r.loaded ? `loaded in ${(r.ms / 1000).toFixed(1)}s` : "already there"}`);
     }
   },
 });

@@ -1,5 +1,6 @@
 // Paths and one way to run a program (argv only, never a shell string).
 import { spawn } from "node:child_process";
+import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -16,7 +17,8 @@ export interface RunResult {
 }
 
 export interface RunOptions {
-  input?: string;
+  input?: string | Buffer;
+  cwd?: string;
   /** resolve with the exit code instead of throwing on failure */
   allowFail?: boolean;
   timeoutMs?: number;
@@ -28,7 +30,7 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
   return new Promise((resolvePromise, reject) => {
     // no input: stdin is /dev/null (ssh would otherwise forward our stdin and may hit EPIPE)
     const stdin = opts.input === undefined ? "ignore" : "pipe";
-    const child = spawn(cmd, args, { stdio: [stdin, "pipe", "pipe"], timeout: opts.timeoutMs });
+    const child = spawn(cmd, args, { stdio: [stdin, "pipe", "pipe"], timeout: opts.timeoutMs, cwd: opts.cwd });
     let stdout = "";
     let stderr = "";
     child.stdout!.on("data", (d: Buffer) => {
@@ -60,3 +62,43 @@ export async function have(cmd: string): Promise<boolean> {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Run `fn` holding a lock: an atomic mkdir of `dir` with the holder's pid inside. A lock whose
+ * holder is gone is taken over. For builds into the shared cache (several test processes, or
+ * several engineers, may want the same build at once: one builds, the others wait and reuse it).
+ */
+export async function withDirLock<T>(dir: string, fn: () => Promise<T>, timeoutMs = 30 * 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await mkdir(dir);
+      await writeFile(`${dir}/pid`, String(process.pid));
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      const pid = Number(await readFile(`${dir}/pid`, "utf8").catch(() => "0"));
+      let stale: boolean;
+      if (!pid) stale = Date.now() - ((await stat(dir).catch(() => null))?.mtimeMs ?? 0) > 10_000;
+      else {
+        try {
+          process.kill(pid, 0);
+          stale = false;
+        } catch (e) {
+          stale = (e as NodeJS.ErrnoException).code === "ESRCH";
+        }
+      }
+      if (stale) {
+        await rm(dir, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`${dir} is held by process ${pid} (waited ${Math.round(timeoutMs / 1000)}s)`);
+      await sleep(500);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

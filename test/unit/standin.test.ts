@@ -1,10 +1,12 @@
-// The lab's comfyui-api stand-in (test/lab/standin/server.mjs), run locally with
-// node, against ../shared/comfyui-api-contract.md: it must reflect the disk on
-// every request and speak ComfyUI's websocket and prompt protocol.
+// The lab's stand-in ComfyUI (test/lab/standin/server.mjs), run locally with node the way the
+// real comfyui-api runs it (through CMD, with ComfyUI's own --listen/--port flags and comfyui-api's
+// environment, PORT included), against ../shared/comfyui-api-contract.md: it must reflect the disk
+// on every request and speak ComfyUI's websocket and prompt protocol. The real comfyui-api in front
+// of it is tested in a lab host: test/integration/standin-lab.test.ts.
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -13,6 +15,7 @@ import type { Duplex } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { freePort } from "../support/sshd.ts";
 import { serverScript } from "../lab/standin/image.ts";
+import { COMFYUI_API, comfyuiApiHash, comfyuiApiSource, vendorDir } from "../lab/standin/comfyui-api.ts";
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -20,18 +23,21 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 interface Running {
   proc: ChildProcess;
   comfy: string;
-  api: string;
   comfyPort: number;
+  /** the PORT comfyui-api passes on to its child (its own port): must stay closed */
+  apiPort: number;
   logs: () => string;
   exited: Promise<number | null>;
   stop: () => Promise<void>;
 }
 
+/** As comfyui-api starts it: CMD split on spaces, comfyui-api's environment (PORT=its own) plus
+ * DIRECT_ADDRESS and COMFYUI_PORT_HOST. */
 async function start(env: Record<string, string>): Promise<Running> {
   const comfyPort = await freePort();
   const apiPort = await freePort();
-  const proc = spawn(process.execPath, [serverScript], {
-    env: { PATH: process.env.PATH, LISTEN_HOST: "127.0.0.1", PORT: String(apiPort), COMFY_PORT: String(comfyPort), STARTUP_CHECK_INTERVAL_S: "0.1", ...env },
+  const proc = spawn(process.execPath, [serverScript, "--listen", "127.0.0.1", "--port", String(comfyPort)], {
+    env: { PATH: process.env.PATH, PORT: String(apiPort), DIRECT_ADDRESS: "127.0.0.1", COMFYUI_PORT_HOST: String(comfyPort), WORKFLOW_DIR: "/nonexistent", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -39,9 +45,9 @@ async function start(env: Record<string, string>): Promise<Running> {
   proc.stderr!.on("data", (d) => (out += d));
   const exited = new Promise<number | null>((r) => proc.on("exit", (code) => r(code)));
   return {
-    proc, comfyPort, comfy: `http://127.0.0.1:${comfyPort}`, api: `http://127.0.0.1:${apiPort}`, logs: () => out, exited,
+    proc, comfyPort, apiPort, comfy: `http://127.0.0.1:${comfyPort}`, logs: () => out, exited,
     stop: async () => {
-      if (proc.exitCode === null) proc.kill("SIGTERM");
+      if (proc.exitCode === null) proc.kill("SIGINT"); // what comfyui-api sends its child
       await exited;
     },
   };
@@ -58,9 +64,9 @@ function portOpen(url: string): Promise<boolean> {
 
 async function waitUp(s: Running, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!(await portOpen(s.api))) {
+  while (!(await portOpen(s.comfy))) {
     if (s.proc.exitCode !== null) throw new Error(`stand-in exited ${s.proc.exitCode}:\n${s.logs()}`);
-    if (Date.now() > deadline) throw new Error(`stand-in API not up:\n${s.logs()}`);
+    if (Date.now() > deadline) throw new Error(`stand-in ComfyUI not up:\n${s.logs()}`);
     await sleep(50);
   }
 }
@@ -148,10 +154,9 @@ class WsClient {
 
 // ---- fixtures
 
-function tree(): { home: string; workflows: string } {
+function tree(): string {
   const root = mkdtempSync(join(tmpdir(), "flow-standin-"));
   const home = join(root, "ComfyUI");
-  const workflows = join(root, "workflows");
   for (const d of ["models/checkpoints", "models/loras/style", "models/clip", "models/text_encoders", "models/vae", "custom_nodes", "input", "output"]) {
     mkdirSync(join(home, d), { recursive: true });
   }
@@ -159,37 +164,29 @@ function tree(): { home: string; workflows: string } {
   writeFileSync(join(home, "models/loras/style/ink.safetensors"), "x");
   writeFileSync(join(home, "models/clip/t5xxl.safetensors"), "x");
   writeFileSync(join(home, "models/text_encoders/clip_l.safetensors"), "x");
-  const wf = (rel: string, text: string) => {
-    mkdirSync(join(workflows, rel, ".."), { recursive: true });
-    writeFileSync(join(workflows, rel), text);
-  };
-  const good = (summary: string, extra = "") =>
-    `import { z } from "zod";\nimport config from "../config";\n${extra}\nconst RequestSchema = z.object({ prompt: z.string() });\n` +
-    `function generateWorkflow(input) { return {}; }\nexport default { RequestSchema, generateWorkflow, summary: "${summary}" };\n`;
-  wf("qwen/qwen_base_txt2img.ts", good("Qwen text to image", "const ckpt = config.models.checkpoints.enum;"));
-  wf("sdxl/plain.js", good("Plain JS workflow"));
-  wf("flux/needs_vae.ts", good("Needs a VAE", "const vae = config.models.vae.enum;")); // models/vae is empty: skipped
-  wf("broken/not_a_workflow.ts", "export const nothing = 1;\n"); // no RequestSchema: skipped
-  wf("locked/cannot_write.ts", good("Cannot be transpiled"));
-  mkdirSync(join(workflows, "locked/cannot_write.js")); // the sibling .js cannot be written
-  wf("qwen/types.d.ts", "export type X = 1;\n");
-  return { home, workflows };
+  return home;
 }
 
-describe("comfyui-api stand-in", { timeout: 120_000 }, () => {
+describe("stand-in ComfyUI", { timeout: 120_000 }, () => {
   let s: Running;
   let home: string;
-  let workflows: string;
-  const started = Date.now();
 
   before(async () => {
-    ({ home, workflows } = tree());
-    s = await start({ COMFY_HOME: home, WORKFLOW_DIR: workflows, PROMPT_DURATION_MS: "600" });
+    home = tree();
+    s = await start({ COMFY_HOME: home, PROMPT_DURATION_MS: "600" });
     await waitUp(s);
   });
   after(async () => {
     await s?.stop();
     if (home) rmSync(join(home, ".."), { recursive: true, force: true });
+  });
+
+  test("started as comfyui-api starts it: listens on --port, leaves comfyui-api's PORT alone", async () => {
+    assert.equal(await portOpen(s.comfy), true);
+    assert.equal(await portOpen(`http://127.0.0.1:${s.apiPort}`), false, "PORT is comfyui-api's, not ComfyUI's");
+    const stats = await getJson(`${s.comfy}/system_stats`);
+    assert.deepEqual(stats.system.argv, ["main.py", "--listen", "127.0.0.1", "--port", String(s.comfyPort)]);
+    assert.match(s.logs(), /To see the GUI go to: http:\/\/127\.0\.0\.1:\d+/);
   });
 
   test("ComfyUI side: GET / is HTML, /system_stats has system and devices", async () => {
@@ -341,70 +338,14 @@ describe("comfyui-api stand-in", { timeout: 120_000 }, () => {
     }
   });
 
-  test("API side: /health and /ready give {version, status}", async () => {
-    const h = await getJson(`${s.api}/health`);
-    assert.equal(h.status, "healthy");
-    assert.equal(typeof h.version, "string");
-    const r = await getJson(`${s.api}/ready`);
-    assert.equal(r.status, "ready");
-  });
-
-  test("API side: /docs/json has POST /workflow/<dir>/<name> for each loadable workflow file", async () => {
-    const doc = await getJson(`${s.api}/docs/json`);
-    assert.match(doc.openapi, /^3\./);
-    const workflowPaths = Object.keys(doc.paths).filter((p) => p.startsWith("/workflow/")).sort();
-    assert.deepEqual(workflowPaths, ["/workflow/qwen/qwen_base_txt2img", "/workflow/sdxl/plain"]);
-    const op = doc.paths["/workflow/qwen/qwen_base_txt2img"].post;
-    assert.equal(op.summary, "Qwen text to image");
-    assert.deepEqual(op.requestBody.content["application/json"].schema.required, ["input"]);
-    for (const p of ["/health", "/ready", "/models", "/prompt", "/interrupt"]) assert.ok(doc.paths[p], p);
-    // .ts transpiled beside itself; the ones that cannot load are logged and skipped
-    assert.ok(existsSync(join(workflows, "qwen/qwen_base_txt2img.js")));
-    const logs = s.logs();
-    assert.match(logs, /Failed to load workflow .*cannot_write\.ts/);
-    assert.match(logs, /Failed to load workflow .*not_a_workflow\.ts/);
-    assert.match(logs, /Failed to load workflow .*needs_vae\.ts.*vae/);
-  });
-
-  test("API side: /models asks ComfyUI on every call", async () => {
-    const m = await getJson(`${s.api}/models`);
-    assert.deepEqual(m.checkpoints, ["sd15.safetensors"]);
-    writeFileSync(join(home, "models/vae/ae.safetensors"), "x");
-    assert.deepEqual((await getJson(`${s.api}/models`)).vae, ["ae.safetensors"]);
-  });
-
-  test("API side: POST /workflow/<dir>/<name> runs a prompt and returns base64 images; the file is removed", async () => {
-    const r = await post(`${s.api}/workflow/qwen/qwen_base_txt2img`, { input: { prompt: "a cat", width: 128, height: 96 }, id: "wf-req-1" });
-    assert.equal(r.status, 200, JSON.stringify(r.json));
-    assert.equal(r.json.id, "wf-req-1");
-    assert.equal(r.json.images.length, 1);
-    const png = Buffer.from(r.json.images[0], "base64");
-    assert.deepEqual(png.subarray(0, 8), PNG_SIGNATURE);
-    assert.equal(png.readUInt32BE(16), 128);
-    assert.ok(!existsSync(join(home, "output/wf-req-1_output_00001_.png")), "read and deleted, as the real one does");
-    assert.equal((await post(`${s.api}/workflow/qwen/qwen_base_txt2img`, { nope: 1 })).status, 400);
-    assert.equal((await post(`${s.api}/workflow/qwen/absent`, { input: {} })).status, 404);
-  });
-
-  test("API side: POST /prompt forwards (SaveImage prefix rewritten to <id>_output); POST /interrupt answers", async () => {
-    const prompt = { "1": { class_type: "EmptyImage", inputs: { width: 32, height: 32, batch_size: 1, color: 0 } }, "2": { class_type: "SaveImage", inputs: { images: ["1", 0], filename_prefix: "mine" } } };
-    const r = await post(`${s.api}/prompt`, { prompt, id: "api-prompt-1" });
-    assert.equal(r.status, 200, JSON.stringify(r.json));
-    assert.deepEqual(r.json.filenames, ["api-prompt-1_output_00001_.png"]);
-    assert.equal(r.json.images.length, 1);
-    const bad = await post(`${s.api}/prompt`, { prompt: { "1": { class_type: "Nope", inputs: {} } } });
-    assert.equal(bad.status, 400);
-    assert.equal((await post(`${s.api}/interrupt`, { id: "whatever" })).status, 200);
-  });
-
-  test("start-up took the ComfyUI side first (logs in order)", () => {
-    const logs = s.logs();
-    assert.ok(logs.indexOf("To see the GUI go to") < logs.indexOf("Server listening at"), logs);
-    assert.ok(Date.now() - started > 0);
+  test("after the prompts above the queue is empty: GET /queue and GET /prompt", async () => {
+    const q = await getJson(`${s.comfy}/queue`);
+    assert.deepEqual([q.queue_running.length, q.queue_pending.length], [0, 0]);
+    assert.deepEqual(await getJson(`${s.comfy}/prompt`), { exec_info: { queue_remaining: 0 } });
   });
 });
 
-describe("comfyui-api stand-in: start-up and failure", { timeout: 60_000 }, () => {
+describe("stand-in ComfyUI: start-up and faults (what comfyui-api reacts to)", { timeout: 60_000 }, () => {
   const dirs: string[] = [];
   after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
   const home = () => {
@@ -414,44 +355,155 @@ describe("comfyui-api stand-in: start-up and failure", { timeout: 60_000 }, () =
     return d;
   };
 
-  test("port 3000 opens only after 8188 answers (STARTUP_DELAY_MS)", async () => {
-    const s = await start({ COMFY_HOME: home(), WORKFLOW_DIR: "/nonexistent", STARTUP_DELAY_MS: "1500" });
+  test("STARTUP_DELAY_MS: the port opens only after the delay (comfyui-api keeps polling GET /)", async () => {
+    const s = await start({ COMFY_HOME: home(), STARTUP_DELAY_MS: "1500" });
     try {
       const t0 = Date.now();
-      let comfyAt = 0, apiAt = 0;
-      while (!apiAt && Date.now() - t0 < 15_000) {
-        const [c, a] = await Promise.all([portOpen(s.comfy), portOpen(s.api)]);
-        if (c && !comfyAt) comfyAt = Date.now() - t0;
-        if (a) apiAt = Date.now() - t0;
-        if (a) assert.ok(c, "API answered while ComfyUI did not");
-        await sleep(25);
+      let comfyAt = 0;
+      while (!comfyAt && Date.now() - t0 < 15_000) {
+        if (await portOpen(s.comfy)) comfyAt = Date.now() - t0;
+        else await sleep(25);
       }
-      assert.ok(comfyAt >= 1000, `ComfyUI side up after ${comfyAt} ms despite STARTUP_DELAY_MS=1500`);
-      assert.ok(apiAt >= comfyAt, `API at ${apiAt} ms, ComfyUI at ${comfyAt} ms`);
-      assert.equal((await getJson(`${s.api}/health`)).status, "healthy");
+      assert.ok(comfyAt >= 1000, `ComfyUI up after ${comfyAt} ms despite STARTUP_DELAY_MS=1500`);
+      assert.equal((await fetch(`${s.comfy}/`)).status, 200);
     } finally {
       await s.stop();
     }
-    assert.equal(await s.exited, 0, "SIGTERM ends it cleanly");
+    assert.equal(await s.exited, 0, "SIGINT (comfyui-api's) ends it cleanly");
   });
 
-  test("missing MODEL_DIR: logs it and exits 1 without opening a port", async () => {
-    const h = home();
-    const s = await start({ COMFY_HOME: h, MODEL_DIR: join(h, "no-models") });
+  test("FAIL_STARTUP=1: a traceback and exit 1 before listening (comfyui-api then exits 1 too)", async () => {
+    const s = await start({ COMFY_HOME: home(), FAIL_STARTUP: "1" });
     assert.equal(await s.exited, 1);
-    assert.match(s.logs(), /no-models does not exist/);
+    assert.match(s.logs(), /FAIL_STARTUP=1[\s\S]*Traceback/);
     assert.equal(await portOpen(s.comfy), false);
   });
 
-  test("FAIL_STARTUP=1 exits 1 after logging", async () => {
-    const s = await start({ COMFY_HOME: home(), FAIL_STARTUP: "1" });
-    assert.equal(await s.exited, 1);
-    assert.match(s.logs(), /"level":60/);
+  test("FAIL_PROMPTS=1: the prompt ends in execution_error on the websocket; history says error", async () => {
+    const s = await start({ COMFY_HOME: home(), FAIL_PROMPTS: "1", PROMPT_DURATION_MS: "50" });
+    try {
+      await waitUp(s);
+      const ws = await WsClient.open(s.comfyPort, "client-f");
+      try {
+        const prompt = { "1": { class_type: "EmptyImage", inputs: { width: 32, height: 32, batch_size: 1, color: 0 } }, "2": { class_type: "SaveImage", inputs: { images: ["1", 0], filename_prefix: "f" } } };
+        const r = await post(`${s.comfy}/prompt`, { prompt, client_id: "client-f" });
+        assert.equal(r.status, 200);
+        const m = await ws.next((x) => x.type === "execution_error");
+        assert.equal(m.data.prompt_id, r.json.prompt_id);
+        assert.equal(typeof m.data.exception_message, "string");
+        const h = (await getJson(`${s.comfy}/history/${r.json.prompt_id}`))[r.json.prompt_id];
+        assert.deepEqual([h.status.status_str, h.status.completed], ["error", false]);
+      } finally {
+        ws.close();
+      }
+    } finally {
+      await s.stop();
+    }
   });
 
-  test("ComfyUI never answering: 'Comfy UI did not start after N seconds', exit 1", async () => {
-    const s = await start({ COMFY_HOME: home(), STARTUP_DELAY_MS: "60000", STARTUP_CHECK_MAX_TRIES: "5" });
-    assert.equal(await s.exited, 1);
-    assert.match(s.logs(), /Comfy UI did not start after/);
+  test("ComfyUI's version: from $COMFY_HOME/comfyui_version.py (comfyui-api reads the same file)", async () => {
+    const h = home();
+    writeFileSync(join(h, "comfyui_version.py"), `__version__ = "9.8.7-test"\n`);
+    const s = await start({ COMFY_HOME: h });
+    try {
+      await waitUp(s);
+      assert.equal((await getJson(`${s.comfy}/system_stats`)).system.comfyui_version, "9.8.7-test");
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
+// Where the lab image's comfyui-api comes from when ../shared/vendor/comfyui-api is absent (a
+// user's clone): GitHub's tarball of the pinned commit. GitHub cannot be reached here, so a local
+// server plays it (a redirect to a tarball with one top folder, as github.com/<repo>/archive does).
+describe("comfyui-api source for the lab image, without the vendor copy", { skip: existsSync(vendorDir) ? false : `${vendorDir} absent`, timeout: 60_000 }, () => {
+  let server: http.Server;
+  let base = "";
+  let hits = 0;
+  const dirs: string[] = [];
+  before(async () => {
+    const top = `comfyui-api-${COMFYUI_API.commit}`;
+    const tgz = await new Promise<Buffer>((resolve, reject) => {
+      const p = spawn("tar", ["-czf", "-", `--transform=s,^,${top}/,`, "-C", vendorDir, "package.json", "package-lock.json", "tsconfig.json", "src"]);
+      const chunks: Buffer[] = [];
+      p.stdout.on("data", (c: Buffer) => chunks.push(c));
+      p.on("error", reject);
+      p.on("close", (code) => (code === 0 ? resolve(Buffer.concat(chunks)) : reject(new Error(`tar exit ${code}`))));
+    });
+    server = http.createServer((req, res) => {
+      if (req.url === `/archive/${COMFYUI_API.commit}.tar.gz`) {
+        res.writeHead(302, { location: `/codeload/${COMFYUI_API.commit}` }).end();
+      } else if (req.url === `/codeload/${COMFYUI_API.commit}`) {
+        hits++;
+        res.writeHead(200, { "content-type": "application/x-gzip", "content-length": tgz.length }).end(tgz);
+      } else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+  after(() => {
+    server?.close();
+    dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
+  });
+  const cache = () => {
+    const d = mkdtempSync(join(tmpdir(), "flow-capi-src-"));
+    dirs.push(d);
+    return d;
+  };
+
+  test("downloaded once into the cache; the same content hash as the vendor copy, so the same build", async () => {
+    const c = cache();
+    const opts = { vendor: join(c, "no-vendor"), url: `${base}/archive/${COMFYUI_API.commit}.tar.gz`, cache: c };
+    const logged: string[] = [];
+    const got = await comfyuiApiSource((m) => logged.push(m), opts);
+    assert.match(got.origin, /^github 4dfc930/);
+    assert.ok(got.dir.startsWith(c));
+    assert.ok(existsSync(join(got.dir, "src/index.ts")));
+    assert.match(logged.join("\n"), /no-vendor is absent; downloading http/);
+    assert.equal(await comfyuiApiHash(got.dir), await comfyuiApiHash(vendorDir));
+    const again = await comfyuiApiSource(() => {}, opts);
+    assert.equal(again.dir, got.dir);
+    assert.equal(hits, 1, "the second call uses the cached source");
+  });
+
+  test("offline: fails at once with a message that says what is missing and what to do", async () => {
+    const c = cache();
+    const closed = await freePort();
+    await assert.rejects(
+      comfyuiApiSource(() => {}, { vendor: join(c, "no-vendor"), url: `http://127.0.0.1:${closed}/archive/x.tar.gz`, cache: c }),
+      (err: Error) => {
+        assert.match(err.message, /needs comfyui-api 1\.18\.0's source and cannot get it/);
+        assert.match(err.message, /no-vendor is absent/);
+        assert.match(err.message, /downloading http:\/\/127\.0\.0\.1:\d+\/archive\/x\.tar\.gz failed \(fetch failed: .*ECONNREFUSED/);
+        assert.match(err.message, /offline\?/);
+        assert.match(err.message, /FLOW_LAB_COMFYUI_API_SRC/);
+        return true;
+      },
+    );
+    assert.deepEqual(readdirSync(c), [], "nothing half-written is left in the cache");
+  });
+
+  test("a tarball of another version, or an HTTP error, is refused and leaves nothing behind", async () => {
+    const c = cache();
+    const other = join(c, "other");
+    mkdirSync(join(other, "src"), { recursive: true });
+    const pkg = JSON.parse(readFileSync(join(vendorDir, "package.json"), "utf8"));
+    writeFileSync(join(other, "package.json"), JSON.stringify({ ...pkg, version: "9.9.9" }));
+    for (const f of ["package-lock.json", "tsconfig.json", "src/index.ts"]) writeFileSync(join(other, f), readFileSync(join(vendorDir, f)));
+    const tgz = spawnSync("tar", ["-czf", "-", "--transform=s,^\\.,comfyui-api-x,", "-C", other, "."]).stdout;
+    const srv = http.createServer((_req, res) => res.writeHead(200, { "content-length": tgz.length }).end(tgz));
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    try {
+      const url = `http://127.0.0.1:${(srv.address() as { port: number }).port}/x.tar.gz`;
+      await assert.rejects(comfyuiApiSource(() => {}, { vendor: join(c, "no-vendor"), url, cache: c }), /is comfyui-api 9\.9\.9; the lab pins 1\.18\.0/);
+    } finally {
+      srv.close();
+    }
+    await assert.rejects(
+      comfyuiApiSource(() => {}, { vendor: join(c, "no-vendor"), url: `${base}/nothing-here`, cache: c }),
+      /downloading .* failed \(HTTP 404/,
+    );
+    assert.deepEqual(readdirSync(c).sort(), ["other"]);
   });
 });

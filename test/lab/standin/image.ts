@@ -1,58 +1,102 @@
-// The stand-in for the comfyui-api image (`flow-comfy-standin:latest`), built
-// here and loaded into a lab host's own Docker engine; the flowfile swaps this
-// tag in for `ghcr.io/saladtechnologies/comfyui-api:...`.
+// The lab's comfyui-api image (`flow-comfy-standin:latest`), built here and loaded into a lab
+// host's own Docker engine; the flowfile swaps this tag in for
+// `ghcr.io/saladtechnologies/comfyui-api:...` when FLOW_LAB=1.
 //
-// The inner engines use the vfs driver (every container is a full copy of its
-// image), so the image is only what node needs: Debian's node 18 from the lab's
-// debootstrap rootfs and the shared libraries it links (found with ld.so
-// --list, not guessed), dash as /bin/sh for `docker exec`, and the stand-in
-// script. No docs, man pages, locales or apt lists: ~95 MB instead of ~650.
+// It runs the REAL comfyui-api (1.18.0, built from source by ./comfyui-api.ts) on the official
+// Node 20 binary, configured by environment exactly as the real image is (see ENV below: the
+// real image's comfyui.dockerfile + api.dockerfile), and comfyui-api starts the stand-in
+// ComfyUI (./server.mjs, at /opt/ComfyUI/main.mjs) through `CMD`, as it starts `comfy launch`
+// in the real one. Ports 8188 (ComfyUI) and 3000 (comfyui-api).
 //
-//   const r = await ensureStandinImage(inv, "lab1");  // { loaded, hash, ms, bytes }
+// In the image:
+//   /opt/comfyui-api/            the comfyui-api build folder: launcher `comfyui-api`, dist/,
+//                                production node_modules/ (see comfyui-api.ts); the default
+//                                command is its launcher, as the real image runs ./comfyui-api
+//   /usr/local/bin/node          the official Node 20 binary (NODE_VERSION; stripped when `strip` is here)
+//   /opt/ComfyUI/                main.mjs (the stand-in), comfyui_version.py, models/<folders>,
+//                                custom_nodes/ComfyUI-Manager, input/, output/, user/
+//   /workflows                   WORKFLOW_DIR (flow mounts the host's folder over it)
+//   dash as /bin/sh (the launcher; comfyui-api's execSync), glibc and the shared libraries that
+//   node and sharp's native module link (found with ld.so --list, not guessed), /etc/passwd.
+// No python: comfyui-api then falls back to its default sampler/scheduler lists and reads
+// ComfyUI's version from /opt/ComfyUI/comfyui_version.py. No docs, locales or apt lists.
+//
+// flow's custom binary (comfyui({ customBinary: true })): the container command becomes
+// /app/bin/comfyui-api with <data root>/comfyui-api/bin mounted read-only at /app/bin. For the lab
+// that folder holds a copy of a build folder (what /opt/comfyui-api holds: launcher + dist +
+// node_modules); its launcher runs this image's node.
+//
+// The inner engines use the vfs driver (every container is a full copy of its image), so the
+// image holds only what is run. Built once per content hash (base rootfs recipe, this recipe,
+// server.mjs, the comfyui-api build's hash, the Node version) into the lab cache as a tarball,
+// and loaded into a host only when the host's image carries another hash (HASH_LABEL).
+//
+//   const r = await ensureStandinImage(inv, "lab1");  // { loaded, hash, ms, bytes, build }
 import { createHash } from "node:crypto";
 import { spawn } from "node:child_process";
 import { existsSync, openSync, closeSync } from "node:fs";
-import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, copyFile, cp, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureImage, recipeHash } from "../image.ts";
 import type { LabInventory } from "../hosts.ts";
-import { cacheDir, run, sleep } from "../util.ts";
+import { cacheDir, have, run, sleep, withDirLock } from "../util.ts";
+import { COMFYUI_API, ensureComfyuiApiBuild, ensureNodeRuntime, LAUNCHER, NODE_VERSION } from "./comfyui-api.ts";
 
 export const STANDIN_TAG = "flow-comfy-standin:latest";
 export const HASH_LABEL = "flow.standin.hash";
 export const serverScript = join(dirname(fileURLToPath(import.meta.url)), "server.mjs");
 
-// Files copied besides node's libraries (paths inside the lab rootfs). Debian's
-// libnode loads a few of its built-ins from /usr/share/nodejs at start-up
-// (`strings libnode.so.108 | grep /usr/share`); without them node aborts.
-const EXTRA_FILES = [
-  "/usr/bin/node", "/usr/bin/dash", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf",
-  "/usr/share/nodejs/acorn/dist/acorn.js", "/usr/share/nodejs/acorn-walk/dist/walk.js",
-  "/usr/share/nodejs/cjs-module-lexer/lexer.js", "/usr/share/nodejs/cjs-module-lexer/dist/lexer.js",
-  "/usr/share/nodejs/undici/undici-fetch.js",
-];
-// What the real image has where the flowfile mounts things: ComfyUI's model
-// folders, ComfyUI-Manager inside custom_nodes (a mount over custom_nodes must
-// not hide it), input/output, /workflows.
+/** Where things are inside the image. */
+export const IMAGE_PATHS = {
+  api: "/opt/comfyui-api",
+  launcher: `/opt/comfyui-api/${LAUNCHER}`,
+  node: "/usr/local/bin/node",
+  comfyHome: "/opt/ComfyUI",
+  comfyMain: "/opt/ComfyUI/main.mjs",
+  workflows: "/workflows",
+} as const;
+export const COMFY_STANDIN_VERSION = "0.19.3-standin";
+
+// Files copied from the lab rootfs besides the libraries found by ld.so --list.
+const EXTRA_FILES = ["/usr/bin/dash", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf"];
+// What the real image has where the flowfile mounts things: ComfyUI's model folders,
+// ComfyUI-Manager inside custom_nodes (a mount over custom_nodes must not hide it),
+// input/output, /workflows.
 const MODEL_FOLDERS = ["checkpoints", "loras", "vae", "text_encoders", "diffusion_models", "clip_vision", "controlnet",
   "upscale_models", "embeddings", "configs"];
 const MANAGER_INIT = `# stand-in for ComfyUI-Manager as baked into the comfyui-api image (it registers no nodes)
 NODE_CLASS_MAPPINGS = {}
 `;
+const COMFY_VERSION_PY = `# ComfyUI's version file; comfyui-api reads it when python cannot import ComfyUI (the lab has no python)
+__version__ = "${COMFY_STANDIN_VERSION}"
+`;
+// The real image's environment (docker/comfyui.dockerfile, docker/api.dockerfile), with CMD
+// starting the stand-in instead of `comfy --workspace /opt/ComfyUI launch -- --listen *`.
+// comfyui-api splits CMD on spaces and runs it without a shell.
+export const IMAGE_ENV: Record<string, string> = {
+  PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+  COMFY_HOME: IMAGE_PATHS.comfyHome,
+  MODEL_DIR: `${IMAGE_PATHS.comfyHome}/models`,
+  OUTPUT_DIR: `${IMAGE_PATHS.comfyHome}/output`,
+  INPUT_DIR: `${IMAGE_PATHS.comfyHome}/input`,
+  CMD: `node ${IMAGE_PATHS.comfyMain} --listen 0.0.0.0 --port 8188`,
+  BASE: "",
+  WORKFLOW_DIR: IMAGE_PATHS.workflows,
+  STARTUP_CHECK_MAX_TRIES: "30",
+};
 const IMPORT_CHANGES = [
-  "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-  "ENV COMFY_HOME=/opt/ComfyUI",
-  "WORKDIR /app",
+  ...Object.entries(IMAGE_ENV).map(([k, v]) => `ENV ${k}=${JSON.stringify(v)}`),
+  `WORKDIR ${IMAGE_PATHS.comfyHome}`,
   "EXPOSE 8188 3000",
-  'CMD ["node", "/app/standin.mjs"]',
+  `CMD ["${IMAGE_PATHS.launcher}"]`,
 ];
 
-/** Content hash: the base rootfs, this recipe and the server script. */
-export async function standinHash(): Promise<string> {
+/** Content hash: the base rootfs, this recipe, the stand-in, the comfyui-api build and Node. */
+export async function standinHash(apiHash: string): Promise<string> {
   const script = await readFile(serverScript);
   return createHash("sha256")
-    .update(JSON.stringify({ base: recipeHash, EXTRA_FILES, MODEL_FOLDERS, MANAGER_INIT, IMPORT_CHANGES, v: 1 }))
+    .update(JSON.stringify({ base: recipeHash, EXTRA_FILES, MODEL_FOLDERS, MANAGER_INIT, COMFY_VERSION_PY, IMPORT_CHANGES, IMAGE_PATHS, apiHash, NODE_VERSION, v: 2 }))
     .update(script)
     .digest("hex")
     .slice(0, 16);
@@ -60,64 +104,106 @@ export async function standinHash(): Promise<string> {
 
 const tarballFor = (hash: string) => join(cacheDir, `standin-${hash}.tar`);
 
+export interface StandinBuild {
+  path: string;
+  hash: string;
+  /** false when the tarball was in the cache already */
+  built: boolean;
+  /** time for this call: the comfyui-api build (when not cached) plus the image's root filesystem */
+  ms: number;
+  /** the comfyui-api build folder in the cache, and whether this call built it */
+  api: { dir: string; hash: string; built: boolean; ms: number };
+}
+
 /** The image's root filesystem as a tarball in the lab cache; built once per content hash. */
-export async function buildStandinTarball(log: (msg: string) => void = () => {}): Promise<{ path: string; hash: string }> {
-  const hash = await standinHash();
+export async function buildStandinTarball(log: (msg: string) => void = () => {}): Promise<StandinBuild> {
+  const started = Date.now();
+  const api = await ensureComfyuiApiBuild(log);
+  const node = await ensureNodeRuntime(log);
+  const hash = await standinHash(api.hash);
   const path = tarballFor(hash);
-  if (existsSync(path)) return { path, hash };
+  const result = (built: boolean): StandinBuild => ({ path, hash, built, ms: Date.now() - started, api });
+  if (existsSync(path)) return result(false);
   if (process.getuid?.() !== 0) throw new Error("building the stand-in image needs root (chroot into the lab rootfs)");
   await mkdir(cacheDir, { recursive: true });
-  const base = join(cacheDir, `rootfs-${recipeHash}.tar`);
-  if (!existsSync(base)) await ensureImage(log); // builds the debootstrap rootfs tarball
-  if (!existsSync(base)) throw new Error(`${base} missing (the lab image exists but its rootfs tarball is gone: rm the flow-lab image and retry)`);
-  const work = await mkdtemp(join(cacheDir, "standin-build-"));
-  try {
-    const started = Date.now();
-    const full = join(work, "full");
-    const out = join(work, "out");
-    await mkdir(full);
-    await run("tar", ["-C", full, "-xf", base, "./usr", "./etc", "./lib", "./lib64"]);
-    // node's libraries, resolved by the rootfs's own loader
-    const listed = await run("chroot", [full, "/lib64/ld-linux-x86-64.so.2", "--list", "/usr/bin/node"]);
-    const libs = [...listed.stdout.matchAll(/(?:=>\s*)?(\/\S+)\s+\(0x/g)].map((m) => m[1]);
-    if (!libs.some((l) => l.includes("libnode"))) throw new Error(`ld.so --list /usr/bin/node: unexpected output\n${listed.stdout}`);
-    await mkdir(out);
-    for (const p of ["/tmp", "/app", "/workflows", "/proc", "/sys", "/dev", "/etc", "/usr/bin", "/usr/lib64"]) await mkdir(join(out, p), { recursive: true });
-    await chmod(join(out, "tmp"), 0o1777);
-    // merged /usr, as Debian has it: /bin, /lib, /lib64 are links into /usr
-    for (const l of ["bin", "lib", "lib64", "sbin"]) await run("ln", ["-s", `usr/${l}`, join(out, l)]);
-    await mkdir(join(out, "usr/lib/x86_64-linux-gnu"), { recursive: true });
-    await mkdir(join(out, "usr/sbin"), { recursive: true });
-    for (const file of [...EXTRA_FILES, ...libs]) {
-      // copy what a link points at, under the name the loader asks for
-      const src = await realInRoot(full, file);
-      const dest = join(out, file.replace(/^\/(lib|lib64|bin)\//, "/usr/$1/"));
-      await mkdir(dirname(dest), { recursive: true });
-      await copyFile(src, dest);
-      await chmod(dest, (await stat(src)).mode & 0o7777);
+  return withDirLock(join(cacheDir, "standin.lock"), async () => {
+    if (existsSync(path)) return result(false);
+    const base = join(cacheDir, `rootfs-${recipeHash}.tar`);
+    if (!existsSync(base)) await ensureImage(log); // builds the debootstrap rootfs tarball
+    if (!existsSync(base)) throw new Error(`${base} missing (the lab image exists but its rootfs tarball is gone: rm the flow-lab image and retry)`);
+    const work = await mkdtemp(join(cacheDir, "standin-build-"));
+    try {
+      const t0 = Date.now();
+      const full = join(work, "full");
+      const out = join(work, "out");
+      await mkdir(full);
+      await run("tar", ["-C", full, "-xf", base, "./usr/lib", "./usr/lib64", "./usr/bin", "./etc", "./lib", "./lib64"]);
+      // node and comfyui-api inside the full rootfs, so its own loader resolves their libraries
+      await mkdir(join(full, "usr/local/bin"), { recursive: true });
+      await copyFile(node.path, join(full, IMAGE_PATHS.node));
+      await chmod(join(full, IMAGE_PATHS.node), 0o755);
+      await mkdir(dirname(join(full, IMAGE_PATHS.api)), { recursive: true });
+      await run("cp", ["-al", api.dir, join(full, IMAGE_PATHS.api)]);
+      const natives = (await run("find", [join(full, IMAGE_PATHS.api), "-type", "f", "(", "-name", "*.node", "-o", "-name", "*.so", "-o", "-name", "*.so.*", ")"]))
+        .stdout.split("\n").filter(Boolean).map((p) => p.slice(full.length));
+      const libs = new Set<string>();
+      for (const bin of [IMAGE_PATHS.node, ...natives]) {
+        const listed = await run("chroot", [full, "/lib64/ld-linux-x86-64.so.2", "--list", bin]);
+        const found = [...listed.stdout.matchAll(/(?:=>\s*)?(\/\S+)\s+\(0x/g)].map((m) => m[1]!);
+        if (listed.stdout.includes("not found")) throw new Error(`ld.so --list ${bin}: a library is missing\n${listed.stdout}`);
+        for (const l of found) if (!l.startsWith(`${IMAGE_PATHS.api}/`) && l !== bin) libs.add(l);
+      }
+      if (![...libs].some((l) => l.includes("libstdc++"))) throw new Error(`ld.so --list ${IMAGE_PATHS.node}: unexpected output (no libstdc++)`);
+
+      await mkdir(out);
+      for (const p of ["/tmp", "/root", "/proc", "/sys", "/dev", "/etc", "/usr/bin", "/usr/sbin", "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/local/bin", IMAGE_PATHS.workflows]) {
+        await mkdir(join(out, p), { recursive: true });
+      }
+      await chmod(join(out, "tmp"), 0o1777);
+      await chmod(join(out, "root"), 0o700);
+      // merged /usr, as Debian has it: /bin, /lib, /lib64 are links into /usr
+      for (const l of ["bin", "lib", "lib64", "sbin"]) await run("ln", ["-s", `usr/${l}`, join(out, l)]);
+      for (const file of [...EXTRA_FILES, ...libs]) {
+        // copy what a link points at, under the name the loader asks for
+        const src = await realInRoot(full, file);
+        const dest = join(out, file.replace(/^\/(lib|lib64|bin)\//, "/usr/$1/"));
+        await mkdir(dirname(dest), { recursive: true });
+        await copyFile(src, dest);
+        await chmod(dest, (await stat(src)).mode & 0o7777);
+      }
+      await run("ln", ["-s", "dash", join(out, "usr/bin/sh")]);
+      await writeFile(join(out, "etc/hosts"), "127.0.0.1 localhost\n");
+      // node: the official binary carries its debug symbols (~12 MB); strip them when we can
+      await copyFile(node.path, join(out, IMAGE_PATHS.node));
+      await chmod(join(out, IMAGE_PATHS.node), 0o755);
+      if (await have("strip")) await run("strip", [join(out, IMAGE_PATHS.node)]);
+      await cp(api.dir, join(out, IMAGE_PATHS.api), { recursive: true, preserveTimestamps: true });
+      const comfy = join(out, IMAGE_PATHS.comfyHome);
+      for (const d of [...MODEL_FOLDERS.map((f) => `models/${f}`), "custom_nodes/ComfyUI-Manager", "input", "output", "user"]) {
+        await mkdir(join(comfy, d), { recursive: true });
+      }
+      await writeFile(join(comfy, "custom_nodes/ComfyUI-Manager/__init__.py"), MANAGER_INIT);
+      await writeFile(join(comfy, "comfyui_version.py"), COMFY_VERSION_PY);
+      await copyFile(serverScript, join(out, IMAGE_PATHS.comfyMain));
+      // does it run? (inside its own tiny root, so a missing library shows here, not in a lab host)
+      const check = await run("chroot", [out, IMAGE_PATHS.node, "-e",
+        `process.chdir("${IMAGE_PATHS.api}"); require("${IMAGE_PATHS.api}/node_modules/sharp"); ` +
+        `process.stdout.write(process.version + " comfyui-api " + require("${IMAGE_PATHS.api}/dist/package.json").version)`]);
+      if (!check.stdout.endsWith(` comfyui-api ${COMFYUI_API.version}`)) throw new Error(`stand-in rootfs check: ${check.stdout}`);
+      const du = await run("du", ["-sm", out]);
+      log(`stand-in rootfs: node ${check.stdout}, ${libs.size} libraries, ${du.stdout.split("\t")[0]} MB, built in ${Date.now() - t0} ms`);
+      const partial = `${path}.partial`;
+      await run("tar", ["--numeric-owner", "--owner=0", "--group=0", "-C", out, "-cf", partial, "."]);
+      await rename(partial, path);
+      // older versions of the stand-in are never wanted again
+      for (const f of await readdir(cacheDir)) {
+        if (/^standin-[0-9a-f]+\.tar$/.test(f) && join(cacheDir, f) !== path) await rm(join(cacheDir, f), { force: true });
+      }
+    } finally {
+      await rm(work, { recursive: true, force: true });
     }
-    await run("ln", ["-s", "dash", join(out, "usr/bin/sh")]);
-    await writeFile(join(out, "etc/hosts"), "127.0.0.1 localhost\n");
-    const comfy = join(out, "opt/ComfyUI");
-    for (const d of [...MODEL_FOLDERS.map((f) => `models/${f}`), "custom_nodes/ComfyUI-Manager", "input", "output", "user"]) {
-      await mkdir(join(comfy, d), { recursive: true });
-    }
-    await writeFile(join(comfy, "custom_nodes/ComfyUI-Manager/__init__.py"), MANAGER_INIT);
-    await copyFile(serverScript, join(out, "app/standin.mjs"));
-    // does it run? (inside its own tiny root, so a missing library shows here, not in a lab host)
-    const check = await run("chroot", [out, "/usr/bin/node", "-e", "process.stdout.write(process.version)"]);
-    log(`stand-in rootfs: node ${check.stdout}, ${libs.length} libraries, built in ${Date.now() - started} ms`);
-    const partial = `${path}.partial`;
-    await run("tar", ["--numeric-owner", "--owner=0", "--group=0", "-C", out, "-cf", partial, "."]);
-    await rename(partial, path);
-    // older versions of the stand-in are never wanted again
-    for (const f of await readdir(cacheDir)) {
-      if (/^standin-[0-9a-f]+\.tar$/.test(f) && join(cacheDir, f) !== path) await rm(join(cacheDir, f), { force: true });
-    }
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
-  return { path, hash };
+    return result(true);
+  });
 }
 
 /** `file` inside `root` with every symlink resolved within that root. */
@@ -134,6 +220,8 @@ export interface StandinLoad {
   ms: number;
   /** the image's size as the inner engine reports it */
   bytes: number;
+  /** how the tarball was had: built by this call or found in the cache */
+  build: StandinBuild;
 }
 
 /** Make sure `hostName`'s inner Docker engine has the stand-in image with this content hash. */
@@ -142,7 +230,8 @@ export async function ensureStandinImage(inv: LabInventory, hostName: string, lo
   if (!host) throw new Error(`no lab host ${hostName} in the inventory`);
   const container = host.data.container;
   const started = Date.now();
-  const { path, hash } = await buildStandinTarball(log);
+  const build = await buildStandinTarball(log);
+  const { path, hash } = build;
   await waitForInnerEngine(container);
   const have = await inspect(container);
   let loaded = false;
@@ -154,7 +243,7 @@ export async function ensureStandinImage(inv: LabInventory, hostName: string, lo
   }
   const now = await inspect(container);
   if (now?.hash !== hash) throw new Error(`${hostName}: ${STANDIN_TAG} has hash ${now?.hash ?? "(none)"} after loading ${hash}`);
-  return { tag: STANDIN_TAG, hash, loaded, ms: Date.now() - started, bytes: now.bytes };
+  return { tag: STANDIN_TAG, hash, loaded, ms: Date.now() - started, bytes: now.bytes, build };
 }
 
 async function inspect(container: string): Promise<{ hash: string; bytes: number } | null> {

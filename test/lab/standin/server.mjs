@@ -1,22 +1,31 @@
 #!/usr/bin/env node
-// The lab's stand-in for the comfyui-api image: ComfyUI (8188) and comfyui-api
-// (3000) played by one dependency-free Node script (Node 18+, node: built-ins only).
+// The lab's stand-in for ComfyUI (port 8188), run by the REAL comfyui-api in the lab image:
+// comfyui-api 1.18.0 starts it through its `CMD` environment variable, exactly as it starts
+// `comfy launch` in the real image, then talks to it over HTTP and the websocket. One
+// dependency-free Node script (node: built-ins only).
 //
-// It follows ../../../../shared/comfyui-api-contract.md and, unlike a mock,
-// reads the host's real state on every request: model files on disk appear in
-// /models/<folder> and in /object_info enums, node packs under custom_nodes
-// appear in /object_info, prompts write real PNG files to OUTPUT_DIR.
+// It follows ../../../../shared/comfyui-api-contract.md and, unlike a mock, reads the host's
+// real state on every request: model files on disk appear in /models/<folder> and in
+// /object_info enums, node packs under custom_nodes appear in /object_info (with their
+// python_module), prompts write real PNG files to OUTPUT_DIR.
 //
-// Configured like the real image, by environment variables only:
-//   PORT (3000)  COMFY_PORT (8188)  LISTEN_HOST (0.0.0.0)  WORKFLOW_DIR (/workflows)
+// It serves ComfyUI's side only. comfyui-api passes its own environment to its child, PORT=3000
+// included, so PORT is ignored here (as real ComfyUI ignores it); the port comes from ComfyUI's
+// own arguments:
+//   node server.mjs [--listen [ADDR]] [--port N]     (ComfyUI's flags; other flags are ignored)
+// Environment:
+//   COMFY_PORT (8188, when --port is not given)  LISTEN_HOST (0.0.0.0, when --listen is not given)
 //   COMFY_HOME (/opt/ComfyUI)  MODEL_DIR ($COMFY_HOME/models)  OUTPUT_DIR ($COMFY_HOME/output)
-//   INPUT_DIR ($COMFY_HOME/input)  MAX_QUEUE_DEPTH (0 = no limit)
-//   STARTUP_CHECK_MAX_TRIES (20)  STARTUP_CHECK_INTERVAL_S (1)
-// and for tests:
-//   STARTUP_DELAY_MS   ComfyUI side listens only after this long (a slow start)
-//   FAIL_STARTUP=1     log a fatal start-up error and exit 1, like a broken image
+//   INPUT_DIR ($COMFY_HOME/input)
+// and faults for tests, which reach it through comfyui-api (it passes every variable on):
+//   STARTUP_DELAY_MS   listen only after this long (a slow start: comfyui-api keeps polling GET /)
+//   FAIL_STARTUP=1     log a fatal start-up error and exit 1, like a broken image (comfyui-api
+//                      then logs "Process exited with code 1" and exits 1 itself)
 //   PROMPT_DURATION_MS how long one prompt "runs" (200)
-//   FAIL_PROMPTS=1     every prompt ends in execution_error
+//   FAIL_PROMPTS=1     every prompt ends in execution_error (comfyui-api answers 500)
+//
+// The stand-in once imitated comfyui-api's own half (port 3000) too; that imitation is gone:
+// every fault a test needs is one of ComfyUI's, above, and the real server shows what follows.
 //
 // Custom node classes: a pack directory custom_nodes/<pack>/ contributes
 //   - the keys of every literal `NODE_CLASS_MAPPINGS = { "Name": ... }` (and
@@ -25,7 +34,7 @@
 // Packs named *.disabled, hidden ones and __pycache__ are skipped, as ComfyUI does.
 // GET /manager/version answers while custom_nodes/ComfyUI-Manager exists (the image has one).
 import { createHash, randomUUID } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import { basename, dirname, extname, join, relative, sep } from "node:path";
@@ -33,31 +42,55 @@ import { deflateSync } from "node:zlib";
 
 const env = process.env;
 const COMFY_HOME = env.COMFY_HOME || "/opt/ComfyUI";
+
+/** ComfyUI's own flags: `--listen` (no value: every interface) and `--port`. */
+function parseArgs(argv) {
+  const out = {};
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--port") out.port = Number(argv[++i]);
+    else if (argv[i] === "--listen") {
+      const next = argv[i + 1];
+      out.listen = next && !next.startsWith("--") ? argv[++i] : "0.0.0.0";
+    }
+  }
+  return out;
+}
+const args = parseArgs(process.argv.slice(2));
+// "*" and ComfyUI's "0.0.0.0,::" mean every interface; node takes one address
+const listenHost = (h) => (!h || h === "*" ? "0.0.0.0" : h.split(",")[0]);
+
 const cfg = {
-  port: Number(env.PORT || 3000),
-  comfyPort: Number(env.COMFY_PORT || 8188),
-  host: env.LISTEN_HOST || "0.0.0.0",
-  workflowDir: env.WORKFLOW_DIR || "/workflows",
+  comfyPort: args.port || Number(env.COMFY_PORT || 8188),
+  host: listenHost(args.listen ?? env.LISTEN_HOST),
   modelDir: env.MODEL_DIR || join(COMFY_HOME, "models"),
   outputDir: env.OUTPUT_DIR || join(COMFY_HOME, "output"),
   inputDir: env.INPUT_DIR || join(COMFY_HOME, "input"),
   customNodesDir: join(COMFY_HOME, "custom_nodes"),
   tempDir: join(COMFY_HOME, "temp"),
-  maxQueueDepth: Number(env.MAX_QUEUE_DEPTH || 0),
-  startupTries: Number(env.STARTUP_CHECK_MAX_TRIES || 20),
-  startupIntervalMs: Number(env.STARTUP_CHECK_INTERVAL_S || 1) * 1000,
   startupDelayMs: Number(env.STARTUP_DELAY_MS || 0),
   promptMs: Number(env.PROMPT_DURATION_MS || 200),
   failPrompts: env.FAIL_PROMPTS === "1",
 };
-const API_VERSION = env.STANDIN_API_VERSION || "1.18.1-standin";
-const COMFY_VERSION = env.STANDIN_COMFY_VERSION || "0.3.68-standin";
+if (!Number.isInteger(cfg.comfyPort) || cfg.comfyPort <= 0) {
+  process.stderr.write(`stand-in ComfyUI: bad port ${cfg.comfyPort}\n`);
+  process.exit(2);
+}
 
-// Two voices, as in the real container: ComfyUI prints plain text, comfyui-api
-// (fastify) prints pino JSON lines.
+/** ComfyUI's version: STANDIN_COMFY_VERSION, else $COMFY_HOME/comfyui_version.py (comfyui-api reads
+ * the same file when it cannot import ComfyUI with python), else a default. */
+function comfyVersion() {
+  if (env.STANDIN_COMFY_VERSION) return env.STANDIN_COMFY_VERSION;
+  try {
+    const m = /__version__\s*=\s*["']([^"']+)["']/.exec(readFileSync(join(COMFY_HOME, "comfyui_version.py"), "utf8"));
+    if (m) return m[1];
+  } catch {}
+  return "0.3.68-standin";
+}
+const COMFY_VERSION = comfyVersion();
+
+// ComfyUI prints plain text; in the container its lines are interleaved with comfyui-api's
+// pino JSON lines, as in the real image.
 const comfyLog = (msg) => process.stdout.write(`${msg}\n`);
-const apiLog = (msg, level = 30) =>
-  process.stdout.write(JSON.stringify({ level, time: Date.now(), pid: process.pid, hostname: os.hostname(), msg }) + "\n");
 
 // ---------------------------------------------------------------- small helpers
 
@@ -87,28 +120,6 @@ function readJson(req, limit = 50 * 1024 * 1024) {
       }
     });
     req.on("error", reject);
-  });
-}
-
-/** The API side talks to the ComfyUI side over real HTTP, as the real one does. */
-function comfyRequest(method, path, body) {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request(
-      { host: "127.0.0.1", port: cfg.comfyPort, method, path, headers: data ? { "content-type": "application/json" } : {} },
-      (res) => {
-        const chunks = [];
-        res.on("data", (c) => chunks.push(c));
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          let json;
-          try { json = JSON.parse(text); } catch { json = undefined; }
-          resolve({ status: res.statusCode, text, json });
-        });
-      },
-    );
-    req.on("error", reject);
-    req.end(data);
   });
 }
 
@@ -383,15 +394,7 @@ function wsSend(sid, type, data) {
   const frame = wsFrame(0x1, Buffer.from(JSON.stringify({ type, data })));
   const targets = sid == null ? [...sockets.values()] : sockets.has(sid) ? [sockets.get(sid)] : [];
   for (const s of targets) if (!s.destroyed) s.write(frame);
-  events.emit({ type, data, sid });
 }
-
-// In-process listeners (the API side) see every message, whoever it was sent to.
-const events = {
-  listeners: new Set(),
-  emit(msg) { for (const l of this.listeners) l(msg); },
-  on(l) { this.listeners.add(l); return () => this.listeners.delete(l); },
-};
 
 // ---------------------------------------------------------------- the prompt queue
 
@@ -575,7 +578,7 @@ async function comfyRoutes(req, res) {
     return send(res, 200, {
       system: { os: "posix", ram_total: os.totalmem(), ram_free: os.freemem(), comfyui_version: COMFY_VERSION,
         required_frontend_version: "1.28.8", python_version: "3.12.3 (stand-in)", pytorch_version: "2.8.0+cu128",
-        embedded_python: false, argv: ["main.py", "--listen", "*", "--port", String(cfg.comfyPort)] },
+        embedded_python: false, argv: ["main.py", ...process.argv.slice(2)] },
       devices: [{ name: "cpu", type: "cpu", index: null, vram_total: 0, vram_free: 0, torch_vram_total: 0, torch_vram_free: 0 }],
     });
   }
@@ -645,159 +648,13 @@ async function comfyRoutes(req, res) {
   return send(res, 404, "404: Not Found", "text/plain");
 }
 
-// ---------------------------------------------------------------- API side (3000)
+// ---------------------------------------------------------------- start-up
 
-/** Workflow files under WORKFLOW_DIR, read once at start-up as the real server does. */
-function loadWorkflows() {
-  const found = new Map(); // endpoint -> {file, summary, description}
-  if (!isDir(cfg.workflowDir)) {
-    apiLog(`Workflow directory ${cfg.workflowDir} does not exist; no workflow endpoints`, 40);
-    return found;
-  }
-  const files = [];
-  walk(cfg.workflowDir, (f) => { if (!f.includes(`${sep}node_modules${sep}`)) files.push(f); });
-  const ts = files.filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts"));
-  const js = files.filter((f) => f.endsWith(".js") && !ts.includes(f.replace(/\.js$/, ".ts")));
-  for (const file of [...ts, ...js].sort()) {
-    const endpoint = "/workflow/" + relative(cfg.workflowDir, file).split(sep).join("/").replace(/\.(ts|js)$/, "");
-    const text = readText(file);
-    try {
-      if (file.endsWith(".ts")) {
-        // the real server transpiles beside the source; a read-only folder makes this throw
-        writeFileSync(file.replace(/\.ts$/, ".js"), `// transpiled from ${basename(file)} by the flow stand-in (not runnable)\n`);
-      }
-      if (!/RequestSchema/.test(text) || !/generateWorkflow/.test(text)) throw new Error("does not export a valid Workflow (RequestSchema, generateWorkflow)");
-      // `config.models.<folder>.enum` with no file in that folder: z.enum([]) throws in the real one
-      for (const m of text.matchAll(/config\.models\.(\w+)/g)) {
-        if (!(listFolder(m[1]) || []).length) throw new Error(`no models in ${m[1]}: the enum would be empty`);
-      }
-      const str = (key) => (new RegExp(`\\b${key}\\s*[:=]\\s*(["'\`])((?:(?!\\1)[^\\\\]|\\\\.)*)\\1`).exec(text) || [])[2];
-      found.set(endpoint, { file, summary: str("summary"), description: str("description") });
-      apiLog(`Loaded workflow ${endpoint} from ${file}`);
-    } catch (err) {
-      apiLog(`Failed to load workflow ${file}: ${err.message}`, 50);
-    }
-  }
-  return found;
-}
-
-function openapi(workflows) {
-  const json = (schema) => ({ content: { "application/json": { schema } } });
-  const ok = (schema) => ({ 200: { description: "Default Response", ...json(schema) } });
-  const result = { type: "object", properties: { id: { type: "string" }, prompt: { type: "object" }, images: { type: "array", items: { type: "string" } }, filenames: { type: "array", items: { type: "string" } } } };
-  const paths = {
-    "/health": { get: { summary: "Health check", responses: ok({ type: "object", properties: { version: { type: "string" }, status: { type: "string" } } }) } },
-    "/ready": { get: { summary: "Readiness check", responses: ok({ type: "object", properties: { version: { type: "string" }, status: { type: "string" } } }) } },
-    "/models": { get: { summary: "Models available to ComfyUI, by folder", responses: ok({ type: "object", additionalProperties: { type: "array", items: { type: "string" } } }) } },
-    "/prompt": { post: { summary: "Run a prompt in ComfyUI API format", requestBody: { required: true, ...json({ type: "object", required: ["prompt"], properties: { prompt: { type: "object" }, id: { type: "string" } } }) }, responses: ok(result) } },
-    "/interrupt": { post: { summary: "Interrupt a prompt", requestBody: json({ type: "object", properties: { id: { type: "string" } } }), responses: ok({ type: "object" }) } },
-  };
-  for (const [endpoint, w] of workflows) {
-    paths[endpoint] = { post: {
-      tags: ["workflows"], summary: w.summary || endpoint.split("/").pop(), description: w.description || "",
-      requestBody: { required: true, ...json({ type: "object", required: ["input"], properties: {
-        id: { type: "string" }, input: { type: "object", additionalProperties: true }, webhook: { type: "string" },
-        webhook_v2: { type: "string" }, convert_output: { type: "object" },
-      } }) },
-      responses: ok(result),
-    } };
-  }
-  return { openapi: "3.0.3", info: { title: "Comfy Wrapper API", version: API_VERSION }, paths };
-}
-
-/** What the real server does per request: POST to ComfyUI, wait for the socket's verdict, read history, collect files. */
-async function runPrompt(prompt, id = randomUUID()) {
-  for (const node of Object.values(prompt)) {
-    if (node && node.class_type === "SaveImage") node.inputs = { ...node.inputs, filename_prefix: `${id}_output` };
-  }
-  const done = new Promise((resolve) => {
-    const off = events.on((m) => {
-      if (m.data?.prompt_id !== id || !/^execution_(success|error|interrupted)$/.test(m.type)) return;
-      off();
-      resolve(m.type);
-    });
-  });
-  const r = await comfyRequest("POST", "/prompt", { prompt, client_id: "comfyui-api-standin", prompt_id: id });
-  if (r.status !== 200) return { status: r.status === 400 ? 400 : 500, body: r.json || { error: r.text } };
-  const verdict = await done;
-  if (verdict !== "execution_success") return { status: 500, body: { error: `prompt ${id}: ${verdict}`, id } };
-  let entry;
-  for (let i = 0; i < 70 && !entry; i++) {
-    const h = await comfyRequest("GET", `/history/${encodeURIComponent(id)}`);
-    entry = h.json && h.json[id];
-    if (!entry) await sleep(100);
-  }
-  if (!entry) return { status: 500, body: { error: "Failed to get prompt outputs", id } };
-  const images = [], filenames = [];
-  for (const out of Object.values(entry.outputs)) {
-    for (const img of out.images || []) {
-      if (img.type !== "output") continue;
-      const file = join(cfg.outputDir, img.subfolder || "", img.filename);
-      images.push(readFileSync(file).toString("base64"));
-      filenames.push(img.filename);
-      rmSync(file, { force: true });
-    }
-  }
-  return { status: 200, body: { id, prompt, images, filenames } };
-}
-
-function apiRoutes(workflows) {
-  const doc = openapi(workflows);
-  return async (req, res) => {
-    const path = new URL(req.url, "http://x").pathname;
-    const route = `${req.method} ${path}`;
-    const reqId = randomUUID().slice(0, 8);
-    res.on("finish", () => apiLog(`${req.method} ${req.url} -> ${res.statusCode} (req-${reqId})`));
-    const bad = (message) => send(res, 400, { statusCode: 400, code: "FST_ERR_VALIDATION", error: "Bad Request", message });
-    if (route === "GET /health") return send(res, 200, { version: API_VERSION, status: "healthy" });
-    if (route === "GET /ready") {
-      const full = cfg.maxQueueDepth > 0 && queueRemaining() >= cfg.maxQueueDepth;
-      return send(res, full ? 503 : 200, { version: API_VERSION, status: full ? "not ready" : "ready" });
-    }
-    if (route === "GET /docs/json") return send(res, 200, doc);
-    // JSON is YAML too; good enough for a stand-in
-    if (route === "GET /docs/yaml") return send(res, 200, JSON.stringify(doc, null, 2), "application/x-yaml");
-    if (route === "GET /docs" || route === "GET /docs/") return send(res, 200, `<!DOCTYPE html><html><head><title>Swagger UI</title></head><body><a href="./docs/json">OpenAPI document</a></body></html>`, "text/html; charset=utf-8");
-    if (route === "GET /models") {
-      const folders = await comfyRequest("GET", "/models");
-      const out = {};
-      for (const f of folders.json || []) out[f] = (await comfyRequest("GET", `/models/${encodeURIComponent(f)}`)).json || [];
-      return send(res, 200, out);
-    }
-    if (route === "POST /interrupt") {
-      const body = await readJson(req);
-      if (!body || typeof body.id !== "string") return bad("body must have required property 'id'");
-      await comfyRequest("POST", "/interrupt", { prompt_id: body.id });
-      return send(res, 200, { status: "ok", id: body.id });
-    }
-    if (route === "POST /prompt") {
-      const body = await readJson(req);
-      if (!body || typeof body.prompt !== "object" || !body.prompt) return bad("body must have required property 'prompt'");
-      const r = await runPrompt(body.prompt, typeof body.id === "string" ? body.id : undefined);
-      return send(res, r.status, r.body);
-    }
-    if (req.method === "POST" && workflows.has(path)) {
-      const body = await readJson(req);
-      if (!body || typeof body !== "object" || typeof body.input !== "object" || !body.input) return bad("body must have required property 'input'");
-      // a trivial graph stands in for generateWorkflow(input): an image of the asked size, saved
-      const dim = (v) => (Number.isInteger(v) && v >= 16 && v <= 4096 ? v : 64);
-      const prompt = {
-        1: { class_type: "EmptyImage", inputs: { width: dim(body.input.width), height: dim(body.input.height), batch_size: 1, color: 0 } },
-        2: { class_type: "SaveImage", inputs: { images: ["1", 0], filename_prefix: "ComfyUI" } },
-      };
-      const r = await runPrompt(prompt, typeof body.id === "string" ? body.id : undefined);
-      return send(res, r.status, r.body);
-    }
-    return send(res, 404, { message: `Route ${req.method}:${path} not found`, error: "Not Found", statusCode: 404 });
-  };
-}
-
-// ---------------------------------------------------------------- start-up, in the real order
-
+const servers = [];
 function serve(handler, port, onUpgrade) {
   const server = http.createServer((req, res) => {
     handler(req, res).catch((err) => {
-      apiLog(`${req.method} ${req.url}: ${err.stack || err}`, 50);
+      comfyLog(`${req.method} ${req.url}: ${err.stack || err}`);
       if (!res.headersSent) send(res, err.status || 500, { error: String(err.message || err) });
       else res.destroy();
     });
@@ -809,63 +666,26 @@ function serve(handler, port, onUpgrade) {
   });
 }
 
-const servers = [];
 async function main() {
-  apiLog(`comfyui-api stand-in ${API_VERSION} (node ${process.version}); COMFY_HOME=${COMFY_HOME} MODEL_DIR=${cfg.modelDir} WORKFLOW_DIR=${cfg.workflowDir}`);
+  comfyLog(`Stand-in ComfyUI (node ${process.version}); COMFY_HOME=${COMFY_HOME} MODEL_DIR=${cfg.modelDir}`);
   if (env.FAIL_STARTUP === "1") {
-    apiLog("FAIL_STARTUP=1: simulating a start-up failure", 60);
-    process.exit(1);
-  }
-  if (!isDir(cfg.modelDir)) {
-    apiLog(`Model directory ${cfg.modelDir} does not exist`, 60);
+    comfyLog("FAIL_STARTUP=1: simulating a start-up failure\nTraceback (most recent call last):\nRuntimeError: stand-in start-up failure");
     process.exit(1);
   }
   for (const d of [cfg.outputDir, cfg.inputDir]) mkdirSync(d, { recursive: true });
-
-  // "ComfyUI" comes up after STARTUP_DELAY_MS, on its own port
-  apiLog(`Launching ComfyUI (stand-in) on port ${cfg.comfyPort}`);
-  setTimeout(async () => {
-    try {
-      comfyLog(`ComfyUI version: ${COMFY_VERSION}`);
-      const packs = safeReaddir(cfg.customNodesDir).filter((n) => !n.startsWith(".") && n !== "__pycache__" && !n.endsWith(".disabled"));
-      comfyLog(`Import times for custom nodes:\n${packs.map((n) => `   0.0 seconds: ${join(cfg.customNodesDir, n)}`).join("\n")}`);
-      servers.push(await serve(comfyRoutes, cfg.comfyPort, wsUpgrade));
-      comfyLog("Starting server\n");
-      comfyLog(`To see the GUI go to: http://${cfg.host}:${cfg.comfyPort}`);
-    } catch (err) {
-      comfyLog(`ComfyUI failed to start: ${err.message}`);
-      process.exit(1);
-    }
-  }, cfg.startupDelayMs);
-
-  // the API waits for GET / to answer 2xx, then reads the model folders, then listens
-  let up = false;
-  for (let i = 0; i < cfg.startupTries && !up; i++) {
-    await sleep(cfg.startupIntervalMs);
-    up = await comfyRequest("GET", "/").then((r) => r.status >= 200 && r.status < 300, () => false);
-  }
-  if (!up) {
-    apiLog(`Comfy UI did not start after ${Math.round((cfg.startupTries * cfg.startupIntervalMs) / 1000)} seconds`, 60);
-    process.exit(1);
-  }
-  apiLog("Comfy UI started");
-  const folders = await comfyRequest("GET", "/models");
-  for (const f of folders.json || []) {
-    const r = await comfyRequest("GET", `/models/${encodeURIComponent(f)}`);
-    if (r.status !== 200) {
-      apiLog(`GET /models/${f} answered ${r.status}`, 60);
-      process.exit(1);
-    }
-  }
-  const workflows = loadWorkflows();
-  servers.push(await serve(apiRoutes(workflows), cfg.port));
-  apiLog(`Server listening at http://${cfg.host}:${cfg.port} (${workflows.size} workflows)`);
+  if (cfg.startupDelayMs) await sleep(cfg.startupDelayMs);
+  comfyLog(`ComfyUI version: ${COMFY_VERSION}`);
+  const packs = safeReaddir(cfg.customNodesDir).filter((n) => !n.startsWith(".") && n !== "__pycache__" && !n.endsWith(".disabled"));
+  comfyLog(`Import times for custom nodes:\n${packs.map((n) => `   0.0 seconds: ${join(cfg.customNodesDir, n)}`).join("\n")}`);
+  servers.push(await serve(comfyRoutes, cfg.comfyPort, wsUpgrade));
+  comfyLog("Starting server\n");
+  comfyLog(`To see the GUI go to: http://${cfg.host}:${cfg.comfyPort}`);
 }
 
-// PID 1 in a container gets no default signal handling: stop on TERM/INT ourselves.
+// comfyui-api stops its child with SIGINT; docker and tests send SIGTERM.
 for (const sig of ["SIGTERM", "SIGINT"]) {
   process.on(sig, () => {
-    apiLog(`${sig}: shutting down`);
+    comfyLog(`${sig}: shutting down`);
     for (const s of sockets.values()) s.destroy();
     for (const s of servers) s.close();
     process.exit(0);
@@ -873,6 +693,6 @@ for (const sig of ["SIGTERM", "SIGINT"]) {
 }
 
 main().catch((err) => {
-  apiLog(`fatal: ${err.stack || err}`, 60);
+  comfyLog(`ComfyUI failed to start: ${err.stack || err}`);
   process.exit(1);
 });
