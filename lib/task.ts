@@ -62,8 +62,10 @@ export interface TaskContext {
   progress(message: string): void;
   /** Structured data for `--json` output (merged per host). */
   emit(data: Record<string, unknown>): void;
-  /** Run another task on the same host (its steps join this host's list). */
-  runTask(name: string, options?: Record<string, unknown>): Promise<void>;
+  /** Run another task on the same host (its steps join this host's list); says how many of its steps ended how. */
+  runTask(name: string, options?: Record<string, unknown>): Promise<TaskTally>;
+  /** Whether the flow has a task of that name (a plugin that is not registered has none). */
+  hasTask(name: string): boolean;
   /** Push a bundled script from tasks/ and run it detached; re-attach when one runs. */
   remoteScript(script: string, opts: { key: string; job?: unknown; onProgress?: (event: Record<string, unknown>) => void }): Promise<RemoteScriptRun>;
 }
@@ -100,6 +102,14 @@ export interface TaskDef<S extends z.ZodObject = z.ZodObject> {
   run(ctx: TaskContext, options: z.infer<S>): Promise<void>;
   /** text printed after the recap (not with --json), e.g. one table for the fleet */
   summarize?(recaps: import("./events.ts").HostRecap[]): string;
+}
+
+/** How many steps of a task ended how. */
+export interface TaskTally {
+  ok: number;
+  changed: number;
+  skipped: number;
+  failed: number;
 }
 
 export interface PreflightContext {

@@ -1,28 +1,255 @@
-// Tier "ops": look at the fleet and run ad-hoc commands on it.
+// Tier "ops": look at the fleet (status, logs) and run ad-hoc commands on it.
+//
+// status: one row per host, gathered by ONE remote command per host (lib/facts/status.ts): the
+// machine, GPUs, the comfyui container, comfyui-api's /health /ready /docs/json and ComfyUI's
+// /queue asked with curl on the host, node packs, the models volume; compared here with what the
+// project expects (workflows/ files, the models workflow_templates/ need). Exit code: 0 when every
+// host that could be reached reported; a host that cannot be reached is a row saying so, not a
+// failure. 1 when a reached host could not report, or when no host could be reached at all.
+import { existsSync, readdirSync } from "node:fs";
+import { isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
-import { definePlugin, defineTask } from "../lib/index.ts";
-import { parseStatus, statusCommand, type HostStatus } from "../lib/facts/status.ts";
+import { definePlugin, defineTask, TaskError, type TaskContext } from "../lib/index.ts";
+import {
+  parseStatus, splitSections, statusCommand, statusMarker, type HostStatus, type ModelsStatus, type StatusRow,
+} from "../lib/facts/status.ts";
+import { cellWidths, fleetTable, rowText, statusCells, statusNotes } from "../lib/facts/status-view.ts";
 import type { HostRecap } from "../lib/events.ts";
 import { dataRootOf } from "../lib/host-data.ts";
-import { formatTable } from "../lib/output/table.ts";
+import { comfyLayout } from "../lib/comfy/deploy.ts";
+import { endpointOf, isWorkflowFile } from "../lib/comfy/comfyui-api-files.ts";
+import { modelDeps } from "../lib/comfy/model-deps.ts";
+import { UnreachableError } from "../lib/transport/types.ts";
+// the models tier's pure planning: what the workflows need, what a scan of the volume holds
+import { findPresent, indexFiles, neededModels, parseScan, type Needed, type Scan, type WorkflowDeps } from "./models/plan.ts";
+import { scanCommand } from "./models/commands.ts";
+import { readWorkflowFile, TEMPLATES_DIR, workflowFiles } from "./shared/workflow-files.ts";
+import { interruptible, logsTask } from "./logs.ts";
+
+export const WORKFLOWS_DIR = "workflows";
+
+const statusOptions = z.object({
+  path: z.string().optional().describe("folder whose disk to report (default: the host's data root)"),
+  dataRoot: z.string().optional().describe("data root on the host (default: the host's or its provider's)"),
+  container: z.string().optional().describe("the container running ComfyUI and comfyui-api (default: comfyui)"),
+  timeout: z.number().int().positive().max(60).optional().describe("seconds each HTTP request on the host may take (default: 3)"),
+  workflowsDir: z.string().optional().describe("the project's comfyui-api workflows, to compare with what is served (default: workflows/)"),
+  watch: z.number().positive().optional().describe("ask again every N seconds until Ctrl-C (or --count): live on a terminal, a line per host and round otherwise"),
+  count: z.number().int().positive().optional().describe("with --watch: stop after N rounds"),
+});
+type StatusOptions = z.output<typeof statusOptions>;
+
+// ---------- what the project expects (read once per run) ----------
+
+/**
+ * `workflows/qwen/x.ts` -> `qwen/x`: what comfyui-api serves at POST /workflow/qwen/x (the rules of
+ * lib/comfy/comfyui-api-files.ts, as api:workflows sends them; .ts and .js of one name count once).
+ */
+export function workflowEndpoints(dir: string): string[] | null {
+  if (!existsSync(dir)) return null;
+  const out = new Set<string>();
+  const walk = (d: string, prefix: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.name.startsWith(".") || e.name === "node_modules") continue;
+      const rel = prefix + e.name;
+      if (e.isDirectory()) walk(join(d, e.name), `${rel}/`);
+      else if (isWorkflowFile(rel)) out.add(endpointOf(rel).slice("/workflow/".length));
+    }
+  };
+  walk(dir, "");
+  return [...out].sort();
+}
+
+interface ModelNeeds {
+  deps: WorkflowDeps[];
+  needed: Needed[];
+  /** templates that could not be read */
+  bad: string[];
+}
+
+interface ProjectFacts {
+  expected: string[] | null;
+  models: ModelNeeds | null;
+}
+
+const projectFacts = new Map<string, Promise<ProjectFacts>>();
+
+function readProject(ctx: TaskContext, workflowsDir = WORKFLOWS_DIR): Promise<ProjectFacts> {
+  const wfDir = isAbsolute(workflowsDir) ? workflowsDir : resolve(ctx.projectDir, workflowsDir);
+  const key = `${ctx.projectDir}\0${wfDir}`;
+  let p = projectFacts.get(key);
+  if (!p) {
+    p = (async () => {
+      const expected = workflowEndpoints(wfDir);
+      let models: ModelNeeds | null = null;
+      let files: ReturnType<typeof workflowFiles> = [];
+      try {
+        files = workflowFiles(ctx.projectDir);
+      } catch {
+        files = []; // no workflow_templates/: no models to count
+      }
+      if (files.length) {
+        const deps: WorkflowDeps[] = [];
+        const bad: string[] = [];
+        for (const f of files) {
+          try {
+            // no model-list.json here: status stays offline; folders come from the loaders themselves
+            deps.push({ workflow: f.name, models: modelDeps((await readWorkflowFile(f)).wf, { userModels: ctx.flow.models }).models });
+          } catch {
+            bad.push(f.name);
+          }
+        }
+        models = { deps, needed: neededModels(deps, { userModels: ctx.flow.models }).needed.filter((n) => !n.optional), bad };
+      }
+      return { expected, models };
+    })();
+    projectFacts.set(key, p);
+  }
+  return p;
+}
+
+/** Ready / missing over the distinct files the workflows need (a file present under any alias folder counts; its size is not checked). */
+export function modelsStatus(needs: ModelNeeds, scan: Scan | null): ModelsStatus {
+  const from = `${TEMPLATES_DIR}/`;
+  const unread = needs.bad.length ? `unreadable: ${needs.bad.join(", ")}` : undefined;
+  if (!scan) return { from, needed: needs.needed.length, ready: 0, missing: [], workflows: { total: needs.deps.length, ready: 0 }, error: "the models volume was not scanned" };
+  const idx = indexFiles(scan.files);
+  const missing = needs.needed.filter((n) => !findPresent(idx, n)).map((n) => `${n.folder}/${n.name}`);
+  const ready = needs.deps.filter((w) => w.models.every((d) => d.optional || !d.folder || findPresent(idx, { folder: d.folder, name: d.name }))).length;
+  return {
+    from,
+    needed: needs.needed.length,
+    ready: needs.needed.length - missing.length,
+    missing,
+    workflows: { total: needs.deps.length, ready },
+    ...(scan.downloadRunning ? { downloading: true } : {}),
+    ...(unread ? { error: unread } : {}),
+  };
+}
+
+// ---------- one host's status ----------
+
+/** Ask the host (one command), then compare with the project. Throws UnreachableError when the connection is gone. */
+export async function collectStatus(ctx: TaskContext, o: Partial<StatusOptions> = {}): Promise<HostStatus> {
+  const dataRoot = dataRootOf(ctx, o.dataRoot);
+  const path = o.path ?? dataRoot;
+  const layout = comfyLayout(dataRoot);
+  const project = await readProject(ctx, o.workflowsDir);
+  const marker = statusMarker();
+  const container = o.container ?? "comfyui";
+  const extra = project.models?.needed.length ? [{ name: "models", command: scanCommand(layout.models, ctx.flow.settings.remoteDir) }] : [];
+  const r = await ctx.exec(statusCommand(path, { marker, container, customNodes: layout.customNodes, timeoutSeconds: o.timeout ?? 3, extra }));
+  const sections = splitSections(r.stdout, marker);
+  if (!sections.has("os")) throw new TaskError(`the status command failed (exit ${r.code ?? r.signal}): ${(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" ")}`);
+  const s = parseStatus(r.stdout, path, { marker, container });
+  if (s.workflows && project.expected) {
+    const served = new Set(s.workflows.served);
+    const expected = new Set(project.expected);
+    s.workflows.expected = project.expected;
+    s.workflows.missing = project.expected.filter((w) => !served.has(w));
+    s.workflows.unexpected = s.workflows.served.filter((w) => !expected.has(w));
+  }
+  if (!project.models) s.models = null;
+  else if (!project.models.needed.length) s.models = modelsStatus(project.models, { files: [], downloadRunning: false });
+  else {
+    const raw = sections.get("models");
+    s.models = modelsStatus(project.models, raw === undefined ? null : parseScan(raw));
+  }
+  return s;
+}
+
+/** The row of a host: its status, or why it could not be had when the connection dropped on the way. */
+async function statusRow(ctx: TaskContext, o: Partial<StatusOptions>): Promise<StatusRow> {
+  try {
+    return await collectStatus(ctx, o);
+  } catch (e) {
+    if (e instanceof UnreachableError) return { reachable: false, error: e.message };
+    throw e;
+  }
+}
+
+function oneLine(s: StatusRow): string {
+  if (!s.reachable) return `unreachable: ${s.error}`;
+  const c = statusCells(s);
+  return `${s.os}, load ${c.load}, ${c["disk free"]} free on ${s.disk?.path ?? "?"}, comfyui ${c.comfyui}, api ${c.api} health ${c.health} ready ${c.ready}, queue ${c.queue}, workflows ${c.workflows}, models ${c.models}`;
+}
+
+// --watch: every host's latest row, so the live lines line up across hosts
+const boards = new WeakMap<object, Map<string, { ctx: TaskContext; row: StatusRow }>>();
+const live = () => !!process.stdout.isTTY && (process.stdout.columns ?? 0) > 20 && !process.env.CI;
+
+function show(ctx: TaskContext, row: StatusRow): void {
+  let board = boards.get(ctx.flow);
+  if (!board) boards.set(ctx.flow, (board = new Map()));
+  board.set(ctx.host.name, { ctx, row });
+  const widths = cellWidths([...board.values()].flatMap((e) => (e.row.reachable ? [statusCells(e.row)] : [])));
+  // a terminal: each host's line is redrawn in place; otherwise one line per host and round
+  if (live()) for (const e of board.values()) e.ctx.progress(rowText(e.row, widths));
+  else ctx.log(`${new Date().toISOString().slice(11, 19)} ${rowText(row, widths)}`);
+}
+
+async function watch(ctx: TaskContext, o: StatusOptions, every: number): Promise<void> {
+  const stop = interruptible();
+  try {
+    await ctx.step(`status every ${every}s${o.count ? `, ${o.count} times` : " (Ctrl-C ends)"}`, async () => {
+      let rounds = 0;
+      let row: StatusRow | undefined;
+      let warned = "";
+      for (;;) {
+        const started = Date.now();
+        row = await statusRow(ctx, o);
+        rounds++;
+        ctx.emit({ status: row, round: rounds });
+        show(ctx, row);
+        const notes = row.reachable ? statusNotes(row).join("\n") : "";
+        if (notes && notes !== warned) for (const n of statusNotes(row as HostStatus)) ctx.warn(n);
+        warned = notes || warned;
+        if (o.count && rounds >= o.count) break;
+        if (await stop.sleep(Math.max(0, every * 1000 - (Date.now() - started)))) break;
+      }
+      boards.get(ctx.flow)?.delete(ctx.host.name);
+      const note = `${rounds} round${rounds === 1 ? "" : "s"}; last: ${oneLine(row!)}`;
+      return { status: row!.reachable ? "ok" : "failed", note };
+    });
+  } finally {
+    stop.done();
+  }
+}
+
+export function statusExitCode(recaps: HostRecap[]): number {
+  const reached = recaps.filter((r) => r.outcome !== "unreachable");
+  if (!reached.length) return 1;
+  return reached.every((r) => r.outcome === "ok" || (r.data.status as StatusRow | undefined)?.reachable === false) ? 0 : 1;
+}
+
+export function statusTable(recaps: HostRecap[]): string {
+  return fleetTable(recaps.map((r) => {
+    const row = r.data.status as StatusRow | undefined;
+    if (row) return { host: r.host, row };
+    if (r.outcome === "unreachable") return { host: r.host, row: { reachable: false as const, error: r.error ?? "no answer" } };
+    return { host: r.host, error: `failed: ${r.error ?? "no status"}` };
+  }));
+}
 
 export const status = defineTask({
   name: "status",
-  description: "OS, uptime, load, memory, data-volume disk, containers and GPUs of each host",
+  description: "OS, uptime, load, GPUs, disk and the comfyui container of each host: comfyui-api version, /health, /ready, queue, workflows served, node packs, models; warns about ports open to the world",
   lock: false,
-  options: z.object({
-    path: z.string().optional().describe("folder whose disk to report (default: the host's data root)"),
-  }),
+  options: statusOptions,
   async run(ctx, opts) {
-    // the same data root setup, comfyui and the models tasks use (recorded, flowfile, provider, home)
-    const path = opts.path ?? dataRootOf(ctx);
+    if (opts.count && !opts.watch) throw new TaskError("--count goes with --watch N");
+    if (opts.watch) return watch(ctx, opts, opts.watch);
     await ctx.step("status", async () => {
-      const s = parseStatus(await ctx.sh(statusCommand(path)), path);
-      ctx.emit({ status: s });
-      return { status: "ok", note: oneLine(s) };
+      const row = await statusRow(ctx, opts);
+      ctx.emit({ status: row });
+      if (!row.reachable) return { status: "failed", note: oneLine(row) };
+      for (const n of statusNotes(row)) ctx.warn(n);
+      return { status: "ok", note: oneLine(row) };
     });
   },
-  summarize: fleetTable,
+  summarize: statusTable,
+  // a report, not a check: unreachable hosts are rows (see the top of this file)
+  exitCode: statusExitCode,
 });
 
 export const exec = defineTask({
@@ -62,29 +289,7 @@ export const exec = defineTask({
   },
 });
 
-function oneLine(s: HostStatus): string {
-  const gpu = s.gpus ? `${s.gpus.length} GPU` : "no GPU";
-  const disk = s.disk ? `${s.disk.availableGB} GB free on ${s.disk.path}` : "disk ?";
-  const n = s.docker.containers.length;
-  return `${s.os}, load ${s.load?.[0] ?? "?"}, ${disk}, ${n} container${n === 1 ? "" : "s"}, ${gpu}`;
-}
+/** The export carries the status of the host as `status` reports it (defaults). */
+export const logs = logsTask((ctx, container) => statusRow(ctx, { container }));
 
-function fleetTable(recaps: HostRecap[]): string {
-  const head = ["host", "os", "up", "load", "mem free", "disk free", "containers", "gpus"];
-  const rows = recaps.map((r) => {
-    const s = r.data.status as HostStatus | undefined;
-    if (!s) return [r.host, r.outcome, "", "", "", "", "", ""];
-    const secs = s.uptimeSeconds;
-    const up = secs === null ? "?" : secs > 86400 ? `${Math.floor(secs / 86400)}d` : `${Math.floor(secs / 3600)}h`;
-    const containers = s.docker.state === "ok"
-      ? s.docker.containers.map((c) => `${c.name}:${c.state}`).join(" ") || "-"
-      : `docker ${s.docker.state}`;
-    const gpus = s.gpus ? s.gpus.map((g) => `${g.name} ${g.memoryUsedMB}/${g.memoryTotalMB}MB ${g.utilization}%`).join("; ") : "-";
-    return [r.host, s.os, up, String(s.load?.[0] ?? "?"),
-      s.memory ? `${(s.memory.availableMB / 1024).toFixed(1)}/${(s.memory.totalMB / 1024).toFixed(1)}G` : "?",
-      s.disk ? `${s.disk.availableGB}/${s.disk.sizeGB}G ${s.disk.path}` : "?", containers, gpus];
-  });
-  return formatTable(head, rows);
-}
-
-export const ops = () => definePlugin({ name: "ops", description: "status and ad-hoc commands for the fleet", tasks: [status, exec] });
+export const ops = () => definePlugin({ name: "ops", description: "status, logs and ad-hoc commands for the fleet", tasks: [status, logs, exec] });

@@ -38,7 +38,8 @@ export class ListrReporter implements Reporter {
         },
         rendererOptions: { persistentOutput: true, outputBar: Infinity },
       })),
-      { concurrent: true, exitOnError: false, rendererOptions: { collapseErrors: false, showErrorMessage: true } },
+      // flow's own Ctrl-C handler (lib/cleanup.ts) releases host locks; listr2's would exit first
+      { concurrent: true, exitOnError: false, registerSignalListeners: false, rendererOptions: { collapseErrors: false, showErrorMessage: true } },
     );
     this.list = list.run().then(
       () => undefined,

@@ -5,7 +5,7 @@ import type { HostSpec } from "../hosts.ts";
 import type { RunEvent } from "../events.ts";
 import { formatZodError } from "../flowfile/schema.ts";
 import { runRemoteScript } from "../remote-script.ts";
-import { TaskError, type EnsureSpec, type StepResult, type StepStatus, type TaskContext } from "../task.ts";
+import { TaskError, type EnsureSpec, type StepResult, type StepStatus, type TaskContext, type TaskTally } from "../task.ts";
 import type { ExecOptions, ExecResult, Transport } from "../transport/types.ts";
 import type { RunRequest } from "./request.ts";
 
@@ -34,7 +34,16 @@ export class HostContext implements TaskContext {
     this.projectDir = req.flow.projectDir;
   }
 
+  /** steps so far on this host, by status: runTask's typed result is the difference it made */
+  private readonly tally: TaskTally = { ok: 0, changed: 0, skipped: 0, failed: 0 };
+
   async step(title: string, body: () => Promise<StepResult | StepStatus | void>): Promise<StepStatus> {
+    const status = await this.reportStep(title, body);
+    this.tally[status]++;
+    return status;
+  }
+
+  private async reportStep(title: string, body: () => Promise<StepResult | StepStatus | void>): Promise<StepStatus> {
     const started = Date.now();
     const host = this.host.name;
     this.emitEvent({ type: "step-start", host, step: title });
@@ -52,6 +61,7 @@ export class HostContext implements TaskContext {
         type: "step-end", host, step: title, status: "failed",
         note: message, ms: Date.now() - started, dryRun: this.dryRun,
       });
+      this.tally.failed++;
       throw new TaskError(`${title}: ${message}`);
     }
   }
@@ -103,12 +113,19 @@ export class HostContext implements TaskContext {
     this.emitEvent({ type: "data", host: this.host.name, data });
   }
 
-  async runTask(name: string, options: Record<string, unknown> = {}): Promise<void> {
+  hasTask(name: string): boolean {
+    return this.req.tasks.has(name);
+  }
+
+  async runTask(name: string, options: Record<string, unknown> = {}): Promise<TaskTally> {
     const task = this.req.tasks.get(name);
     if (!task) throw new TaskError(`no task named ${name}`);
     const parsed = task.options ? task.options.safeParse(options, { reportInput: true }) : { success: true as const, data: {} };
     if (!parsed.success) throw new TaskError(`${name}: bad options:\n${formatZodError((parsed as { error: z.ZodError }).error)}`);
+    const before = { ...this.tally };
     await task.run(this, parsed.data);
+    const t = this.tally;
+    return { ok: t.ok - before.ok, changed: t.changed - before.changed, skipped: t.skipped - before.skipped, failed: t.failed - before.failed };
   }
 
   remoteScript(script: string, opts: { key: string; job?: unknown; onProgress?: (event: Record<string, unknown>) => void }) {

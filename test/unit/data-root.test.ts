@@ -20,10 +20,13 @@ function hostCtx(host: Partial<HostSpec>, user = "root") {
     flow,
     transport: { user },
     dryRun: false,
-    async sh(command: string) {
-      const path = /df -Pk '([^']+)'/.exec(command)?.[1] ?? "?";
-      return `@@flow-section@@disk\n/dev/vdb 104857600 1048576 103809024 1% ${path}\n`;
+    projectDir: "/nonexistent",
+    async exec(command: string) {
+      const mark = /echo (@@flow-section[^@\s]*@@)os/.exec(command)![1];
+      const path = /df -Pk '([^']+)'/.exec(command)?.[1] ?? "/";
+      return { code: 0, stdout: `${mark}os\nLinux\n\nh\n${mark}disk\n/dev/vdb 104857600 1048576 103809024 1% ${path}\n`, stderr: "" };
     },
+    warn() {},
     async step(_title: string, body: () => Promise<unknown>) {
       await body();
       return "ok";
