@@ -7,7 +7,7 @@ export class InitError extends Error {}
 const FLOWFILE = `// This project's flow: hosts, providers, plugins and settings. \`npx flow list\` shows every task.
 import { defineFlow } from "flow";
 import { cloudBoxes, datacrunch, lambda } from "flow/providers";
-import { comfyui, models, ops, workflow } from "flow/plugins";
+import { comfyui, comfyuiApi, models, ops, workflow } from "flow/plugins";
 
 export default defineFlow({
   hosts: {
@@ -16,7 +16,7 @@ export default defineFlow({
   inventory: [".flow/inventory.json"],
   providers: [lambda(), datacrunch()],
   // cloudBoxes(): provider:list|up|down over the providers above that have a cloud API
-  plugins: [ops(), workflow(), models(), comfyui(), cloudBoxes()],
+  plugins: [ops(), workflow(), models(), comfyui(), comfyuiApi(), cloudBoxes()],
 });
 `;
 

@@ -103,8 +103,9 @@ export async function main(argv: string[], opts: CliOptions): Promise<number> {
     await runCommand(root, { rawArgs: argv });
     return code;
   } catch (err) {
+    // by name too: a flowfile that imports flow's sources has its own copy of these classes
     const known = [UsageError, FlagError, FlowfileError, SelectError, MissingSecretsError, InitError, TaskError].some((E) => err instanceof E)
-      || (err as Error).name === "CLIError";
+      || ["CLIError", "TaskError"].includes((err as Error).name);
     say.error(`flow: ${known ? (err as Error).message : ((err as Error).stack ?? String(err))}`);
     return 2;
   }

@@ -6,7 +6,15 @@ import { MODEL_FOLDERS } from "./model-folders.ts";
 
 export const COMFY_HOME = "/opt/ComfyUI";
 export const CONTAINER_WORKFLOW_DIR = "/workflows";
+export const CONTAINER_BIN_DIR = "/app/bin";
+/** a binary (or build folder) copied straight into <data root>/comfyui-api/bin */
 export const CONTAINER_BINARY = "/app/bin/comfyui-api";
+/** the build api:update switched to: bin/current is a symlink to bin/<version-or-sha>/ */
+export const CONTAINER_CURRENT_BINARY = "/app/bin/current/comfyui-api";
+/** comfyui-api handles SIGINT (stops ComfyUI, exits 0) but not SIGTERM, which its PID 1 ignores until docker's SIGKILL */
+export const STOP_SIGNAL = "SIGINT";
+/** the only address a port is published on unless the flowfile exposes it */
+export const LOOPBACK = "127.0.0.1";
 /** pip --target for custom nodes' requirements: on the host, so a re-created container keeps them */
 export const CONTAINER_PYTHON = "/opt/flow/python";
 
@@ -19,6 +27,8 @@ export interface ComfyLayout {
   python: string;
   workflows: string;
   bin: string;
+  /** symlink to the build in use (bin/<version-or-sha>), made by api:update */
+  current: string;
   cache: string;
   backups: string;
 }
@@ -34,6 +44,7 @@ export function comfyLayout(dataRoot: string): ComfyLayout {
     python: `${root}/comfyui/python`,
     workflows: `${root}/comfyui-api/workflows`,
     bin: `${root}/comfyui-api/bin`,
+    current: `${root}/comfyui-api/bin/current`,
     cache: `${root}/comfyui-api/cache`,
     backups: `${root}/backups`,
   };
@@ -53,25 +64,58 @@ export interface ComfyContainerConfig {
   name?: string;
   comfyPort?: number;
   apiPort?: number;
-  /** address the ports are published on (default all interfaces) */
+  /** address the exposed ports are published on (default all interfaces) */
   bind?: string;
+  /** which ports the world may reach (default: comfyui-api's 3000 yes, ComfyUI's 8188 loopback only) */
+  expose?: ComfyExpose;
   /** extra environment for comfyui-api (e.g. MAX_QUEUE_DEPTH); never secrets: argv is visible */
   env?: Record<string, string>;
-  /** run a custom comfyui-api binary uploaded to <data root>/comfyui-api/bin */
-  customBinary?: boolean;
+  /**
+   * run a comfyui-api of our own instead of the image's, from <data root>/comfyui-api/bin (mounted
+   * read-only at /app/bin): true = bin/comfyui-api (copied there by hand), "current" = the build
+   * bin/current points at (api:update); a switch is then a symlink and a restart, not a re-creation
+   */
+  customBinary?: boolean | "current";
+}
+
+/**
+ * ComfyUI's UI and Manager install and run any code: its port stays on the host's loopback unless
+ * the flowfile says otherwise; comfyui-api's port is what the user's backend calls.
+ */
+export interface ComfyExpose {
+  /** false (default): 127.0.0.1 only (reach it with `flow run tunnel`); true: on `bind` (all interfaces by default); or an address */
+  comfyui?: boolean | string;
+  /** true (default): on `bind` (all interfaces by default); false: 127.0.0.1 only; or an address */
+  api?: boolean | string;
+}
+
+function publishOn(v: boolean | string | undefined, dflt: boolean, bind: string | undefined): string | undefined {
+  const w = v ?? dflt;
+  return w === true ? bind : w === false ? LOOPBACK : w;
+}
+
+/** The two published ports: host port, container port, and the host address (undefined: every interface). */
+export function portBindings(cfg: Pick<ComfyContainerConfig, "comfyPort" | "apiPort" | "bind" | "expose">): { host: number; container: number; bind?: string }[] {
+  const at = (host: number, container: number, bind: string | undefined) => (bind === undefined ? { host, container } : { host, container, bind });
+  return [
+    at(cfg.comfyPort ?? 8188, 8188, publishOn(cfg.expose?.comfyui, false, cfg.bind)),
+    at(cfg.apiPort ?? 3000, 3000, publishOn(cfg.expose?.api, true, cfg.bind)),
+  ];
+}
+
+/** The container's command: the image's own (undefined) or one of ours under /app/bin. */
+export function containerCommand(customBinary: ComfyContainerConfig["customBinary"]): string[] | undefined {
+  if (customBinary === "current") return [CONTAINER_CURRENT_BINARY];
+  return customBinary ? [CONTAINER_BINARY] : undefined;
 }
 
 export function comfyContainerSpec(cfg: ComfyContainerConfig): ContainerSpec {
   const l = comfyLayout(cfg.dataRoot);
-  const bind = cfg.bind;
   return {
     name: cfg.name ?? "comfyui",
     image: cfg.image,
-    command: cfg.customBinary ? [CONTAINER_BINARY] : undefined,
-    ports: [
-      { host: cfg.comfyPort ?? 8188, container: 8188, bind },
-      { host: cfg.apiPort ?? 3000, container: 3000, bind },
-    ],
+    command: containerCommand(cfg.customBinary),
+    ports: portBindings(cfg),
     volumes: [
       { host: l.models, container: `${COMFY_HOME}/models` },
       { host: l.customNodes, container: `${COMFY_HOME}/custom_nodes` },
@@ -81,7 +125,7 @@ export function comfyContainerSpec(cfg: ComfyContainerConfig): ContainerSpec {
       // comfyui-api transpiles .ts workflows beside them at start-up: the folder must be writable
       { host: l.workflows, container: CONTAINER_WORKFLOW_DIR },
       { host: l.cache, container: "/cache" },
-      ...(cfg.customBinary ? [{ host: l.bin, container: "/app/bin", readOnly: true }] : []),
+      ...(cfg.customBinary ? [{ host: l.bin, container: CONTAINER_BIN_DIR, readOnly: true }] : []),
     ],
     env: {
       PORT: "3000",
@@ -94,6 +138,7 @@ export function comfyContainerSpec(cfg: ComfyContainerConfig): ContainerSpec {
       ...cfg.env,
     },
     restart: "unless-stopped",
+    stopSignal: STOP_SIGNAL,
     gpus: cfg.gpu,
     labels: { "flow.role": "comfyui" },
   };

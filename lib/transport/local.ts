@@ -2,11 +2,13 @@
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { copyFile, mkdir, readFile, rename, writeFile, chmod, rm } from "node:fs/promises";
+import { connect as netConnect } from "node:net";
 import { basename, dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import { localUser } from "../hosts.ts";
 import { shJoin } from "../quote.ts";
-import type { ExecOptions, ExecResult, Transport, UploadResult } from "./types.ts";
+import { listenForward } from "./forward.ts";
+import type { ExecOptions, ExecResult, PortForward, Transport, UploadResult } from "./types.ts";
 
 export class LocalTransport implements Transport {
   readonly label = "local";
@@ -62,6 +64,20 @@ export class LocalTransport implements Transport {
 
   async download(remotePath: string, localPath: string): Promise<void> {
     await copyFile(remotePath, localPath);
+  }
+
+  /** A plain TCP relay on this machine (the "host" is this machine). */
+  forward(localPort: number, remoteHost: string, remotePort: number, opts: { localHost?: string; onError?: (err: Error) => void } = {}): Promise<PortForward> {
+    return listenForward(
+      localPort,
+      () =>
+        new Promise((resolve, reject) => {
+          const s = netConnect(remotePort, remoteHost);
+          s.once("connect", () => (s.off("error", reject), resolve(s)));
+          s.once("error", reject);
+        }),
+      opts,
+    );
   }
 
   async close(): Promise<void> {}

@@ -4,12 +4,15 @@
 //   ssh-connection.ts  the live connection: reconnect after a drop, the channel cap, errors naming the host
 //   ssh-exec.ts        commands: the persistent shell fast path, or an exec channel each
 //   sftp.ts            uploads (atomic, sha256-skipped, sudo-staged) and downloads
+//   forward.ts         local port forwarding (`ssh -L`): a direct-tcpip channel per connection
+import type { Duplex } from "node:stream";
 import type { SshOptions, SshTarget } from "../hosts.ts";
+import { listenForward } from "./forward.ts";
 import type { Semaphore } from "./semaphore.ts";
 import { SshConnection } from "./ssh-connection.ts";
 import { SshExec } from "./ssh-exec.ts";
 import { SshFiles } from "./sftp.ts";
-import type { ExecOptions, ExecResult, Transport, UploadResult } from "./types.ts";
+import type { ExecOptions, ExecResult, PortForward, Transport, UploadResult } from "./types.ts";
 
 export type { Hop } from "./ssh-route.ts";
 
@@ -23,6 +26,7 @@ export class SshTransport implements Transport {
   private readonly conn: SshConnection;
   private readonly commands: SshExec;
   private readonly files: SshFiles;
+  private readonly forwards = new Set<PortForward>();
 
   constructor(target: SshTarget & { label: string }, opts: SshOptions, tuning: SshTransportTuning = {}) {
     this.label = target.label;
@@ -63,7 +67,31 @@ export class SshTransport implements Transport {
     return this.files.download(remotePath, localPath);
   }
 
-  close(): Promise<void> {
+  /**
+   * `ssh -L localPort:remoteHost:remotePort` on this connection. Each local connection is one
+   * direct-tcpip channel (not a session: OpenSSH's MaxSessions does not count it, so it takes no
+   * channel slot); after a dropped connection the next local connection reconnects.
+   */
+  async forward(localPort: number, remoteHost: string, remotePort: number, opts: { localHost?: string; onError?: (err: Error) => void } = {}): Promise<PortForward> {
+    await this.conn.connect(); // an unreachable host fails here, before anything listens
+    const fwd = await listenForward(
+      localPort,
+      async (from) => {
+        const client = await this.conn.ready();
+        return new Promise<Duplex>((resolve, reject) =>
+          client.forwardOut(from.address, from.port, remoteHost, remotePort, (err, channel) =>
+            err ? reject(new Error(`${this.where}: forwarding to ${remoteHost}:${remotePort}: ${err.message}`)) : resolve(channel),
+          ),
+        );
+      },
+      opts,
+    );
+    this.forwards.add(fwd); // closed with the transport too (closing twice is harmless)
+    return fwd;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.forwards].map((f) => f.close()));
     return this.conn.close();
   }
 }

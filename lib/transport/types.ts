@@ -29,6 +29,18 @@ export interface UploadResult {
   bytesSent: number;
 }
 
+/** A local port carried to an address as seen from the host (`ssh -L`); see Transport.forward. */
+export interface PortForward {
+  /** where this machine listens (127.0.0.1 unless asked otherwise) */
+  readonly localHost: string;
+  /** the port it listens on (the one asked for, or the free one picked for 0) */
+  readonly localPort: number;
+  /** connections carried so far */
+  readonly connections: number;
+  /** stop listening and close every connection it carries */
+  close(): Promise<void>;
+}
+
 export interface Transport {
   /** host label used in output */
   readonly label: string;
@@ -41,6 +53,12 @@ export interface Transport {
   upload(source: Buffer | string, remotePath: string, opts?: { mode?: number; sudo?: boolean }): Promise<UploadResult>;
   /** Copy a file from the host to a local path. */
   download(remotePath: string, localPath: string): Promise<void>;
+  /**
+   * Listen on localhost:localPort (0: a free port) and carry each connection to remoteHost:remotePort
+   * as the host sees it (over SSH: a direct-tcpip channel on the one connection, like `ssh -L`).
+   * Resolves once listening. Optional: a transport without it cannot forward.
+   */
+  forward?(localPort: number, remoteHost: string, remotePort: number, opts?: { localHost?: string; onError?: (err: Error) => void }): Promise<PortForward>;
   close(): Promise<void>;
 }
 

@@ -2,8 +2,12 @@
 // 3000), its folders on the host, and its health.
 import { z } from "zod";
 import { definePlugin, defineTask, shQuote, TaskError, type TaskContext } from "../../lib/index.ts";
-import { comfyContainerSpec, comfyLayout, layoutDirs, COMFY_HOME, type ComfyContainerConfig } from "../../lib/comfy/deploy.ts";
-import { containerFact, containerLogs, parseContainerFact, replaceContainer, specHash } from "../../lib/commands/docker.ts";
+import {
+  comfyContainerSpec, comfyLayout, layoutDirs, portBindings, COMFY_HOME, type ComfyContainerConfig, type ComfyExpose,
+} from "../../lib/comfy/deploy.ts";
+import {
+  containerFact, publishedUrl, containerLogs, healthWaitCommand, parseContainerFact, parseHealthWait, replaceContainer, specHash,
+} from "../../lib/commands/docker.ts";
 import { dataRootOf } from "../../lib/host-data.ts";
 import { readHostRecordCommand, writeHostRecordCommand } from "../../lib/commands/host-record.ts";
 import { ensureDirs, detectGpu } from "../../lib/steps/host.ts";
@@ -17,19 +21,36 @@ export interface ComfyuiOptions {
   env?: Record<string, string>;
   comfyPort?: number;
   apiPort?: number;
-  /** address the ports are published on; default all interfaces */
+  /** address the exposed ports are published on; default all interfaces */
   bind?: string;
+  /**
+   * which ports are published beyond the host's loopback. Default: comfyui-api's 3000 on `bind`
+   * (all interfaces), ComfyUI's 8188 on 127.0.0.1 only (its UI and Manager run any code; reach it
+   * with `flow run tunnel`). `{ comfyui: true }` publishes 8188 on `bind` too; an address string
+   * publishes on that address; `{ api: false }` keeps 3000 on loopback.
+   */
+  expose?: ComfyExpose;
   healthTimeoutSeconds?: number;
-  /** run the comfyui-api binary from <data root>/comfyui-api/bin instead of the image's */
+  /**
+   * which comfyui-api runs. Default: the build api:update put in <data root>/comfyui-api/bin/current
+   * when there is one, else the image's own. true: that build, else bin/comfyui-api copied there
+   * by hand. false: always the image's own (api:update then refuses to switch).
+   */
   customBinary?: boolean;
 }
 
 const root = { sudo: true } as const;
 
-function containerConfig(ctx: TaskContext, o: ComfyuiOptions, dataRoot: string, gpu: boolean): ComfyContainerConfig {
+function containerConfig(o: ComfyuiOptions, dataRoot: string, gpu: boolean, hasCurrentBuild: boolean): ComfyContainerConfig {
+  const customBinary = o.customBinary === false ? false : hasCurrentBuild ? "current" : (o.customBinary ?? false);
   return {
-    image: o.image ?? DEFAULT_IMAGE, dataRoot, gpu, env: o.env, comfyPort: o.comfyPort, apiPort: o.apiPort, bind: o.bind, customBinary: o.customBinary,
+    image: o.image ?? DEFAULT_IMAGE, dataRoot, gpu, env: o.env, comfyPort: o.comfyPort, apiPort: o.apiPort, bind: o.bind, expose: o.expose, customBinary,
   };
+}
+
+/** The fact api:update leaves: bin/current points at a build folder with its launcher. */
+async function hasCurrentBuild(ctx: TaskContext, current: string): Promise<boolean> {
+  return (await ctx.exec(`test -L ${shQuote(current)} && test -x ${shQuote(`${current}/comfyui-api`)}`)).code === 0;
 }
 
 /** Copy what the image keeps under custom_nodes (ComfyUI-Manager) to the host folder that is mounted over it. */
@@ -98,17 +119,23 @@ async function recordDataRoot(ctx: TaskContext, dataRoot: string): Promise<void>
   });
 }
 
-/** One remote loop, not one round trip per try: returns as soon as /health answers 200. */
-async function waitHealthy(ctx: TaskContext, name: string, apiPort: number, timeoutSeconds: number): Promise<void> {
-  await ctx.step(`comfyui-api healthy (GET :${apiPort}/health)`, async () => {
+/**
+ * One remote loop, not one round trip per try: returns as soon as /health answers 200, and fails
+ * at once when comfyui-api exits (the container restarts or stops) instead of waiting out the time.
+ */
+async function waitHealthy(ctx: TaskContext, cfg: ComfyContainerConfig, timeoutSeconds: number): Promise<void> {
+  const name = cfg.name ?? "comfyui";
+  const api = portBindings(cfg)[1]!;
+  await ctx.step(`comfyui-api healthy (GET :${api.host}/health)`, async () => {
     if (ctx.dryRun) return { status: "skipped", note: "dry run" };
-    const url = `http://127.0.0.1:${apiPort}/health`;
-    const r = await ctx.exec(
-      `i=0; while [ $i -lt ${timeoutSeconds} ]; do c=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 ${shQuote(url)} || true); [ "$c" = 200 ] && { echo $i; exit 0; }; sleep 1; i=$((i+1)); done; exit 1`,
-    );
-    if (r.code === 0) return { status: "ok", note: `after ${r.stdout.trim()}s` };
+    const url = publishedUrl({ address: api.bind ?? "", host: api.host }, "/health");
+    const w = parseHealthWait((await ctx.exec(healthWaitCommand(name, [url], timeoutSeconds), root)).stdout);
+    if (w.outcome === "ok") return { status: "ok", note: `after ${w.seconds}s` };
     const logs = await ctx.exec(containerLogs(name, 50), root);
-    throw new TaskError(`no 200 from ${url} within ${timeoutSeconds}s; last 50 lines of the ${name} container's log:\n${logs.stdout.trimEnd()}`);
+    const why = w.outcome === "exited"
+      ? `comfyui-api exited after ${w.seconds}s (the container is ${w.state}${w.restarts ? `, restarted ${w.restarts} time${w.restarts === 1 ? "" : "s"} by docker` : ""}), so there will be no 200 from ${url} within ${timeoutSeconds}s`
+      : `no 200 from ${url} within ${timeoutSeconds}s`;
+    throw new TaskError(`${why}; last 50 lines of the ${name} container's log:\n${logs.stdout.trimEnd()}`);
   });
 }
 
@@ -125,27 +152,14 @@ export function comfyui(o: ComfyuiOptions = {}) {
       const l = comfyLayout(dataRoot);
       await ensureDirs(ctx, `folders under ${dataRoot}`, layoutDirs(l));
       const gpu = (await detectGpu(ctx)).gpus.length > 0;
-      const cfg = containerConfig(ctx, o, dataRoot, gpu);
+      const cfg = containerConfig(o, dataRoot, gpu, o.customBinary !== false && (await hasCurrentBuild(ctx, l.current)));
       await seedCustomNodes(ctx, cfg.image, l.customNodes);
       await ensureContainer(ctx, cfg);
       await recordDataRoot(ctx, dataRoot);
-      await waitHealthy(ctx, "comfyui", o.apiPort ?? 3000, opts.healthTimeout ?? o.healthTimeoutSeconds ?? 600);
+      await waitHealthy(ctx, cfg, opts.healthTimeout ?? o.healthTimeoutSeconds ?? 600);
     },
   });
 
-  const logs = defineTask({
-    name: "comfyui:logs",
-    description: "The last lines of the comfyui container's log on each host",
-    lock: false,
-    options: z.object({ lines: z.number().int().positive().default(100).describe("how many lines") }),
-    async run(ctx, opts) {
-      await ctx.step("logs", async () => {
-        const r = await ctx.exec(containerLogs("comfyui", opts.lines), root);
-        ctx.log(r.stdout.trimEnd());
-        return r.code === 0 ? "ok" : { status: "failed", note: `docker logs exited ${r.code}` };
-      });
-    },
-  });
-
-  return definePlugin({ name: "comfyui", description: "ComfyUI and comfyui-api in one container", tasks: [up, logs] });
+  // the container's log: the ops tier's `logs` task (plugins/logs.ts)
+  return definePlugin({ name: "comfyui", description: "ComfyUI and comfyui-api in one container", tasks: [up] });
 }
