@@ -2,8 +2,17 @@
 // job's per-file headers via job.json, never on argv), reporting progress as JSON lines.
 import { runScript } from "./lib/run.ts";
 import { downloadAll, type DownloadJob, type DownloadSummary } from "./lib/download/index.ts";
+import { bytesStillNeeded, freeBytes } from "./lib/disk-space.ts";
+
+const GB = 1024 ** 3;
 
 await runScript<DownloadJob, DownloadSummary>(async (run) => {
+  // fail before the first byte when the files cannot fit (sizes known from the lookup), not at 90%
+  const need = bytesStillNeeded(run.job.files);
+  const free = need > 0 ? await freeBytes(run.job.modelsRoot) : undefined;
+  if (free !== undefined && need > free) {
+    throw new Error(`not enough space on the models volume (${run.job.modelsRoot}): ${(need / GB).toFixed(1)} GB to download, ${(free / GB).toFixed(1)} GB free`);
+  }
   const summary = await downloadAll(run.job, { onProgress: (event) => run.progress(event) });
   run.progress({
     type: "summary",

@@ -1,5 +1,14 @@
 // Script side of a detached run: read the job, report progress as JSON lines, write the result.
 // Bundled into every pushed script; runs on the host with flow's Node.
+//
+// Pushed scripts are zx scripts: host-side commands (git, pip, df...) go through zx's $, imported
+// from "zx/core" by the script that runs them (test/fixtures/tasks/count.ts does). Not from "zx":
+// its index is one CommonJS bundle (minimist, fs-extra, yaml, globby, a fetch polyfill) that esbuild
+// cannot trim, and importing argv and fs from it costs every start of the pushed script ~40 ms and
+// 885 KB (tasks/models-download.ts: 0.55 MB -> 1.44 MB, bench/README.md); zx/core costs ~10 ms and
+// 100 KB. So this frame reads its one argument from process.argv and its files with node:fs, and
+// a script that runs no command (the downloader) bundles no zx at all. Nor does the body run in
+// zx's within(): on Node 20 its AsyncLocalStorage turns on promise hooks for every await after it.
 import { appendFileSync, chmodSync, closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { maskUrlsInText } from "../../lib/url-credentials.ts";

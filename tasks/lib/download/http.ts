@@ -2,6 +2,7 @@
 import { request, type Dispatcher } from "./undici.ts";
 import { urlProblem, type NetPolicy, type NetPolicyError } from "../../../lib/net-policy.ts";
 import { stripUrlCredentials } from "../../../lib/url-credentials.ts";
+import { parseRetryAfter } from "../../../lib/retry.ts";
 
 /** The file fails with this message; retrying would not help (401, 403, 404, HTML, size mismatch). */
 export class FatalError extends Error {
@@ -9,6 +10,9 @@ export class FatalError extends Error {
     super(message);
   }
 }
+
+/** The server's file is not the one the job describes: what is on disk of it is dropped. */
+export class MismatchError extends FatalError {}
 
 /** Worth another attempt (5xx, 429, resets, timeouts); retryAfterMs when the server said so. */
 export class RetryableError extends Error {
@@ -51,7 +55,8 @@ export interface OpenOptions {
 
 const NETWORK_CODES = new Set([
   "ECONNRESET", "ECONNREFUSED", "ECONNABORTED", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENETDOWN", "EAI_AGAIN",
-  "UND_ERR_SOCKET", "UND_ERR_CONNECT_TIMEOUT", "UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "UND_ERR_CLOSED", "UND_ERR_RESPONSE_STATUS_CODE",
+  "UND_ERR_SOCKET", "UND_ERR_CONNECT_TIMEOUT", "UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "UND_ERR_CLOSED",
+  "UND_ERR_RESPONSE_STATUS_CODE",
 ]);
 
 /** Network failures become RetryableError; our own aborts and everything else pass through. */
@@ -65,14 +70,6 @@ export function classify(err: unknown): unknown {
     return new RetryableError(`${code ?? "network error"}: ${e?.message ?? String(err)}`);
   }
   return err;
-}
-
-export function retryAfterMs(value: string | string[] | undefined): number | undefined {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (!v) return undefined;
-  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
 function header(h: Opened["headers"], name: string): string | undefined {
@@ -115,7 +112,10 @@ export async function open(url: string, o: OpenOptions): Promise<Opened> {
     const res = await request(url, {
       dispatcher: o.dispatcher,
       method: "GET",
-      headers: { "accept-encoding": "identity", "user-agent": "flow-download", ...headers, ...(o.range ? { range: `bytes=${o.range[0]}-${o.range[1]}` } : {}) },
+      headers: {
+        "accept-encoding": "identity", "user-agent": "flow-download", ...headers,
+        ...(o.range ? { range: `bytes=${o.range[0]}-${o.range[1]}` } : {}),
+      },
       signal: o.signal,
       headersTimeout: o.timeoutMs,
       bodyTimeout: o.timeoutMs,
@@ -132,7 +132,8 @@ export async function open(url: string, o: OpenOptions): Promise<Opened> {
       const next = new URL(location, url);
       if (next.origin !== origin) {
         // another host must not see our token (nor cookies); the signed URL carries its own credentials
-        headers = Object.fromEntries(Object.entries(headers).filter(([k]) => !/^(authorization|cookie|proxy-authorization)$/i.test(k)));
+        const crossOrigin = ([k]: [string, string]) => !/^(authorization|cookie|proxy-authorization)$/i.test(k);
+        headers = Object.fromEntries(Object.entries(headers).filter(crossOrigin));
       }
       from = url;
       url = next.toString();
@@ -156,15 +157,24 @@ export async function open(url: string, o: OpenOptions): Promise<Opened> {
  * The error for a response that is neither a redirect nor 200/206: fatal when retrying cannot help
  * (401, 403, 404, 416, other 4xx), retryable for 429, 408, 425 and 5xx. page: a title, or "".
  */
-export function statusError(status: number, headers: Opened["headers"], page: string, url: string, label: string): FatalError | RetryableError {
+export function statusError(
+  status: number, headers: Opened["headers"], page: string, url: string, label: string,
+): FatalError | RetryableError {
   const message = header(headers, "x-error-message");
   const why = message ? `: ${message.slice(0, 200)}` : "";
   if (status === 401) return new FatalError(`token missing or wrong for ${label} (HTTP 401${why})`, 401);
-  if (status === 403) return new FatalError(`access denied for ${label} (HTTP 403${why}): a gated repository whose terms the token's account has not accepted, a token without read access, or an expired link`, 403);
+  if (status === 403) {
+    const causes = "a gated repository whose terms the token's account has not accepted, a token without read access, or an expired link";
+    return new FatalError(`access denied for ${label} (HTTP 403${why}): ${causes}`, 403);
+  }
   if (status === 404) return new FatalError(`not found: ${label} (HTTP 404${why})`, 404);
-  if (status === 416) return new FatalError(`range not satisfiable for ${label} (HTTP 416): the file on the server changed size`, 416);
+  if (status === 416) {
+    return new FatalError(`range not satisfiable for ${label} (HTTP 416): the file on the server changed size`, 416);
+  }
   if (status === 429 || status === 408 || status === 425 || status >= 500) {
-    return new RetryableError(`HTTP ${status}${page}${why} from ${shown(url)}`, retryAfterMs(headers["retry-after"]));
+    // Retry-After in seconds or as an HTTP date, read as every client of flow reads it (lib/retry.ts)
+    const retryAfter = parseRetryAfter(header(headers, "retry-after")) ?? undefined;
+    return new RetryableError(`HTTP ${status}${page}${why} from ${shown(url)}`, retryAfter);
   }
   return new FatalError(`HTTP ${status}${page}${why} for ${label}`, status);
 }
@@ -179,4 +189,26 @@ export function contentRange(h: Opened["headers"]): { start: number; end: number
 export function contentLength(h: Opened["headers"]): number | undefined {
   const v = header(h, "content-length");
   return v && /^\d+$/.test(v) ? Number(v) : undefined;
+}
+
+/**
+ * A 206's Content-Range must start where we asked and name the file's size (when known); exactEnd:
+ * end there too (the range path reads the body by Content-Length; undici's path stops at the end itself).
+ */
+export function checkContentRange(
+  headers: Opened["headers"], start: number, end: number, exactEnd: boolean, size: number | undefined, from: string, label: string,
+): void {
+  const cr = contentRange(headers);
+  if (!cr || cr.start !== start || (exactEnd && cr.end !== end)) {
+    throw new RetryableError(`unexpected Content-Range "${headers["content-range"]}" for bytes ${start}-${end} from ${shown(from)}`);
+  }
+  if (cr.total !== undefined && size !== undefined && cr.total !== size) {
+    throw new MismatchError(`size mismatch: expected ${size} bytes, the server has ${cr.total} (${label})`);
+  }
+}
+
+/** Drop a response body we will not read (destroying it reports an abort we expect). */
+export function discard(body: { on(ev: "error", f: () => void): unknown; destroy(): unknown }): void {
+  body.on("error", () => {});
+  body.destroy();
 }

@@ -1,5 +1,6 @@
 // Public surface of the download engine (bundled into tasks/models-download.ts).
-export { downloadAll, insideRoot, type DownloadOptions } from "./engine.ts";
+export { downloadAll, type DownloadOptions } from "./job.ts";
+export { insideRoot } from "./targets.ts";
 export { verifiedPath, hashFile } from "./hash.ts";
 export { partPath, statePath } from "./state.ts";
 export type * from "./types.ts";

@@ -44,11 +44,15 @@ const CRLF = /[\r\n\0]/;
 /** Header names and values reach the wire as written: CR, LF or NUL would start another header. */
 export function requestHead(url: URL, headers: Record<string, string>, start: number, end: number): string {
   const lines = [`GET ${url.pathname || "/"}${url.search} HTTP/1.1`, `host: ${url.host}`];
-  const all: Record<string, string> = { "user-agent": "flow-download", "accept-encoding": "identity", ...headers, range: `bytes=${start}-${end}` };
+  const all: Record<string, string> = {
+    "user-agent": "flow-download", "accept-encoding": "identity", ...headers, range: `bytes=${start}-${end}`,
+  };
   const seen = new Set<string>(["host"]);
   for (const [k, v] of Object.entries(all)) {
     const name = k.toLowerCase();
-    if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name) || CRLF.test(String(v))) throw new FatalError(`header ${JSON.stringify(k)} has characters HTTP does not allow`);
+    if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(name) || CRLF.test(String(v))) {
+      throw new FatalError(`header ${JSON.stringify(k)} has characters HTTP does not allow`);
+    }
     if (seen.has(name) || name === "connection" || name === "content-length" || name === "transfer-encoding") continue;
     seen.add(name);
     lines.push(`${name}: ${v}`);
@@ -257,11 +261,18 @@ export class RangeConnection {
           if ((status >= 300 && status < 400) || status === 200) throw new FallbackError(`HTTP ${status}`);
           throw statusError(status, headers, "", req.url.href, req.label);
         }
-        if (headers["transfer-encoding"] || !/^\d+$/.test(headers["content-length"] ?? "")) throw new FallbackError("206 without a plain Content-Length");
-        if (/^\s*text\/html/i.test(headers["content-type"] ?? "")) throw new FatalError(`an HTML page came back instead of the file (HTTP 206) for ${req.label}`);
+        if (headers["transfer-encoding"] || !/^\d+$/.test(headers["content-length"] ?? "")) {
+          throw new FallbackError("206 without a plain Content-Length");
+        }
+        if (/^\s*text\/html/i.test(headers["content-type"] ?? "")) {
+          throw new FatalError(`an HTML page came back instead of the file (HTTP 206) for ${req.label}`);
+        }
       };
       const onError = (e: Error) => finish(staleOr(classify(e)));
-      const onClose = () => finish(staleOr(new RetryableError(`connection closed ${head ? "before the response" : `with ${left} bytes of the range to come`} (${shown(req.url.href)})`)));
+      const onClose = () => {
+        const where = head ? "before the response" : `with ${left} bytes of the range to come`;
+        finish(staleOr(new RetryableError(`connection closed ${where} (${shown(req.url.href)})`)));
+      };
       const staleOr = (e: unknown) => (reused && !gotAny ? new StaleSocket(e) : e);
       const onTimeout = () => finish(new RetryableError(`no data for ${this.timeoutMs / 1000} s from ${shown(req.url.href)}`));
       const onAbort = () => finish(abortError());

@@ -46,7 +46,8 @@ function parseSlot(buf: Buffer): { seq: number; state: PartState } | undefined {
     const text = JSON.stringify(rec.state);
     if (typeof rec.seq !== "number" || rec.sum !== sum(text)) return undefined;
     const st = rec.state as PartState;
-    if (st?.v === 1 && Array.isArray(st.ranges) && typeof st.size === "number" && typeof st.url === "string") return { seq: rec.seq, state: st };
+    const whole = st?.v === 1 && Array.isArray(st.ranges) && typeof st.size === "number" && typeof st.url === "string";
+    if (whole) return { seq: rec.seq, state: st };
   } catch {
     /* torn by a kill mid-write: the other slot holds the state before */
   }

@@ -55,7 +55,10 @@ export interface FileProgress {
 }
 
 export type DownloadEvent =
-  | { type: "file"; status: "start" | "skipped" | "downloaded" | "failed" | "verifying"; name: string; target: string; reason?: string; bytes?: number }
+  | {
+      type: "file"; status: "start" | "skipped" | "downloaded" | "failed" | "verifying"; name: string; target: string; reason?: string;
+      bytes?: number;
+    }
   | ({ type: "progress"; files: FileProgress[] } & Omit<FileProgress, "name">)
   | { type: "log"; message: string };
 

@@ -25,7 +25,10 @@ export const buildConnector = buildConnectorImpl as typeof buildConnectorType;
 export type { Dispatcher };
 export type ConnectorFn = buildConnectorType.connector;
 
-type RequestOptions = Omit<Dispatcher.RequestOptions, "origin" | "path" | "method"> & { dispatcher: Dispatcher; method?: Dispatcher.HttpMethod };
+type RequestOptions = Omit<Dispatcher.RequestOptions, "origin" | "path" | "method"> & {
+  dispatcher: Dispatcher;
+  method?: Dispatcher.HttpMethod;
+};
 
 /** undici's request(url, options), without its index. */
 export function request(url: string, opts: RequestOptions): Promise<Dispatcher.ResponseData> {
