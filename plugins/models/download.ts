@@ -1,6 +1,7 @@
 // models:download: facts (what the workflows need, where each file comes from) -> plan (one
 // download entry per final path, or why not) -> apply (the pushed script downloads on the host,
 // detached and resumable; a dry run scans the host and says what it would fetch).
+import { DEFAULT_CONNECTIONS } from "../../tasks/lib/download/settings.ts";
 import { relative as posixRelative } from "node:path/posix";
 import { TaskError, type TaskContext } from "../../lib/index.ts";
 import type { DownloadFile, DownloadJob, DownloadSummary } from "../../tasks/lib/download/types.ts";
@@ -93,7 +94,7 @@ export async function runDownload(ctx: TaskContext, o: DownloadOptions, plugin: 
     if (ev.type === "progress") ctx.progress(progressLine(ev as unknown as Parameters<typeof progressLine>[0]));
   };
   let summary: DownloadSummary | null = null;
-  await ctx.step(`download ${files_(files.length)} (${job.connections ?? 16} connections each)`, async () => {
+  await ctx.step(`download ${files_(files.length)} (${job.connections ?? DEFAULT_CONNECTIONS} connections each)`, async () => {
     if (ctx.dryRun) return preview(ctx, root, files);
     let run = await ctx.remoteScript(DOWNLOAD_KEY, { key: DOWNLOAD_KEY, job, onProgress });
     if (run.how === "dry-run") return { status: "changed", note: `would download what is missing of ${files.length} files` };

@@ -1,12 +1,13 @@
 // Tier 3, plugin "models": the model files the workflows need, on each host, downloaded there
 // (detached, resumable) from sources resolved here; a report, organize and cleanup.
 // Only names and option schemas live here; each body loads when its task runs.
+import { DEFAULT_CONNECTIONS, MAX_CONNECTIONS } from "../../tasks/lib/download/settings.ts";
 import { z } from "zod";
 import { definePlugin, defineTask } from "../../lib/index.ts";
 import { hfTokenPreflight } from "../shared/hf.ts";
 
 export interface ModelsOptions {
-  /** HTTP Range connections per file (default 16) */
+  /** HTTP Range connections per file (default DEFAULT_CONNECTIONS) */
   connections?: number;
   /** files downloaded at once (default 2) */
   parallelFiles?: number;
@@ -20,7 +21,7 @@ const offlineOpt = z.boolean().default(false).describe("use cached reference dat
 const downloadOptions = z.object({
   workflow: workflowOpt,
   optional: z.boolean().default(false).describe("also models only muted or bypassed nodes use"),
-  connections: z.number().int().min(1).max(64).optional().describe("HTTP Range connections per file (default 16)"),
+  connections: z.number().int().min(1).max(MAX_CONNECTIONS).optional().describe(`HTTP Range connections per file (default ${DEFAULT_CONNECTIONS})`),
   parallelFiles: z.number().int().min(1).max(16).optional().describe("files downloaded at once (default 2)"),
   offline: offlineOpt,
 });

@@ -18,9 +18,13 @@ export interface Settings {
   policy: NetPolicy;
 }
 
+/** HTTP Range connections per file when the job does not say: the one place this default is written. */
+export const DEFAULT_CONNECTIONS = 16;
+export const MAX_CONNECTIONS = 64;
+
 export function settingsOf(job: DownloadJob): Settings {
   return {
-    connections: clampInt(job.connections ?? 16, 1, 64),
+    connections: clampInt(job.connections ?? DEFAULT_CONNECTIONS, 1, MAX_CONNECTIONS),
     parallelFiles: clampInt(job.parallelFiles ?? 2, 1, 16),
     chunkSize: job.chunkSize,
     retries: job.retries ?? 8,
