@@ -15,7 +15,10 @@ export default defineFlow({
   providers: [lambda(), datacrunch()],
   // cloudBoxes(): provider:list|up|down over the providers above that have a cloud API
   plugins: [
-    ops(), workflow(), models(), comfyui(inLab ? { image: "flow-comfy-standin:latest" } : {}),
+    ops(),
+    workflow(),
+    models(),
+    comfyui(inLab ? { image: "flow-comfy-standin:latest" } : {}),
     // workflows/ served by comfyui-api; the lab type-checks them against the vendored comfyui-api source
     comfyuiApi(inLab ? { source: { dir: "../shared/vendor/comfyui-api" } } : {}),
     cloudBoxes(),

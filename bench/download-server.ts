@@ -6,7 +6,8 @@
 import { readFileSync } from "node:fs";
 import { startFakeHub } from "../test/support/fake-hub.ts";
 
-type Msg = { cmd: "rate"; rate: number } | { cmd: "reset" } | { cmd: "stats" } | { cmd: "killAt"; bytes: number; pid: number } | { cmd: "close" };
+type Msg =
+  { cmd: "rate"; rate: number } | { cmd: "reset" } | { cmd: "stats" } | { cmd: "killAt"; bytes: number; pid: number } | { cmd: "close" };
 
 const send = (m: unknown) => process.send!(m);
 const content = readFileSync(process.argv[2]!);

@@ -6,7 +6,17 @@
 import { fork, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import {
-  closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, write, writeFileSync, writeSync,
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  write,
+  writeFileSync,
+  writeSync,
 } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,7 +51,7 @@ function hashOfFile(path: string): string {
   const fd = openSync(path, "r");
   const buf = Buffer.allocUnsafe(8 << 20);
   try {
-    for (let pos = 0; ; ) {
+    for (let pos = 0; ;) {
       const n = readSync(fd, buf, 0, buf.length, pos);
       if (!n) break;
       h.update(buf.subarray(0, n));
@@ -80,7 +90,8 @@ let server: Server | undefined;
 
 async function startServer(file: string): Promise<Server> {
   const child = fork(fileURLToPath(new URL("./download-server.ts", import.meta.url)), [file], {
-    execArgv: process.execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"],
+    execArgv: process.execArgv,
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   const waiting: ((m: { ok?: boolean; bytes?: number }) => void)[] = [];
   const ready = new Promise<string>((resolve, reject) => {
@@ -105,14 +116,18 @@ async function main() {
       throw new Error(`${tool} is not installed (Debian package ${tool === "aria2c" ? "aria2" : "curl"})`);
     }
   }
-  log(`load before: ${loadavg().map((x) => x.toFixed(2)).join(" ")}; temp dir ${dir}`);
+  log(
+    `load before: ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(" ")}; temp dir ${dir}`,
+  );
 
   // the file: random bytes written to disk, then served from memory (the server must stay cheap)
   log(`generating ${SIZE} random bytes`);
   const src = join(dir, "model.bin");
   const fd = openSync(src, "w");
   const h = createHash("sha256");
-  for (let pos = 0; pos < SIZE; ) {
+  for (let pos = 0; pos < SIZE;) {
     const b = randomBytes(Math.min(64 << 20, SIZE - pos));
     h.update(b);
     writeSync(fd, b, 0, b.length, pos);
@@ -129,8 +144,13 @@ async function main() {
   // flow as it runs on a host: tasks/models-download.ts bundled by esbuild into one file, run by node
   const bundle = async (repo: string, outfile: string) => {
     await build({
-      entryPoints: [join(repo, "tasks/models-download.ts")], bundle: true, platform: "node", format: "esm", target: "node20",
-      outfile, logLevel: "silent",
+      entryPoints: [join(repo, "tasks/models-download.ts")],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      outfile,
+      logLevel: "silent",
       banner: {
         js: "import { createRequire as __flowCreateRequire } from 'node:module'; const require = __flowCreateRequire(import.meta.url);",
       },
@@ -156,7 +176,9 @@ async function main() {
     const runDir = (lastRun = mkdtempSync(join(dir, "run-")));
     // the server is on loopback, which the download's address policy refuses unless the job allows its host
     const job = {
-      modelsRoot: out, connections: CONNECTIONS, allowHosts: [new URL(url).host],
+      modelsRoot: out,
+      connections: CONNECTIONS,
+      allowHosts: [new URL(url).host],
       files: [{ url, target, size: SIZE, ...(withSha ? { sha256: sha } : {}) }],
     };
     writeFileSync(join(runDir, "job.json"), JSON.stringify(job));
@@ -167,10 +189,23 @@ async function main() {
     ...(baseline ? { baseline: () => [process.execPath, flowArgs(true, baseline)] as [string, string[]] } : {}),
     "flow (no sha256)": () => [process.execPath, flowArgs(false)],
     ...(baseline ? { "baseline (no sha256)": () => [process.execPath, flowArgs(false, baseline)] as [string, string[]] } : {}),
-    "aria2c -x16 -s16": () => ["aria2c", [
-      "-x16", "-s16", "--file-allocation=none", "--allow-overwrite=true", "--auto-file-renaming=false", "--console-log-level=error",
-      "--summary-interval=0", "-d", join(out, "checkpoints"), "-o", "model.bin", url,
-    ]],
+    "aria2c -x16 -s16": () => [
+      "aria2c",
+      [
+        "-x16",
+        "-s16",
+        "--file-allocation=none",
+        "--allow-overwrite=true",
+        "--auto-file-renaming=false",
+        "--console-log-level=error",
+        "--summary-interval=0",
+        "-d",
+        join(out, "checkpoints"),
+        "-o",
+        "model.bin",
+        url,
+      ],
+    ],
     curl: () => ["curl", ["-sS", "-o", target, url]],
   };
   const times: Record<string, number[]> = Object.fromEntries(Object.keys(tools).map((k) => [k, []]));
@@ -180,8 +215,11 @@ async function main() {
   const flows = Object.keys(tools).filter((k) => /^(flow|baseline)/.test(k));
   const steady: Record<string, number[]> = Object.fromEntries(flows.map((k) => [k, []]));
   const steadyRate = (runDir: string): number | undefined => {
-    const ev = readFileSync(join(runDir, "events.jsonl"), "utf8").split("\n").filter(Boolean)
-      .map((l) => JSON.parse(l) as { type: string; t: number; done: number }).filter((e) => e.type === "progress");
+    const ev = readFileSync(join(runDir, "events.jsonl"), "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { type: string; t: number; done: number })
+      .filter((e) => e.type === "progress");
     const a = ev.find((e) => e.done >= SIZE * 0.1);
     const b = [...ev].reverse().find((e) => e.done <= SIZE * 0.9);
     return a && b && b.t > a.t ? (b.done - a.done) / ((b.t - a.t) / 1000) : undefined;
@@ -197,13 +235,15 @@ async function main() {
     const t0 = performance.now();
     let next = 0;
     const block = 8 << 20;
-    await Promise.all(Array.from({ length: 4 }, async () => {
-      for (let pos; (pos = next) < SIZE; ) {
-        next += block;
-        const n = Math.min(block, SIZE - pos);
-        await new Promise<void>((ok, ko) => write(fdw, pool, pos % pool.length, n, pos, (e) => (e ? ko(e) : ok())));
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        for (let pos; (pos = next) < SIZE;) {
+          next += block;
+          const n = Math.min(block, SIZE - pos);
+          await new Promise<void>((ok, ko) => write(fdw, pool, pos % pool.length, n, pos, (e) => (e ? ko(e) : ok())));
+        }
+      }),
+    );
     closeSync(fdw);
     ceiling.push(SIZE / ((performance.now() - t0) / 1000));
   }
@@ -251,7 +291,7 @@ async function main() {
       await hub.ask({ cmd: "reset" });
       const make = tools[name]!;
       const ours = name === "flow" || name === "baseline";
-      const [cmd, args] = ours ? make() : [make()[0], ["-c", ...make()[1]]] as [string, string[]];
+      const [cmd, args] = ours ? make() : ([make()[0], ["-c", ...make()[1]]] as [string, string[]]);
       // the server kills the process once it has sent half the file: no polling across processes
       let killed: Promise<{ bytes?: number }> | undefined;
       const first = await timed(cmd, args, (c) => void (killed = hub.ask({ cmd: "killAt", bytes: SIZE / 2, pid: c.pid! })));
@@ -265,7 +305,7 @@ async function main() {
       check(`${name} resume`);
       const total = (await hub.ask({ cmd: "stats" })).bytes!;
       resume[name]!.push(total / SIZE);
-      log(`resume ${round} ${name}: killed at ${(atKill / SIZE * 100).toFixed(1)}%${recorded}, total ${(total / SIZE).toFixed(3)}x`);
+      log(`resume ${round} ${name}: killed at ${((atKill / SIZE) * 100).toFixed(1)}%${recorded}, total ${(total / SIZE).toFixed(3)}x`);
     }
   }
   await hub.close();
@@ -273,7 +313,9 @@ async function main() {
   const mbps = (name: string) => SIZE / median(times[name]!) / 1e6;
   const ceil = ceiling.length ? median(ceiling) / 1e6 : NaN;
   const uncappedMBps = Object.fromEntries(
-    Object.entries(uncapped).filter(([, v]) => v.length).map(([k, v]) => [k, SIZE / median(v) / 1e6]),
+    Object.entries(uncapped)
+      .filter(([, v]) => v.length)
+      .map(([k, v]) => [k, SIZE / median(v) / 1e6]),
   );
   const machineCeiling = Math.max(...Object.values(uncappedMBps), 0) || NaN;
   const cap = (CONNECTIONS * RATE) / 1e6;
@@ -305,14 +347,15 @@ async function main() {
     hash_cost_paired: median(times.flow!.map((t, i) => t / times["flow (no sha256)"]![i]! - 1)),
     resume_x: Object.fromEntries(Object.entries(resume).map(([k, v]) => [k, { median: median(v), runs: v.map((x) => +x.toFixed(3)) }])),
     // this tree's time / the baseline's, run by run within the rounds (< 1: this tree is faster)
-    vs_baseline: baseline && times.baseline!.length
-      ? {
-        sha256: median(times.flow!.map((t, i) => t / times.baseline![i]!)),
-        no_sha256: median(times["flow (no sha256)"]!.map((t, i) => t / times["baseline (no sha256)"]![i]!)),
-        baseline_vs_aria2c: mbps("baseline") / mbps("aria2c -x16 -s16"),
-        baseline_vs_cap: mbps("baseline") / cap,
-      }
-      : undefined,
+    vs_baseline:
+      baseline && times.baseline!.length
+        ? {
+            sha256: median(times.flow!.map((t, i) => t / times.baseline![i]!)),
+            no_sha256: median(times["flow (no sha256)"]!.map((t, i) => t / times["baseline (no sha256)"]![i]!)),
+            baseline_vs_aria2c: mbps("baseline") / mbps("aria2c -x16 -s16"),
+            baseline_vs_cap: mbps("baseline") / cap,
+          }
+        : undefined,
   };
   mkdirSync(join(REPO, "bench/out"), { recursive: true });
   writeFileSync(join(REPO, "bench/out/download.json"), JSON.stringify(result, null, 2));
@@ -350,7 +393,11 @@ async function main() {
   for (const [k, v] of Object.entries(result.resume_x)) {
     console.log(`- resume after SIGKILL at ~50%, ${k}: ${f(v.median, 3)}x the file size fetched in total (runs ${v.runs.join(", ")})`);
   }
-  console.log(`- load average after: ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+  console.log(
+    `- load average after: ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(" ")}`,
+  );
 }
 
 try {

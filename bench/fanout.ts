@@ -36,17 +36,47 @@ async function main() {
   const inv = await ensureLab({ hosts: HOSTS, docker: process.env.BENCH_NO_DOCKER === "1" ? false : undefined });
   const hosts = Object.entries(inv.hosts).slice(0, HOSTS);
   const sshBase = (port: number, user: string, key: string) => [
-    "ssh", "-i", key, "-o", `UserKnownHostsFile=${inv.knownHostsFile}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
-    "-o", "ControlMaster=no", "-p", String(port), `${user}@127.0.0.1`,
+    "ssh",
+    "-i",
+    key,
+    "-o",
+    `UserKnownHostsFile=${inv.knownHostsFile}`,
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "ControlMaster=no",
+    "-p",
+    String(port),
+    `${user}@127.0.0.1`,
   ];
   const dir = mkdtempSync(join(tmpdir(), "flow-bench-"));
   const ansibleInv = join(dir, "hosts.ini");
-  writeFileSync(ansibleInv, "[lab]\n" + hosts.map(([n, h]) => `${n} ansible_host=127.0.0.1 ansible_port=${h.port} ansible_user=${h.user} ansible_ssh_private_key_file=${h.identityFile}`).join("\n") + "\n");
+  writeFileSync(
+    ansibleInv,
+    "[lab]\n" +
+      hosts
+        .map(
+          ([n, h]) =>
+            `${n} ansible_host=127.0.0.1 ansible_port=${h.port} ansible_user=${h.user} ansible_ssh_private_key_file=${h.identityFile}`,
+        )
+        .join("\n") +
+      "\n",
+  );
   const playbook = join(dir, "five.yml");
-  writeFileSync(playbook, `- hosts: lab\n  gather_facts: false\n  tasks:\n${FIVE.map((c) => `    - shell: ${JSON.stringify(c)}\n`).join("")}`);
+  writeFileSync(
+    playbook,
+    `- hosts: lab\n  gather_facts: false\n  tasks:\n${FIVE.map((c) => `    - shell: ${JSON.stringify(c)}\n`).join("")}`,
+  );
   const ansibleEnv = {
-    ANSIBLE_FORKS: String(HOSTS), ANSIBLE_HOST_KEY_CHECKING: "True", ANSIBLE_STDOUT_CALLBACK: "minimal", ANSIBLE_PYTHON_INTERPRETER: "/usr/bin/python3",
-    ANSIBLE_SSH_ARGS: `-o UserKnownHostsFile=${inv.knownHostsFile} -o ControlMaster=no`, ANSIBLE_LOCALHOST_WARNING: "False", ANSIBLE_DEPRECATION_WARNINGS: "False",
+    ANSIBLE_FORKS: String(HOSTS),
+    ANSIBLE_HOST_KEY_CHECKING: "True",
+    ANSIBLE_STDOUT_CALLBACK: "minimal",
+    ANSIBLE_PYTHON_INTERPRETER: "/usr/bin/python3",
+    ANSIBLE_SSH_ARGS: `-o UserKnownHostsFile=${inv.knownHostsFile} -o ControlMaster=no`,
+    ANSIBLE_LOCALHOST_WARNING: "False",
+    ANSIBLE_DEPRECATION_WARNINGS: "False",
   };
   const haveAnsible = spawnSync("sh", ["-c", "command -v ansible-playbook"]).status === 0 && process.env.BENCH_ANSIBLE !== "0";
   const hostList = hosts.map(([n]) => n).join(",");
@@ -57,12 +87,17 @@ async function main() {
       const rs = await Promise.all(hosts.map(([, h]) => run([...sshBase(h.port, h.user, h.identityFile), FIVE.join("; ")])));
       return { ms: performance.now() - t0, code: rs.every((r) => r.code === 0) ? 0 : 1, out: rs.find((r) => r.code !== 0)?.out ?? "" };
     },
-    "flow, five steps": () => run([process.execPath, flowBin, "run", "bench:five", "--hosts", hostList, "--flowfile", flowfile, "--concurrency", String(HOSTS)], { CI: "true" }),
+    "flow, five steps": () =>
+      run([process.execPath, flowBin, "run", "bench:five", "--hosts", hostList, "--flowfile", flowfile, "--concurrency", String(HOSTS)], {
+        CI: "true",
+      }),
   };
   if (haveAnsible) {
-    contenders["Ansible ad-hoc shell (one call)"] = () => run(["ansible", "lab", "-i", ansibleInv, "-m", "shell", "-a", FIVE.join("; ")], ansibleEnv);
+    contenders["Ansible ad-hoc shell (one call)"] = () =>
+      run(["ansible", "lab", "-i", ansibleInv, "-m", "shell", "-a", FIVE.join("; ")], ansibleEnv);
     contenders["Ansible playbook, five tasks"] = () => run(["ansible-playbook", "-i", ansibleInv, playbook], ansibleEnv);
-    contenders["Ansible playbook, five tasks, pipelining"] = () => run(["ansible-playbook", "-i", ansibleInv, playbook], { ...ansibleEnv, ANSIBLE_PIPELINING: "True" });
+    contenders["Ansible playbook, five tasks, pipelining"] = () =>
+      run(["ansible-playbook", "-i", ansibleInv, playbook], { ...ansibleEnv, ANSIBLE_PIPELINING: "True" });
   }
   const times: Record<string, number[]> = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
   // Ansible's playbooks take minutes per run on 2 cores with 20 forks: BENCH_PLAYBOOK_RUNS may run them fewer times.
@@ -82,17 +117,32 @@ async function main() {
   const [name1, h1] = hosts[0]!;
   const stepRuns: number[] = [];
   for (let i = 0; i < RUNS; i++) {
-    const r = await run([process.execPath, flowBin, "run", "bench:steps", "--host", name1, "--flowfile", flowfile, "--json", "--count", "50"], { CI: "true" });
-    const ms = r.out.split("\n").filter((l) => l.includes('"step-end"')).map((l) => JSON.parse(l).ms as number);
+    const r = await run(
+      [process.execPath, flowBin, "run", "bench:steps", "--host", name1, "--flowfile", flowfile, "--json", "--count", "50"],
+      { CI: "true" },
+    );
+    const ms = r.out
+      .split("\n")
+      .filter((l) => l.includes('"step-end"'))
+      .map((l) => JSON.parse(l).ms as number);
     stepRuns.push(ms.reduce((a, b) => a + b, 0) / ms.length);
   }
   const bare: number[] = [];
   for (let i = 0; i < RUNS; i++) bare.push((await run([...sshBase(h1.port, h1.user, h1.identityFile), "true"])).ms);
   const execMs: Record<string, number> = {};
   for (const persistentShell of [false, true]) {
-    const t = new SshTransport({ label: name1, address: "127.0.0.1", port: h1.port, user: h1.user, identityFile: h1.identityFile },
-      { knownHostsFile: inv.knownHostsFile, acceptNewHostKey: false, connectTimeoutMs: 10_000, keepaliveIntervalMs: 15_000, sshConfigFile: null, maxChannels: 8 },
-      { persistentShell });
+    const t = new SshTransport(
+      { label: name1, address: "127.0.0.1", port: h1.port, user: h1.user, identityFile: h1.identityFile },
+      {
+        knownHostsFile: inv.knownHostsFile,
+        acceptNewHostKey: false,
+        connectTimeoutMs: 10_000,
+        keepaliveIntervalMs: 15_000,
+        sshConfigFile: null,
+        maxChannels: 8,
+      },
+      { persistentShell },
+    );
     await t.connect();
     await t.exec("true");
     const xs: number[] = [];
@@ -111,7 +161,10 @@ async function main() {
     "",
     "| contender | median s | x floor |",
     "|---|---|---|",
-    ...Object.entries(times).map(([k, xs]) => `| ${k} (${xs.length} runs: ${xs.map((x) => (x / 1000).toFixed(1)).join(", ")}) | ${(median(xs) / 1000).toFixed(2)} | ${(median(xs) / floor).toFixed(2)} |`),
+    ...Object.entries(times).map(
+      ([k, xs]) =>
+        `| ${k} (${xs.length} runs: ${xs.map((x) => (x / 1000).toFixed(1)).join(", ")}) | ${(median(xs) / 1000).toFixed(2)} | ${(median(xs) / floor).toFixed(2)} |`,
+    ),
     "",
     "per-step overhead, one host:",
     "",

@@ -17,8 +17,10 @@ const built = join(root, "dist/lib/cli/main.mjs");
 
 /** true when some source file is newer than the build (a few ms: one stat per file) */
 function stale(since) {
-  const walk = (dir) => readdirSync(dir, { withFileTypes: true }).some((e) =>
-    e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith(".ts") && statSync(join(dir, e.name)).mtimeMs > since);
+  const walk = (dir) =>
+    readdirSync(dir, { withFileTypes: true }).some((e) =>
+      e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith(".ts") && statSync(join(dir, e.name)).mtimeMs > since,
+    );
   return ["lib", "plugins", "providers"].some((d) => existsSync(join(root, d)) && walk(join(root, d)));
 }
 

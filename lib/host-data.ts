@@ -16,11 +16,7 @@ export interface DataRootOptions {
   provider?: string;
 }
 
-export function dataRootOf(
-  ctx: Pick<TaskContext, "host" | "flow" | "transport">,
-  override?: string,
-  opts: DataRootOptions = {},
-): string {
+export function dataRootOf(ctx: Pick<TaskContext, "host" | "flow" | "transport">, override?: string, opts: DataRootOptions = {}): string {
   if (override) return override;
   const own = ctx.host.data.dataRoot;
   if (typeof own === "string" && own) return own;

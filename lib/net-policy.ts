@@ -20,7 +20,10 @@ export interface NetPolicy {
 export class NetPolicyError extends Error {
   readonly code = "ERR_FLOW_NET_POLICY";
   /** where: the URL or host:port refused; reason: why, without the where */
-  constructor(readonly where: string, readonly reason: string) {
+  constructor(
+    readonly where: string,
+    readonly reason: string,
+  ) {
     super(`refused ${where}: ${reason}`);
   }
 }
@@ -217,9 +220,7 @@ export function addressProblem(p: NetPolicy, t: Target, addresses: readonly stri
 export type LookupAll = (hostname: string, done: (err: Error | null, addresses: string[]) => void) => void;
 
 const systemLookup: LookupAll = (hostname, done) =>
-  dnsLookup(hostname, { all: true, hints: ADDRCONFIG }, (err, list: LookupAddress[]) =>
-    done(err, err ? [] : list.map((a) => a.address)),
-  );
+  dnsLookup(hostname, { all: true, hints: ADDRCONFIG }, (err, list: LookupAddress[]) => done(err, err ? [] : list.map((a) => a.address)));
 
 /**
  * What to dial for a connection to t, in order: the host itself when allowHosts lists it; else the

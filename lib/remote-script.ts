@@ -33,7 +33,9 @@ export function bundleScript(script: string): Promise<Buffer> {
         write: false,
         logLevel: "silent",
         // bundled CommonJS dependencies call require()
-        banner: { js: "import { createRequire as __flowCreateRequire } from 'node:module'; const require = __flowCreateRequire(import.meta.url);" },
+        banner: {
+          js: "import { createRequire as __flowCreateRequire } from 'node:module'; const require = __flowCreateRequire(import.meta.url);",
+        },
       });
       return Buffer.from(out.outputFiles[0]!.contents);
     })();
@@ -54,7 +56,9 @@ export async function runRemoteScript(
     return { result: null, how: "dry-run" };
   }
   const code = await bundleScript(script);
-  const name = `${basename(script).replace(/\.[cm]?[jt]s$/, "").replace(/[^A-Za-z0-9_-]/g, "_")}-${createHash("sha256").update(code).digest("hex").slice(0, 12)}.mjs`;
+  const name = `${basename(script)
+    .replace(/\.[cm]?[jt]s$/, "")
+    .replace(/[^A-Za-z0-9_-]/g, "_")}-${createHash("sha256").update(code).digest("hex").slice(0, 12)}.mjs`;
   const scriptPath = `${remoteDir}/scripts/${name}`;
   await ctx.sh(`mkdir -p ${hostPath(remoteDir, "scripts")}`);
   await ctx.transport.upload(code, scriptPath.startsWith("/") ? scriptPath : await homePath(ctx, scriptPath), { mode: 0o644 });
@@ -102,10 +106,14 @@ export async function runRemoteScript(
       },
     });
   } catch (err) {
-    throw new TaskError(`lost the connection while following ${script} (${(err as Error).message}); it keeps running on the host: run the same command again to re-attach`);
+    throw new TaskError(
+      `lost the connection while following ${script} (${(err as Error).message}); it keeps running on the host: run the same command again to re-attach`,
+    );
   }
   if (followed.code === null) {
-    throw new TaskError(`lost the connection while following ${script}; it keeps running on the host: run the same command again to re-attach`);
+    throw new TaskError(
+      `lost the connection while following ${script}; it keeps running on the host: run the same command again to re-attach`,
+    );
   }
   onLine(buffered);
   const done = await collectResult(ctx, opts.key);

@@ -13,7 +13,13 @@ export const DEFAULT_RETRY: RetryPolicy = { tries: 6, baseMs: 1000, maxMs: 60_00
 /** A server asking for a wait longer than our cap still gets it, bounded at 10 minutes. */
 const MAX_ASKED_MS = 600_000;
 
-export function backoffMs(attempt: number, policy: Omit<RetryPolicy, "tries">, retryAfter: string | null = null, now = Date.now(), random = Math.random): number {
+export function backoffMs(
+  attempt: number,
+  policy: Omit<RetryPolicy, "tries">,
+  retryAfter: string | null = null,
+  now = Date.now(),
+  random = Math.random,
+): number {
   const asked = parseRetryAfter(retryAfter, now);
   if (asked !== null) return Math.min(asked, MAX_ASKED_MS);
   const ceiling = Math.min(policy.maxMs, policy.baseMs * 2 ** (attempt - 1));

@@ -13,7 +13,11 @@ export { sshOptionsFor } from "./run/connect.ts";
 
 export async function runTask(req: RunRequest): Promise<HostRecap[]> {
   const hosts = scopeOf(req.task, req.options) === "local" ? [LOCAL_HOST] : req.hosts;
-  req.reporter.start(req.task.name, hosts.map((h) => h.name), req.dryRun);
+  req.reporter.start(
+    req.task.name,
+    hosts.map((h) => h.name),
+    req.dryRun,
+  );
   const recaps: HostRecap[] = [];
   let next = 0;
   const worker = async () => {

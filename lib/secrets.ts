@@ -31,13 +31,21 @@ export function loadEnv(projectDir: string, env: NodeJS.ProcessEnv = process.env
 }
 
 export class MissingSecretsError extends Error {
-  constructor(readonly task: string, readonly missing: string[]) {
+  constructor(
+    readonly task: string,
+    readonly missing: string[],
+  ) {
     super(`${task} needs ${missing.join(", ")}: set ${missing.length > 1 ? "them" : "it"} in the environment or in .env`);
     this.name = "MissingSecretsError";
   }
 }
 
-export function resolveSecrets(task: string, required: string[], optional: string[], env: Record<string, string | undefined>): Record<string, string> {
+export function resolveSecrets(
+  task: string,
+  required: string[],
+  optional: string[],
+  env: Record<string, string | undefined>,
+): Record<string, string> {
   const missing = required.filter((k) => !env[k]);
   if (missing.length) throw new MissingSecretsError(task, missing);
   const out: Record<string, string> = {};

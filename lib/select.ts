@@ -70,5 +70,8 @@ function adHoc(text: string): HostSpec {
 }
 
 function splitList(s: string): string[] {
-  return s.split(",").map((x) => x.trim()).filter(Boolean);
+  return s
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean);
 }

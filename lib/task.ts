@@ -67,7 +67,10 @@ export interface TaskContext {
   /** Whether the flow has a task of that name (a plugin that is not registered has none). */
   hasTask(name: string): boolean;
   /** Push a bundled script from tasks/ and run it detached; re-attach when one runs. */
-  remoteScript(script: string, opts: { key: string; job?: unknown; onProgress?: (event: Record<string, unknown>) => void }): Promise<RemoteScriptRun>;
+  remoteScript(
+    script: string,
+    opts: { key: string; job?: unknown; onProgress?: (event: Record<string, unknown>) => void },
+  ): Promise<RemoteScriptRun>;
 }
 
 export interface TaskDef<S extends z.ZodObject = z.ZodObject> {
@@ -130,14 +133,16 @@ export function defineTask<S extends z.ZodObject>(task: TaskDef<S>): TaskDef<S> 
   if (clash.length) {
     const flags = clash.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(", ");
     const many = clash.length > 1;
-    throw new TaskError(`task ${task.name}: ${flags} ${many ? "are" : "is"} a run option of every task; rename the task's option${many ? "s" : ""}`);
+    throw new TaskError(
+      `task ${task.name}: ${flags} ${many ? "are" : "is"} a run option of every task; rename the task's option${many ? "s" : ""}`,
+    );
   }
   return task;
 }
 
 /** Where a task runs for these options. */
 export function scopeOf(task: Pick<TaskDef<any>, "scope">, options: Record<string, unknown>): "host" | "local" {
-  return typeof task.scope === "function" ? task.scope(options) : task.scope ?? "host";
+  return typeof task.scope === "function" ? task.scope(options) : (task.scope ?? "host");
 }
 
 export interface PluginDef {

@@ -4,8 +4,24 @@
 
 /** Query keys that carry a credential or a signature (compared lower-case). */
 const SECRET_KEYS = new Set([
-  "token", "access_token", "api_key", "apikey", "key", "auth", "authorization", "password", "passwd",
-  "secret", "sig", "signature", "credential", "session", "sessionid", "jwt", "hf_token", "private_token",
+  "token",
+  "access_token",
+  "api_key",
+  "apikey",
+  "key",
+  "auth",
+  "authorization",
+  "password",
+  "passwd",
+  "secret",
+  "sig",
+  "signature",
+  "credential",
+  "session",
+  "sessionid",
+  "jwt",
+  "hf_token",
+  "private_token",
 ]);
 /** Prefixes of signed-link parameters (S3, GCS, CloudFront, Azure SAS). */
 const SECRET_PREFIXES = ["x-amz-", "x-goog-", "x-ms-"];
@@ -13,7 +29,9 @@ const SECRET_EXACT = new Set(["policy", "key-pair-id", "se", "sp", "sv", "sr", "
 
 export function isSecretQueryKey(key: string): boolean {
   const k = key.toLowerCase();
-  return SECRET_KEYS.has(k) || SECRET_EXACT.has(k) || SECRET_PREFIXES.some((p) => k.startsWith(p)) || /(^|_)(token|secret|signature)$/.test(k);
+  return (
+    SECRET_KEYS.has(k) || SECRET_EXACT.has(k) || SECRET_PREFIXES.some((p) => k.startsWith(p)) || /(^|_)(token|secret|signature)$/.test(k)
+  );
 }
 
 /** True when the URL holds a user:password or a credential query parameter. */

@@ -13,7 +13,14 @@ import { gzipSync } from "node:zlib";
 import { z } from "zod";
 import { defineTask, shQuote, TaskError, type TaskContext } from "../lib/index.ts";
 import {
-  ErrorFilter, followCommand, formatLogLine, LineSplitter, logsCommand, maskSecretAssignments, parseLogLine, validSince,
+  ErrorFilter,
+  followCommand,
+  formatLogLine,
+  LineSplitter,
+  logsCommand,
+  maskSecretAssignments,
+  parseLogLine,
+  validSince,
   type LogsQuery,
 } from "../lib/facts/logs.ts";
 import type { StatusRow } from "../lib/facts/status.ts";
@@ -131,10 +138,21 @@ export function tarGz(dir: string, entries: TarEntry[], mtime = Math.floor(Date.
 
 export const logsOptions = z.object({
   since: z.string().optional().describe("only lines since then: 10m, 2h, 2025-05-01, or an RFC 3339 time"),
-  lines: z.number().int().nonnegative().optional().describe("the last N lines (default 100, 10 with --follow, 5000 with --errors, all with --since or --export)"),
+  lines: z
+    .number()
+    .int()
+    .nonnegative()
+    .optional()
+    .describe("the last N lines (default 100, 10 with --follow, 5000 with --errors, all with --since or --export)"),
   follow: z.boolean().default(false).describe("keep printing new lines, from every host at once, until Ctrl-C"),
-  errors: z.boolean().default(false).describe("only errors: Python tracebacks, comfyui-api lines of level error and above, \"Failed to ...\" lines"),
-  export: z.string().optional().describe("write a .tar.gz per host into this folder: the log, docker inspect, status JSON, nvidia-smi -q (secrets redacted)"),
+  errors: z
+    .boolean()
+    .default(false)
+    .describe('only errors: Python tracebacks, comfyui-api lines of level error and above, "Failed to ..." lines'),
+  export: z
+    .string()
+    .optional()
+    .describe("write a .tar.gz per host into this folder: the log, docker inspect, status JSON, nvidia-smi -q (secrets redacted)"),
   raw: z.boolean().default(false).describe("lines as the container wrote them (comfyui-api's JSON as is)"),
   container: z.string().default("comfyui").describe("the container to read"),
 });
@@ -232,7 +250,11 @@ async function exportLogs(ctx: TaskContext, o: LogsOptions, collectStatus: Statu
     } catch (e) {
       status = { reachable: false, error: (e as Error).message };
     }
-    const readable = log.stdout.split("\n").filter(Boolean).map((l) => formatLogLine(parseLogLine(l))).join("\n");
+    const readable = log.stdout
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => formatLogLine(parseLogLine(l)))
+      .join("\n");
     const entries = [
       { name: "comfyui.log", data: scrub(log.stdout) },
       { name: "comfyui-readable.log", data: scrub(readable + "\n") },
@@ -241,7 +263,11 @@ async function exportLogs(ctx: TaskContext, o: LogsOptions, collectStatus: Statu
       ...(smi.code === 0 ? [{ name: "nvidia-smi.txt", data: scrub(smi.stdout) }] : []),
     ];
     const manifest = {
-      host: ctx.host.name, at: now.toISOString(), container: o.container, since: o.since ?? null, lines: query(o).tail ?? "all",
+      host: ctx.host.name,
+      at: now.toISOString(),
+      container: o.container,
+      since: o.since ?? null,
+      lines: query(o).tail ?? "all",
       files: entries.map((e) => e.name),
       notes: [
         ...(log.code !== 0 ? [`docker logs exited ${log.code}: ${lastLine(log.stdout)}`] : []),
@@ -255,7 +281,10 @@ async function exportLogs(ctx: TaskContext, o: LogsOptions, collectStatus: Statu
     const gz = tarGz(base, entries, Math.floor(now.getTime() / 1000));
     await writeFile(file, gz, { mode: 0o600 });
     ctx.emit({ export: { file, files: manifest.files, bytes: gz.length } });
-    return { status: "ok", note: `${file} (${(gz.length / 1024).toFixed(1)} KB${manifest.notes.length ? `; ${manifest.notes.join("; ")}` : ""})` };
+    return {
+      status: "ok",
+      note: `${file} (${(gz.length / 1024).toFixed(1)} KB${manifest.notes.length ? `; ${manifest.notes.join("; ")}` : ""})`,
+    };
   });
 }
 
@@ -266,13 +295,15 @@ export type StatusOf = (ctx: TaskContext, container: string) => Promise<StatusRo
 export function logsTask(collectStatus: StatusOf) {
   return defineTask({
     name: "logs",
-    description: "ComfyUI's and comfyui-api's lines from the comfyui container, readable: --since, --errors, --follow (many hosts, Ctrl-C ends), --export DIR",
+    description:
+      "ComfyUI's and comfyui-api's lines from the comfyui container, readable: --since, --errors, --follow (many hosts, Ctrl-C ends), --export DIR",
     lock: false,
     // one host without --json: the lines go to the terminal as they are, so they can be piped
     passthrough: true,
     options: logsOptions,
     async run(ctx, o) {
-      if (o.since && !validSince(o.since)) throw new TaskError(`--since ${o.since}: give a duration (10m, 1h30m), a unix time, or a date / RFC 3339 time`);
+      if (o.since && !validSince(o.since))
+        throw new TaskError(`--since ${o.since}: give a duration (10m, 1h30m), a unix time, or a date / RFC 3339 time`);
       if (o.export && o.follow) throw new TaskError("--export and --follow do not go together");
       if (o.export) return exportLogs(ctx, o, collectStatus);
       if (o.follow) return follow(ctx, o);

@@ -11,7 +11,13 @@ import { isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import { definePlugin, defineTask, TaskError, type TaskContext } from "../lib/index.ts";
 import {
-  parseStatus, splitSections, statusCommand, statusMarker, type HostStatus, type ModelsStatus, type StatusRow,
+  parseStatus,
+  splitSections,
+  statusCommand,
+  statusMarker,
+  type HostStatus,
+  type ModelsStatus,
+  type StatusRow,
 } from "../lib/facts/status.ts";
 import { cellWidths, fleetTable, rowText, statusCells, statusNotes } from "../lib/facts/status-view.ts";
 import type { HostRecap } from "../lib/events.ts";
@@ -34,7 +40,11 @@ const statusOptions = z.object({
   container: z.string().optional().describe("the container running ComfyUI and comfyui-api (default: comfyui)"),
   timeout: z.number().int().positive().max(60).optional().describe("seconds each HTTP request on the host may take (default: 3)"),
   workflowsDir: z.string().optional().describe("the project's comfyui-api workflows, to compare with what is served (default: workflows/)"),
-  watch: z.number().positive().optional().describe("ask again every N seconds until Ctrl-C (or --count): live on a terminal, a line per host and round otherwise"),
+  watch: z
+    .number()
+    .positive()
+    .optional()
+    .describe("ask again every N seconds until Ctrl-C (or --count): live on a terminal, a line per host and round otherwise"),
   count: z.number().int().positive().optional().describe("with --watch: stop after N rounds"),
 });
 type StatusOptions = z.output<typeof statusOptions>;
@@ -112,10 +122,20 @@ function readProject(ctx: TaskContext, workflowsDir = WORKFLOWS_DIR): Promise<Pr
 export function modelsStatus(needs: ModelNeeds, scan: Scan | null): ModelsStatus {
   const from = `${TEMPLATES_DIR}/`;
   const unread = needs.bad.length ? `unreadable: ${needs.bad.join(", ")}` : undefined;
-  if (!scan) return { from, needed: needs.needed.length, ready: 0, missing: [], workflows: { total: needs.deps.length, ready: 0 }, error: "the models volume was not scanned" };
+  if (!scan)
+    return {
+      from,
+      needed: needs.needed.length,
+      ready: 0,
+      missing: [],
+      workflows: { total: needs.deps.length, ready: 0 },
+      error: "the models volume was not scanned",
+    };
   const idx = indexFiles(scan.files);
   const missing = needs.needed.filter((n) => !findPresent(idx, n)).map((n) => `${n.folder}/${n.name}`);
-  const ready = needs.deps.filter((w) => w.models.every((d) => d.optional || !d.folder || findPresent(idx, { folder: d.folder, name: d.name }))).length;
+  const ready = needs.deps.filter((w) =>
+    w.models.every((d) => d.optional || !d.folder || findPresent(idx, { folder: d.folder, name: d.name })),
+  ).length;
   return {
     from,
     needed: needs.needed.length,
@@ -138,9 +158,14 @@ export async function collectStatus(ctx: TaskContext, o: Partial<StatusOptions> 
   const marker = statusMarker();
   const container = o.container ?? "comfyui";
   const extra = project.models?.needed.length ? [{ name: "models", command: scanCommand(layout.models, ctx.flow.settings.remoteDir) }] : [];
-  const r = await ctx.exec(statusCommand(path, { marker, container, customNodes: layout.customNodes, timeoutSeconds: o.timeout ?? 3, extra }));
+  const r = await ctx.exec(
+    statusCommand(path, { marker, container, customNodes: layout.customNodes, timeoutSeconds: o.timeout ?? 3, extra }),
+  );
   const sections = splitSections(r.stdout, marker);
-  if (!sections.has("os")) throw new TaskError(`the status command failed (exit ${r.code ?? r.signal}): ${(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" ")}`);
+  if (!sections.has("os"))
+    throw new TaskError(
+      `the status command failed (exit ${r.code ?? r.signal}): ${(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" ")}`,
+    );
   const s = parseStatus(r.stdout, path, { marker, container });
   if (s.workflows && project.expected) {
     const served = new Set(s.workflows.served);
@@ -223,17 +248,20 @@ export function statusExitCode(recaps: HostRecap[]): number {
 }
 
 export function statusTable(recaps: HostRecap[]): string {
-  return fleetTable(recaps.map((r) => {
-    const row = r.data.status as StatusRow | undefined;
-    if (row) return { host: r.host, row };
-    if (r.outcome === "unreachable") return { host: r.host, row: { reachable: false as const, error: r.error ?? "no answer" } };
-    return { host: r.host, error: `failed: ${r.error ?? "no status"}` };
-  }));
+  return fleetTable(
+    recaps.map((r) => {
+      const row = r.data.status as StatusRow | undefined;
+      if (row) return { host: r.host, row };
+      if (r.outcome === "unreachable") return { host: r.host, row: { reachable: false as const, error: r.error ?? "no answer" } };
+      return { host: r.host, error: `failed: ${r.error ?? "no status"}` };
+    }),
+  );
 }
 
 export const status = defineTask({
   name: "status",
-  description: "OS, uptime, load, GPUs, disk and the comfyui container of each host: comfyui-api version, /health, /ready, queue, workflows served, node packs, models; warns about ports open to the world",
+  description:
+    "OS, uptime, load, GPUs, disk and the comfyui container of each host: comfyui-api version, /health, /ready, queue, workflows served, node packs, models; warns about ports open to the world",
   lock: false,
   options: statusOptions,
   async run(ctx, opts) {
@@ -268,7 +296,9 @@ export const exec = defineTask({
       // One host: the bytes go straight through, so the output can be piped as from `ssh host cmd`.
       const raw = ctx.raw;
       const r = await ctx.exec(command, {
-        sudo: opts.sudo, onStdout: raw && ((c) => raw.stdout(c)), onStderr: raw && ((c) => raw.stderr(c)),
+        sudo: opts.sudo,
+        onStdout: raw && ((c) => raw.stdout(c)),
+        onStderr: raw && ((c) => raw.stderr(c)),
       });
       if (!raw) {
         const out = [r.stdout.trimEnd(), r.stderr.trimEnd() && `stderr:\n${r.stderr.trimEnd()}`].filter(Boolean).join("\n");
@@ -292,4 +322,5 @@ export const exec = defineTask({
 /** The export carries the status of the host as `status` reports it (defaults). */
 export const logs = logsTask((ctx, container) => statusRow(ctx, { container }));
 
-export const ops = () => definePlugin({ name: "ops", description: "status, logs and ad-hoc commands for the fleet", tasks: [status, logs, exec] });
+export const ops = () =>
+  definePlugin({ name: "ops", description: "status, logs and ad-hoc commands for the fleet", tasks: [status, logs, exec] });

@@ -9,7 +9,12 @@ import { defineProvider } from "./shared/define.ts";
 const IMAGE = "ubuntu-24.04-cuda-12.8-open-docker";
 
 const shape = (i: DataCrunchInstance): CloudInstance => ({
-  id: i.id, name: i.hostname ?? "", status: i.status, ip: i.ip ?? null, type: i.instance_type, region: i.location ?? "?",
+  id: i.id,
+  name: i.hostname ?? "",
+  status: i.status,
+  ip: i.ip ?? null,
+  type: i.instance_type,
+  region: i.location ?? "?",
 });
 
 const cloud: CloudApi = {
@@ -31,7 +36,9 @@ const cloud: CloudApi = {
       async types() {
         const [types, avail] = await Promise.all([api.instanceTypes(), api.availability()]);
         return types.map((t) => ({
-          name: t.instance_type, description: t.description, usdPerHour: t.price_per_hour,
+          name: t.instance_type,
+          description: t.description,
+          usdPerHour: t.price_per_hour,
           regions: avail.filter((l) => l.availabilities.includes(t.instance_type)).map((l) => l.location_code),
         }));
       },
@@ -51,8 +58,12 @@ const cloud: CloudApi = {
           throw new TaskError("DataCrunch has no SSH key registered: add one in the dashboard, or you could not log in to the box");
         }
         return api.launch({
-          type: req.type, image: req.image ?? IMAGE, sshKeyIds: chosen.map((k) => k.id), location: req.region,
-          hostname: req.name, description: `flow: ${req.name}`,
+          type: req.type,
+          image: req.image ?? IMAGE,
+          sshKeyIds: chosen.map((k) => k.id),
+          location: req.region,
+          hostname: req.name,
+          description: `flow: ${req.name}`,
         });
       },
       async terminate(id) {

@@ -30,7 +30,10 @@ const cloud: CloudApi = {
       async types() {
         const types = await api.instanceTypes();
         return types.map((t) => ({
-          name: t.name, description: t.description, usdPerHour: t.price_cents_per_hour / 100, regions: t.regions.map((r) => r.name),
+          name: t.name,
+          description: t.description,
+          usdPerHour: t.price_cents_per_hour / 100,
+          regions: t.regions.map((r) => r.name),
         }));
       },
       instances: async () => (await api.instances()).map(shape),

@@ -8,15 +8,22 @@ import { camel, FlagError, type OptionInfo } from "./options.ts";
  * help. `required` is set for the help only: zod names a missing option, and `--help` must work without it.
  */
 export function cittyArgs(infos: OptionInfo[], forHelp = false): ArgsDef {
-  return Object.fromEntries(infos.map((o): [string, ArgDef] => {
-    const name = o.flag.slice(2);
-    const description = [o.description, o.defaultValue !== undefined && o.defaultValue !== false ? `(default: ${JSON.stringify(o.defaultValue)})` : ""]
-      .filter(Boolean).join(" ");
-    if (o.type === "boolean") return [name, { type: "boolean", description, alias: o.alias }];
-    if (o.type === "enum") return [name, { type: "enum", options: o.values, description, alias: o.alias, required: forHelp && o.required }];
-    const valueHint = o.type === "array" ? "a,b,..." : o.type === "number" ? "number" : undefined;
-    return [name, { type: "string", description, alias: o.alias, required: forHelp && o.required, valueHint }];
-  }));
+  return Object.fromEntries(
+    infos.map((o): [string, ArgDef] => {
+      const name = o.flag.slice(2);
+      const description = [
+        o.description,
+        o.defaultValue !== undefined && o.defaultValue !== false ? `(default: ${JSON.stringify(o.defaultValue)})` : "",
+      ]
+        .filter(Boolean)
+        .join(" ");
+      if (o.type === "boolean") return [name, { type: "boolean", description, alias: o.alias }];
+      if (o.type === "enum")
+        return [name, { type: "enum", options: o.values, description, alias: o.alias, required: forHelp && o.required }];
+      const valueHint = o.type === "array" ? "a,b,..." : o.type === "number" ? "number" : undefined;
+      return [name, { type: "string", description, alias: o.alias, required: forHelp && o.required, valueHint }];
+    }),
+  );
 }
 
 export interface ReadArgs {
@@ -44,7 +51,10 @@ export function readArgs(parsed: ParsedArgs, rawArgs: string[], infos: OptionInf
     if (v === undefined) continue;
     // citty turns a value-less `--output` into "": say what is missing rather than pass an empty value on
     if (v === "" && o.type !== "boolean") throw new FlagError(`${o.flag} needs a value`);
-    if (o.type === "array") values[o.key] = occurrences(before, o).flatMap((s) => s.split(",")).filter(Boolean);
+    if (o.type === "array")
+      values[o.key] = occurrences(before, o)
+        .flatMap((s) => s.split(","))
+        .filter(Boolean);
     else if (o.type === "number" && typeof v === "string" && /^-?\d+(\.\d+)?$/.test(v)) values[o.key] = Number(v);
     else values[o.key] = v;
   }

@@ -24,12 +24,16 @@ export default defineFlow({
 export function initProject(dir: string, secrets: string[]): string[] {
   const files: [string, string][] = [
     ["flowfile.ts", FLOWFILE],
-    [".env.example", `# Secrets flow reads from the environment or from .env (copy this file to .env; never commit .env)\n${secrets.map((s) => `${s}=\n`).join("")}`],
+    [
+      ".env.example",
+      `# Secrets flow reads from the environment or from .env (copy this file to .env; never commit .env)\n${secrets.map((s) => `${s}=\n`).join("")}`,
+    ],
     ["workflow_templates/.gitkeep", ""],
     ["workflows/.gitkeep", ""],
   ];
   const there = files.map(([f]) => f).filter((f) => existsSync(join(dir, f)));
-  if (there.length) throw new InitError(`flow init: ${there.join(", ")} already exist${there.length === 1 ? "s" : ""} in ${dir}; nothing was written`);
+  if (there.length)
+    throw new InitError(`flow init: ${there.join(", ")} already exist${there.length === 1 ? "s" : ""} in ${dir}; nothing was written`);
   for (const [f, text] of files) {
     mkdirSync(join(dir, f, ".."), { recursive: true });
     writeFileSync(join(dir, f), text, { flag: "wx" });

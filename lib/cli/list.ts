@@ -12,7 +12,9 @@ export interface TaskGroup {
 }
 
 export function taskGroups(flow: LoadedFlow): TaskGroup[] {
-  const fromPlugin = (kind: TaskGroup["kind"]) => (p: PluginDef): TaskGroup => ({ title: p.name, kind, description: p.description, tasks: p.tasks });
+  const fromPlugin =
+    (kind: TaskGroup["kind"]) =>
+    (p: PluginDef): TaskGroup => ({ title: p.name, kind, description: p.description, tasks: p.tasks });
   return [
     ...flow.config.providers.map(fromPlugin("provider")),
     ...flow.config.plugins.map(fromPlugin("plugin")),
@@ -38,7 +40,9 @@ export function listText(flow: LoadedFlow, groups: TaskGroup[]): string {
     if (!g.tasks.length) continue;
     out.push(`${g.kind} ${g.title}${g.description ? ` — ${g.description}` : ""}`);
     for (const t of g.tasks) {
-      out.push(`  ${t.name.padEnd(width)}  ${t.description}${t.scope === "local" ? " [local]" : typeof t.scope === "function" ? " [local or host]" : ""}`);
+      out.push(
+        `  ${t.name.padEnd(width)}  ${t.description}${t.scope === "local" ? " [local]" : typeof t.scope === "function" ? " [local or host]" : ""}`,
+      );
       const opts = describeOptions(t.options);
       if (opts.length) out.push(`  ${"".padEnd(width)}  options: ${opts.map((o) => o.flag + (o.required ? "*" : "")).join(" ")}`);
     }
@@ -49,10 +53,16 @@ export function listText(flow: LoadedFlow, groups: TaskGroup[]): string {
 
 export function listJson(flow: LoadedFlow, groups: TaskGroup[]): string {
   const json = groups.map((g) => ({
-    group: g.title, kind: g.kind, description: g.description,
+    group: g.title,
+    kind: g.kind,
+    description: g.description,
     tasks: g.tasks.map((t) => ({
-      name: t.name, description: t.description, scope: typeof t.scope === "function" ? "depends on options" : t.scope ?? "host", lock: t.lock !== false,
-      secrets: t.secrets ?? [], options: describeOptions(t.options),
+      name: t.name,
+      description: t.description,
+      scope: typeof t.scope === "function" ? "depends on options" : (t.scope ?? "host"),
+      lock: t.lock !== false,
+      secrets: t.secrets ?? [],
+      options: describeOptions(t.options),
     })),
   }));
   return JSON.stringify({ flowfile: flow.file, groups: json }, null, 2) + "\n";

@@ -47,7 +47,9 @@ export function cli(opts: CliOptions, setCode: (code: number) => void): CommandD
       const name = args._[0];
       if (name && !index.has(name)) {
         const near = nearNames(index, name);
-        throw new UsageError(`no task named ${name}${near.length ? ` (did you mean ${near.join(", ")}?)` : ""}; flow list shows every task`);
+        throw new UsageError(
+          `no task named ${name}${near.length ? ` (did you mean ${near.join(", ")}?)` : ""}; flow list shows every task`,
+        );
       }
     },
     subCommands: () => Object.fromEntries([...index.values()].map((t) => [t.name, taskCommand(flow!, index, t, setCode)])),
@@ -76,7 +78,9 @@ export function cli(opts: CliOptions, setCode: (code: number) => void): CommandD
         meta: { name: "init", description: "start a flow project here: flowfile.ts, workflow_templates/, workflows/, .env.example" },
         run: async () => {
           const groups = taskGroups(await load(opts));
-          const secrets = [...new Set(groups.flatMap((g) => g.tasks.flatMap((t) => [...(t.secrets ?? []), ...(t.optionalSecrets ?? [])])))].sort();
+          const secrets = [
+            ...new Set(groups.flatMap((g) => g.tasks.flatMap((t) => [...(t.secrets ?? []), ...(t.optionalSecrets ?? [])]))),
+          ].sort();
           for (const line of initProject(opts.cwd ?? process.cwd(), secrets)) say.success(line);
         },
       }),
@@ -99,13 +103,15 @@ export async function main(argv: string[], opts: CliOptions): Promise<number> {
       process.stdout.write(`${VERSION}\n`);
       return 0;
     }
-    if (!["list", "run", "init"].includes(command)) throw new UsageError(`unknown command ${command}: use flow list, flow run or flow init`);
+    if (!["list", "run", "init"].includes(command))
+      throw new UsageError(`unknown command ${command}: use flow list, flow run or flow init`);
     await runCommand(root, { rawArgs: argv });
     return code;
   } catch (err) {
     // by name too: a flowfile that imports flow's sources has its own copy of these classes
-    const known = [UsageError, FlagError, FlowfileError, SelectError, MissingSecretsError, InitError, TaskError].some((E) => err instanceof E)
-      || ["CLIError", "TaskError"].includes((err as Error).name);
+    const known =
+      [UsageError, FlagError, FlowfileError, SelectError, MissingSecretsError, InitError, TaskError].some((E) => err instanceof E) ||
+      ["CLIError", "TaskError"].includes((err as Error).name);
     say.error(`flow: ${known ? (err as Error).message : ((err as Error).stack ?? String(err))}`);
     return 2;
   }

@@ -40,9 +40,23 @@ export function describeOptions(schema: z.ZodObject | undefined): OptionInfo[] {
     }
     const d = def(cur);
     const type: OptionInfo["type"] =
-      d.type === "string" ? "string" : d.type === "number" ? "number" : d.type === "boolean" ? "boolean" : d.type === "array" ? "array" : d.type === "enum" ? "enum" : "unknown";
+      d.type === "string"
+        ? "string"
+        : d.type === "number"
+          ? "number"
+          : d.type === "boolean"
+            ? "boolean"
+            : d.type === "array"
+              ? "array"
+              : d.type === "enum"
+                ? "enum"
+                : "unknown";
     return {
-      key, flag: `--${kebab(key)}`, type, required, defaultValue,
+      key,
+      flag: `--${kebab(key)}`,
+      type,
+      required,
+      defaultValue,
       description: description ?? (cur.description || undefined),
       values: d.type === "enum" ? Object.values(d.entries ?? {}) : undefined,
       alias: meta.alias,

@@ -24,7 +24,14 @@ class LazyListr implements Reporter {
     if (this.inner) f(this.inner);
     else this.queue.push(f);
   }
-  start(task: string, hosts: string[], dryRun: boolean) { this.call((r) => r.start(task, hosts, dryRun)); }
-  event(e: Parameters<Reporter["event"]>[0]) { this.call((r) => r.event(e)); }
-  async finish(recap: HostRecap[]) { await this.ready; await this.inner!.finish(recap); }
+  start(task: string, hosts: string[], dryRun: boolean) {
+    this.call((r) => r.start(task, hosts, dryRun));
+  }
+  event(e: Parameters<Reporter["event"]>[0]) {
+    this.call((r) => r.event(e));
+  }
+  async finish(recap: HostRecap[]) {
+    await this.ready;
+    await this.inner!.finish(recap);
+  }
 }

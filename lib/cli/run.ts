@@ -19,7 +19,12 @@ import { confirm, say, setVerbosity } from "./say.ts";
 export class UsageError extends Error {}
 
 /** The citty command for one task; `done` receives the run's exit code. */
-export function taskCommand(flow: LoadedFlow, index: Map<string, TaskDef<any>>, task: TaskDef<any>, done: (code: number) => void): CommandDef {
+export function taskCommand(
+  flow: LoadedFlow,
+  index: Map<string, TaskDef<any>>,
+  task: TaskDef<any>,
+  done: (code: number) => void,
+): CommandDef {
   const infos = [...describeOptions(task.options), ...GLOBALS];
   const cmd: CommandDef = defineCommand({
     meta: { name: task.name, description: task.description },
@@ -29,7 +34,8 @@ export function taskCommand(flow: LoadedFlow, index: Map<string, TaskDef<any>>, 
       const values = validateFlags(globalsSchema, raw, "bad run options");
       setVerbosity(values);
       if (values.help) return void process.stdout.write(await taskHelp({ ...cmd, args: cittyArgs(infos, true) }, task));
-      if (positionals.length) throw new UsageError(`${task.name} takes no arguments (got ${positionals.join(" ")}); see flow run ${task.name} --help`);
+      if (positionals.length)
+        throw new UsageError(`${task.name} takes no arguments (got ${positionals.join(" ")}); see flow run ${task.name} --help`);
       if (rest.length && !task.takesRest) throw new UsageError(`${task.name} takes no words after --`);
       const options = task.options ? validateFlags(task.options, raw, `${task.name}: bad options`) : {};
       done(await runOne(flow, index, task, options as Record<string, unknown>, rest, values));
@@ -44,7 +50,14 @@ async function taskHelp(cmd: CommandDef, task: TaskDef<any>): Promise<string> {
   return `${usage}\n${tail}${task.secrets?.length ? `\nSecrets needed: ${task.secrets.join(", ")}\n` : ""}`;
 }
 
-async function runOne(flow: LoadedFlow, index: Map<string, TaskDef<any>>, task: TaskDef<any>, options: Record<string, unknown>, rest: string[], values: Globals): Promise<number> {
+async function runOne(
+  flow: LoadedFlow,
+  index: Map<string, TaskDef<any>>,
+  task: TaskDef<any>,
+  options: Record<string, unknown>,
+  rest: string[],
+  values: Globals,
+): Promise<number> {
   const settings = flow.config.settings;
   const hosts = selectHosts(flow.hosts, { host: values.host, hosts: values.hosts });
   const scope = scopeOf(task, options);
@@ -65,12 +78,24 @@ async function runOne(flow: LoadedFlow, index: Map<string, TaskDef<any>>, task: 
   }
 
   // checks that must stop the whole run before any host is touched (a wrong token)
-  await task.preflight?.({ secrets, flow: flow.config, projectDir: flow.projectDir, dryRun: !!values.dryRun, log: (m) => say.info(m) }, options);
+  await task.preflight?.(
+    { secrets, flow: flow.config, projectDir: flow.projectDir, dryRun: !!values.dryRun, log: (m) => say.info(m) },
+    options,
+  );
 
   const passthrough = !!task.passthrough && hosts.length === 1 && !values.json && !values.dryRun;
-  const raw = passthrough ? { stdout: redactor.stream((c) => process.stdout.write(c)), stderr: redactor.stream((c) => process.stderr.write(c)) } : undefined;
+  const raw = passthrough
+    ? { stdout: redactor.stream((c) => process.stdout.write(c)), stderr: redactor.stream((c) => process.stderr.write(c)) }
+    : undefined;
   const recaps = await runTask({
-    flow, tasks: index, task, options, rest, hosts, secrets, confirmed,
+    flow,
+    tasks: index,
+    task,
+    options,
+    rest,
+    hosts,
+    secrets,
+    confirmed,
     dryRun: !!values.dryRun,
     verbose: !!values.verbose,
     concurrency: values.concurrency ?? settings.concurrency,

@@ -6,9 +6,11 @@ import { redactor } from "../secrets.ts";
 const fancy = !!process.stderr.isTTY && !process.env.CI;
 
 export const say = createConsola({ fancy, stdout: process.stderr, stderr: process.stderr, formatOptions: { date: false } });
-say.setReporters(say.options.reporters.map((inner): ConsolaReporter => ({
-  log: (obj, ctx) => inner.log({ ...obj, args: obj.args.map((a: unknown) => (typeof a === "string" ? redactor.redact(a) : a)) }, ctx),
-})));
+say.setReporters(
+  say.options.reporters.map((inner): ConsolaReporter => ({
+    log: (obj, ctx) => inner.log({ ...obj, args: obj.args.map((a: unknown) => (typeof a === "string" ? redactor.redact(a) : a)) }, ctx),
+  })),
+);
 
 /** --quiet: errors and warnings only; --verbose: debug lines too. */
 export function setVerbosity(v: { verbose?: boolean; quiet?: boolean }): void {

@@ -17,7 +17,11 @@ export interface HostModels {
 /** `find -L <models> -mindepth 1 -maxdepth N -printf '%y %P\n'` -> the host's models. */
 export function parseModelListing(text: string): HostModels {
   const m: HostModels = { folders: new Set(), entries: new Map(), files: new Set() };
-  const lines = text.split("\n").filter(Boolean).map((l) => ({ type: l[0]!, path: l.slice(2) })).filter((l) => l.path);
+  const lines = text
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => ({ type: l[0]!, path: l.slice(2) }))
+    .filter((l) => l.path);
   for (const l of lines) if (l.type === "d" && !l.path.includes("/")) m.folders.add(l.path);
   for (const l of lines) {
     const parts = l.path.split("/");
@@ -52,17 +56,21 @@ export function hostProblems(w: WorkflowFacts, host: HostFacts): string[] {
   const out: string[] = [];
   for (const f of w.modelFolders) {
     if (!host.models.folders.has(f)) {
-      out.push(`reads config.models.${f}, but models/${f} is not a folder on the host: comfyui-api would fail to load it ("Cannot read properties of undefined")`);
+      out.push(
+        `reads config.models.${f}, but models/${f} is not a folder on the host: comfyui-api would fail to load it ("Cannot read properties of undefined")`,
+      );
     } else if (!(host.models.entries.get(f) ?? []).length) {
       out.push(`reads config.models.${f}, but models/${f} on the host is empty: its model enum would offer nothing`);
     }
   }
   for (const ref of w.modelFiles) {
     const there = searchFolders(ref.folder).some((d) => host.models.files.has(`${d}/${ref.name}`));
-    if (!there) out.push(`${ref.via} names ${ref.folder}/${ref.name}, which is not on the host (models:download fetches what workflows name)`);
+    if (!there)
+      out.push(`${ref.via} names ${ref.folder}/${ref.name}, which is not on the host (models:download fetches what workflows name)`);
   }
   for (const c of w.classTypes) {
-    if (host.classes?.get(c) === false) out.push(`uses node class ${c}, which the host's ComfyUI does not have (its custom node pack is not installed?)`);
+    if (host.classes?.get(c) === false)
+      out.push(`uses node class ${c}, which the host's ComfyUI does not have (its custom node pack is not installed?)`);
   }
   return out;
 }

@@ -49,11 +49,20 @@ export function nameProblem(rel: RelPath): string | undefined {
 export function nameClashes(rels: RelPath[]): { rel: RelPath; problem: string }[] {
   const out: { rel: RelPath; problem: string }[] = [];
   const set = new Set(rels);
-  const dirs = new Set(rels.flatMap((r) => r.split("/").slice(0, -1).map((_, i, a) => a.slice(0, i + 1).join("/"))));
+  const dirs = new Set(
+    rels.flatMap((r) =>
+      r
+        .split("/")
+        .slice(0, -1)
+        .map((_, i, a) => a.slice(0, i + 1).join("/")),
+    ),
+  );
   for (const r of rels) {
     const base = r.replace(/\.(ts|js)$/, "");
-    if (dirs.has(base)) out.push({ rel: r, problem: `a folder ${base}/ beside it has the same endpoint name; comfyui-api keeps only one of them` });
-    if (r.endsWith(".js") && set.has(`${base}.ts`)) out.push({ rel: r, problem: `${base}.ts beside it is transpiled over it on the host; keep one of the two` });
+    if (dirs.has(base))
+      out.push({ rel: r, problem: `a folder ${base}/ beside it has the same endpoint name; comfyui-api keeps only one of them` });
+    if (r.endsWith(".js") && set.has(`${base}.ts`))
+      out.push({ rel: r, problem: `${base}.ts beside it is transpiled over it on the host; keep one of the two` });
   }
   return out;
 }

@@ -13,7 +13,8 @@ export function workflowEndpoints(doc: unknown): Map<string, Json | undefined> {
   for (const [path, item] of Object.entries(paths)) {
     if (!path.startsWith("/workflow/") || !isObj(item) || !isObj(item.post)) continue;
     const post = item.post as Json;
-    const body = isObj(post.requestBody) && isObj(post.requestBody.content) ? (post.requestBody.content as Json)["application/json"] : undefined;
+    const body =
+      isObj(post.requestBody) && isObj(post.requestBody.content) ? (post.requestBody.content as Json)["application/json"] : undefined;
     const schema = isObj(body) && isObj(body.schema) ? body.schema : undefined;
     const input = schema && isObj(schema.properties) ? (schema.properties as Json).input : undefined;
     out.set(path, isObj(input) ? input : undefined);
@@ -113,7 +114,14 @@ function valueFor(s: unknown, depth: number): unknown {
     }
     case "integer":
     case "number": {
-      let v = typeof s.minimum === "number" ? s.minimum : typeof s.exclusiveMinimum === "number" ? s.exclusiveMinimum + 1 : typeof s.maximum === "number" ? Math.min(0, s.maximum) : 0;
+      let v =
+        typeof s.minimum === "number"
+          ? s.minimum
+          : typeof s.exclusiveMinimum === "number"
+            ? s.exclusiveMinimum + 1
+            : typeof s.maximum === "number"
+              ? Math.min(0, s.maximum)
+              : 0;
       if (type === "integer") v = Math.ceil(v);
       return v;
     }

@@ -72,7 +72,8 @@ export function analyzeWorkflow(rel: string, text: string): WorkflowFacts {
           const named = loader ?? Object.keys(INPUT_NAME_FOLDERS).map((input) => ({ input, folder: INPUT_NAME_FOLDERS[input]! }));
           for (const li of named) {
             const v = stringProp(inputs, li.input);
-            if (v && (loader || hasModelExtension(v))) files.set(`${li.folder}/${v}`, { folder: li.folder, name: v, via: `${cls}.${li.input}` });
+            if (v && (loader || hasModelExtension(v)))
+              files.set(`${li.folder}/${v}`, { folder: li.folder, name: v, via: `${cls}.${li.input}` });
           }
         }
       }
@@ -87,7 +88,9 @@ export function analyzeWorkflow(rel: string, text: string): WorkflowFacts {
   if (example) {
     const v = literalValue(example);
     if (v === NOT_LITERAL || v === null || typeof v !== "object" || Array.isArray(v)) {
-      facts.problems.push("`example` must be a literal object (the input a smoke test posts), e.g. export const example = { prompt: \"a cat\" }");
+      facts.problems.push(
+        '`example` must be a literal object (the input a smoke test posts), e.g. export const example = { prompt: "a cat" }',
+      );
     } else facts.example = v as Record<string, unknown>;
   }
   const metadata = exportedConst(sf, "metadata");
@@ -109,8 +112,14 @@ export function analyzeWorkflow(rel: string, text: string): WorkflowFacts {
 function requiresConfig(e: ts.Expression): boolean {
   let x: ts.Expression = e;
   if (lazyTs.isPropertyAccessExpression(x) && x.name.text === "default") x = x.expression;
-  return lazyTs.isCallExpression(x) && lazyTs.isIdentifier(x.expression) && x.expression.text === "require" &&
-    x.arguments.length === 1 && lazyTs.isStringLiteral(x.arguments[0]!) && CONFIG_MODULES.has((x.arguments[0] as ts.StringLiteral).text);
+  return (
+    lazyTs.isCallExpression(x) &&
+    lazyTs.isIdentifier(x.expression) &&
+    x.expression.text === "require" &&
+    x.arguments.length === 1 &&
+    lazyTs.isStringLiteral(x.arguments[0]!) &&
+    CONFIG_MODULES.has((x.arguments[0] as ts.StringLiteral).text)
+  );
 }
 
 /** `config.models.X` / `config.models["X"]` (optional chains too) -> "X". */
@@ -157,10 +166,17 @@ export const NOT_LITERAL = Symbol("not a literal");
 
 /** A JSON-like literal's value (`as const`, `satisfies`, parentheses, -1 and plain templates allowed). */
 export function literalValue(e: ts.Expression): unknown {
-  while (lazyTs.isAsExpression(e) || lazyTs.isSatisfiesExpression(e) || lazyTs.isParenthesizedExpression(e) || lazyTs.isTypeAssertionExpression(e)) e = e.expression;
+  while (
+    lazyTs.isAsExpression(e) ||
+    lazyTs.isSatisfiesExpression(e) ||
+    lazyTs.isParenthesizedExpression(e) ||
+    lazyTs.isTypeAssertionExpression(e)
+  )
+    e = e.expression;
   if (lazyTs.isStringLiteralLike(e)) return e.text;
   if (lazyTs.isNumericLiteral(e)) return Number(e.text);
-  if (lazyTs.isPrefixUnaryExpression(e) && e.operator === lazyTs.SyntaxKind.MinusToken && lazyTs.isNumericLiteral(e.operand)) return -Number(e.operand.text);
+  if (lazyTs.isPrefixUnaryExpression(e) && e.operator === lazyTs.SyntaxKind.MinusToken && lazyTs.isNumericLiteral(e.operand))
+    return -Number(e.operand.text);
   if (e.kind === lazyTs.SyntaxKind.TrueKeyword) return true;
   if (e.kind === lazyTs.SyntaxKind.FalseKeyword) return false;
   if (e.kind === lazyTs.SyntaxKind.NullKeyword) return null;
@@ -213,15 +229,26 @@ function metadataModels(v: unknown): ModelFileRef[] {
  * comfyui-api does (lazyTs.transpileModule, CommonJS).
  */
 export function loadProblem(rel: string, text: string): string | undefined {
-  const js = rel.endsWith(".js") ? text : lazyTs.transpileModule(text, { compilerOptions: { module: lazyTs.ModuleKind.CommonJS } }).outputText;
+  const js = rel.endsWith(".js")
+    ? text
+    : lazyTs.transpileModule(text, { compilerOptions: { module: lazyTs.ModuleKind.CommonJS } }).outputText;
   const sf = lazyTs.createSourceFile("out.js", js, lazyTs.ScriptTarget.ES2021, true, lazyTs.ScriptKind.JS);
-  if (rel.endsWith(".js") && sf.statements.some((st) => lazyTs.isImportDeclaration(st) || lazyTs.isExportDeclaration(st) || lazyTs.isExportAssignment(st) ||
-    (lazyTs.canHaveModifiers(st) && lazyTs.getModifiers(st)?.some((m) => m.kind === lazyTs.SyntaxKind.ExportKeyword)))) {
+  if (
+    rel.endsWith(".js") &&
+    sf.statements.some(
+      (st) =>
+        lazyTs.isImportDeclaration(st) ||
+        lazyTs.isExportDeclaration(st) ||
+        lazyTs.isExportAssignment(st) ||
+        (lazyTs.canHaveModifiers(st) && lazyTs.getModifiers(st)?.some((m) => m.kind === lazyTs.SyntaxKind.ExportKeyword)),
+    )
+  ) {
     return "a .js workflow is evaluated as it is, as CommonJS: `import` / `export` fail there; use require and module.exports, or name it .ts";
   }
   for (let i = sf.statements.length - 1; i >= 0; i--) {
     const st = sf.statements[i]!;
-    if (lazyTs.isFunctionDeclaration(st) || lazyTs.isClassDeclaration(st) || lazyTs.isVariableStatement(st) || lazyTs.isEmptyStatement(st)) continue;
+    if (lazyTs.isFunctionDeclaration(st) || lazyTs.isClassDeclaration(st) || lazyTs.isVariableStatement(st) || lazyTs.isEmptyStatement(st))
+      continue;
     if (lazyTs.isExpressionStatement(st) && setsExport(st.expression)) return undefined;
     const what = js.slice(st.getStart(sf), st.getEnd()).split("\n")[0]!.slice(0, 60);
     return `comfyui-api takes the value of the file's last statement as the workflow, and here that is \`${what}\`: put \`export default <workflow>\` last`;

@@ -39,7 +39,9 @@ export function widgetInputs(def: ObjectInfoNode): { name: string; control: bool
       const isWidget = Array.isArray(type) || (typeof type === "string" && SCALAR_WIDGETS.has(type) && !o.forceInput);
       if (!isWidget) continue;
       // Seeds get a companion "control after generate" widget whose value sits right after.
-      const control = o.control_after_generate === true || ((name === "seed" || name === "noise_seed") && type === "INT" && o.control_after_generate !== false);
+      const control =
+        o.control_after_generate === true ||
+        ((name === "seed" || name === "noise_seed") && type === "INT" && o.control_after_generate !== false);
       out.push({ name, control });
     }
   }
@@ -129,7 +131,8 @@ export function convertUiToApi(workflow: unknown, objectInfo: ObjectInfo, opts: 
       const pass =
         n.type === "Reroute"
           ? ins[0]
-          : (ins.find((i, k) => k === slot && i.type === outType && i.link != null) ?? ins.find((i) => i.type === outType && i.link != null));
+          : (ins.find((i, k) => k === slot && i.type === outType && i.link != null) ??
+            ins.find((i) => i.type === outType && i.link != null));
       return viaLink(scope, pass?.link);
     }
     const sg = g.subgraphs.get(n.type);
@@ -212,7 +215,11 @@ export function convertUiToApi(workflow: unknown, objectInfo: ObjectInfo, opts: 
       const def = getOwn(objectInfo, n.type);
       const inputs: Record<string, unknown> = {};
       if (!def) {
-        issues.push({ node: key, classType: n.type, message: `class ${n.type} is not in object_info: widget values cannot be named (missing custom node, or a subgraph the file does not define)` });
+        issues.push({
+          node: key,
+          classType: n.type,
+          message: `class ${n.type} is not in object_info: widget values cannot be named (missing custom node, or a subgraph the file does not define)`,
+        });
       } else {
         const wv = n.widgets_values;
         if (Array.isArray(wv)) {

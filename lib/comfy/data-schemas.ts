@@ -112,8 +112,7 @@ export function parseData<T>(schema: z.ZodType<T>, data: unknown, source: string
   throw new DataValidationError(`${source}: unexpected shape (${where})`);
 }
 
-export const parseExtensionNodeMap = (d: unknown, src = "extension-node-map.json") =>
-  parseData(ExtensionNodeMapSchema, d, src);
+export const parseExtensionNodeMap = (d: unknown, src = "extension-node-map.json") => parseData(ExtensionNodeMapSchema, d, src);
 export const parseCustomNodeList = (d: unknown, src = "custom-node-list.json") => parseData(CustomNodeListSchema, d, src);
 export const parseModelList = (d: unknown, src = "model-list.json") => parseData(ModelListSchema, d, src);
 export const parseGithubStats = (d: unknown, src = "github-stats.json") => parseData(GithubStatsSchema, d, src);

@@ -52,9 +52,28 @@ export function comfyLayout(dataRoot: string): ComfyLayout {
 
 /** Every folder setup makes: the layout plus ComfyUI's model folders (both names of aliased ones). */
 export function layoutDirs(l: ComfyLayout): string[] {
-  const modelDirs = [...new Set(Object.values(MODEL_FOLDERS).flat().map((p) => `${l.models}/${p.replace(/^models\//, "")}`))];
+  const modelDirs = [
+    ...new Set(
+      Object.values(MODEL_FOLDERS)
+        .flat()
+        .map((p) => `${l.models}/${p.replace(/^models\//, "")}`),
+    ),
+  ];
   // the parents are listed too, so they get the login user as owner like the rest
-  return [`${l.root}/comfyui`, `${l.root}/comfyui-api`, l.models, ...modelDirs, l.customNodes, l.input, l.output, l.python, l.workflows, l.bin, l.cache, l.backups];
+  return [
+    `${l.root}/comfyui`,
+    `${l.root}/comfyui-api`,
+    l.models,
+    ...modelDirs,
+    l.customNodes,
+    l.input,
+    l.output,
+    l.python,
+    l.workflows,
+    l.bin,
+    l.cache,
+    l.backups,
+  ];
 }
 
 export interface ComfyContainerConfig {
@@ -95,8 +114,11 @@ function publishOn(v: boolean | string | undefined, dflt: boolean, bind: string 
 }
 
 /** The two published ports: host port, container port, and the host address (undefined: every interface). */
-export function portBindings(cfg: Pick<ComfyContainerConfig, "comfyPort" | "apiPort" | "bind" | "expose">): { host: number; container: number; bind?: string }[] {
-  const at = (host: number, container: number, bind: string | undefined) => (bind === undefined ? { host, container } : { host, container, bind });
+export function portBindings(
+  cfg: Pick<ComfyContainerConfig, "comfyPort" | "apiPort" | "bind" | "expose">,
+): { host: number; container: number; bind?: string }[] {
+  const at = (host: number, container: number, bind: string | undefined) =>
+    bind === undefined ? { host, container } : { host, container, bind };
   return [
     at(cfg.comfyPort ?? 8188, 8188, publishOn(cfg.expose?.comfyui, false, cfg.bind)),
     at(cfg.apiPort ?? 3000, 3000, publishOn(cfg.expose?.api, true, cfg.bind)),

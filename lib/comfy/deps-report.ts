@@ -68,7 +68,11 @@ export interface DepsReport {
   warnings: string[];
 }
 
-export function buildDepsReport(wf: Workflow, nodes: WorkflowResolution, models: { models: ModelDep[]; refused: RefusedName[] }): DepsReport {
+export function buildDepsReport(
+  wf: Workflow,
+  nodes: WorkflowResolution,
+  models: { models: ModelDep[]; refused: RefusedName[] },
+): DepsReport {
   const byClass = new Map(nodes.classes.map((c) => [c.classType, c]));
   return {
     schema: DEPS_SCHEMA,
@@ -135,7 +139,10 @@ export function renderDepsText(r: DepsReport): string {
     );
   else out.push("no models");
   for (const m of r.models)
-    if (!m.url) out.push(`! ${missingSourceHint({ name: m.name, folder: m.folder ?? undefined, optional: m.optional, usedBy: m.usedBy, found: [] })}`);
+    if (!m.url)
+      out.push(
+        `! ${missingSourceHint({ name: m.name, folder: m.folder ?? undefined, optional: m.optional, usedBy: m.usedBy, found: [] })}`,
+      );
   for (const f of r.refused) out.push(`! refused ${JSON.stringify(f.value)} (node ${f.node}): ${f.reason}`);
   for (const w of r.warnings) out.push(`warning: ${w}`);
   return out.join("\n") + "\n";

@@ -83,11 +83,14 @@ export function lockWorkflow(workflowJson: unknown, nodes: WorkflowResolution, m
   const packs: LockedPack[] = [];
   for (const p of nodes.packs) {
     const { repo, registryId, version, commit } = p.pack;
-    if (registryId && version) packs.push({ kind: "registry", id: registryId, version, ...(repo ? { repo } : {}), classes: p.classes, optional: p.optional });
-    else if (repo && (commit ?? facts.commits?.[repo])) packs.push({ kind: "git", repo, commit: (commit ?? facts.commits?.[repo]) as string, classes: p.classes, optional: p.optional });
+    if (registryId && version)
+      packs.push({ kind: "registry", id: registryId, version, ...(repo ? { repo } : {}), classes: p.classes, optional: p.optional });
+    else if (repo && (commit ?? facts.commits?.[repo]))
+      packs.push({ kind: "git", repo, commit: (commit ?? facts.commits?.[repo]) as string, classes: p.classes, optional: p.optional });
     else unresolved.push(`pack ${repo ?? registryId}: no version or commit known (fetch the default branch's head commit)`);
   }
-  for (const c of nodes.classes) if (c.status === "unknown" || c.status === "comfyui-too-old") unresolved.push(`class ${c.classType}: ${c.reason ?? c.status}`);
+  for (const c of nodes.classes)
+    if (c.status === "unknown" || c.status === "comfyui-too-old") unresolved.push(`class ${c.classType}: ${c.reason ?? c.status}`);
   const locked: LockedModel[] = [];
   for (const m of models) {
     if (!m.url || !m.folder) {
@@ -97,7 +100,14 @@ export function lockWorkflow(workflowJson: unknown, nodes: WorkflowResolution, m
     const f = facts.models?.[m.url] ?? {};
     const sha = f.sha256 ?? (m.hash?.type === "sha256" ? m.hash.value : undefined);
     // A URL's token (`?token=` from the flowfile's models map) is never written into the committed lock file.
-    locked.push({ folder: m.folder, name: m.name, url: stripUrlCredentials(m.url), ...(f.size !== undefined ? { size: f.size } : {}), ...(sha ? { sha256: sha } : {}), optional: m.optional });
+    locked.push({
+      folder: m.folder,
+      name: m.name,
+      url: stripUrlCredentials(m.url),
+      ...(f.size !== undefined ? { size: f.size } : {}),
+      ...(sha ? { sha256: sha } : {}),
+      optional: m.optional,
+    });
   }
   packs.sort((a, b) => (a.kind === "git" ? a.repo : a.id).localeCompare(b.kind === "git" ? b.repo : b.id));
   return { contentHash: workflowContentHash(workflowJson), packs, models: locked, unresolved };
@@ -117,6 +127,9 @@ export function checkLock(lock: LockFile, current: Record<string, unknown>): { c
 }
 
 export function serializeLock(lock: LockFile): string {
-  const sorted: LockFile = { version: lock.version, workflows: Object.fromEntries(Object.entries(lock.workflows).sort(([a], [b]) => a.localeCompare(b))) };
+  const sorted: LockFile = {
+    version: lock.version,
+    workflows: Object.fromEntries(Object.entries(lock.workflows).sort(([a], [b]) => a.localeCompare(b))),
+  };
   return JSON.stringify(sorted, null, 2) + "\n";
 }

@@ -198,7 +198,8 @@ export function modelDeps(wf: Workflow, opts: ModelDepsOptions = {}): ModelDepsR
     if (Array.isArray(pm)) {
       for (const m of pm) {
         if (!isObj(m)) continue;
-        const hash = typeof m.hash === "string" ? { type: typeof m.hash_type === "string" ? m.hash_type : "sha256", value: m.hash } : undefined;
+        const hash =
+          typeof m.hash === "string" ? { type: typeof m.hash_type === "string" ? m.hash_type : "sha256", value: m.hash } : undefined;
         add(node, m.name, typeof m.directory === "string" ? m.directory : undefined, "properties.models", {
           url: typeof m.url === "string" ? m.url : undefined,
           hash,
@@ -216,7 +217,8 @@ export function modelDeps(wf: Workflow, opts: ModelDepsOptions = {}): ModelDepsR
             : isObj(node.widgets)
               ? getOwn(node.widgets, l.input)
               : undefined;
-        if (typeof v === "string" && v !== "" && v !== "None") add(node, v, l.folder, node.apiInputs ? "api-input" : "loader-widget", { input: l.input });
+        if (typeof v === "string" && v !== "" && v !== "None")
+          add(node, v, l.folder, node.apiInputs ? "api-input" : "loader-widget", { input: l.input });
       }
       continue;
     }

@@ -22,13 +22,7 @@ export const KNOWN_JS_ONLY_CLASSES: Record<string, string> = {
 
 export const COMFYUI_REPO = "https://github.com/comfyanonymous/ComfyUI";
 
-export type ResolveHow =
-  | "cnr_id"
-  | "aux_id"
-  | "extension-node-map"
-  | "nodename_pattern"
-  | "known-js-only"
-  | "none";
+export type ResolveHow = "cnr_id" | "aux_id" | "extension-node-map" | "nodename_pattern" | "known-js-only" | "none";
 
 export interface PackRef {
   /** Canonical GitHub URL when known. */
@@ -233,7 +227,8 @@ export function resolveWorkflowNodes(wf: Workflow, idx: ResolveIndex): WorkflowR
         ...b,
         status: st,
         how: "none",
-        reason: st === "comfyui-too-old" ? `cnr_id comfy-core, but the host's ComfyUI has no ${type}: ComfyUI is too old, update it` : undefined,
+        reason:
+          st === "comfyui-too-old" ? `cnr_id comfy-core, but the host's ComfyUI has no ${type}: ComfyUI is too old, update it` : undefined,
       });
       continue;
     }
@@ -257,7 +252,13 @@ export function resolveWorkflowNodes(wf: Workflow, idx: ResolveIndex): WorkflowR
       }
       const pack: PackRef = { registryId: cnr, ...versionOf(), ...(repo ? { repo: displayRepo(idx, repo) } : {}) };
       if (repo) chosen.add(repo);
-      results.set(type, { ...b, status: "custom", pack, how: "cnr_id", runnersUp: claimants.filter((r) => r !== repo).map((r) => displayRepo(idx, r)) });
+      results.set(type, {
+        ...b,
+        status: "custom",
+        pack,
+        how: "cnr_id",
+        runnersUp: claimants.filter((r) => r !== repo).map((r) => displayRepo(idx, r)),
+      });
       continue;
     }
     if (auxNode) {
@@ -370,10 +371,30 @@ function tieBreak(
   exact: string[] = candidates,
 ): { ordered: string[]; reason: string } {
   const already = candidates.filter((c) => chosen.has(c));
-  if (already.length === 1) return { ordered: [already[0], ...pickByStars(idx, candidates.filter((c) => c !== already[0]))], reason: "pack already used by other nodes of this workflow" };
+  if (already.length === 1)
+    return {
+      ordered: [
+        already[0],
+        ...pickByStars(
+          idx,
+          candidates.filter((c) => c !== already[0]),
+        ),
+      ],
+      reason: "pack already used by other nodes of this workflow",
+    };
   const pool1 = already.length > 1 ? already : candidates;
   const hint = pool1.filter((c) => hinted.has(c));
-  if (hint.length === 1) return { ordered: [hint[0], ...pickByStars(idx, candidates.filter((c) => c !== hint[0]))], reason: "pack named in the workflow's node_versions" };
+  if (hint.length === 1)
+    return {
+      ordered: [
+        hint[0],
+        ...pickByStars(
+          idx,
+          candidates.filter((c) => c !== hint[0]),
+        ),
+      ],
+      reason: "pack named in the workflow's node_versions",
+    };
   const pool = hint.length > 1 ? hint : pool1;
   // How many of the workflow's classes each candidate claims. A bundle that copies hundreds of
   // classes from everywhere would win this count unfairly, so the share of the candidate's own
@@ -383,10 +404,28 @@ function tieBreak(
   const best = Math.max(...score.values());
   const top = pool.filter((c) => score.get(c) === best);
   if (top.length === 1 && best > 1 && !isBundle(idx, top[0]))
-    return { ordered: [top[0], ...pickByStars(idx, candidates.filter((c) => c !== top[0]))], reason: `claims the most (${best}) of this workflow's classes` };
+    return {
+      ordered: [
+        top[0],
+        ...pickByStars(
+          idx,
+          candidates.filter((c) => c !== top[0]),
+        ),
+      ],
+      reason: `claims the most (${best}) of this workflow's classes`,
+    };
   const exactInPool = pool.filter((c) => exact.includes(c));
-  const ordered = [...pickByStars(idx, exactInPool.length ? exactInPool : pool), ...pickByStars(idx, pool.filter((c) => exactInPool.length && !exact.includes(c)))];
-  const rest = pickByStars(idx, candidates.filter((c) => !ordered.includes(c)));
+  const ordered = [
+    ...pickByStars(idx, exactInPool.length ? exactInPool : pool),
+    ...pickByStars(
+      idx,
+      pool.filter((c) => exactInPool.length && !exact.includes(c)),
+    ),
+  ];
+  const rest = pickByStars(
+    idx,
+    candidates.filter((c) => !ordered.includes(c)),
+  );
   return { ordered: [...ordered, ...rest], reason: `most GitHub stars among ${candidates.length} packs claiming the class` };
 }
 

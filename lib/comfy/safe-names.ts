@@ -75,7 +75,8 @@ export function safeUrl(url: unknown, opts: { allowHttp?: boolean } = {}): Safe<
   } catch {
     return { ok: false, reason: "not a valid URL" };
   }
-  if (u.protocol !== "https:" && !(opts.allowHttp && u.protocol === "http:")) return { ok: false, reason: `scheme ${u.protocol} not allowed` };
+  if (u.protocol !== "https:" && !(opts.allowHttp && u.protocol === "http:"))
+    return { ok: false, reason: `scheme ${u.protocol} not allowed` };
   if (u.username || u.password) return { ok: false, reason: "credentials embedded in URL" };
   if (!HOST_RE.test(u.hostname)) return { ok: false, reason: `odd host name ${JSON.stringify(u.hostname)}` };
   return { ok: true, value: u.toString() };
@@ -86,6 +87,7 @@ export function safeRepoUrl(url: unknown): Safe<string> {
   const r = safeUrl(url);
   if (!r.ok) return r;
   const m = /^https:\/\/github\.com\/([A-Za-z0-9][A-Za-z0-9-]{0,38})\/([A-Za-z0-9._-]{1,100}?)(\.git)?\/?$/.exec(r.value);
-  if (!m || m[2] === "." || m[2] === ".." || m[2].startsWith("-")) return { ok: false, reason: "not a plain https://github.com/<owner>/<repo> URL" };
+  if (!m || m[2] === "." || m[2] === ".." || m[2].startsWith("-"))
+    return { ok: false, reason: "not a plain https://github.com/<owner>/<repo> URL" };
   return { ok: true, value: `https://github.com/${m[1]}/${m[2]}` };
 }

@@ -38,7 +38,10 @@ export function checkJsonDepth(value: unknown, file: string, limit = MAX_JSON_DE
   while (stack.length) {
     const [v, depth] = stack.pop()!;
     if (depth > limit)
-      throw new WorkflowReadError(file, `JSON nested more than ${limit} levels deep: no ComfyUI workflow is, and ComfyUI could not load it`);
+      throw new WorkflowReadError(
+        file,
+        `JSON nested more than ${limit} levels deep: no ComfyUI workflow is, and ComfyUI could not load it`,
+      );
     for (const k of Array.isArray(v) ? v : Object.values(v)) if (typeof k === "object" && k !== null) stack.push([k, depth + 1]);
   }
 }

@@ -107,7 +107,14 @@ const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object
 /** Normalise a link: arrays at the top level, objects inside subgraphs (and newer top levels). */
 export function normLink(l: unknown): UiLink | undefined {
   if (Array.isArray(l) && l.length >= 5) {
-    return { id: Number(l[0]), origin_id: l[1] as number, origin_slot: Number(l[2]), target_id: l[3] as number, target_slot: Number(l[4]), type: l[5] };
+    return {
+      id: Number(l[0]),
+      origin_id: l[1] as number,
+      origin_slot: Number(l[2]),
+      target_id: l[3] as number,
+      target_slot: Number(l[4]),
+      type: l[5],
+    };
   }
   if (isObj(l) && Object.hasOwn(l, "origin_id") && Object.hasOwn(l, "target_id")) {
     return {

@@ -24,8 +24,19 @@ export const SPEC_LABEL = "flow.spec-hash";
 /** Canonical JSON (sorted keys) so the same spec always gives the same hash. */
 export function specHash(spec: ContainerSpec): string {
   const canon = (v: unknown): unknown =>
-    Array.isArray(v) ? v.map(canon) : v && typeof v === "object" ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon((v as Record<string, unknown>)[k])])) : v;
-  return createHash("sha256").update(JSON.stringify(canon(spec))).digest("hex").slice(0, 16);
+    Array.isArray(v)
+      ? v.map(canon)
+      : v && typeof v === "object"
+        ? Object.fromEntries(
+            Object.keys(v)
+              .sort()
+              .map((k) => [k, canon((v as Record<string, unknown>)[k])]),
+          )
+        : v;
+  return createHash("sha256")
+    .update(JSON.stringify(canon(spec)))
+    .digest("hex")
+    .slice(0, 16);
 }
 
 export function runArgv(spec: ContainerSpec): string[] {
@@ -156,7 +167,15 @@ export function parseHealthWait(stdout: string): HealthWait {
   if (i < 0) return { outcome: "timeout", seconds: 0, url: "", code: "no answer from the wait loop" };
   const [what, secs, a = "", b = ""] = lines[i]!.split(" ");
   const seconds = Number(secs);
-  if (what === "ok") return { outcome: "ok", seconds, body: lines.slice(i + 1).join("\n").trim() };
+  if (what === "ok")
+    return {
+      outcome: "ok",
+      seconds,
+      body: lines
+        .slice(i + 1)
+        .join("\n")
+        .trim(),
+    };
   if (what === "exited") return { outcome: "exited", seconds, state: a, restarts: Number(b) || 0 };
   return { outcome: "timeout", seconds, url: a, code: b || "000" };
 }

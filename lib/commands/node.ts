@@ -7,7 +7,9 @@ export function nodeFact(remoteDir: string): string {
   const own = hostPath(remoteDir, "node/bin/node");
   const probe = `-e 'process.stdout.write(process.versions.node)'`;
   // the system node is asked only when flow's own is missing: each probe starts a node process
-  return [`o=$(${own} ${probe} 2>/dev/null)`, `echo "$o"`, `if [ -z "$o" ]; then node ${probe} 2>/dev/null; fi`, `echo`, `uname -m`].join("; ");
+  return [`o=$(${own} ${probe} 2>/dev/null)`, `echo "$o"`, `if [ -z "$o" ]; then node ${probe} 2>/dev/null; fi`, `echo`, `uname -m`].join(
+    "; ",
+  );
 }
 
 export interface NodeFact {

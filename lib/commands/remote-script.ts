@@ -5,7 +5,8 @@ import { hostPath } from "./paths.ts";
 import { shQuote } from "../quote.ts";
 
 export function runDir(remoteDir: string, key: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(key)) throw new Error(`remote script key ${JSON.stringify(key)}: use letters, digits, '.', '_' or '-'`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(key))
+    throw new Error(`remote script key ${JSON.stringify(key)}: use letters, digits, '.', '_' or '-'`);
   return hostPath(remoteDir, "runs", key);
 }
 

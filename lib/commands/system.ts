@@ -13,7 +13,14 @@ for p in sys.argv[1:]:
     try: fcntl.lockf(f, fcntl.LOCK_EX|fcntl.LOCK_NB)
     except OSError: sys.exit(1)' ${locks} 2>/dev/null`;
   const busy = `{ if command -v python3 >/dev/null; then ! ${probe}; else pgrep -x 'apt|apt-get|dpkg|unattended-upgr' >/dev/null; fi; }`;
-  return [`i=0`, `while ${busy}; do`, `  [ $i -ge ${timeoutSeconds} ] && { echo "apt/dpkg still locked after ${timeoutSeconds}s" >&2; exit 1; }`, `  sleep 1; i=$((i+1))`, `done`, `echo $i`].join("\n");
+  return [
+    `i=0`,
+    `while ${busy}; do`,
+    `  [ $i -ge ${timeoutSeconds} ] && { echo "apt/dpkg still locked after ${timeoutSeconds}s" >&2; exit 1; }`,
+    `  sleep 1; i=$((i+1))`,
+    `done`,
+    `echo $i`,
+  ].join("\n");
 }
 
 /** `installed`/`absent`, then `active`/`inactive`, then `enabled`/`disabled`. */
@@ -41,7 +48,9 @@ export function mergeDaemonJson(current: string, opts: { nvidiaRuntime: boolean 
     }
   }
   const next = structuredClone(cfg);
-  const execOpts = Array.isArray(next["exec-opts"]) ? (next["exec-opts"] as string[]).filter((o) => !o.startsWith("native.cgroupdriver=")) : [];
+  const execOpts = Array.isArray(next["exec-opts"])
+    ? (next["exec-opts"] as string[]).filter((o) => !o.startsWith("native.cgroupdriver="))
+    : [];
   execOpts.push("native.cgroupdriver=cgroupfs");
   next["exec-opts"] = execOpts;
   if (opts.nvidiaRuntime) {

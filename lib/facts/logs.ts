@@ -61,7 +61,7 @@ export function parseLogLine(line: string): LogLine {
         if (res?.statusCode !== undefined) fields.push(String(res.statusCode));
         if (typeof j.responseTime === "number") fields.push(`${Math.round(j.responseTime)}ms`);
         for (const [k, v] of Object.entries(j)) {
-          if (PINO_BASE.has(k) || k === "error" && typeof v === "object") continue;
+          if (PINO_BASE.has(k) || (k === "error" && typeof v === "object")) continue;
           const s = short(v);
           if (s !== undefined) fields.push(`${k}=${s}`);
         }
@@ -159,9 +159,11 @@ export class LineSplitter {
 
 /** docker's --since: a duration (10m, 1h30m), a unix time, or a date / RFC 3339 time */
 export function validSince(s: string): boolean {
-  return /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(s)
-    || /^\d+(\.\d+)?$/.test(s)
-    || /^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d+)?)?)?(Z|[+-]\d\d:?\d\d)?$/.test(s);
+  return (
+    /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(s) ||
+    /^\d+(\.\d+)?$/.test(s) ||
+    /^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d+)?)?)?(Z|[+-]\d\d:?\d\d)?$/.test(s)
+  );
 }
 
 export interface LogsQuery {
@@ -173,7 +175,8 @@ export interface LogsQuery {
 
 function logsArgs(q: LogsQuery): string {
   return [
-    "logs", "--timestamps",
+    "logs",
+    "--timestamps",
     ...(q.since ? ["--since", shQuote(q.since)] : []),
     ...(q.tail !== undefined ? ["--tail", String(Math.max(0, Math.floor(q.tail)))] : []),
   ].join(" ");

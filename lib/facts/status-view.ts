@@ -36,7 +36,8 @@ function containerCell(s: HostStatus): string {
   const c = s.container;
   if (!c) return "no container";
   const restarts = c.restarts ? `, ${c.restarts} restart${c.restarts === 1 ? "" : "s"}` : "";
-  if (c.state === "running") return `up ${fmtDuration(c.uptimeSeconds)}${c.health && c.health !== "healthy" ? ` (${c.health})` : ""}${restarts}`;
+  if (c.state === "running")
+    return `up ${fmtDuration(c.uptimeSeconds)}${c.health && c.health !== "healthy" ? ` (${c.health})` : ""}${restarts}`;
   return `${c.state}${c.exitCode !== null ? ` (exit ${c.exitCode})` : ""}${restarts}`;
 }
 
@@ -73,7 +74,9 @@ export function statusNotes(s: HostStatus): string[] {
   if (w?.unexpected?.length) out.push(`served but not in workflows/: ${w.unexpected.join(", ")}`);
   if (s.models?.missing.length) {
     const shown = s.models.missing.slice(0, 5).join(", ");
-    out.push(`models missing: ${shown}${s.models.missing.length > 5 ? ` and ${s.models.missing.length - 5} more` : ""} (flow run models:download)`);
+    out.push(
+      `models missing: ${shown}${s.models.missing.length > 5 ? ` and ${s.models.missing.length - 5} more` : ""} (flow run models:download)`,
+    );
   }
   if (s.models?.error) out.push(`models: ${s.models.error}`);
   return out;
@@ -81,7 +84,9 @@ export function statusNotes(s: HostStatus): string[] {
 
 /** `gpu H100 1/80G 3%  comfyui up 2h  api 1.18.0 ...`; `widths` pads each value to line up hosts. */
 export function statusLine(cells: Cells, widths?: Partial<Record<Column, number>>): string {
-  return COLUMNS.map((c) => `${c} ${cells[c].padEnd(widths?.[c] ?? 0)}`).join("  ").trimEnd();
+  return COLUMNS.map((c) => `${c} ${cells[c].padEnd(widths?.[c] ?? 0)}`)
+    .join("  ")
+    .trimEnd();
 }
 
 export function cellWidths(all: Cells[]): Record<Column, number> {
@@ -101,7 +106,7 @@ export function fleetTable(rows: { host: string; row?: StatusRow; error?: string
   const out = [lines[0]!];
   rows.forEach((r, i) => {
     if (r.row?.reachable) out.push(lines[i + 1]!);
-    else out.push(`${r.host.padEnd(hostWidth)}  ${r.row ? `unreachable: ${r.row.error}` : r.error ?? "no status"}`);
+    else out.push(`${r.host.padEnd(hostWidth)}  ${r.row ? `unreachable: ${r.row.error}` : (r.error ?? "no status")}`);
   });
   const notes = rows.flatMap((r) => (r.row?.reachable ? statusNotes(r.row).map((n) => `${r.host}: ${n}`) : []));
   return [...out, ...(notes.length ? ["", ...notes] : [])].join("\n");

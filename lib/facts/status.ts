@@ -148,8 +148,13 @@ export interface HostStatus {
   load: [number, number, number] | null;
   memory: { totalMB: number; availableMB: number } | null;
   disk: { path: string; filesystem: string; sizeGB: number; usedGB: number; availableGB: number; usePercent: number } | null;
-  docker: { state: "ok" | "missing" | "unavailable"; containers: { name: string; image: string; state: string; status: string; ports: string }[] };
-  gpus: { name: string; memoryUsedMB: number | null; memoryTotalMB: number | null; utilization: number | null; temperature: number | null }[] | null;
+  docker: {
+    state: "ok" | "missing" | "unavailable";
+    containers: { name: string; image: string; state: string; status: string; ports: string }[];
+  };
+  gpus:
+    | { name: string; memoryUsedMB: number | null; memoryTotalMB: number | null; utilization: number | null; temperature: number | null }[]
+    | null;
   /** the comfyui container; null when there is none (or docker cannot be asked) */
   container: ContainerStatus | null;
   /** comfyui-api, asked on the host: its address there, version (from /health), /health and /ready */
@@ -245,7 +250,10 @@ function check(p: Probe | null): HttpCheck | null {
 /** `0.0.0.0:3000->3000/tcp, [::]:3000->3000/tcp, 8188/tcp` (docker ps) -> the published ones. */
 export function parsePorts(container: string, text: string): PublishedPort[] {
   const out: PublishedPort[] = [];
-  for (const part of text.split(",").map((s) => s.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const m = /^(.*):(\d+(?:-\d+)?)->(\d+(?:-\d+)?)\/(\w+)$/.exec(part);
     if (m) out.push({ container, hostIp: m[1]!, hostPort: m[2]!, containerPort: m[3]!, proto: m[4]! });
   }
@@ -264,15 +272,16 @@ export function portWarnings(open: PublishedPort[]): string[] {
   return [...by.values()].map((ps) => {
     const p = ps[0]!;
     const on = [...new Set(ps.map((x) => x.hostIp || "*"))].join(", ");
-    const hint = p.containerPort === String(COMFY_PORT) ? ": ComfyUI's UI and Manager can install and run any code; publish it on 127.0.0.1 and use `flow run tunnel`" : "";
+    const hint =
+      p.containerPort === String(COMFY_PORT)
+        ? ": ComfyUI's UI and Manager can install and run any code; publish it on 127.0.0.1 and use `flow run tunnel`"
+        : "";
     return `${p.container}: port ${p.hostPort}->${p.containerPort}/${p.proto} is open to the world (published on ${on})${hint}`;
   });
 }
 
 function parseContainer(raw: string | undefined, name: string, now: number | null): ContainerStatus | null {
-  const j = jsonOf(raw?.trim()) as
-    | { state?: Record<string, unknown>; restarts?: number; image?: string }
-    | undefined;
+  const j = jsonOf(raw?.trim()) as { state?: Record<string, unknown>; restarts?: number; image?: string } | undefined;
   if (!j || typeof j !== "object" || !j.state) return null;
   const s = j.state;
   const startedAt = typeof s.StartedAt === "string" && !s.StartedAt.startsWith("0001-") ? s.StartedAt : null;
@@ -309,7 +318,12 @@ export function parseStatus(stdout: string, dataPath: string, opts: { marker?: s
   const [os = "unknown", kernel = "", hostname = ""] = get("os");
   const up = Number(get("uptime")[0]?.split(/\s+/)[0]);
   const la = get("loadavg")[0]?.split(/\s+/).slice(0, 3).map(Number);
-  const mem = Object.fromEntries(get("meminfo").map((l) => { const m = /^(\w+):\s+(\d+)/.exec(l); return m ? [m[1], Number(m[2])] : ["", 0]; }));
+  const mem = Object.fromEntries(
+    get("meminfo").map((l) => {
+      const m = /^(\w+):\s+(\d+)/.exec(l);
+      return m ? [m[1], Number(m[2])] : ["", 0];
+    }),
+  );
   const df = get("disk")[0]?.split(/\s+/);
   const dockerLines = get("docker");
   const gpuLines = get("gpu");
@@ -318,30 +332,45 @@ export function parseStatus(stdout: string, dataPath: string, opts: { marker?: s
   const containers = dockerLines.flatMap((l) => {
     try {
       const c = JSON.parse(l);
-      return [{ name: String(c.Names ?? ""), image: String(c.Image ?? ""), state: String(c.State ?? ""), status: String(c.Status ?? ""), ports: String(c.Ports ?? "") }];
+      return [
+        {
+          name: String(c.Names ?? ""),
+          image: String(c.Image ?? ""),
+          state: String(c.State ?? ""),
+          status: String(c.Status ?? ""),
+          ports: String(c.Ports ?? ""),
+        },
+      ];
     } catch {
       return [];
     }
   });
-  const docker: HostStatus["docker"] = dockerLines[0] === "!docker-missing"
-    ? { state: "missing", containers: [] }
-    : dockerLines[0] === "!docker-unavailable"
-      ? { state: "unavailable", containers: [] }
-      : { state: "ok", containers };
+  const docker: HostStatus["docker"] =
+    dockerLines[0] === "!docker-missing"
+      ? { state: "missing", containers: [] }
+      : dockerLines[0] === "!docker-unavailable"
+        ? { state: "unavailable", containers: [] }
+        : { state: "ok", containers };
 
   const name = opts.container ?? "comfyui";
   const container = parseContainer(sections.get("container"), name, now);
   const [apiAddr] = (lines("endpoints")[0] ?? "").split(/\s+/);
   const health = parseProbe(sections.get("health"));
   const ready = parseProbe(sections.get("ready"));
-  const version = [health, ready].map((p) => (jsonOf(p?.body) as { version?: unknown } | undefined)?.version).find((v) => typeof v === "string") as string | undefined;
+  const version = [health, ready]
+    .map((p) => (jsonOf(p?.body) as { version?: unknown } | undefined)?.version)
+    .find((v) => typeof v === "string") as string | undefined;
 
   let queue: HostStatus["queue"] = null;
   let queueError: string | undefined;
   const q = parseProbe(sections.get("queue"));
   const qj = q?.code === 200 ? (jsonOf(q.body) as { queue_running?: unknown; queue_pending?: unknown } | undefined) : undefined;
   if (qj && Array.isArray(qj.queue_running) && Array.isArray(qj.queue_pending)) {
-    queue = { running: qj.queue_running.length, pending: qj.queue_pending.length, total: qj.queue_running.length + qj.queue_pending.length };
+    queue = {
+      running: qj.queue_running.length,
+      pending: qj.queue_pending.length,
+      total: qj.queue_running.length + qj.queue_pending.length,
+    };
   } else {
     const p = parseProbe(sections.get("prompt"));
     const remaining = (jsonOf(p?.body) as { exec_info?: { queue_remaining?: unknown } } | undefined)?.exec_info?.queue_remaining;
@@ -355,29 +384,48 @@ export function parseStatus(stdout: string, dataPath: string, opts: { marker?: s
   if (docs) {
     const served = docs.code === 200 ? servedWorkflows(jsonOf(docs.body)) : null;
     if (served) workflows = { served };
-    else workflowsError = docs.error ?? (docs.code === 200 ? "GET /docs/json is not an OpenAPI document" : `GET /docs/json answered ${docs.code}`);
+    else
+      workflowsError =
+        docs.error ?? (docs.code === 200 ? "GET /docs/json is not an OpenAPI document" : `GET /docs/json answered ${docs.code}`);
   }
 
   const nodeLines = lines("nodes");
-  const nodePacks = !sections.has("nodes") || nodeLines[0] === "!missing"
-    ? null
-    : nodeLines.map((l) => l.slice(2)).filter((n) => n && n !== "__pycache__").sort();
+  const nodePacks =
+    !sections.has("nodes") || nodeLines[0] === "!missing"
+      ? null
+      : nodeLines
+          .map((l) => l.slice(2))
+          .filter((n) => n && n !== "__pycache__")
+          .sort();
 
   const openPorts = containers.flatMap((c) => parsePorts(c.name, c.ports)).filter((p) => isWorldAddress(p.hostIp));
   return {
     reachable: true,
-    os, kernel, hostname,
+    os,
+    kernel,
+    hostname,
     uptimeSeconds: Number.isFinite(up) ? Math.round(up) : null,
     load: la && la.length === 3 && la.every(Number.isFinite) ? (la as [number, number, number]) : null,
     memory: mem.MemTotal ? { totalMB: Math.round(mem.MemTotal / 1024), availableMB: Math.round((mem.MemAvailable ?? 0) / 1024) } : null,
-    disk: df && df.length >= 6
-      ? { path: dataPath, filesystem: df[0]!, sizeGB: kb(df[1]), usedGB: kb(df[2]), availableGB: kb(df[3]), usePercent: Number(df[4]!.replace("%", "")) }
-      : null,
+    disk:
+      df && df.length >= 6
+        ? {
+            path: dataPath,
+            filesystem: df[0]!,
+            sizeGB: kb(df[1]),
+            usedGB: kb(df[2]),
+            availableGB: kb(df[3]),
+            usePercent: Number(df[4]!.replace("%", "")),
+          }
+        : null,
     docker,
-    gpus: gpuLines[0] === "!no-nvidia-smi" || (!gpuLines.length && !sections.has("gpu")) ? null : gpuLines.map((l) => {
-      const [gpuName = "", used, total, util, temp] = l.split(",").map((x) => x.trim());
-      return { name: gpuName, memoryUsedMB: num(used), memoryTotalMB: num(total), utilization: num(util), temperature: num(temp) };
-    }),
+    gpus:
+      gpuLines[0] === "!no-nvidia-smi" || (!gpuLines.length && !sections.has("gpu"))
+        ? null
+        : gpuLines.map((l) => {
+            const [gpuName = "", used, total, util, temp] = l.split(",").map((x) => x.trim());
+            return { name: gpuName, memoryUsedMB: num(used), memoryTotalMB: num(total), utilization: num(util), temperature: num(temp) };
+          }),
     container,
     api: {
       url: apiAddr ? `http://${apiAddr}` : null,

@@ -44,10 +44,12 @@ export const settingsSchema = z.strictObject({
    * at a loopback, private, link-local or other non-public address, or over plain http, is refused.
    */
   allowHosts: z
-    .array(z.string().superRefine((v, ctx) => {
-      const why = allowEntryProblem(v);
-      if (why) ctx.addIssue({ code: "custom", message: why });
-    }))
+    .array(
+      z.string().superRefine((v, ctx) => {
+        const why = allowEntryProblem(v);
+        if (why) ctx.addIssue({ code: "custom", message: why });
+      }),
+    )
     .default([]),
   /** Node runtime that pushed scripts need */
   node: z

@@ -39,7 +39,12 @@ export class ListrReporter implements Reporter {
         rendererOptions: { persistentOutput: true, outputBar: Infinity },
       })),
       // flow's own Ctrl-C handler (lib/cleanup.ts) releases host locks; listr2's would exit first
-      { concurrent: true, exitOnError: false, registerSignalListeners: false, rendererOptions: { collapseErrors: false, showErrorMessage: true } },
+      {
+        concurrent: true,
+        exitOnError: false,
+        registerSignalListeners: false,
+        rendererOptions: { collapseErrors: false, showErrorMessage: true },
+      },
     );
     this.list = list.run().then(
       () => undefined,

@@ -15,13 +15,21 @@ export class PlainReporter implements Reporter {
   start(task: string, hosts: string[], dryRun: boolean): void {
     this.dryRun = dryRun;
     if (this.opts.quiet) return;
-    const where = hosts.length === 1 && hosts[0] === "local" ? "this machine" : `${hosts.length} host${hosts.length === 1 ? "" : "s"}: ${hosts.join(", ")}`;
+    const where =
+      hosts.length === 1 && hosts[0] === "local"
+        ? "this machine"
+        : `${hosts.length} host${hosts.length === 1 ? "" : "s"}: ${hosts.join(", ")}`;
     this.write(`${dryRun ? "dry run: " : ""}${task} on ${where}`);
   }
 
   event(e: RunEvent): void {
-    if (this.opts.quiet && !(e.type === "step-end" && e.status === "failed") && !(e.type === "log" && e.level !== "info" && e.level !== "debug")
-      && e.type !== "host-end") return;
+    if (
+      this.opts.quiet &&
+      !(e.type === "step-end" && e.status === "failed") &&
+      !(e.type === "log" && e.level !== "info" && e.level !== "debug") &&
+      e.type !== "host-end"
+    )
+      return;
     switch (e.type) {
       case "step-end": {
         const status = e.status === "changed" && e.dryRun ? "would change" : e.status;

@@ -8,9 +8,11 @@ export class QuietReporter implements Reporter {
   start(): void {}
 
   event(e: RunEvent): void {
-    if (e.type === "log" && e.level !== "info") for (const line of e.message.split("\n")) this.write(`flow: [${e.host}] ${e.level}: ${line}`);
+    if (e.type === "log" && e.level !== "info")
+      for (const line of e.message.split("\n")) this.write(`flow: [${e.host}] ${e.level}: ${line}`);
     if (e.type === "host-end" && e.outcome === "unreachable") this.write(`flow: [${e.host}] UNREACHABLE${e.error ? `: ${e.error}` : ""}`);
-    if (e.type === "host-end" && e.outcome === "failed" && e.error && !/^[^:]*: exit \S+$/.test(e.error)) this.write(`flow: [${e.host}] ${e.error}`);
+    if (e.type === "host-end" && e.outcome === "failed" && e.error && !/^[^:]*: exit \S+$/.test(e.error))
+      this.write(`flow: [${e.host}] ${e.error}`);
   }
 
   finish(): void {}

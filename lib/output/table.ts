@@ -13,6 +13,10 @@ export function formatTable(header: string[], rows: (string | undefined)[][], op
   // a loop, not Math.max(...rows): a call with 10^5 arguments overflows the stack
   const widths = header.map((h, i) => cells.reduce((m, r) => Math.max(m, r[i]!.length), h.length));
   const right = new Set(opts.right ?? []);
-  const line = (r: string[]) => r.map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join("  ").trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd();
   return [line(header), ...(opts.rule ? [line(widths.map((n) => "-".repeat(n)))] : []), ...cells.map(line)].join("\n");
 }

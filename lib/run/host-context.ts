@@ -49,17 +49,27 @@ export class HostContext implements TaskContext {
     this.emitEvent({ type: "step-start", host, step: title });
     try {
       const r = await body();
-      const result: StepResult = typeof r === "string" ? { status: r } : r ?? { status: "ok" };
+      const result: StepResult = typeof r === "string" ? { status: r } : (r ?? { status: "ok" });
       this.emitEvent({
-        type: "step-end", host, step: title, status: result.status,
-        note: result.note, ms: Date.now() - started, dryRun: this.dryRun,
+        type: "step-end",
+        host,
+        step: title,
+        status: result.status,
+        note: result.note,
+        ms: Date.now() - started,
+        dryRun: this.dryRun,
       });
       return result.status;
     } catch (err) {
       const message = (err as Error).message ?? String(err);
       this.emitEvent({
-        type: "step-end", host, step: title, status: "failed",
-        note: message, ms: Date.now() - started, dryRun: this.dryRun,
+        type: "step-end",
+        host,
+        step: title,
+        status: "failed",
+        note: message,
+        ms: Date.now() - started,
+        dryRun: this.dryRun,
       });
       this.tally.failed++;
       throw new TaskError(`${title}: ${message}`);
@@ -125,7 +135,12 @@ export class HostContext implements TaskContext {
     const before = { ...this.tally };
     await task.run(this, parsed.data);
     const t = this.tally;
-    return { ok: t.ok - before.ok, changed: t.changed - before.changed, skipped: t.skipped - before.skipped, failed: t.failed - before.failed };
+    return {
+      ok: t.ok - before.ok,
+      changed: t.changed - before.changed,
+      skipped: t.skipped - before.skipped,
+      failed: t.failed - before.failed,
+    };
   }
 
   remoteScript(script: string, opts: { key: string; job?: unknown; onProgress?: (event: Record<string, unknown>) => void }) {

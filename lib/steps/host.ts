@@ -2,8 +2,18 @@
 import type { StepStatus, TaskContext } from "../task.ts";
 import { shQuote } from "../quote.ts";
 import {
-  addFstab, disableUnattended, formatIfBlank, formatRefusal, makeDirs, mergeDaemonJson, missingDirs, mountVolume,
-  parseVolumeFact, unattendedFact, volumeFact, waitForAptLock,
+  addFstab,
+  disableUnattended,
+  formatIfBlank,
+  formatRefusal,
+  makeDirs,
+  mergeDaemonJson,
+  missingDirs,
+  mountVolume,
+  parseVolumeFact,
+  unattendedFact,
+  volumeFact,
+  waitForAptLock,
 } from "../commands/system.ts";
 
 const root = { sudo: true } as const;
@@ -24,7 +34,8 @@ export async function stopUnattendedUpgrades(ctx: TaskContext): Promise<StepStat
   if (!f.installed) return ctx.step("unattended-upgrades stopped", async () => ({ status: "skipped", note: "not installed" }));
   return ctx.ensure({
     title: "unattended-upgrades stopped and disabled",
-    check: async () => (!f.active && !f.enabled ? true : { ok: false, note: [f.active && "running", f.enabled && "enabled"].filter(Boolean).join(", ") }),
+    check: async () =>
+      !f.active && !f.enabled ? true : { ok: false, note: [f.active && "running", f.enabled && "enabled"].filter(Boolean).join(", ") },
     apply: async () => void (await ctx.sh(disableUnattended, root)),
   });
 }
@@ -101,7 +112,11 @@ export async function ensureNvidia(ctx: TaskContext, gpu: GpuFact): Promise<void
       await ctx.sh("nvidia-ctk runtime configure --runtime=docker >/dev/null", root);
       const current = (await ctx.exec("cat /etc/docker/daemon.json 2>/dev/null", root)).stdout;
       const merged = mergeDaemonJson(current, { nvidiaRuntime: true });
-      if (merged) await ctx.sh(`tmp=$(mktemp /etc/docker/.daemon.json.XXXXXX) && cat > "$tmp" && chmod 644 "$tmp" && mv "$tmp" /etc/docker/daemon.json`, { ...root, stdin: merged });
+      if (merged)
+        await ctx.sh(
+          `tmp=$(mktemp /etc/docker/.daemon.json.XXXXXX) && cat > "$tmp" && chmod 644 "$tmp" && mv "$tmp" /etc/docker/daemon.json`,
+          { ...root, stdin: merged },
+        );
       await ctx.sh("systemctl restart docker", root);
       return "daemon.json updated, docker restarted";
     },
@@ -129,7 +144,10 @@ export async function ensureVolume(ctx: TaskContext, device: string, mountpoint:
   const read = async () => parseVolumeFact(await ctx.sh(volumeFact(device, mountpoint), root));
   let fact = await read();
   if (!fact.present) {
-    await ctx.step(`volume ${device}`, async () => ({ status: "skipped", note: `no block device ${device}: the data root stays on the boot disk` }));
+    await ctx.step(`volume ${device}`, async () => ({
+      status: "skipped",
+      note: `no block device ${device}: the data root stays on the boot disk`,
+    }));
     return;
   }
   await ctx.ensure({
@@ -146,7 +164,8 @@ export async function ensureVolume(ctx: TaskContext, device: string, mountpoint:
       return `formatted ext4 (UUID ${fact.uuid})`;
     },
   });
-  if (fact.type) await ctx.step(`keep data on ${device}`, async () => ({ status: "ok", note: `${fact.type} ${fact.uuid ?? ""}: never formatted` }));
+  if (fact.type)
+    await ctx.step(`keep data on ${device}`, async () => ({ status: "ok", note: `${fact.type} ${fact.uuid ?? ""}: never formatted` }));
   await ctx.ensure({
     title: `${device} mounted at ${mountpoint}`,
     check: async () => (fact.mountedFrom ? true : { ok: false, note: "not mounted" }),
@@ -161,4 +180,3 @@ export async function ensureVolume(ctx: TaskContext, device: string, mountpoint:
     },
   });
 }
-

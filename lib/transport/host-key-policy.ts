@@ -26,7 +26,13 @@ export type HostKeyPolicy = Pick<SshOptions, "knownHostsFile" | "acceptNewHostKe
 
 /** ssh2's default host key algorithm order; we move the types we already trust to the front. */
 const HOST_KEY_ALGOS = [
-  "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "rsa-sha2-512", "rsa-sha2-256", "ssh-rsa",
+  "ssh-ed25519",
+  "ecdsa-sha2-nistp256",
+  "ecdsa-sha2-nistp384",
+  "ecdsa-sha2-nistp521",
+  "rsa-sha2-512",
+  "rsa-sha2-256",
+  "ssh-rsa",
 ];
 
 /**

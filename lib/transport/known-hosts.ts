@@ -5,9 +5,7 @@ import { dirname } from "node:path";
 import { shQuote } from "../quote.ts";
 import { globMatch } from "./ssh-config.ts";
 
-export type HostMatcher =
-  | { kind: "patterns"; patterns: string[] }
-  | { kind: "hashed"; salt: Buffer; hash: Buffer };
+export type HostMatcher = { kind: "patterns"; patterns: string[] } | { kind: "hashed"; salt: Buffer; hash: Buffer };
 
 export interface KnownHostEntry {
   /** 1-based line number in the file, for error messages */

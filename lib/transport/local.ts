@@ -67,7 +67,12 @@ export class LocalTransport implements Transport {
   }
 
   /** A plain TCP relay on this machine (the "host" is this machine). */
-  forward(localPort: number, remoteHost: string, remotePort: number, opts: { localHost?: string; onError?: (err: Error) => void } = {}): Promise<PortForward> {
+  forward(
+    localPort: number,
+    remoteHost: string,
+    remotePort: number,
+    opts: { localHost?: string; onError?: (err: Error) => void } = {},
+  ): Promise<PortForward> {
     return listenForward(
       localPort,
       () =>

@@ -55,7 +55,10 @@ export function parseLine(raw: string): Line | null {
 
 /** OpenSSH-style glob (`*`, `?`) over the whole string; host names compare case-insensitively. */
 export function globMatch(pattern: string, value: string, caseInsensitive = true): boolean {
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  const re = pattern
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
   return new RegExp(`^${re}$`, caseInsensitive ? "i" : "").test(value);
 }
 
@@ -124,7 +127,13 @@ export function resolveSshConfig(text: string, alias: string, opts: ResolveOptio
   let proxyJump: string[] | undefined;
   if (pj) {
     const joined = pj.join(",");
-    proxyJump = joined.toLowerCase() === "none" ? [] : joined.split(",").map((s) => s.trim()).filter(Boolean);
+    proxyJump =
+      joined.toLowerCase() === "none"
+        ? []
+        : joined
+            .split(",")
+            .map((s) => s.trim())
+            .filter(Boolean);
   }
   const io = one("identitiesonly");
 
@@ -142,7 +151,7 @@ export function resolveSshConfig(text: string, alias: string, opts: ResolveOptio
 
 /** `%h`-style tokens; `%%` is a literal percent; unknown tokens are kept as written. */
 export function expandTokens(value: string, tokens: Record<string, string>): string {
-  return value.replace(/%(.)/g, (all, c: string) => (c === "%" ? "%" : tokens[c] ?? all));
+  return value.replace(/%(.)/g, (all, c: string) => (c === "%" ? "%" : (tokens[c] ?? all)));
 }
 
 export function expandTilde(p: string, home = homedir()): string {

@@ -46,11 +46,11 @@ export function resolveHop(ctx: RouteContext, address: string, over: Partial<Ssh
     host,
     port,
     user: loginUser(who, cfg),
-    identityFiles: over.identityFile ? [expandTilde(over.identityFile)] : cfg?.identityFiles ?? [],
+    identityFiles: over.identityFile ? [expandTilde(over.identityFile)] : (cfg?.identityFiles ?? []),
     keyHost: cfg?.hostKeyAlias ?? host,
     keyPort: cfg?.hostKeyAlias ? 22 : port,
   };
-  const jumps = over.proxyJump !== undefined ? splitJumps(over.proxyJump) : cfg?.proxyJump ?? [];
+  const jumps = over.proxyJump !== undefined ? splitJumps(over.proxyJump) : (cfg?.proxyJump ?? []);
   return { hop, jumps };
 }
 
@@ -76,5 +76,8 @@ export function hopWhere(label: string, hop: Hop | undefined, isTarget = true): 
 function splitJumps(v: string): string[] {
   const t = v.trim();
   if (t === "" || t.toLowerCase() === "none") return [];
-  return t.split(",").map((s) => s.trim()).filter(Boolean);
+  return t
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
 }

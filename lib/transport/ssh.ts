@@ -72,7 +72,12 @@ export class SshTransport implements Transport {
    * direct-tcpip channel (not a session: OpenSSH's MaxSessions does not count it, so it takes no
    * channel slot); after a dropped connection the next local connection reconnects.
    */
-  async forward(localPort: number, remoteHost: string, remotePort: number, opts: { localHost?: string; onError?: (err: Error) => void } = {}): Promise<PortForward> {
+  async forward(
+    localPort: number,
+    remoteHost: string,
+    remotePort: number,
+    opts: { localHost?: string; onError?: (err: Error) => void } = {},
+  ): Promise<PortForward> {
     await this.conn.connect(); // an unreachable host fails here, before anything listens
     const fwd = await listenForward(
       localPort,

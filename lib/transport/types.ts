@@ -58,13 +58,21 @@ export interface Transport {
    * as the host sees it (over SSH: a direct-tcpip channel on the one connection, like `ssh -L`).
    * Resolves once listening. Optional: a transport without it cannot forward.
    */
-  forward?(localPort: number, remoteHost: string, remotePort: number, opts?: { localHost?: string; onError?: (err: Error) => void }): Promise<PortForward>;
+  forward?(
+    localPort: number,
+    remoteHost: string,
+    remotePort: number,
+    opts?: { localHost?: string; onError?: (err: Error) => void },
+  ): Promise<PortForward>;
   close(): Promise<void>;
 }
 
 /** Raised when a host cannot be reached or refused (host key, auth, timeout): the host is "unreachable". */
 export class UnreachableError extends Error {
-  constructor(message: string, readonly reason: "hostkey-unknown" | "hostkey-changed" | "auth" | "timeout" | "network" | "config") {
+  constructor(
+    message: string,
+    readonly reason: "hostkey-unknown" | "hostkey-changed" | "auth" | "timeout" | "network" | "config",
+  ) {
     super(message);
     this.name = "UnreachableError";
   }

@@ -70,7 +70,9 @@ async function fromDir(dir: string, wanted: string): Promise<LoadedSources> {
     try {
       texts.push(await readFile(join(dir, f), "utf8"));
     } catch (e) {
-      throw new TaskError(`comfyui-api source ${dir}: cannot read ${f} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); FLOW_COMFYUI_API_SRC / source.dir must be a comfyui-api checkout`);
+      throw new TaskError(
+        `comfyui-api source ${dir}: cannot read ${f} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); FLOW_COMFYUI_API_SRC / source.dir must be a comfyui-api checkout`,
+      );
     }
   }
   return sources(texts, dir, wanted);
@@ -93,7 +95,9 @@ async function fromUrl(base: string, o: LoadSourceOptions): Promise<LoadedSource
       warnings.push(...r.warnings);
     } catch (e) {
       if (e instanceof CacheError) {
-        throw new TaskError(`comfyui-api ${o.version}'s ${f}, needed to type-check workflows: ${e.message} (set FLOW_COMFYUI_API_URL to a mirror, or FLOW_COMFYUI_API_SRC to a comfyui-api checkout)`);
+        throw new TaskError(
+          `comfyui-api ${o.version}'s ${f}, needed to type-check workflows: ${e.message} (set FLOW_COMFYUI_API_URL to a mirror, or FLOW_COMFYUI_API_SRC to a comfyui-api checkout)`,
+        );
       }
       throw e;
     }
@@ -112,7 +116,10 @@ function sources([types, config, packageJson]: string[], origin: string, wanted:
   if (!/\bexport\s+(interface|type)\s+Workflow\b/.test(types!)) {
     throw new TaskError(`${origin}: src/types.ts does not declare comfyui-api's Workflow type; is this comfyui-api's source?`);
   }
-  const warnings = version && wanted && version !== wanted ? [`type-checking against comfyui-api ${version} from ${origin}, while the host runs ${wanted}`] : [];
+  const warnings =
+    version && wanted && version !== wanted
+      ? [`type-checking against comfyui-api ${version} from ${origin}, while the host runs ${wanted}`]
+      : [];
   return { types: types!, config: config!, packageJson: packageJson!, version: version || wanted, origin, warnings };
 }
 

@@ -44,10 +44,7 @@ export function installUploadCommand(bin: string, id: string, kind: "tgz" | "bin
     "set -e",
     `rm -rf -- ${dir}; mkdir -p -- ${dir}`,
     ...(kind === "tgz"
-      ? [
-          `tar -xzf ${q(`${inc}/${id}.tgz`)} -C ${dir} --no-same-owner`,
-          `cp -- ${q(`${inc}/${id}.sha256`)} ${dir}/${MANIFEST}`,
-        ]
+      ? [`tar -xzf ${q(`${inc}/${id}.tgz`)} -C ${dir} --no-same-owner`, `cp -- ${q(`${inc}/${id}.sha256`)} ${dir}/${MANIFEST}`]
       : [
           `printf '%s  %s\\n' ${q(sha256 ?? "")} ${q(`${inc}/${id}.bin`)} | sha256sum -c --quiet --strict`,
           `mv -- ${q(`${inc}/${id}.bin`)} ${dir}/${LAUNCHER}`,
@@ -86,7 +83,11 @@ export function installDownloadCommand(bin: string, file: string, opts: { versio
   return [
     "set -e",
     `h=$(sha256sum < ${f} | cut -d' ' -f1); bytes=$(wc -c < ${f} | tr -d ' ')`,
-    ...(opts.expect ? [`[ "$h" = ${q(opts.expect.toLowerCase())} ] || { echo "sha256 of the download is $h, expected ${opts.expect.toLowerCase()}" >&2; exit 5; }`] : []),
+    ...(opts.expect
+      ? [
+          `[ "$h" = ${q(opts.expect.toLowerCase())} ] || { echo "sha256 of the download is $h, expected ${opts.expect.toLowerCase()}" >&2; exit 5; }`,
+        ]
+      : []),
     opts.version ? `id=${q(checkId(opts.version))}` : `id=$(printf %s "$h" | cut -c1-12)`,
     `echo "build $id $h $bytes"`,
     `if [ -f ${q(bin)}/"$id"/${MARKER} ]; then echo "have $id"; rm -rf -- "$(dirname ${f})"; exit 0; fi`,
@@ -138,7 +139,11 @@ export function pruneCommand(bin: string, ids: string[]): string {
 /** Make .incoming (owned by the login user, who uploads and downloads there) and empty it of stale work. */
 export function incomingCommand(bin: string, owner?: string): string {
   const inc = q(`${bin}/${INCOMING}`);
-  return [`mkdir -p -- ${inc}`, owner ? `chown ${q(owner)} ${q(bin)} ${inc}` : "", `find ${inc} -mindepth 1 -maxdepth 1 -mmin +1440 -exec rm -rf -- {} +`]
+  return [
+    `mkdir -p -- ${inc}`,
+    owner ? `chown ${q(owner)} ${q(bin)} ${inc}` : "",
+    `find ${inc} -mindepth 1 -maxdepth 1 -mmin +1440 -exec rm -rf -- {} +`,
+  ]
     .filter(Boolean)
     .join("\n");
 }

@@ -124,7 +124,10 @@ export function folderManifest(entries: TreeEntry[]): { sums: string; sha256: st
     const why = pathProblem(e.path);
     if (why) throw new Error(why);
   }
-  const sums = sorted.filter((e) => e.type === "file").map((e) => `${e.sha256}  ${e.path}\n`).join("");
+  const sums = sorted
+    .filter((e) => e.type === "file")
+    .map((e) => `${e.sha256}  ${e.path}\n`)
+    .join("");
   const listing = sorted
     .map((e) => (e.type === "file" ? `f ${e.executable ? "x" : "-"} ${e.sha256} ${e.path}\n` : `l ${e.target} ${e.path}\n`))
     .join("");
@@ -141,7 +144,12 @@ export function choosePrune(builds: BuildInfo[], opts: { current: string | null;
   const keep = Math.max(1, opts.keep);
   const lastUse = new Map<string, number>();
   opts.history.forEach((id, i) => lastUse.set(id, i));
-  const rank = (b: BuildInfo) => [b.id === opts.current ? 1 : 0, b.marker.failedAt ? 0 : 1, lastUse.get(b.id) ?? -1, Date.parse(b.marker.addedAt) || 0];
+  const rank = (b: BuildInfo) => [
+    b.id === opts.current ? 1 : 0,
+    b.marker.failedAt ? 0 : 1,
+    lastUse.get(b.id) ?? -1,
+    Date.parse(b.marker.addedAt) || 0,
+  ];
   const sorted = [...builds].sort((a, b) => {
     const [x, y] = [rank(a), rank(b)];
     for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return y[i]! - x[i]!;

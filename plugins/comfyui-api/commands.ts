@@ -45,11 +45,11 @@ export function factsCommand(i: FactsInput): string {
     `echo ${MARK} classes`,
     ...(i.classes.length
       ? [
-        `if [ -n "$comfy" ]; then for c in ${i.classes.map((k) => shQuote(encodeURIComponent(k))).join(" ")}; do`,
-        `  b=$(curl -s -m 10 "http://$comfy/object_info/$c" | head -c 2)`,
-        `  case "$b" in '{"') echo "yes $c" ;; '{}') echo "no $c" ;; *) echo "? $c" ;; esac`,
-        `done; fi`,
-      ]
+          `if [ -n "$comfy" ]; then for c in ${i.classes.map((k) => shQuote(encodeURIComponent(k))).join(" ")}; do`,
+          `  b=$(curl -s -m 10 "http://$comfy/object_info/$c" | head -c 2)`,
+          `  case "$b" in '{"') echo "yes $c" ;; '{}') echo "no $c" ;; *) echo "? $c" ;; esac`,
+          `done; fi`,
+        ]
       : []),
     "true",
   ].join("\n");
@@ -223,10 +223,12 @@ export function getCommand(container: string, paths: string[], timeoutSeconds = 
   return [
     ...addressLines(container),
     `t=$(mktemp); trap 'rm -f "$t"' EXIT`,
-    ...paths.map((p) => [
-      `: > "$t"; w=$(curl -s -o "$t" -m ${shQuote(timeoutSeconds)} -w '%{http_code} %{time_total}' "http://$api"${shQuote(p)}) || true`,
-      `echo ${MARK} ${shQuote(p)} $w; cat "$t"; echo`,
-    ].join("\n")),
+    ...paths.map((p) =>
+      [
+        `: > "$t"; w=$(curl -s -o "$t" -m ${shQuote(timeoutSeconds)} -w '%{http_code} %{time_total}' "http://$api"${shQuote(p)}) || true`,
+        `echo ${MARK} ${shQuote(p)} $w; cat "$t"; echo`,
+      ].join("\n"),
+    ),
   ].join("\n");
 }
 

@@ -14,10 +14,18 @@ export const deployOptions = z.object({
 
 /** The parts of a deploy, in order; a part whose plugin is not registered is reported, not run. */
 export const DEPLOY_PARTS = [
-  { task: "api:workflows", what: "workflows", options: (o: DeployOptions) => ({
-    // the models come after the workflows: a missing one is a warning here, the verify is the proof
-    restart: false, verify: false, deps: "warn", dataRoot: o.dataRoot, offline: o.offline,
-  }) },
+  {
+    task: "api:workflows",
+    what: "workflows",
+    options: (o: DeployOptions) => ({
+      // the models come after the workflows: a missing one is a warning here, the verify is the proof
+      restart: false,
+      verify: false,
+      deps: "warn",
+      dataRoot: o.dataRoot,
+      offline: o.offline,
+    }),
+  },
   { task: "nodes:install", what: "custom node packs", options: (_o: DeployOptions) => ({}) },
   { task: "models:download", what: "models", options: (o: DeployOptions) => ({ offline: o.offline }) },
 ] as const;

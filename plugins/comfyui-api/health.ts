@@ -3,7 +3,14 @@
 // soon as comfyui-api exits, and the last lines of its log.
 import { shQuote, TaskError, type TaskContext } from "../../lib/index.ts";
 import {
-  containerLogs, containerPorts, healthWaitCommand, parseDockerPort, parseHealthWait, publishedUrl, type HealthWait, type PublishedPort,
+  containerLogs,
+  containerPorts,
+  healthWaitCommand,
+  parseDockerPort,
+  parseHealthWait,
+  publishedUrl,
+  type HealthWait,
+  type PublishedPort,
 } from "../../lib/commands/docker.ts";
 
 export const CONTAINER = "comfyui";
@@ -53,13 +60,17 @@ export function waitProblem(w: HealthWait, timeoutSeconds: number): string {
     const restarted = w.restarts ? `, restarted ${w.restarts} time${w.restarts === 1 ? "" : "s"} by docker` : "";
     return `comfyui-api exited after ${w.seconds}s (the container is ${w.state}${restarted})`;
   }
-  if (w.outcome === "timeout") return `no 200 from ${w.url || "GET /health"} within ${timeoutSeconds}s (last answer ${w.code === "000" ? "none" : w.code})`;
+  if (w.outcome === "timeout")
+    return `no 200 from ${w.url || "GET /health"} within ${timeoutSeconds}s (last answer ${w.code === "000" ? "none" : w.code})`;
   return "";
 }
 
 /** The log's last lines; `since` (the host's epoch seconds) keeps only what came after it, e.g. the new build's own lines. */
 export async function lastLogLines(ctx: TaskContext, lines: number, name = CONTAINER, since?: string): Promise<string> {
-  const cmd = since && /^\d+$/.test(since) ? containerLogs(name, lines).replace(/^docker logs /, `docker logs --since ${since} `) : containerLogs(name, lines);
+  const cmd =
+    since && /^\d+$/.test(since)
+      ? containerLogs(name, lines).replace(/^docker logs /, `docker logs --since ${since} `)
+      : containerLogs(name, lines);
   const r = await ctx.exec(cmd, root);
   return r.stdout.trimEnd();
 }
@@ -70,12 +81,21 @@ export async function hostNow(ctx: TaskContext): Promise<string> {
 }
 
 /** The health step every task here ends with: ok with the version served, or a TaskError with the log's last lines. */
-export async function healthStep(ctx: TaskContext, api: PublishedPort, timeoutSeconds: number, lines = 50, name = CONTAINER): Promise<void> {
+export async function healthStep(
+  ctx: TaskContext,
+  api: PublishedPort,
+  timeoutSeconds: number,
+  lines = 50,
+  name = CONTAINER,
+): Promise<void> {
   await ctx.step(`comfyui-api healthy (GET :${api.host}/health and /ready)`, async () => {
     if (ctx.dryRun) return { status: "skipped", note: "dry run" };
     const w = await waitApiHealthy(ctx, api, timeoutSeconds, name);
-    if (w.outcome === "ok") return { status: "ok", note: `after ${w.seconds}s, serves comfyui-api ${healthVersion(w.body) ?? "(version unknown)"}` };
-    throw new TaskError(`${waitProblem(w, timeoutSeconds)}; last ${lines} lines of the ${name} container's log:\n${await lastLogLines(ctx, lines, name)}`);
+    if (w.outcome === "ok")
+      return { status: "ok", note: `after ${w.seconds}s, serves comfyui-api ${healthVersion(w.body) ?? "(version unknown)"}` };
+    throw new TaskError(
+      `${waitProblem(w, timeoutSeconds)}; last ${lines} lines of the ${name} container's log:\n${await lastLogLines(ctx, lines, name)}`,
+    );
   });
 }
 
@@ -89,7 +109,9 @@ export function workflowPaths(openapi: string): string[] | null {
   try {
     const paths = JSON.parse(openapi)?.paths;
     if (!paths || typeof paths !== "object") return null;
-    return Object.keys(paths).filter((p) => p.startsWith("/workflow/")).sort();
+    return Object.keys(paths)
+      .filter((p) => p.startsWith("/workflow/"))
+      .sort();
   } catch {
     return null;
   }

@@ -15,6 +15,13 @@ export function comfyuiApi(options: ComfyuiApiOptions = {}) {
   return definePlugin({
     name: "comfyui-api",
     description: "the project's workflows served by comfyui-api: sync, restart on change, verify",
-    tasks: [...workflowsTasks(options), ...verifyTasks(options), ...updateTasks(options), ...restartTasks(options), ...tunnelTasks(options), ...deployTasks()],
+    tasks: [
+      ...workflowsTasks(options),
+      ...verifyTasks(options),
+      ...updateTasks(options),
+      ...restartTasks(options),
+      ...tunnelTasks(options),
+      ...deployTasks(),
+    ],
   });
 }

@@ -28,7 +28,10 @@ export interface LocalBuild {
 function fileSha256(path: string): Promise<string> {
   return new Promise((ok, fail) => {
     const h = createHash("sha256");
-    createReadStream(path).on("error", fail).on("data", (c) => h.update(c)).on("end", () => ok(h.digest("hex")));
+    createReadStream(path)
+      .on("error", fail)
+      .on("data", (c) => h.update(c))
+      .on("end", () => ok(h.digest("hex")));
   });
 }
 
@@ -93,7 +96,8 @@ export async function prepareLocalBuild(path: string): Promise<LocalBuild> {
   };
   try {
     if (st.isFile() && !isArchiveName(abs)) {
-      if ((st.mode & 0o111) === 0) throw new TaskError(`--from ${path}: not executable (a comfyui-api binary, a build folder or a .tgz of one)`);
+      if ((st.mode & 0o111) === 0)
+        throw new TaskError(`--from ${path}: not executable (a comfyui-api binary, a build folder or a .tgz of one)`);
       return { kind: "binary", upload: abs, sha256: await fileSha256(abs), bytes: st.size, files: 1, cleanup, cleanupSync };
     }
     let dir = abs;
@@ -122,8 +126,15 @@ export async function prepareLocalBuild(path: string): Promise<LocalBuild> {
       throw new TaskError(`--from ${path}: ${(e as Error).message}`);
     }
     return {
-      kind: "folder", upload: tgz, sums: m.sums, sha256: m.sha256, bytes, files: entries.filter((e) => e.type === "file").length,
-      version: await versionOf(dir), cleanup, cleanupSync,
+      kind: "folder",
+      upload: tgz,
+      sums: m.sums,
+      sha256: m.sha256,
+      bytes,
+      files: entries.filter((e) => e.type === "file").length,
+      version: await versionOf(dir),
+      cleanup,
+      cleanupSync,
     };
   } catch (e) {
     await cleanup();

@@ -44,7 +44,9 @@ export function readLocalWorkflows(projectDir: string, dir: string): LocalWorkfl
   const rel0 = relative(projectDir, dir);
   const shown = rel0 && !rel0.startsWith("..") && !isAbsolute(rel0) ? `${rel0}/` : `${dir}/`;
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new TaskError(`no workflows folder ${shown} (in ${projectDir}): put comfyui-api workflows there (workflows/<dir>/<name>.ts), or name the folder with --dir`);
+    throw new TaskError(
+      `no workflows folder ${shown} (in ${projectDir}): put comfyui-api workflows there (workflows/<dir>/<name>.ts), or name the folder with --dir`,
+    );
   }
   const files: LocalFile[] = [];
   const ignored: RelPath[] = [];
@@ -62,7 +64,10 @@ export function readLocalWorkflows(projectDir: string, dir: string): LocalWorkfl
   };
   walk(dir, "");
   return {
-    dir, shown, files, ignored,
+    dir,
+    shown,
+    files,
+    ignored,
     shas: new Map(files.map((f) => [f.rel, f.sha256])),
     endpoints: files.map((f) => endpointOf(f.rel)).sort(),
   };
@@ -85,10 +90,19 @@ const CHECK_VERSION = 1;
  * folder that passed is remembered on disk (~/.cache/flow/comfyui-api-checks): compiling is the
  * slow part of a run that changes nothing.
  */
-export function checkLocal(local: LocalWorkflows, api: ApiSources, cacheDir = defaultCacheDir(), typecheck = typecheckWorkflows): LocalCheck {
+export function checkLocal(
+  local: LocalWorkflows,
+  api: ApiSources,
+  cacheDir = defaultCacheDir(),
+  typecheck = typecheckWorkflows,
+): LocalCheck {
   const key = createHash("sha256")
     .update(`v${CHECK_VERSION}\0ts${typescriptVersion()}\0`)
-    .update(api.types).update("\0").update(api.config).update("\0").update(api.packageJson)
+    .update(api.types)
+    .update("\0")
+    .update(api.config)
+    .update("\0")
+    .update(api.packageJson)
     .update(JSON.stringify([...local.shas]))
     .digest("hex");
   const hit = checks.get(key);
@@ -105,7 +119,11 @@ export function checkLocal(local: LocalWorkflows, api: ApiSources, cacheDir = de
   for (const w of facts) for (const p of w.problems) problems.push(`${w.rel}: ${p}`);
   const sources = local.files.filter((f) => f.rel.endsWith(".ts"));
   if (!passedBefore) {
-    for (const p of typecheck(sources.map((f) => ({ rel: f.rel, text: f.data.toString("utf8") })), api)) problems.push(formatTypeProblem(p));
+    for (const p of typecheck(
+      sources.map((f) => ({ rel: f.rel, text: f.data.toString("utf8") })),
+      api,
+    ))
+      problems.push(formatTypeProblem(p));
   }
   const result = { facts, problems: [...new Set(problems)] };
   checks.set(key, result);
@@ -138,7 +156,11 @@ const analysed = new Map<string, WorkflowFacts>();
  * source needs the TypeScript parser, which a run that changes nothing should not load.
  */
 export function analyzeCached(f: LocalFile, cacheDir = defaultCacheDir()): WorkflowFacts {
-  const key = createHash("sha256").update(`v${CHECK_VERSION}\0ts${typescriptVersion()}\0${f.rel}\0`).update(f.data).digest("hex").slice(0, 40);
+  const key = createHash("sha256")
+    .update(`v${CHECK_VERSION}\0ts${typescriptVersion()}\0${f.rel}\0`)
+    .update(f.data)
+    .digest("hex")
+    .slice(0, 40);
   const hit = analysed.get(key);
   if (hit) return hit;
   const file = join(cacheDir, "comfyui-api-facts", `${key}.json`);

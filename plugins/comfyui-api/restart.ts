@@ -46,7 +46,9 @@ export interface ProcessLayout {
 
 export function parseLayout(stdout: string): ProcessLayout {
   const [path = "", ...envLines] = stdout.split("\n");
-  const env = new Map(envLines.filter((l) => l.includes("=")).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)] as [string, string]));
+  const env = new Map(
+    envLines.filter((l) => l.includes("=")).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)] as [string, string]),
+  );
   return {
     path: path.trim(),
     cmd: env.get("CMD"),
@@ -60,11 +62,17 @@ const layoutCommand = (name: string) =>
 
 /** What `--what` does on this image, in a sentence; `comfyuiAlone`: ComfyUI can restart without the API. */
 export function restartPlan(what: "both" | "comfyui" | "api", l: ProcessLayout): { comfyuiAlone: boolean; note?: string } {
-  const tree = l.apiIsPid1 ? `comfyui-api is the container's PID 1 (${l.path}) and starts ComfyUI as its child${l.cmd ? ` (CMD=${l.cmd})` : ""}` : `the container runs ${l.path}`;
+  const tree = l.apiIsPid1
+    ? `comfyui-api is the container's PID 1 (${l.path}) and starts ComfyUI as its child${l.cmd ? ` (CMD=${l.cmd})` : ""}`
+    : `the container runs ${l.path}`;
   if (what === "api") return { comfyuiAlone: false, note: `${tree}: the API cannot restart alone, so both restart` };
   if (what === "comfyui") {
-    if (l.apiIsPid1 && l.alwaysRestartComfyui) return { comfyuiAlone: true, note: `${tree}, and relaunches it (ALWAYS_RESTART_COMFYUI=true): ComfyUI alone restarts` };
-    return { comfyuiAlone: false, note: `${tree}${l.apiIsPid1 ? " and exits when it does (ALWAYS_RESTART_COMFYUI is not true)" : ""}: both restart` };
+    if (l.apiIsPid1 && l.alwaysRestartComfyui)
+      return { comfyuiAlone: true, note: `${tree}, and relaunches it (ALWAYS_RESTART_COMFYUI=true): ComfyUI alone restarts` };
+    return {
+      comfyuiAlone: false,
+      note: `${tree}${l.apiIsPid1 ? " and exits when it does (ALWAYS_RESTART_COMFYUI is not true)" : ""}: both restart`,
+    };
   }
   return { comfyuiAlone: false };
 }
@@ -85,7 +93,9 @@ export async function drainQueue(ctx: TaskContext, comfy: PublishedPort, timeout
       const waited = Math.round((Date.now() - t0) / 1000);
       if (ctx.dryRun) return { status: "ok", note: `${queueText(q)}: a run would wait up to ${timeoutSeconds}s` };
       if (waited >= timeoutSeconds) {
-        throw new TaskError(`the queue did not drain within ${timeoutSeconds}s (${queueText(q)}): nothing was restarted; --force restarts anyway, --drain-timeout waits longer`);
+        throw new TaskError(
+          `the queue did not drain within ${timeoutSeconds}s (${queueText(q)}): nothing was restarted; --force restarts anyway, --drain-timeout waits longer`,
+        );
       }
       ctx.progress(`waiting for the queue to drain: ${queueText(q)} (${waited}s)`);
       await new Promise((r) => setTimeout(r, 2000));
@@ -97,7 +107,11 @@ export async function drainQueue(ctx: TaskContext, comfy: PublishedPort, timeout
 }
 
 /** Restart the container and wait for health; the last log lines on failure. */
-export async function restartAndWait(ctx: TaskContext, api: PublishedPort, o: { healthTimeout: number; lines: number; note?: string; container?: string }): Promise<void> {
+export async function restartAndWait(
+  ctx: TaskContext,
+  api: PublishedPort,
+  o: { healthTimeout: number; lines: number; note?: string; container?: string },
+): Promise<void> {
   const container = o.container ?? CONTAINER;
   await ctx.step(`restart container ${container}`, async () => {
     if (ctx.dryRun) return { status: "changed", note: o.note ?? "would restart" };
@@ -108,11 +122,14 @@ export async function restartAndWait(ctx: TaskContext, api: PublishedPort, o: { 
 }
 
 /** ComfyUI alone: stop its process tree and let comfyui-api relaunch it; then ComfyUI's port and /ready answer. */
-async function restartComfyuiAlone(ctx: TaskContext, ends: { api: PublishedPort; comfy: PublishedPort }, o: { healthTimeout: number; lines: number; note?: string; container: string }) {
+async function restartComfyuiAlone(
+  ctx: TaskContext,
+  ends: { api: PublishedPort; comfy: PublishedPort },
+  o: { healthTimeout: number; lines: number; note?: string; container: string },
+) {
   const { container } = o;
   const pid1 = async () => Number((await ctx.sh(`docker inspect -f '{{.State.Pid}}' ${shQuote(container)}`, root)).trim());
-  const tree = (p: number) =>
-    `desc() { for c in $(ps -o pid= --ppid "$1"); do echo "$c"; desc "$c"; done; }; desc ${p}`;
+  const tree = (p: number) => `desc() { for c in $(ps -o pid= --ppid "$1"); do echo "$c"; desc "$c"; done; }; desc ${p}`;
   const p = await pid1();
   const old = (await ctx.sh(tree(p), root)).split(/\s+/).filter(Boolean);
   await ctx.step("restart ComfyUI (comfyui-api stays up)", async () => {
@@ -129,7 +146,9 @@ async function restartComfyuiAlone(ctx: TaskContext, ends: { api: PublishedPort;
       const now = (await ctx.sh(`ps -o pid= --ppid ${p} || true`, root)).split(/\s+/).filter(Boolean);
       if (now.some((n) => !old.includes(n))) break;
       if (Date.now() > deadline) {
-        throw new TaskError(`comfyui-api did not start ComfyUI again within 30s (restart both with --what both); last ${o.lines} lines of the log:\n${await lastLogLines(ctx, o.lines, container)}`);
+        throw new TaskError(
+          `comfyui-api did not start ComfyUI again within 30s (restart both with --what both); last ${o.lines} lines of the log:\n${await lastLogLines(ctx, o.lines, container)}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 500));
     }
@@ -137,9 +156,18 @@ async function restartComfyuiAlone(ctx: TaskContext, ends: { api: PublishedPort;
   });
   if (ctx.dryRun) return;
   await ctx.step(`ComfyUI and comfyui-api answer (GET :${ends.comfy.host}/, :${ends.api.host}/ready)`, async () => {
-    const w = parseHealthWait((await ctx.exec(healthWaitCommand(container, [publishedUrl(ends.comfy, "/"), publishedUrl(ends.api, "/ready")], o.healthTimeout), root)).stdout);
+    const w = parseHealthWait(
+      (
+        await ctx.exec(
+          healthWaitCommand(container, [publishedUrl(ends.comfy, "/"), publishedUrl(ends.api, "/ready")], o.healthTimeout),
+          root,
+        )
+      ).stdout,
+    );
     if (w.outcome === "ok") return { status: "ok", note: `after ${w.seconds}s` };
-    throw new TaskError(`${waitProblem(w, o.healthTimeout)}; last ${o.lines} lines of the ${container} container's log:\n${await lastLogLines(ctx, o.lines, container)}`);
+    throw new TaskError(
+      `${waitProblem(w, o.healthTimeout)}; last ${o.lines} lines of the ${container} container's log:\n${await lastLogLines(ctx, o.lines, container)}`,
+    );
   });
 }
 
@@ -149,7 +177,10 @@ export function restartTasks(settings: { container?: string } = {}) {
     name: "restart",
     description: "Restart ComfyUI and comfyui-api gracefully: wait for the queue to drain, restart, wait for GET /health and /ready",
     options: z.object({
-      what: z.enum(["both", "comfyui", "api"]).default("both").describe("what to restart: both, comfyui or api (where the image allows it alone)"),
+      what: z
+        .enum(["both", "comfyui", "api"])
+        .default("both")
+        .describe("what to restart: both, comfyui or api (where the image allows it alone)"),
       force: z.boolean().optional().describe("restart without waiting for the queue to drain"),
       drainTimeout: z.number().int().nonnegative().default(300).describe("seconds to wait for the queue to drain"),
       healthTimeout: z.number().int().positive().default(300).describe("seconds to wait for GET /health and /ready afterwards"),

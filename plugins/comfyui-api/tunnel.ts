@@ -56,7 +56,8 @@ async function openAll(ctx: TaskContext, plan: TunnelPlan[]): Promise<PortForwar
         const err = e as NodeJS.ErrnoException;
         const flag = p.name === "ComfyUI" ? "--local-comfyui" : "--local-api";
         if (err.code === "EADDRINUSE") throw new TaskError(`local port ${p.localPort} is in use (${p.name}): ${flag} 0 picks a free one`);
-        if (err.code === "EACCES") throw new TaskError(`local port ${p.localPort} needs privileges (${p.name}): choose another with ${flag}`);
+        if (err.code === "EACCES")
+          throw new TaskError(`local port ${p.localPort} needs privileges (${p.name}): choose another with ${flag}`);
         throw e;
       }
     }
@@ -80,14 +81,19 @@ export function tunnelTasks(settings: { container?: string } = {}) {
       const ends = await readEndpoints(ctx, settings.container);
       const plan = tunnelPlan(ends, { comfyui: o.localComfyui, api: o.localApi });
       if (!plan.length) throw new TaskError("nothing to forward (both ports are -1)");
-      if (!ends.published) ctx.warn(`docker publishes no ports for the ${settings.container ?? "comfyui"} container here: forwarding to 127.0.0.1:8188 and :3000`);
+      if (!ends.published)
+        ctx.warn(
+          `docker publishes no ports for the ${settings.container ?? "comfyui"} container here: forwarding to 127.0.0.1:8188 and :3000`,
+        );
       await ctx.step(`tunnel ${plan.map((p) => `${p.name} ${p.remoteHost}:${p.remotePort}`).join(", ")}`, async () => {
         if (ctx.dryRun) return { status: "skipped", note: "dry run: nothing listens" };
         const started = Date.now();
         const forwards = await openAll(ctx, plan);
         for (const [i, f] of forwards.entries()) {
           const p = plan[i]!;
-          ctx.log(`${p.name.padEnd(12)} ${localUrl(f)}${p.path !== "/" ? `  (${localUrl(f, p.path)})` : ""}  ->  ${ctx.host.name} ${p.remoteHost}:${p.remotePort}`);
+          ctx.log(
+            `${p.name.padEnd(12)} ${localUrl(f)}${p.path !== "/" ? `  (${localUrl(f, p.path)})` : ""}  ->  ${ctx.host.name} ${p.remoteHost}:${p.remotePort}`,
+          );
         }
         ctx.emit({ tunnel: Object.fromEntries(forwards.map((f, i) => [plan[i]!.name === "ComfyUI" ? "comfyui" : "api", localUrl(f)])) });
         ctx.log("forwarding over SSH; Ctrl-C ends it");

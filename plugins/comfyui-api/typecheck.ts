@@ -140,7 +140,13 @@ export function typecheckWorkflows(files: WorkflowSource[], api: ApiSources, opt
     [`${ROOT}/package.json`, api.packageJson],
     [STUB, "declare const anyModule: any;\nexport = anyModule;\n"],
     // comfyui-api's other dependencies (ws, yaml, ...): there on the host, typed `any` here
-    [PACKAGES, [...deps].filter((d) => d !== "zod").map((d) => `declare module ${JSON.stringify(d)};\ndeclare module ${JSON.stringify(`${d}/*`)};`).join("\n") + "\n"],
+    [
+      PACKAGES,
+      [...deps]
+        .filter((d) => d !== "zod")
+        .map((d) => `declare module ${JSON.stringify(d)};\ndeclare module ${JSON.stringify(`${d}/*`)};`)
+        .join("\n") + "\n",
+    ],
   ]);
   if (!nodeTypes) virtual.set(GLOBALS, NODE_STUBS);
   const byVirtual = new Map<string, string>();
@@ -153,7 +159,10 @@ export function typecheckWorkflows(files: WorkflowSource[], api: ApiSources, opt
     byVirtual.set(path, f.rel);
     const check = `${CHECK}/${f.rel}`;
     const target = path.replace(/\.ts$/, "");
-    virtual.set(check, `import type { Workflow } from ${JSON.stringify(`${SRC}/types`)};\nimport workflow from ${JSON.stringify(target)};\nconst flowCheck: Workflow = workflow;\nexport {};\n`);
+    virtual.set(
+      check,
+      `import type { Workflow } from ${JSON.stringify(`${SRC}/types`)};\nimport workflow from ${JSON.stringify(target)};\nconst flowCheck: Workflow = workflow;\nexport {};\n`,
+    );
     byVirtual.set(check, f.rel);
     checks.push(check);
   }
@@ -171,12 +180,13 @@ export function typecheckWorkflows(files: WorkflowSource[], api: ApiSources, opt
     },
     writeFile: () => {},
     getCurrentDirectory: () => "/",
-    resolveModuleNameLiterals: (literals, containingFile) =>
-      literals.map((lit) => ({ resolvedModule: resolve(lit.text, containingFile) })),
+    resolveModuleNameLiterals: (literals, containingFile) => literals.map((lit) => ({ resolvedModule: resolve(lit.text, containingFile) })),
   };
 
   const resolved = (fileName: string, ext: ts.Extension, external = false): ts.ResolvedModuleFull => ({
-    resolvedFileName: fileName, extension: ext, isExternalLibraryImport: external,
+    resolvedFileName: fileName,
+    extension: ext,
+    isExternalLibraryImport: external,
   });
 
   function resolve(spec: string, from: string): ts.ResolvedModuleFull | undefined {
@@ -196,7 +206,8 @@ export function typecheckWorkflows(files: WorkflowSource[], api: ApiSources, opt
       const base = from.startsWith(WF) ? WF : posix.dirname(from);
       const target = posix.join(base, spec).replace(/\.(js|ts)$/, "");
       if (target === `${SRC}/types` || target === `${SRC}/config`) return resolved(`${target}.ts`, lazyTs.Extension.Ts);
-      if (target === `${ROOT}/package.json` || target === `${SRC}/../package.json`) return resolved(`${ROOT}/package.json`, lazyTs.Extension.Json);
+      if (target === `${ROOT}/package.json` || target === `${SRC}/../package.json`)
+        return resolved(`${ROOT}/package.json`, lazyTs.Extension.Json);
       // another of comfyui-api's own modules: there at run time, but flow has no types for it
       if (posix.dirname(target) === SRC) {
         stubbed.add(`${from}\0${spec}`);
@@ -242,7 +253,8 @@ export function typecheckWorkflows(files: WorkflowSource[], api: ApiSources, opt
 
 /** The check file's complaint, said of the workflow. */
 function checkMessage(text: string): string {
-  if (/has no default export/.test(text)) return "no default export: comfyui-api needs `export default` of a Workflow ({ RequestSchema, generateWorkflow })";
+  if (/has no default export/.test(text))
+    return "no default export: comfyui-api needs `export default` of a Workflow ({ RequestSchema, generateWorkflow })";
   return `its default export is not a comfyui-api Workflow: ${text}`;
 }
 
@@ -254,7 +266,8 @@ function explain(text: string, deps: Set<string>): string {
   if (spec.startsWith(".")) {
     return `cannot import '${spec}': comfyui-api evaluates every workflow inside its own dist/src/workflows, so a relative import reaches only comfyui-api's modules (../types, ../config), not files beside the workflow`;
   }
-  if (!deps.has(packageName(spec))) return `cannot import '${spec}': comfyui-api does not depend on ${packageName(spec)}, so requiring it on the host fails and the workflow is skipped`;
+  if (!deps.has(packageName(spec)))
+    return `cannot import '${spec}': comfyui-api does not depend on ${packageName(spec)}, so requiring it on the host fails and the workflow is skipped`;
   return text;
 }
 
@@ -270,7 +283,11 @@ function dedupe(ps: TypeProblem[]): TypeProblem[] {
 
 // TypeScript's lib files and zod's typings are the same for every check in a process: parse once.
 const libCache = new Map<string, ts.SourceFile | undefined>();
-function libSourceFile(f: string, lang: ts.ScriptTarget | ts.CreateSourceFileOptions, make: () => ts.SourceFile | undefined): ts.SourceFile | undefined {
+function libSourceFile(
+  f: string,
+  lang: ts.ScriptTarget | ts.CreateSourceFileOptions,
+  make: () => ts.SourceFile | undefined,
+): ts.SourceFile | undefined {
   const key = `${typeof lang === "object" ? lang.languageVersion : lang}:${f}`;
   if (!libCache.has(key)) libCache.set(key, make());
   return libCache.get(key);

@@ -29,13 +29,38 @@ import { urlProblem } from "../../lib/net-policy.ts";
 import { stripUrlCredentials } from "../../lib/url-credentials.ts";
 import type { DownloadJob, DownloadSummary } from "../../tasks/lib/download/types.ts";
 import {
-  buildsFactCommand, incomingCommand, installDownloadCommand, installUploadCommand, pruneCommand, switchCommand,
-  verifyBuildCommand, writeHistoryCommand, writeMarkerCommand,
+  buildsFactCommand,
+  incomingCommand,
+  installDownloadCommand,
+  installUploadCommand,
+  pruneCommand,
+  switchCommand,
+  verifyBuildCommand,
+  writeHistoryCommand,
+  writeMarkerCommand,
 } from "./build-commands.ts";
 import {
-  buildIdFor, choosePrune, downloadName, fmtBytes, IMAGE, INCOMING, isArchiveName, isUrl, KEEP_BUILDS, parseBuildsFact,
-  pushHistory, releaseUrl, RELEASES_ENV, RELEASES_URL, rollbackTarget, runsCurrent, sha256Hex, versionProblem,
-  type BuildMarker, type BuildSource, type BuildsFact,
+  buildIdFor,
+  choosePrune,
+  downloadName,
+  fmtBytes,
+  IMAGE,
+  INCOMING,
+  isArchiveName,
+  isUrl,
+  KEEP_BUILDS,
+  parseBuildsFact,
+  pushHistory,
+  releaseUrl,
+  RELEASES_ENV,
+  RELEASES_URL,
+  rollbackTarget,
+  runsCurrent,
+  sha256Hex,
+  versionProblem,
+  type BuildMarker,
+  type BuildSource,
+  type BuildsFact,
 } from "./builds.ts";
 import { CONTAINER, endpointsOf, healthVersion, hostNow, lastLogLines, servedWorkflows, waitApiHealthy, waitProblem } from "./health.ts";
 import { prepareLocalBuild, type LocalBuild } from "./local-build.ts";
@@ -98,7 +123,8 @@ export function parseSource(o: { from?: string; version?: string }, base: string
   if (isUrl(from)) {
     const refused = urlProblem({ allowHosts }, from);
     if (refused) throw new TaskError(`--from: refused ${shown(from)}: ${refused}`);
-    if (new URL(from).protocol !== "https:" && new URL(from).protocol !== "http:") throw new TaskError(`--from ${shown(from)}: not an http(s) URL`);
+    if (new URL(from).protocol !== "https:" && new URL(from).protocol !== "http:")
+      throw new TaskError(`--from ${shown(from)}: not an http(s) URL`);
     return { kind: "url", url: from };
   }
   return { kind: isArchiveName(from) ? "archive" : "folder", path: from }; // binary or folder: decided when read
@@ -118,9 +144,17 @@ async function placeLocal(ctx: TaskContext, bin: string, fact: BuildsFact, local
   if (have && (await ctx.exec(verifyBuildCommand(bin, id), root)).code === 0) {
     return { id, changed: false, note: `already on the host (not sent), sha256 checked` };
   }
-  if (ctx.dryRun) return { id, changed: true, note: `would send ${fmtBytes(local.bytes)}${have ? " (the host's copy does not match its sha256)" : ""}` };
+  if (ctx.dryRun)
+    return { id, changed: true, note: `would send ${fmtBytes(local.bytes)}${have ? " (the host's copy does not match its sha256)" : ""}` };
   const inc = `${bin}/${INCOMING}`;
-  const marker: BuildMarker = { id, source, sha256: local.sha256, bytes: local.bytes, version: local.version, addedAt: new Date().toISOString() };
+  const marker: BuildMarker = {
+    id,
+    source,
+    sha256: local.sha256,
+    bytes: local.bytes,
+    version: local.version,
+    addedAt: new Date().toISOString(),
+  };
   let sent = 0;
   if (local.kind === "binary") {
     sent += (await ctx.transport.upload(local.upload, `${inc}/${id}.bin`, { mode: 0o755 })).bytesSent;
@@ -135,21 +169,31 @@ async function placeLocal(ctx: TaskContext, bin: string, fact: BuildsFact, local
 }
 
 /** The host downloads a URL (release or not) with flow's downloader, then checks and places it. */
-async function placeUrl(ctx: TaskContext, bin: string, fact: BuildsFact, src: Extract<BuildSource, { kind: "release" | "url" }>, sha256?: string): Promise<Placed> {
+async function placeUrl(
+  ctx: TaskContext,
+  bin: string,
+  fact: BuildsFact,
+  src: Extract<BuildSource, { kind: "release" | "url" }>,
+  sha256?: string,
+): Promise<Placed> {
   const source = src.kind === "release" ? `release ${src.version} (${shown(src.url)})` : shown(src.url);
   // the host has it already: the release's folder, or a build made from the same URL
-  const known = src.kind === "release"
-    ? fact.builds.find((b) => b.id === src.version)
-    : fact.builds.find((b) => b.marker.source === source && (!sha256 || b.marker.sha256 === sha256.toLowerCase()));
+  const known =
+    src.kind === "release"
+      ? fact.builds.find((b) => b.id === src.version)
+      : fact.builds.find((b) => b.marker.source === source && (!sha256 || b.marker.sha256 === sha256.toLowerCase()));
   if (known && (await ctx.exec(verifyBuildCommand(bin, known.id), root)).code === 0) {
     return { id: known.id, changed: false, note: "already on the host (not downloaded), sha256 checked" };
   }
-  if (ctx.dryRun) return { id: src.kind === "release" ? src.version : "(its sha256)", changed: true, note: `the host would download ${source}` };
+  if (ctx.dryRun)
+    return { id: src.kind === "release" ? src.version : "(its sha256)", changed: true, note: `the host would download ${source}` };
   const dir = `${bin}/${INCOMING}/dl-${buildIdFor({ kind: "url" }, sha256Hex(src.url))}`;
   const name = downloadName(src.url);
   const file = `${dir}/${name}`;
   const job: DownloadJob = {
-    files: [{ url: src.url, target: file, name: `comfyui-api ${src.kind === "release" ? src.version : name}`, ...(sha256 ? { sha256 } : {}) }],
+    files: [
+      { url: src.url, target: file, name: `comfyui-api ${src.kind === "release" ? src.version : name}`, ...(sha256 ? { sha256 } : {}) },
+    ],
     modelsRoot: `${bin}/${INCOMING}`,
     allowHosts: ctx.flow.settings.allowHosts,
     connections: 8,
@@ -166,16 +210,25 @@ async function placeUrl(ctx: TaskContext, bin: string, fact: BuildsFact, src: Ex
   if (run.how !== "started") run = await ctx.remoteScript("models-download", { key, job, onProgress }); // that was an earlier job's
   const summary = run.result as DownloadSummary | null;
   const failed = summary?.failed[0];
-  if (!summary || failed || !summary.downloaded.length && !summary.skipped.length) {
+  if (!summary || failed || (!summary.downloaded.length && !summary.skipped.length)) {
     throw new TaskError(`the host could not download ${shown(src.url)}: ${failed?.reason ?? "the download script returned no summary"}`);
   }
   const marker: BuildMarker = {
-    id: "@ID@", source, sha256: "@SHA256@", bytes: -1, ...(src.kind === "release" ? { version: src.version } : {}), addedAt: new Date().toISOString(),
+    id: "@ID@",
+    source,
+    sha256: "@SHA256@",
+    bytes: -1,
+    ...(src.kind === "release" ? { version: src.version } : {}),
+    addedAt: new Date().toISOString(),
   };
   // bytes is filled in on the host: a number in the JSON, not a string
   const markerText = JSON.stringify(marker).replace('"bytes":-1', '"bytes":@BYTES@') + "\n";
   const out = await ctx.sh(
-    installDownloadCommand(bin, file, { version: src.kind === "release" ? src.version : undefined, expect: sha256, archive: isArchiveName(name) }),
+    installDownloadCommand(bin, file, {
+      version: src.kind === "release" ? src.version : undefined,
+      expect: sha256,
+      archive: isArchiveName(name),
+    }),
     { ...root, stdin: markerText },
   );
   const m = /^build (\S+) ([0-9a-f]{64}) (\d+)$/m.exec(out);
@@ -209,13 +262,17 @@ async function activate(ctx: TaskContext, sw: Switch, fact: BuildsFact, id: stri
     await ctx.runTask("comfyui:up", { healthTimeout, ...(dataRoot ? { dataRoot } : {}) });
   } catch (e) {
     if (/no task named comfyui:up/.test((e as Error).message)) {
-      throw new TaskError(`the ${container} container must be re-created to run ${label(id)}, which needs comfyui:up: add comfyui() to the flowfile's plugins`);
+      throw new TaskError(
+        `the ${container} container must be re-created to run ${label(id)}, which needs comfyui:up: add comfyui() to the flowfile's plugins`,
+      );
     }
     throw e;
   }
   const after = await readFact(ctx, sw);
   if (!image && !runsCurrent(after.command, CONTAINER_CURRENT_BINARY)) {
-    throw new TaskError(`comfyui:up did not switch the container to ${CONTAINER_CURRENT_BINARY}: the flowfile's comfyui({ customBinary: false }) keeps the image's own comfyui-api`);
+    throw new TaskError(
+      `comfyui:up did not switch the container to ${CONTAINER_CURRENT_BINARY}: the flowfile's comfyui({ customBinary: false }) keeps the image's own comfyui-api`,
+    );
   }
   return { how: "re-created" };
 }
@@ -251,7 +308,8 @@ async function switchAndVerify(ctx: TaskContext, sw: Switch, fact: BuildsFact, i
   }
   const ends = endpointsOf((await readFact(ctx, sw)).ports);
   const w = await waitApiHealthy(ctx, ends.api, healthTimeout, container);
-  if (w.outcome !== "ok") return { ok: false, problem: waitProblem(w, healthTimeout), logs: await lastLogLines(ctx, LOG_LINES, container, since) };
+  if (w.outcome !== "ok")
+    return { ok: false, problem: waitProblem(w, healthTimeout), logs: await lastLogLines(ctx, LOG_LINES, container, since) };
   if (expect.length) {
     const served = new Set((await servedWorkflows(ctx, ends.api)) ?? []);
     const missing = expect.filter((p) => !served.has(p));
@@ -284,10 +342,16 @@ async function switchWithRollback(ctx: TaskContext, sw: Switch, id: string, prev
   // what the running build serves now, to hold the new one to
   const expect = (await servedWorkflows(ctx, endpointsOf(fact.ports).api)) ?? [];
   let result!: SwitchResult;
-  const what = expect.length ? `GET /health, /ready and its ${expect.length} workflow${expect.length === 1 ? "" : "s"}` : "GET /health and /ready";
+  const what = expect.length
+    ? `GET /health, /ready and its ${expect.length} workflow${expect.length === 1 ? "" : "s"}`
+    : "GET /health and /ready";
   await ctx.step(`${verb} to ${label(id)}, check ${what}`, async () => {
     result = await switchAndVerify(ctx, sw, fact, id, expect);
-    if (result.ok) return { status: "changed", note: `${result.problem}; serves comfyui-api ${result.version ?? "(version unknown)"}; was ${label(previous)}` };
+    if (result.ok)
+      return {
+        status: "changed",
+        note: `${result.problem}; serves comfyui-api ${result.version ?? "(version unknown)"}; was ${label(previous)}`,
+      };
     return { status: "failed", note: result.problem };
   });
   if (result.ok) return result.version;
@@ -302,9 +366,13 @@ async function switchWithRollback(ctx: TaskContext, sw: Switch, id: string, prev
   });
   const logs = result.logs ? `\nlast ${LOG_LINES} lines of the ${sw.container} container's log (${label(id)}):\n${result.logs}` : "";
   if (!back.ok) {
-    throw new TaskError(`${label(id)} failed its check (${result.problem}) and switching back to ${label(previous)} failed too (${back.problem}): comfyui-api is down on this host${logs}`);
+    throw new TaskError(
+      `${label(id)} failed its check (${result.problem}) and switching back to ${label(previous)} failed too (${back.problem}): comfyui-api is down on this host${logs}`,
+    );
   }
-  throw new TaskError(`${label(id)} failed its check (${result.problem}): switched back to ${label(previous)}, which serves (GET /health and /ready 200)${logs}`);
+  throw new TaskError(
+    `${label(id)} failed its check (${result.problem}): switched back to ${label(previous)}, which serves (GET /health and /ready 200)${logs}`,
+  );
 }
 
 async function prune(ctx: TaskContext, w: Where, keep: number): Promise<void> {
@@ -346,13 +414,23 @@ export function updateTasks(settings: UpdateSettings = {}) {
   const container = settings.container ?? CONTAINER;
   const update = defineTask({
     name: "api:update",
-    description: "Put a comfyui-api build on the host (file, folder, URL or release), switch to it, verify; switch back by itself on failure",
+    description:
+      "Put a comfyui-api build on the host (file, folder, URL or release), switch to it, verify; switch back by itself on failure",
     options: z.object({
       from: z.string().min(1).optional().describe("a comfyui-api binary, a build folder, a .tgz of one, or an https:// URL"),
       version: z.string().min(1).optional().describe("a comfyui-api release, e.g. 1.18.1 (<release-url>/<version>/comfyui-api)"),
-      sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, "64 hex digits").optional().describe("the file's expected sha256 (URL or release)"),
+      sha256: z
+        .string()
+        .regex(/^[0-9a-fA-F]{64}$/, "64 hex digits")
+        .optional()
+        .describe("the file's expected sha256 (URL or release)"),
       releaseUrl: z.string().url().optional().describe(`where releases are fetched from (default ${RELEASES_URL}, or $${RELEASES_ENV})`),
-      healthTimeout: z.number().int().positive().optional().describe(`seconds for GET /health and /ready after the switch (default ${DEFAULT_HEALTH_TIMEOUT})`),
+      healthTimeout: z
+        .number()
+        .int()
+        .positive()
+        .optional()
+        .describe(`seconds for GET /health and /ready after the switch (default ${DEFAULT_HEALTH_TIMEOUT})`),
       keep: z.number().int().min(1).optional().describe(`builds kept on the host, the current one included (default ${KEEP_BUILDS})`),
       dataRoot: z.string().optional().describe("data root on the host (default: the host's or its provider's)"),
     }),
@@ -372,7 +450,10 @@ export function updateTasks(settings: UpdateSettings = {}) {
         await ctx.step(`read ${src.path}`, async () => {
           local = await prepareOnce(src.path, ctx.projectDir);
           const what = local.kind === "binary" ? "a binary" : `a build folder, ${local.files} files`;
-          return { status: "ok", note: `${what}, ${fmtBytes(local.bytes)}, sha256 ${local.sha256.slice(0, 12)}…${local.version ? `, version ${local.version}` : ""}` };
+          return {
+            status: "ok",
+            note: `${what}, ${fmtBytes(local.bytes)}, sha256 ${local.sha256.slice(0, 12)}…${local.version ? `, version ${local.version}` : ""}`,
+          };
         });
       }
       await ctx.step(`${bin}/${INCOMING}`, async () => {
@@ -391,7 +472,9 @@ export function updateTasks(settings: UpdateSettings = {}) {
       });
       if (ctx.dryRun) {
         await ctx.step(`switch to ${label(placed.id)}`, async () =>
-          fact.current === placed.id ? { status: "ok", note: "already current" } : { status: "changed", note: `would switch from ${label(fact.current)}, restart and verify` },
+          fact.current === placed.id
+            ? { status: "ok", note: "already current" }
+            : { status: "changed", note: `would switch from ${label(fact.current)}, restart and verify` },
         );
         return;
       }
@@ -401,7 +484,8 @@ export function updateTasks(settings: UpdateSettings = {}) {
         // a second run of the same update: nothing to switch, but it must still serve
         await ctx.step(`${label(id)} in use`, async () => {
           const w = await waitApiHealthy(ctx, endpointsOf(fact.ports).api, healthTimeout, container);
-          if (w.outcome === "ok") return { status: "ok", note: `already current; serves comfyui-api ${healthVersion(w.body) ?? "(version unknown)"}` };
+          if (w.outcome === "ok")
+            return { status: "ok", note: `already current; serves comfyui-api ${healthVersion(w.body) ?? "(version unknown)"}` };
           return { status: "failed", note: `already current, but ${waitProblem(w, healthTimeout)}` };
         });
         await prune(ctx, sw, keep);
@@ -411,7 +495,8 @@ export function updateTasks(settings: UpdateSettings = {}) {
       const version = await switchWithRollback(ctx, sw, id, previous, "switch");
       fact = await readFact(ctx, sw);
       // the previous build goes on the stack first when it never was (the first switch away from it)
-      const below = previous !== IMAGE && fact.history[fact.history.length - 1] !== previous ? pushHistory(fact.history, previous) : fact.history;
+      const below =
+        previous !== IMAGE && fact.history[fact.history.length - 1] !== previous ? pushHistory(fact.history, previous) : fact.history;
       await writeHistory(ctx, bin, pushHistory(below, id));
       ctx.emit({ comfyuiApi: { build: id, previous, version } });
       await prune(ctx, sw, keep);
@@ -423,7 +508,12 @@ export function updateTasks(settings: UpdateSettings = {}) {
     description: "Switch comfyui-api back to the build that ran before the current one (or --to a build), verify",
     options: z.object({
       to: z.string().min(1).optional().describe(`a build on the host (see api:builds), or ${IMAGE} for the image's own comfyui-api`),
-      healthTimeout: z.number().int().positive().optional().describe(`seconds for GET /health and /ready after the switch (default ${DEFAULT_HEALTH_TIMEOUT})`),
+      healthTimeout: z
+        .number()
+        .int()
+        .positive()
+        .optional()
+        .describe(`seconds for GET /health and /ready after the switch (default ${DEFAULT_HEALTH_TIMEOUT})`),
       dataRoot: z.string().optional().describe("data root on the host (default: the host's or its provider's)"),
     }),
     async run(ctx, o) {
@@ -435,7 +525,9 @@ export function updateTasks(settings: UpdateSettings = {}) {
       let history: string[];
       if (o.to) {
         if (o.to !== IMAGE && !fact.builds.some((b) => b.id === o.to)) {
-          throw new TaskError(`no build ${o.to} on the host; there are: ${fact.builds.map((b) => b.id).join(", ") || "none"} (and ${IMAGE})`);
+          throw new TaskError(
+            `no build ${o.to} on the host; there are: ${fact.builds.map((b) => b.id).join(", ") || "none"} (and ${IMAGE})`,
+          );
         }
         target = o.to;
         const at = fact.history.lastIndexOf(o.to);
@@ -452,12 +544,16 @@ export function updateTasks(settings: UpdateSettings = {}) {
       if (target !== IMAGE) {
         await ctx.step(`${label(target)} whole (sha256)`, async () => {
           const r = await ctx.exec(verifyBuildCommand(bin, target), root);
-          if (r.code !== 0) throw new TaskError(`${label(target)} on the host does not match its sha256 manifest:\n${(r.stdout + r.stderr).trim()}`);
+          if (r.code !== 0)
+            throw new TaskError(`${label(target)} on the host does not match its sha256 manifest:\n${(r.stdout + r.stderr).trim()}`);
           return { status: "ok" };
         });
       }
       if (ctx.dryRun) {
-        await ctx.step(`switch to ${label(target)}`, async () => ({ status: "changed", note: `would switch from ${label(fact.current)}, restart and verify` }));
+        await ctx.step(`switch to ${label(target)}`, async () => ({
+          status: "changed",
+          note: `would switch from ${label(fact.current)}, restart and verify`,
+        }));
         return;
       }
       const version = await switchWithRollback(ctx, sw, target, fact.current ?? IMAGE, "roll back");
@@ -486,7 +582,10 @@ export function updateTasks(settings: UpdateSettings = {}) {
         if (!fact.current) lines.unshift(`* ${IMAGE.padEnd(14)} the image's own comfyui-api`);
         ctx.log(lines.join("\n") || "no builds");
         ctx.emit({ comfyuiApi: { current: fact.current ?? IMAGE, history: fact.history, builds: fact.builds.map((b) => b.marker) } });
-        return { status: "ok", note: `${fact.builds.length} build${fact.builds.length === 1 ? "" : "s"}, current ${fact.current ?? IMAGE}` };
+        return {
+          status: "ok",
+          note: `${fact.builds.length} build${fact.builds.length === 1 ? "" : "s"}, current ${fact.current ?? IMAGE}`,
+        };
       });
     },
   });

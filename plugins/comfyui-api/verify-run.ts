@@ -3,7 +3,14 @@
 // about its file); with --smoke, one POST per workflow. Every outcome is a row of the table.
 import type { TaskContext } from "../../lib/task.ts";
 import { containerFileOf, endpointOf } from "../../lib/comfy/comfyui-api-files.ts";
-import { checkOpenApi, inputFromSchema, loadFailureOf, outputsOf, parseApiLog, workflowEndpoints } from "../../lib/comfy/comfyui-api-openapi.ts";
+import {
+  checkOpenApi,
+  inputFromSchema,
+  loadFailureOf,
+  outputsOf,
+  parseApiLog,
+  workflowEndpoints,
+} from "../../lib/comfy/comfyui-api-openapi.ts";
 import type { WorkflowFacts } from "../../lib/comfy/comfyui-api-workflow.ts";
 import { getCommand, loadLogCommand, parseGets, parsePost, postCommand } from "./commands.ts";
 import { analyzeCached, readLocalWorkflows, workflowsDirOf, type LocalWorkflows } from "./local.ts";
@@ -12,7 +19,12 @@ import type { VerifyRow, VerifyTaskOptions } from "./verify.ts";
 
 const root = { sudo: true } as const;
 
-export async function runVerify(ctx: TaskContext, o: Partial<VerifyTaskOptions>, plugin: ComfyuiApiOptions, given?: LocalWorkflows): Promise<void> {
+export async function runVerify(
+  ctx: TaskContext,
+  o: Partial<VerifyTaskOptions>,
+  plugin: ComfyuiApiOptions,
+  given?: LocalWorkflows,
+): Promise<void> {
   const container = containerOf(plugin);
   const rows: VerifyRow[] = [];
   const emit = () => ctx.emit({ apiVerify: { rows } });
@@ -23,7 +35,14 @@ export async function runVerify(ctx: TaskContext, o: Partial<VerifyTaskOptions>,
   }
 }
 
-async function verify(ctx: TaskContext, o: Partial<VerifyTaskOptions>, plugin: ComfyuiApiOptions, container: string, rows: VerifyRow[], given?: LocalWorkflows): Promise<void> {
+async function verify(
+  ctx: TaskContext,
+  o: Partial<VerifyTaskOptions>,
+  plugin: ComfyuiApiOptions,
+  container: string,
+  rows: VerifyRow[],
+  given?: LocalWorkflows,
+): Promise<void> {
   const local = given ?? readLocalWorkflows(ctx.projectDir, workflowsDirOf(ctx.projectDir, o.dir, plugin.workflowsDir));
   const facts = new Map<string, WorkflowFacts>(local.files.map((f) => [endpointOf(f.rel), analyzeCached(f)]));
   const relOf = new Map(local.files.map((f) => [endpointOf(f.rel), f.rel]));
@@ -34,7 +53,13 @@ async function verify(ctx: TaskContext, o: Partial<VerifyTaskOptions>, plugin: C
     for (const p of ["/health", "/ready"]) {
       const a = answers.get(p);
       const ok = a?.status === 200;
-      rows.push({ endpoint: p, status: a?.status ? String(a.status) : "no answer", seconds: a?.seconds, ok, note: ok ? undefined : a?.body.slice(0, 200) });
+      rows.push({
+        endpoint: p,
+        status: a?.status ? String(a.status) : "no answer",
+        seconds: a?.seconds,
+        ok,
+        note: ok ? undefined : a?.body.slice(0, 200),
+      });
       if (!ok) bad.push(`${p}: ${a?.status ? `HTTP ${a.status}` : "no answer"}`);
     }
     if (bad.length) return { status: "failed", note: bad.join(", ") };
@@ -65,7 +90,8 @@ async function verify(ctx: TaskContext, o: Partial<VerifyTaskOptions>, plugin: C
       const log = parseApiLog((await ctx.exec(loadLogCommand(container), root)).stdout);
       for (const e of check.missing) {
         const rel = relOf.get(e)!;
-        const why = loadFailureOf(log, containerFileOf(rel)) ??
+        const why =
+          loadFailureOf(log, containerFileOf(rel)) ??
           "comfyui-api logged nothing about its file since it started: is the file on the host, and was comfyui-api restarted after it came? (api:workflows does both)";
         rows.push({ endpoint: e, status: "missing", ok: false, note: why });
         problems.push(`${e} (${rel}) is not served: ${why}`);
@@ -80,7 +106,9 @@ async function verify(ctx: TaskContext, o: Partial<VerifyTaskOptions>, plugin: C
         continue;
       }
       const folders = facts.get(e)?.modelFolders ?? [];
-      const hint = folders.length ? ` (it reads config.models.${folders.join(", config.models.")}: ${folders.map((f) => `models/${f}`).join(", ")} had no files when comfyui-api started)` : "";
+      const hint = folders.length
+        ? ` (it reads config.models.${folders.join(", config.models.")}: ${folders.map((f) => `models/${f}`).join(", ")} had no files when comfyui-api started)`
+        : "";
       const why = `${fields.join(", ")} accepts no value: an empty enum${hint}`;
       rows.push({ endpoint: e, status: "empty enum", ok: false, note: why });
       problems.push(`${e}: ${why}`);
@@ -92,7 +120,8 @@ async function verify(ctx: TaskContext, o: Partial<VerifyTaskOptions>, plugin: C
     }
     for (const p of problems) ctx.log(p);
     const n = check.served.length - check.emptyEnums.length;
-    if (problems.length) return { status: "failed", note: `${problems.length} problem${problems.length === 1 ? "" : "s"}: ${problems[0]!.slice(0, 160)}` };
+    if (problems.length)
+      return { status: "failed", note: `${problems.length} problem${problems.length === 1 ? "" : "s"}: ${problems[0]!.slice(0, 160)}` };
     return { status: "ok", note: `${n} workflow${n === 1 ? "" : "s"}, as expected` };
   });
 

@@ -8,7 +8,10 @@ import type { ComfyuiApiOptions } from "./options.ts";
 
 export const verifyOptions = z.object({
   dir: z.string().optional().describe("the workflows folder (default: the plugin's workflowsDir, else workflows/)"),
-  smoke: z.boolean().default(false).describe("POST each workflow with its RequestSchema's defaults (or its exported `example`); the response must carry an output"),
+  smoke: z
+    .boolean()
+    .default(false)
+    .describe("POST each workflow with its RequestSchema's defaults (or its exported `example`); the response must carry an output"),
   smokeTimeout: z.number().int().positive().default(600).describe("seconds one smoke request may take"),
 });
 export type VerifyTaskOptions = z.infer<typeof verifyOptions>;
@@ -46,7 +49,13 @@ export function verifyTable(recaps: HostRecap[]): string {
       continue;
     }
     for (const v of got) {
-      rows.push([r.host, v.endpoint, v.status, v.seconds === undefined ? "" : v.seconds.toFixed(2), (v.note ?? "").split("\n")[0]!.slice(0, 140)]);
+      rows.push([
+        r.host,
+        v.endpoint,
+        v.status,
+        v.seconds === undefined ? "" : v.seconds.toFixed(2),
+        (v.note ?? "").split("\n")[0]!.slice(0, 140),
+      ]);
     }
   }
   return formatTable(["host", "endpoint", "status", "seconds", "note"], rows, { right: [3] });

@@ -44,9 +44,15 @@ export async function syncWorkflows(ctx: TaskContext, o: Partial<WorkflowsTaskOp
 
   let facts!: Facts;
   await ctx.step(`host: ${layout.workflows}, models, container ${container}`, async () => {
-    facts = parseFacts(await ctx.sh(factsCommand({ container, workflowsDir: layout.workflows, modelsDir: layout.models, marker, classes }), root));
-    if (!facts.container) throw new TaskError(`no container ${container} on the host: set the host up first (setup:<provider>, or comfyui:up)`);
-    const api = facts.health?.status === 200 ? `comfyui-api ${facts.health.version ?? "?"}` : `comfyui-api not answering (${facts.health ? `HTTP ${facts.health.status}` : "no address"})`;
+    facts = parseFacts(
+      await ctx.sh(factsCommand({ container, workflowsDir: layout.workflows, modelsDir: layout.models, marker, classes }), root),
+    );
+    if (!facts.container)
+      throw new TaskError(`no container ${container} on the host: set the host up first (setup:<provider>, or comfyui:up)`);
+    const api =
+      facts.health?.status === 200
+        ? `comfyui-api ${facts.health.version ?? "?"}`
+        : `comfyui-api not answering (${facts.health ? `HTTP ${facts.health.status}` : "no address"})`;
     return { status: "ok", note: `${facts.files.size} files there; container ${facts.container.state}; ${api}` };
   });
 
@@ -57,23 +63,30 @@ export async function syncWorkflows(ctx: TaskContext, o: Partial<WorkflowsTaskOp
     for (const w of api.warnings) ctx.warn(w);
     const check = checkLocal(local, api);
     if (check.problems.length) {
-      throw new TaskError(`${check.problems.length} problem${check.problems.length === 1 ? "" : "s"}; nothing was changed on the host:\n${check.problems.join("\n")}`);
+      throw new TaskError(
+        `${check.problems.length} problem${check.problems.length === 1 ? "" : "s"}; nothing was changed on the host:\n${check.problems.join("\n")}`,
+      );
     }
     return { status: "ok", note: `${local.files.length} workflow${local.files.length === 1 ? "" : "s"} pass (types from ${api.origin})` };
   });
 
   await ctx.step("what the workflows need on the host", async () => {
     if (o.deps === "skip") return { status: "skipped", note: "--deps skip" };
-    const problems = analysed.flatMap((w) => hostProblems(w, { models: facts.models, classes: facts.classes }).map((p) => `${w.rel}: ${p}`));
+    const problems = analysed.flatMap((w) =>
+      hostProblems(w, { models: facts.models, classes: facts.classes }).map((p) => `${w.rel}: ${p}`),
+    );
     const asked = classes.filter((c) => facts.classes.has(c)).length;
-    if (classes.length && asked < classes.length) ctx.warn(`node classes not checked: ComfyUI did not answer${facts.comfy ? ` at ${facts.comfy}` : ""}`);
+    if (classes.length && asked < classes.length)
+      ctx.warn(`node classes not checked: ComfyUI did not answer${facts.comfy ? ` at ${facts.comfy}` : ""}`);
     const checked = `${analysed.reduce((n, w) => n + w.modelFolders.length + w.modelFiles.length, 0)} model needs, ${asked} node classes`;
     if (!problems.length) return { status: "ok", note: checked };
     if (o.deps === "warn") {
       for (const p of problems) ctx.warn(p);
       return { status: "ok", note: `${problems.length} missing (--deps warn)` };
     }
-    throw new TaskError(`the host lacks what ${problems.length === 1 ? "a workflow needs" : "workflows need"}; nothing was changed on the host (--deps warn sends them anyway):\n${problems.join("\n")}`);
+    throw new TaskError(
+      `the host lacks what ${problems.length === 1 ? "a workflow needs" : "workflows need"}; nothing was changed on the host (--deps warn sends them anyway):\n${problems.join("\n")}`,
+    );
   });
 
   const plan = planSync(local.shas, facts.files);
@@ -83,7 +96,16 @@ export async function syncWorkflows(ctx: TaskContext, o: Partial<WorkflowsTaskOp
     apply: async () => {
       const byRel = new Map(local.files.map((f) => [f.rel, f.data]));
       const tar = tarArchive(plan.upload.map((rel) => ({ path: rel, data: byRel.get(rel)! })));
-      await ctx.sh(syncCommand({ workflowsDir: layout.workflows, stageParent: `${layout.root}/comfyui-api`, upload: plan.upload, remove: plan.remove, marker }), { ...root, stdin: tar });
+      await ctx.sh(
+        syncCommand({
+          workflowsDir: layout.workflows,
+          stageParent: `${layout.root}/comfyui-api`,
+          upload: plan.upload,
+          remove: plan.remove,
+          marker,
+        }),
+        { ...root, stdin: tar },
+      );
       return describePlan(plan);
     },
   });
@@ -94,12 +116,17 @@ export async function syncWorkflows(ctx: TaskContext, o: Partial<WorkflowsTaskOp
   const due = changed || restartDue(facts);
   let restarted = false;
   if (o.restart === false) {
-    await ctx.step("comfyui-api restarted to load the workflows", async () =>
-      ({ status: "skipped", note: due ? "restart pending (--no-restart): comfyui-api still serves the old set" : "nothing changed" }));
+    await ctx.step("comfyui-api restarted to load the workflows", async () => ({
+      status: "skipped",
+      note: due ? "restart pending (--no-restart): comfyui-api still serves the old set" : "nothing changed",
+    }));
   } else {
     await ctx.ensure({
       title: "comfyui-api restarted to load the workflows",
-      check: async () => (due ? { ok: false, note: changed ? "the folder changed" : "changed earlier, not loaded since" } : { ok: true, note: "nothing changed: no restart" }),
+      check: async () =>
+        due
+          ? { ok: false, note: changed ? "the folder changed" : "changed earlier, not loaded since" }
+          : { ok: true, note: "nothing changed: no restart" },
       apply: async () => {
         restarted = true;
         return restartApi(ctx, container, o.readyTimeout ?? plugin.readyTimeoutSeconds ?? 600);
@@ -125,5 +152,7 @@ export async function restartApi(ctx: TaskContext, container: string, readyTimeo
   const r = await ctx.exec(restartCommand(container, readyTimeoutSeconds), root);
   if (r.code === 0) return `restarted; /ready after ${((Date.now() - t0) / 1000).toFixed(1)}s`;
   const log = await ctx.exec(tailLogCommand(container, 40), root);
-  throw new TaskError(`${container} restarted but GET /ready did not answer 200 within ${readyTimeoutSeconds}s${r.stderr.trim() ? ` (${r.stderr.trim().split("\n").pop()})` : ""}; the container's last 40 log lines:\n${log.stdout.trimEnd()}`);
+  throw new TaskError(
+    `${container} restarted but GET /ready did not answer 200 within ${readyTimeoutSeconds}s${r.stderr.trim() ? ` (${r.stderr.trim().split("\n").pop()})` : ""}; the container's last 40 log lines:\n${log.stdout.trimEnd()}`,
+  );
 }

@@ -3,10 +3,23 @@
 import { z } from "zod";
 import { definePlugin, defineTask, shQuote, TaskError, type TaskContext } from "../../lib/index.ts";
 import {
-  comfyContainerSpec, comfyLayout, layoutDirs, portBindings, COMFY_HOME, type ComfyContainerConfig, type ComfyExpose,
+  comfyContainerSpec,
+  comfyLayout,
+  layoutDirs,
+  portBindings,
+  COMFY_HOME,
+  type ComfyContainerConfig,
+  type ComfyExpose,
 } from "../../lib/comfy/deploy.ts";
 import {
-  containerFact, publishedUrl, containerLogs, healthWaitCommand, parseContainerFact, parseHealthWait, replaceContainer, specHash,
+  containerFact,
+  publishedUrl,
+  containerLogs,
+  healthWaitCommand,
+  parseContainerFact,
+  parseHealthWait,
+  replaceContainer,
+  specHash,
 } from "../../lib/commands/docker.ts";
 import { dataRootOf } from "../../lib/host-data.ts";
 import { readHostRecordCommand, writeHostRecordCommand } from "../../lib/commands/host-record.ts";
@@ -44,7 +57,15 @@ const root = { sudo: true } as const;
 function containerConfig(o: ComfyuiOptions, dataRoot: string, gpu: boolean, hasCurrentBuild: boolean): ComfyContainerConfig {
   const customBinary = o.customBinary === false ? false : hasCurrentBuild ? "current" : (o.customBinary ?? false);
   return {
-    image: o.image ?? DEFAULT_IMAGE, dataRoot, gpu, env: o.env, comfyPort: o.comfyPort, apiPort: o.apiPort, bind: o.bind, expose: o.expose, customBinary,
+    image: o.image ?? DEFAULT_IMAGE,
+    dataRoot,
+    gpu,
+    env: o.env,
+    comfyPort: o.comfyPort,
+    apiPort: o.apiPort,
+    bind: o.bind,
+    expose: o.expose,
+    customBinary,
   };
 }
 
@@ -115,7 +136,8 @@ async function recordDataRoot(ctx: TaskContext, dataRoot: string): Promise<void>
       const rec = await read();
       return rec.dataRoot === dataRoot || { ok: false, note: rec.dataRoot ? `was ${rec.dataRoot}` : "not recorded" };
     },
-    apply: async () => void (await ctx.sh(writeHostRecordCommand(remoteDir), { stdin: JSON.stringify({ ...(await read()), dataRoot }) + "\n" })),
+    apply: async () =>
+      void (await ctx.sh(writeHostRecordCommand(remoteDir), { stdin: JSON.stringify({ ...(await read()), dataRoot }) + "\n" })),
   });
 }
 
@@ -132,9 +154,10 @@ async function waitHealthy(ctx: TaskContext, cfg: ComfyContainerConfig, timeoutS
     const w = parseHealthWait((await ctx.exec(healthWaitCommand(name, [url], timeoutSeconds), root)).stdout);
     if (w.outcome === "ok") return { status: "ok", note: `after ${w.seconds}s` };
     const logs = await ctx.exec(containerLogs(name, 50), root);
-    const why = w.outcome === "exited"
-      ? `comfyui-api exited after ${w.seconds}s (the container is ${w.state}${w.restarts ? `, restarted ${w.restarts} time${w.restarts === 1 ? "" : "s"} by docker` : ""}), so there will be no 200 from ${url} within ${timeoutSeconds}s`
-      : `no 200 from ${url} within ${timeoutSeconds}s`;
+    const why =
+      w.outcome === "exited"
+        ? `comfyui-api exited after ${w.seconds}s (the container is ${w.state}${w.restarts ? `, restarted ${w.restarts} time${w.restarts === 1 ? "" : "s"} by docker` : ""}), so there will be no 200 from ${url} within ${timeoutSeconds}s`
+        : `no 200 from ${url} within ${timeoutSeconds}s`;
     throw new TaskError(`${why}; last 50 lines of the ${name} container's log:\n${logs.stdout.trimEnd()}`);
   });
 }

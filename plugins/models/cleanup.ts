@@ -27,7 +27,12 @@ export async function runCleanup(ctx: TaskContext, o: CleanupOptions): Promise<v
     const what = `${plan.remove.length} file${plan.remove.length === 1 ? "" : "s"}, ${fmtBytes(plan.freed)}`;
     if (!ctx.confirmed) return { status: "ok", note: `${what}; run with --yes to delete them` };
     if (ctx.dryRun) return { status: "changed", note: `would delete ${what}` };
-    await ctx.sh(removeCommand(root, plan.remove.map((f) => f.path)));
+    await ctx.sh(
+      removeCommand(
+        root,
+        plan.remove.map((f) => f.path),
+      ),
+    );
     return { status: "changed", note: `deleted ${what}` };
   });
   const files = plan.remove.map((f) => ({ path: f.path, size: f.size }));

@@ -21,7 +21,13 @@ const offlineOpt = z.boolean().default(false).describe("use cached reference dat
 const downloadOptions = z.object({
   workflow: workflowOpt,
   optional: z.boolean().default(false).describe("also models only muted or bypassed nodes use"),
-  connections: z.number().int().min(1).max(MAX_CONNECTIONS).optional().describe(`HTTP Range connections per file (default ${DEFAULT_CONNECTIONS})`),
+  connections: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_CONNECTIONS)
+    .optional()
+    .describe(`HTTP Range connections per file (default ${DEFAULT_CONNECTIONS})`),
   parallelFiles: z.number().int().min(1).max(16).optional().describe("files downloaded at once (default 2)"),
   offline: offlineOpt,
 });
@@ -36,7 +42,9 @@ export type ReportOptions = z.infer<typeof reportOptions>;
 const organizeOptions = z.object({ workflow: workflowOpt, offline: offlineOpt });
 export type OrganizeOptions = z.infer<typeof organizeOptions>;
 const cleanupOptions = z.object({
-  workflow: z.array(z.string()).optional()
+  workflow: z
+    .array(z.string())
+    .optional()
     .describe("also keep the models of these workflow files (every file in workflow_templates/ is always kept)"),
   offline: offlineOpt,
 });

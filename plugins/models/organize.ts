@@ -45,9 +45,21 @@ export async function runOrganize(ctx: TaskContext, o: OrganizeOptions): Promise
     if (!moves.length) return { status: "ok", note: "every needed model is where ComfyUI looks" };
     if (ctx.dryRun) return { status: "changed", note: `would move ${moves.length}` };
     const plain = moves.filter((m) => !m.link);
-    if (plain.length) await ctx.sh(moveCommand(root, plain.map((m) => ({ from: m.from, to: m.to }))));
+    if (plain.length)
+      await ctx.sh(
+        moveCommand(
+          root,
+          plain.map((m) => ({ from: m.from, to: m.to })),
+        ),
+      );
     const linked = moves.filter((m) => m.link);
-    if (linked.length) await ctx.sh(linkCommand(root, linked.map((m) => ({ keep: m.from, replace: m.to }))));
+    if (linked.length)
+      await ctx.sh(
+        linkCommand(
+          root,
+          linked.map((m) => ({ keep: m.from, replace: m.to })),
+        ),
+      );
     return { status: "changed", note: `${plain.length} moved, ${linked.length} linked` };
   });
   await ctx.step("hardlink identical files", async () => {

@@ -36,7 +36,11 @@ export interface HfOptions {
 export type HfErrorKind = "auth" | "missing" | "refused" | "other";
 
 export class HfError extends Error {
-  constructor(message: string, readonly kind: HfErrorKind, readonly status?: number) {
+  constructor(
+    message: string,
+    readonly kind: HfErrorKind,
+    readonly status?: number,
+  ) {
     super(message);
     this.name = "HfError";
   }
@@ -84,8 +88,12 @@ function repoProblem(repo: string, revision: string, path?: string): string | un
 export function hfClient(o: HfOptions): HfClient {
   const hub = o.hubUrl.replace(/\/+$/, "");
   const token = o.token || undefined;
-  const http = (scope: (u: URL) => boolean): HttpOptions =>
-    ({ allowHosts: o.allowHosts, timeoutMs: o.timeoutMs, retry: o.retry, credentialScope: scope });
+  const http = (scope: (u: URL) => boolean): HttpOptions => ({
+    allowHosts: o.allowHosts,
+    timeoutMs: o.timeoutMs,
+    retry: o.retry,
+    credentialScope: scope,
+  });
   const under = (prefix: string) => (u: URL) => u.href.startsWith(prefix);
   const cred = token ? { accessToken: token } : {};
   const where = (f: HfFile) => `${f.path} in ${f.repo}${f.revision === "main" ? "" : `@${f.revision}`}`;

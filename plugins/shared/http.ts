@@ -40,7 +40,11 @@ export interface HttpInit {
 /** A request the policy refused, a network failure or a timeout; the message names the URL, credentials masked. */
 export class HttpError extends Error {
   /** refused: the address policy said no; status: the last answer's, when the retries ran out on one */
-  constructor(message: string, readonly refused = false, readonly status?: number) {
+  constructor(
+    message: string,
+    readonly refused = false,
+    readonly status?: number,
+  ) {
     super(message);
     this.name = "HttpError";
   }
@@ -155,13 +159,17 @@ export function policyFetch(opts: HttpOptions): typeof globalThis.fetch {
     const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
     const body = init?.body;
     if (body !== undefined && body !== null && typeof body !== "string") throw new HttpError(`${shownUrl(url)}: only text bodies are sent`);
-    return guardedFetch(url, {
-      method: init?.method as string | undefined,
-      headers: init?.headers as HttpInit["headers"],
-      body: body ?? undefined,
-      redirect: init?.redirect === "manual" ? "manual" : "follow",
-      signal: init?.signal as AbortSignal | undefined,
-    }, opts);
+    return guardedFetch(
+      url,
+      {
+        method: init?.method as string | undefined,
+        headers: init?.headers as HttpInit["headers"],
+        body: body ?? undefined,
+        redirect: init?.redirect === "manual" ? "manual" : "follow",
+        signal: init?.signal as AbortSignal | undefined,
+      },
+      opts,
+    );
   };
   return f as unknown as typeof globalThis.fetch;
 }

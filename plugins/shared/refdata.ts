@@ -104,8 +104,15 @@ export async function loadRefData(opts: LoadRefDataOptions): Promise<RefData> {
   // model list's prose) shrinks the snapshot from ~10 MB to a fraction, and its load time with it.
   const index: ResolveIndex = { ...full, data: { extensionNodeMap: {}, coreClasses: full.data.coreClasses } };
   const slimModels: ModelList = {
-    models: modelList.models.map(({ name, type, save_path, filename, url, size, base }) =>
-      ({ name, type, save_path, filename, url, ...(size ? { size } : {}), ...(base ? { base } : {}) })),
+    models: modelList.models.map(({ name, type, save_path, filename, url, size, base }) => ({
+      name,
+      type,
+      save_path,
+      filename,
+      url,
+      ...(size ? { size } : {}),
+      ...(base ? { base } : {}),
+    })),
   };
   timings.index = performance.now() - t;
   // A failed snapshot write only costs speed next time.

@@ -37,7 +37,8 @@ export async function runDeps(ctx: TaskContext, o: DepsOptions): Promise<void> {
         const req = report.packs.filter((p) => !p.optional).length;
         return {
           status: "ok",
-          note: `${plural(req, "pack")}, ${plural(report.models.length, "model")}` +
+          note:
+            `${plural(req, "pack")}, ${plural(report.models.length, "model")}` +
             (missing.length ? `, ${missing.length} without source` : "") +
             (report.problems.length ? `, ${plural(report.problems.length, "unresolved node type")}` : ""),
         };

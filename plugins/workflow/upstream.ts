@@ -35,10 +35,11 @@ export interface UpstreamOptions {
 
 export function upstreamClient(urls: UpstreamUrls, o: UpstreamOptions = {}): UpstreamClient {
   const json = async (url: string, headers: Record<string, string> = {}): Promise<unknown> => {
-    const res = await guardedFetch(url, { headers: { accept: "application/json", ...headers } }, { allowHosts: o.allowHosts })
-      .catch((e) => {
+    const res = await guardedFetch(url, { headers: { accept: "application/json", ...headers } }, { allowHosts: o.allowHosts }).catch(
+      (e) => {
         throw new UpstreamError(e instanceof HttpError ? e.message : `${url}: ${(e as Error).message}`);
-      });
+      },
+    );
     if (!res.ok) {
       await res.body?.cancel();
       const hint = res.status === 403 ? " (rate limited? set GITHUB_TOKEN)" : "";

@@ -6,8 +6,17 @@
 // so), hence the message match in isCapacityAnswer.
 import { z } from "zod";
 import {
-  baseUrlFrom, CloudApiError, describeBody, endpointLabel, expectShape, NoCapacityError, request, retryFromEnv,
-  type HttpResponse, type RetryInfo, type RetryPolicy,
+  baseUrlFrom,
+  CloudApiError,
+  describeBody,
+  endpointLabel,
+  expectShape,
+  NoCapacityError,
+  request,
+  retryFromEnv,
+  type HttpResponse,
+  type RetryInfo,
+  type RetryPolicy,
 } from "./http.ts";
 
 export const DATACRUNCH_DEFAULT_URL = "https://api.datacrunch.io/v1";
@@ -20,7 +29,13 @@ const token = z.object({
   token_type: z.string().optional(),
 });
 // Prices arrive as numbers in the SDK's fixtures but have been strings in places; accept both.
-const price = z.union([z.number(), z.string().regex(/^\d+(\.\d+)?$/).transform(Number)]);
+const price = z.union([
+  z.number(),
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?$/)
+    .transform(Number),
+]);
 const instanceType = z.object({
   id: z.string().optional(),
   instance_type: z.string(),
@@ -162,9 +177,15 @@ export class DataCrunchApi {
   private async authed(method: Method, path: string, body?: unknown, final503?: (r: HttpResponse) => boolean): Promise<HttpResponse> {
     const send = async () =>
       request({
-        api: API, method, baseUrl: this.baseUrl, path, body, final503,
+        api: API,
+        method,
+        baseUrl: this.baseUrl,
+        path,
+        body,
+        final503,
         headers: { authorization: `Bearer ${await this.accessToken()}` },
-        retry: this.opts.retry ?? retryFromEnv(), onRetry: this.opts.onRetry,
+        retry: this.opts.retry ?? retryFromEnv(),
+        onRetry: this.opts.onRetry,
       });
     const res = await send();
     if (res.status !== 401) return res;
@@ -181,7 +202,9 @@ export class DataCrunchApi {
       if (res.status < 400) return this.keep(res);
     }
     const res = await this.tokenRequest({
-      grant_type: "client_credentials", client_id: this.opts.clientId, client_secret: this.opts.clientSecret,
+      grant_type: "client_credentials",
+      client_id: this.opts.clientId,
+      client_secret: this.opts.clientSecret,
     });
     if (res.status >= 400) {
       const e = errorBody.safeParse(res.json);
@@ -195,8 +218,13 @@ export class DataCrunchApi {
   private tokenRequest(body: Record<string, string>): Promise<HttpResponse> {
     // Credentials travel in the JSON body, as the SDKs send them; never in the URL.
     return request({
-      api: API, method: "POST", baseUrl: this.baseUrl, path: "/oauth2/token", body,
-      retry: this.opts.retry ?? retryFromEnv(), onRetry: this.opts.onRetry,
+      api: API,
+      method: "POST",
+      baseUrl: this.baseUrl,
+      path: "/oauth2/token",
+      body,
+      retry: this.opts.retry ?? retryFromEnv(),
+      onRetry: this.opts.onRetry,
     });
   }
 

@@ -17,7 +17,10 @@ export class CloudApiError extends Error {
 
 /** The type cannot be launched where asked; `elsewhere` lists where it can (region or location codes). */
 export class NoCapacityError extends CloudApiError {
-  constructor(message: string, readonly elsewhere: string[]) {
+  constructor(
+    message: string,
+    readonly elsewhere: string[],
+  ) {
     super(message, null, "no-capacity");
     this.name = "NoCapacityError";
   }
@@ -64,34 +67,38 @@ export async function request(spec: RequestSpec): Promise<HttpResponse> {
   const policy = spec.retry ?? DEFAULT_RETRY;
   const label = endpointLabel(spec);
   const url = spec.baseUrl.replace(/\/+$/, "") + spec.path;
-  return withRetry<HttpResponse>(policy, async () => {
-    let res: Response;
-    try {
-      res = await fetch(url, {
-        method: spec.method,
-        headers: {
-          accept: "application/json",
-          ...(spec.body !== undefined ? { "content-type": "application/json" } : {}),
-          ...spec.headers,
-        },
-        body: spec.body === undefined ? undefined : JSON.stringify(spec.body),
-        signal: AbortSignal.timeout(spec.timeoutMs ?? 30_000),
-      });
-    } catch (err) {
-      // The message of a fetch failure carries no headers, so no secret; the cause names the socket error.
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new CloudApiError(`${label}: cannot reach ${spec.baseUrl}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, null);
-    }
-    const text = await res.text();
-    const out: HttpResponse = { status: res.status, text, json: parseJson(text), headers: res.headers };
-    const transient = res.status === 429 || (res.status === 503 && !spec.final503?.(out));
-    if (!transient) return { value: out };
-    return { again: res.status === 429 ? "rate limited" : "unavailable", status: res.status, retryAfter: res.headers.get("retry-after") };
-  }, {
-    onRetry: (i) => spec.onRetry?.({ endpoint: label, status: i.status!, attempt: i.attempt, tries: i.tries, delayMs: i.delayMs }),
-    giveUp: (reason, tries, status) =>
-      new CloudApiError(`${label}: still ${status} (${reason}) after ${tries} tries; try again later`, status ?? null),
-  });
+  return withRetry<HttpResponse>(
+    policy,
+    async () => {
+      let res: Response;
+      try {
+        res = await fetch(url, {
+          method: spec.method,
+          headers: {
+            accept: "application/json",
+            ...(spec.body !== undefined ? { "content-type": "application/json" } : {}),
+            ...spec.headers,
+          },
+          body: spec.body === undefined ? undefined : JSON.stringify(spec.body),
+          signal: AbortSignal.timeout(spec.timeoutMs ?? 30_000),
+        });
+      } catch (err) {
+        // The message of a fetch failure carries no headers, so no secret; the cause names the socket error.
+        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        throw new CloudApiError(`${label}: cannot reach ${spec.baseUrl}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, null);
+      }
+      const text = await res.text();
+      const out: HttpResponse = { status: res.status, text, json: parseJson(text), headers: res.headers };
+      const transient = res.status === 429 || (res.status === 503 && !spec.final503?.(out));
+      if (!transient) return { value: out };
+      return { again: res.status === 429 ? "rate limited" : "unavailable", status: res.status, retryAfter: res.headers.get("retry-after") };
+    },
+    {
+      onRetry: (i) => spec.onRetry?.({ endpoint: label, status: i.status!, attempt: i.attempt, tries: i.tries, delayMs: i.delayMs }),
+      giveUp: (reason, tries, status) =>
+        new CloudApiError(`${label}: still ${status} (${reason}) after ${tries} tries; try again later`, status ?? null),
+    },
+  );
 }
 
 function parseJson(text: string): unknown {

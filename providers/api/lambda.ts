@@ -4,8 +4,17 @@
 // so additions on Lambda's side do not break us; a missing field we rely on is a clear error.
 import { z } from "zod";
 import {
-  baseUrlFrom, CloudApiError, describeBody, endpointLabel, expectShape, NoCapacityError, request, retryFromEnv,
-  type HttpResponse, type RetryInfo, type RetryPolicy,
+  baseUrlFrom,
+  CloudApiError,
+  describeBody,
+  endpointLabel,
+  expectShape,
+  NoCapacityError,
+  request,
+  retryFromEnv,
+  type HttpResponse,
+  type RetryInfo,
+  type RetryPolicy,
 } from "./http.ts";
 
 export const LAMBDA_DEFAULT_URL = "https://cloud.lambdalabs.com/api/v1";
@@ -114,9 +123,14 @@ export class LambdaApi {
   private async raw(method: "GET" | "POST", path: string, body?: unknown): Promise<HttpResponse> {
     // The key goes in a header only: URLs end up in logs and proxies.
     return request({
-      api: API, method, baseUrl: this.baseUrl, path, body,
+      api: API,
+      method,
+      baseUrl: this.baseUrl,
+      path,
+      body,
       headers: { authorization: `Bearer ${this.opts.apiKey}` },
-      retry: this.opts.retry ?? retryFromEnv(), onRetry: this.opts.onRetry,
+      retry: this.opts.retry ?? retryFromEnv(),
+      onRetry: this.opts.onRetry,
     });
   }
 

@@ -44,7 +44,9 @@ export const providerList = defineTask({
       });
       await ctx.step(`${name}: instances`, async () => {
         const rows = (await session.instances()).map((i) => ({
-          ...i, provider: name, inventory: Object.entries(inv.hosts).find(([, h]) => h.data.instanceId === i.id)?.[0] ?? null,
+          ...i,
+          provider: name,
+          inventory: Object.entries(inv.hosts).find(([, h]) => h.data.instanceId === i.id)?.[0] ?? null,
         }));
         allInstances.push(...rows);
         if (rows.length) {

@@ -10,6 +10,9 @@ export const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
  * lower-case letters, digits and '-', no leading or trailing '-', at most 63 characters.
  */
 export function defaultName(provider: string, type: string, region: string): string {
-  const label = `flow-${provider}-${type}-${region}`.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/-{2,}/g, "-");
+  const label = `flow-${provider}-${type}-${region}`
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, "-")
+    .replace(/-{2,}/g, "-");
   return label.slice(0, 63).replace(/-+$/, "");
 }

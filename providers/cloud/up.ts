@@ -26,9 +26,7 @@ export interface LaunchFact {
   types?: CloudType[];
 }
 
-export type LaunchPlan =
-  | { action: "reuse"; id: string; note: string; warning?: string }
-  | { action: "launch"; note: string };
+export type LaunchPlan = { action: "reuse"; id: string; note: string; warning?: string } | { action: "launch"; note: string };
 
 export async function readLaunchFact(session: CloudSession, api: CloudApi, want: LaunchWanted, dryRun: boolean): Promise<LaunchFact> {
   const running = (await session.instances()).find((i) => i.name === want.name && !api.gone(i));
@@ -62,11 +60,20 @@ export const providerUp = defineTask({
   optionalSecrets: CLOUD_SECRETS,
   options: z.object({
     provider: z.string().min(1).describe(HELP.names),
-    type: z.string().min(1).describe(`instance type, e.g. ${HELP.of("type")}`),
+    type: z
+      .string()
+      .min(1)
+      .describe(`instance type, e.g. ${HELP.of("type")}`),
     region: z.string().min(1).describe(HELP.of("region")),
-    name: z.string().regex(NAME, "expected letters, digits, '.', '_' or '-'").optional()
+    name: z
+      .string()
+      .regex(NAME, "expected letters, digits, '.', '_' or '-'")
+      .optional()
       .describe("instance and host name (default flow-<provider>-<type>-<region>, so a re-run finds the box)"),
-    sshKey: z.string().optional().describe(`SSH key ${HELP.of("sshKey")} registered with the provider`),
+    sshKey: z
+      .string()
+      .optional()
+      .describe(`SSH key ${HELP.of("sshKey")} registered with the provider`),
     image: z.string().optional().describe(HELP.of("image")),
     sshPort: z.number().int().min(1).max(65535).default(22).describe("port to wait on for the SSH banner"),
     identityFile: z.string().optional().describe("private key to record for the host in the inventory"),
@@ -138,8 +145,15 @@ export const providerUp = defineTask({
     });
 
     const host: LaunchedHost = {
-      name, provider: o.provider, user: provider.profile.user, address: ip, port: o.sshPort, instanceId: id,
-      type: o.type, region: o.region, identityFile: o.identityFile,
+      name,
+      provider: o.provider,
+      user: provider.profile.user,
+      address: ip,
+      port: o.sshPort,
+      instanceId: id,
+      type: o.type,
+      region: o.region,
+      identityFile: o.identityFile,
     };
     await ctx.ensure({
       title: `inventory: ${name} in ${o.inventory}`,

@@ -77,15 +77,26 @@ describe("api:workflows and api:verify against the real comfyui-api on a lab hos
   let dir: string;
   const timings: string[] = [];
   const sh = async (script: string) => {
-    const r = await run("ssh", sshArgv(inv.hosts[HOST]!.port, "ubuntu", "sudo sh -s"), { input: `set -eu\n${script}\n`, allowFail: true, timeoutMs: 120_000 });
+    const r = await run("ssh", sshArgv(inv.hosts[HOST]!.port, "ubuntu", "sudo sh -s"), {
+      input: `set -eu\n${script}\n`,
+      allowFail: true,
+      timeoutMs: 120_000,
+    });
     assert.equal(r.code, 0, `${script}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
     return r.stdout;
   };
   const api = async (path: string) => JSON.parse(await sh(`curl -fsS http://127.0.0.1:3000${path}`));
-  const paths = async () => Object.keys((await api("/docs/json")).paths).filter((p) => p.startsWith("/workflow/")).sort();
+  const paths = async () =>
+    Object.keys((await api("/docs/json")).paths)
+      .filter((p) => p.startsWith("/workflow/"))
+      .sort();
   const startedAt = () => sh("docker inspect -f '{{.State.StartedAt}}' comfyui");
   const starts = async () => (await sh("docker logs comfyui 2>&1")).split("\n").filter((l) => l.includes(STARTED)).length;
-  const hostFiles = async () => (await sh(`cd ${WF} && find . -type f | sort`)).trim().split("\n").map((l) => l.replace(/^\.\//, ""));
+  const hostFiles = async () =>
+    (await sh(`cd ${WF} && find . -type f | sort`))
+      .trim()
+      .split("\n")
+      .map((l) => l.replace(/^\.\//, ""));
   const write = (rel: string, text: string) => {
     mkdirSync(join(dir, "workflows", rel, ".."), { recursive: true });
     writeFileSync(join(dir, "workflows", rel), text);
@@ -103,13 +114,16 @@ describe("api:workflows and api:verify against the real comfyui-api on a lab hos
     await ensureStandinImage(inv, HOST, (m) => process.stderr.write(`[standin] ${m}\n`));
     dir = mkdtempSync(join(tmpdir(), "flow-api-lab-"));
     symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
-    writeFileSync(join(dir, "flowfile.ts"), flowfileSource(`
+    writeFileSync(
+      join(dir, "flowfile.ts"),
+      flowfileSource(`
 import { comfyui, comfyuiApi } from ${JSON.stringify(join(REPO, "plugins/index.ts"))};
 export default defineFlow({
   inventory: [${JSON.stringify(join(REPO, ".lab/inventory.json"))}],
   plugins: [ops(), comfyui({ image: ${JSON.stringify(STANDIN_TAG)}, healthTimeoutSeconds: 120 }),
     comfyuiApi({ source: { dir: ${JSON.stringify(VENDOR)} }, readyTimeoutSeconds: 120 })],
-});`));
+});`),
+    );
     write("txt2img.ts", workflow({ summary: "SD 1.5 text to image (lab)" }));
     write("sd15/small.ts", workflow({ summary: "small images (lab)", example: `{ prompt: "a lab fox", width: 64, height: 64 }` }));
     const up = await flow(["run", "comfyui:up", "--hosts", HOST], { cwd: dir });
@@ -136,9 +150,14 @@ export default defineFlow({
     assert.deepEqual(await hostFiles(), ["sd15/small.js", "sd15/small.ts", "txt2img.js", "txt2img.ts"]);
     // --smoke: each POSTed (small with its example, txt2img with its defaults + a made-up prompt), each with an image
     assert.match(r.stdout, /^lab7\s+POST \/workflow\/sd15\/small\s+200\s+[\d.]+\s+\S+_lab_00001_\.png \(input: its example\)$/m);
-    assert.match(r.stdout, /^lab7\s+POST \/workflow\/txt2img\s+200\s+[\d.]+\s+\S+_lab_00001_\.png \(input: its defaults, made up: prompt\)$/m);
+    assert.match(
+      r.stdout,
+      /^lab7\s+POST \/workflow\/txt2img\s+200\s+[\d.]+\s+\S+_lab_00001_\.png \(input: its defaults, made up: prompt\)$/m,
+    );
     // and without flow: the real server, the stand-in ComfyUI, a PNG back
-    const out = await sh(`curl -sS -H 'content-type: application/json' -d '{"input":{"prompt":"a cat","width":96,"height":64}}' http://127.0.0.1:3000/workflow/sd15/small`);
+    const out = await sh(
+      `curl -sS -H 'content-type: application/json' -d '{"input":{"prompt":"a cat","width":96,"height":64}}' http://127.0.0.1:3000/workflow/sd15/small`,
+    );
     const png = Buffer.from(JSON.parse(out).images[0], "base64");
     assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]);
     assert.equal(png.readUInt32BE(16), 96);
@@ -157,7 +176,10 @@ export default defineFlow({
   test("one file changed: only it is sent, one restart, the new version served", async () => {
     const other = await sh(`stat -c '%i %Y' ${WF}/txt2img.ts`);
     const before = await starts();
-    write("sd15/small.ts", workflow({ summary: "small images, second edition", example: `{ prompt: "a lab fox", width: 64, height: 64 }` }));
+    write(
+      "sd15/small.ts",
+      workflow({ summary: "small images, second edition", example: `{ prompt: "a lab fox", width: 64, height: 64 }` }),
+    );
     const dry = await flowRun("dry run", ["api:workflows", "--dry-run"]);
     assert.equal(dry.code, 0, dry.stdout);
     assert.match(dry.stdout, /workflows in \S+: would change \(to send 1: sd15\/small\.ts; 1 unchanged\)/);
@@ -188,7 +210,10 @@ export default defineFlow({
     write("sd15/small.ts", readFileSync(join(dir, "workflows/sd15/small.ts"), "utf8").replace("second edition", "third edition"));
     const r = await flowRun("type error refused", ["api:workflows"]);
     assert.equal(r.code, 1, r.stdout);
-    assert.match(r.stdout, /type-check against comfyui-api 1\.18\.0: failed \(1 problem; nothing was changed on the host:\nbad\/typo\.ts:\d+:\d+: Property 'sed' does not exist on type .*Did you mean 'seed'\?/);
+    assert.match(
+      r.stdout,
+      /type-check against comfyui-api 1\.18\.0: failed \(1 problem; nothing was changed on the host:\nbad\/typo\.ts:\d+:\d+: Property 'sed' does not exist on type .*Did you mean 'seed'\?/,
+    );
     assert.doesNotMatch(r.stdout, /workflows in \S+: (changed|ok)/);
     assert.equal(await sh(`cd ${WF} && find . -type f -exec sha256sum {} + | sort`), listing);
     assert.equal(await startedAt(), since);
@@ -200,11 +225,16 @@ export default defineFlow({
     write("extra/lora.ts", workflow({ summary: "needs a lora", folder: "loras", loader: "LoraLoaderModelOnly", input: "lora_name" }));
     const refused = await flowRun("missing model folder refused", ["api:workflows"]);
     assert.equal(refused.code, 1, refused.stdout);
-    assert.match(refused.stdout, /extra\/ipadapter\.ts: reads config\.models\.ipadapter, but models\/ipadapter is not a folder on the host/);
+    assert.match(
+      refused.stdout,
+      /extra\/ipadapter\.ts: reads config\.models\.ipadapter, but models\/ipadapter is not a folder on the host/,
+    );
     assert.match(refused.stdout, /extra\/lora\.ts: reads config\.models\.loras, but models\/loras on the host is empty/);
     assert.deepEqual(await hostFiles(), ["sd15/small.js", "sd15/small.ts"], "nothing sent");
 
-    await sh(`mkdir -p ${MODELS}/ipadapter && echo x > ${MODELS}/ipadapter/ip-adapter_sd15.safetensors && echo x > ${MODELS}/loras/style.safetensors`);
+    await sh(
+      `mkdir -p ${MODELS}/ipadapter && echo x > ${MODELS}/ipadapter/ip-adapter_sd15.safetensors && echo x > ${MODELS}/loras/style.safetensors`,
+    );
     const ok = await flowRun("synced once the models are there", ["api:workflows"]);
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);
     assert.deepEqual(await paths(), ["/workflow/extra/ipadapter", "/workflow/extra/lora", "/workflow/sd15/small"]);
@@ -215,8 +245,14 @@ docker restart comfyui >/dev/null
 for i in $(seq 120); do curl -fsS -o /dev/null http://127.0.0.1:3000/ready 2>/dev/null && exit 0; sleep 0.5; done; exit 1`);
     const v = await flowRun("api:verify names the broken ones", ["api:verify"]);
     assert.equal(v.code, 1, v.stdout);
-    assert.match(v.stdout, /^lab7\s+\/workflow\/extra\/ipadapter\s+missing\s+comfyui-api: "Failed to evaluate workflow file" \(\/workflows\/extra\/ipadapter\.js\): Cannot read properties of undefined \(reading 'enum'\)$/m);
-    assert.match(v.stdout, /^lab7\s+\/workflow\/extra\/lora\s+empty enum\s+input\.model accepts no value: an empty enum \(it reads config\.models\.loras: models\/loras had no files when comfyui-api started\)$/m);
+    assert.match(
+      v.stdout,
+      /^lab7\s+\/workflow\/extra\/ipadapter\s+missing\s+comfyui-api: "Failed to evaluate workflow file" \(\/workflows\/extra\/ipadapter\.js\): Cannot read properties of undefined \(reading 'enum'\)$/m,
+    );
+    assert.match(
+      v.stdout,
+      /^lab7\s+\/workflow\/extra\/lora\s+empty enum\s+input\.model accepts no value: an empty enum \(it reads config\.models\.loras: models\/loras had no files when comfyui-api started\)$/m,
+    );
     assert.match(v.stdout, /^lab7\s+\/workflow\/sd15\/small\s+served$/m);
     assert.match(v.stdout, /^lab7\s+\/health\s+200\s/m);
     assert.equal(recapOf(v.stdout, HOST).failed, 1);

@@ -42,7 +42,17 @@ describe("comfyui-api builds, restart, tunnel on a lab host", { skip: why ?? fal
 
   const sshArgs = () => {
     const h = inv.hosts[HOST]!;
-    return ["-i", h.identityFile, "-o", `UserKnownHostsFile=${inv.knownHostsFile}`, "-o", "BatchMode=yes", "-p", String(h.port), `${h.user}@127.0.0.1`];
+    return [
+      "-i",
+      h.identityFile,
+      "-o",
+      `UserKnownHostsFile=${inv.knownHostsFile}`,
+      "-o",
+      "BatchMode=yes",
+      "-p",
+      String(h.port),
+      `${h.user}@127.0.0.1`,
+    ];
   };
   // async: the release server lives in this process
   const onHost = (command: string) =>
@@ -63,7 +73,11 @@ describe("comfyui-api builds, restart, tunnel on a lab host", { skip: why ?? fal
   };
   const health = () => hostOut("curl -s -w ' %{http_code}' http://127.0.0.1:3000/health");
   const current = () => hostOut(`readlink ${BIN}/current`);
-  const builds = async () => (await hostOut(`cd ${BIN} && for d in */; do [ "$d" != current/ ] && [ -f "$d.flow-build.json" ] && echo "\${d%/}"; done`)).split("\n").filter(Boolean).sort();
+  const builds = async () =>
+    (await hostOut(`cd ${BIN} && for d in */; do [ "$d" != current/ ] && [ -f "$d.flow-build.json" ] && echo "\${d%/}"; done`))
+      .split("\n")
+      .filter(Boolean)
+      .sort();
   const buildFile = (name: string, text: string) => {
     const p = join(dir, "builds", name);
     writeFileSync(p, text);
@@ -86,7 +100,12 @@ describe("comfyui-api builds, restart, tunnel on a lab host", { skip: why ?? fal
       if (m) {
         const from = Number(m[1]);
         const to = Math.min(m[2] ? Number(m[2]) : asset.length - 1, asset.length - 1);
-        res.writeHead(206, { "content-range": `bytes ${from}-${to}/${asset.length}`, "content-length": to - from + 1, "accept-ranges": "bytes", "content-type": "application/octet-stream" });
+        res.writeHead(206, {
+          "content-range": `bytes ${from}-${to}/${asset.length}`,
+          "content-length": to - from + 1,
+          "accept-ranges": "bytes",
+          "content-type": "application/octet-stream",
+        });
         return res.end(req.method === "HEAD" ? undefined : asset.subarray(from, to + 1));
       }
       res.writeHead(200, { "content-length": asset.length, "accept-ranges": "bytes", "content-type": "application/octet-stream" });
@@ -94,7 +113,9 @@ describe("comfyui-api builds, restart, tunnel on a lab host", { skip: why ?? fal
     });
     await new Promise<void>((r) => release.listen(0, "127.0.0.1", () => r()));
     releasePort = (release.address() as AddressInfo).port;
-    forward = spawn("ssh", ["-N", "-o", "ExitOnForwardFailure=yes", "-R", `${releasePort}:127.0.0.1:${releasePort}`, ...sshArgs()], { stdio: "ignore" });
+    forward = spawn("ssh", ["-N", "-o", "ExitOnForwardFailure=yes", "-R", `${releasePort}:127.0.0.1:${releasePort}`, ...sshArgs()], {
+      stdio: "ignore",
+    });
     for (let i = 0; ; i++) {
       if ((await hostOut(`curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:${releasePort}/x`)) === "404") break;
       if (i > 100) throw new Error("the SSH remote forward to the release server never answered");
@@ -103,7 +124,9 @@ describe("comfyui-api builds, restart, tunnel on a lab host", { skip: why ?? fal
 
     dir = mkdtempSync(join(tmpdir(), "flow-api-update-"));
     mkdirSync(join(dir, "builds"));
-    writeFileSync(join(dir, "flowfile.ts"), flowfileSource(`
+    writeFileSync(
+      join(dir, "flowfile.ts"),
+      flowfileSource(`
 import { lambda } from ${JSON.stringify(join(REPO, "providers/index.ts"))};
 import { comfyui, comfyuiApi } from ${JSON.stringify(join(REPO, "plugins/index.ts"))};
 export default defineFlow({
@@ -116,7 +139,8 @@ export default defineFlow({
     comfyui({ image: ${JSON.stringify(STANDIN_TAG)}, healthTimeoutSeconds: 60, env: { PROMPT_DURATION_MS: "3000" } }),
     comfyuiApi(),
   ],
-});`));
+});`),
+    );
     symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
     const setup = await run(["setup:lambda"]);
     assert.equal(setup.code, 0, setup.stdout + setup.stderr);
@@ -144,7 +168,10 @@ export default defineFlow({
     assert.equal(good.code, 0, good.stdout + good.stderr);
     const id = /comfyui-api from \S+ on the host: changed \(([0-9a-f]{12}): sent /.exec(good.stdout)?.[1];
     assert.ok(id, good.stdout);
-    assert.match(good.stdout, /switch to build [0-9a-f]{12}, check GET \/health and \/ready: changed \(re-created; serves comfyui-api 1\.18\.0; was the image's own comfyui-api\)/);
+    assert.match(
+      good.stdout,
+      /switch to build [0-9a-f]{12}, check GET \/health and \/ready: changed \(re-created; serves comfyui-api 1\.18\.0; was the image's own comfyui-api\)/,
+    );
     assert.equal(await current(), id);
     assert.equal(await hostOut("sudo -n docker inspect -f '{{json .Config.Cmd}}' comfyui"), '["/app/bin/current/comfyui-api"]');
     assert.match(await hostOut("sudo -n docker top comfyui -o pid,args"), /node \/app\/bin\/current\/dist\/src\/index\.js/);
@@ -160,10 +187,19 @@ export default defineFlow({
     assert.equal(broken.code, 1, broken.stdout);
     const bad = /comfyui-api from broken on the host: changed \(([0-9a-f]{12}):/.exec(broken.stdout)?.[1];
     assert.ok(bad, broken.stdout);
-    assert.match(broken.stdout, new RegExp(`switch to build ${bad}, check GET /health and /ready: failed \\(comfyui-api exited after \\d+s`));
+    assert.match(
+      broken.stdout,
+      new RegExp(`switch to build ${bad}, check GET /health and /ready: failed \\(comfyui-api exited after \\d+s`),
+    );
     assert.match(broken.stdout, new RegExp(`switch back to build ${id}: changed \\(serves comfyui-api 1\\.18\\.0 again\\)`));
-    assert.match(broken.stdout, new RegExp(`build ${bad} failed its check \\(comfyui-api exited after \\d+s[^)]*\\)\\): switched back to build ${id}, which serves`));
-    assert.match(broken.stdout, /last 30 lines of the comfyui container's log \(build [0-9a-f]{12}\):\n(.*\n)*.*this build is broken on purpose/);
+    assert.match(
+      broken.stdout,
+      new RegExp(`build ${bad} failed its check \\(comfyui-api exited after \\d+s[^)]*\\)\\): switched back to build ${id}, which serves`),
+    );
+    assert.match(
+      broken.stdout,
+      /last 30 lines of the comfyui container's log \(build [0-9a-f]{12}\):\n(.*\n)*.*this build is broken on purpose/,
+    );
     assert.ok(broken.ms < 30_000, `a start-up failure is seen at once, not at the timeout (${broken.ms} ms)`);
     assert.equal(await current(), id);
     assert.equal(await health(), `{"version":"${COMFYUI_API.version}","status":"healthy"} 200`);
@@ -178,10 +214,24 @@ export default defineFlow({
     const before = await builds();
     assert.equal(before.length, 2, before.join(" "));
 
-    const rel = await timed(["api:update", "--version", RELEASE, "--release-url", `http://127.0.0.1:${releasePort}/releases/download`, "--health-timeout", "60"]);
+    const rel = await timed([
+      "api:update",
+      "--version",
+      RELEASE,
+      "--release-url",
+      `http://127.0.0.1:${releasePort}/releases/download`,
+      "--health-timeout",
+      "60",
+    ]);
     assert.equal(rel.code, 0, rel.stdout + rel.stderr);
-    assert.match(rel.stdout, new RegExp(`comfyui-api release ${RELEASE} on the host: changed \\(${RELEASE.replace(/\./g, "\\.")}: downloaded on the host`));
-    assert.ok(seen.some((s) => s.startsWith(`GET /releases/download/${RELEASE}/comfyui-api`)), seen.join("\n"));
+    assert.match(
+      rel.stdout,
+      new RegExp(`comfyui-api release ${RELEASE} on the host: changed \\(${RELEASE.replace(/\./g, "\\.")}: downloaded on the host`),
+    );
+    assert.ok(
+      seen.some((s) => s.startsWith(`GET /releases/download/${RELEASE}/comfyui-api`)),
+      seen.join("\n"),
+    );
     assert.equal(await current(), RELEASE);
     assert.match(await hostOut(`cat ${BIN}/${RELEASE}/comfyui-api`), /flow test build release/);
     t.diagnostic(`api:update --version (downloaded by the host): ${rel.ms} ms`);
@@ -199,7 +249,12 @@ export default defineFlow({
     // back, on request: to the release, then to the real build folder
     const rb = await timed(["api:rollback", "--health-timeout", "60"]);
     assert.equal(rb.code, 0, rb.stdout);
-    assert.match(rb.stdout, new RegExp(`roll back to build ${RELEASE.replace(/\./g, "\\.")}, check GET /health and /ready: changed \\(restarted; serves comfyui-api 1\\.18\\.0; was build ${good2}\\)`));
+    assert.match(
+      rb.stdout,
+      new RegExp(
+        `roll back to build ${RELEASE.replace(/\./g, "\\.")}, check GET /health and /ready: changed \\(restarted; serves comfyui-api 1\\.18\\.0; was build ${good2}\\)`,
+      ),
+    );
     assert.equal(await current(), RELEASE);
     const rb2 = await run(["api:rollback"]);
     assert.equal(rb2.code, 0, rb2.stdout);
@@ -218,7 +273,10 @@ export default defineFlow({
     const before = await hostOut("sudo -n docker inspect -f '{{.State.StartedAt}}' comfyui");
     const r = await timed(["restart", "--what", "api", "--health-timeout", "60"]);
     assert.equal(r.code, 0, r.stdout);
-    assert.match(r.stdout, /comfyui-api is the container's PID 1 \(\/app\/bin\/current\/comfyui-api\) and starts ComfyUI as its child \(CMD=node \/opt\/ComfyUI\/main\.mjs[^)]*\): the API cannot restart alone, so both restart/);
+    assert.match(
+      r.stdout,
+      /comfyui-api is the container's PID 1 \(\/app\/bin\/current\/comfyui-api\) and starts ComfyUI as its child \(CMD=node \/opt\/ComfyUI\/main\.mjs[^)]*\): the API cannot restart alone, so both restart/,
+    );
     assert.match(r.stdout, /queue drained \(GET :8188\/queue\): ok \(waited \d+s for 1 running, 0 pending\)/);
     assert.match(r.stdout, /comfyui-api healthy \(GET :3000\/health and \/ready\): ok \(after \d+s, serves comfyui-api 1\.18\.0\)/);
     assert.notEqual(await hostOut("sudo -n docker inspect -f '{{.State.StartedAt}}' comfyui"), before, "the container restarted");
@@ -238,16 +296,24 @@ function generateWorkflow(input: Input): ComfyPrompt {
 const workflow: Workflow = { RequestSchema, generateWorkflow, summary: "echo (lab)" };
 export default workflow;
 `;
-    await hostOut(`mkdir -p /home/ubuntu/comfyui-api/workflows/lab && cat > /home/ubuntu/comfyui-api/workflows/lab/echo.ts <<'EOF'\n${wf}EOF`);
+    await hostOut(
+      `mkdir -p /home/ubuntu/comfyui-api/workflows/lab && cat > /home/ubuntu/comfyui-api/workflows/lab/echo.ts <<'EOF'\n${wf}EOF`,
+    );
     const r = await run(["restart", "--force", "--health-timeout", "60"]);
     assert.equal(r.code, 0, r.stdout);
     assert.match(await hostOut("curl -s http://127.0.0.1:3000/docs/json"), /"\/workflow\/lab\/echo"/);
     const was = await current();
     // comfyui-api starts and is healthy, but reads an empty workflow folder
-    const blind = buildFile("blind", `#!/bin/sh\nmkdir -p /tmp/no-workflows\nWORKFLOW_DIR=/tmp/no-workflows exec ${IMAGE_PATHS.launcher} "$@"\n`);
+    const blind = buildFile(
+      "blind",
+      `#!/bin/sh\nmkdir -p /tmp/no-workflows\nWORKFLOW_DIR=/tmp/no-workflows exec ${IMAGE_PATHS.launcher} "$@"\n`,
+    );
     const u = await run(["api:update", "--from", blind, "--health-timeout", "60"]);
     assert.equal(u.code, 1, u.stdout);
-    assert.match(u.stdout, /check GET \/health, \/ready and its 1 workflow: failed \(it does not serve 1 of the 1 workflow the build before served: \/workflow\/lab\/echo\)/);
+    assert.match(
+      u.stdout,
+      /check GET \/health, \/ready and its 1 workflow: failed \(it does not serve 1 of the 1 workflow the build before served: \/workflow\/lab\/echo\)/,
+    );
     assert.match(u.stdout, new RegExp(`switched back to build ${was}, which serves`));
     assert.equal(await current(), was);
     assert.match(await hostOut("curl -s http://127.0.0.1:3000/docs/json"), /"\/workflow\/lab\/echo"/);
@@ -255,7 +321,9 @@ export default workflow;
 
   test("tunnel: this machine reaches the host's 3000 and 8188 over SSH; SIGINT ends it cleanly", async () => {
     const child = spawn(process.execPath, [FLOW_BIN, "run", "tunnel", "--hosts", HOST, "--local-comfyui", "0", "--local-api", "0"], {
-      cwd: dir, env: { ...process.env, CI: "true" }, stdio: ["ignore", "pipe", "pipe"],
+      cwd: dir,
+      env: { ...process.env, CI: "true" },
+      stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
     child.stdout.on("data", (c: Buffer) => (out += c));
@@ -281,7 +349,10 @@ export default workflow;
     }
     const code = await exited;
     assert.equal(code, 0, out);
-    assert.match(out, /tunnel ComfyUI 127\.0\.0\.1:8188, comfyui-api 127\.0\.0\.1:3000: ok \(closed on SIGINT after \d+s, [1-9] connections? carried\)/);
+    assert.match(
+      out,
+      /tunnel ComfyUI 127\.0\.0\.1:8188, comfyui-api 127\.0\.0\.1:3000: ok \(closed on SIGINT after \d+s, [1-9] connections? carried\)/,
+    );
     assert.doesNotMatch(out, /Error|at .*\(.*:\d+:\d+\)/);
   });
 });

@@ -67,7 +67,11 @@ describe("deploy on a lab host with the real comfyui-api", { skip: reason ?? fal
   let hub: FakeHub;
   let tunnel: ChildProcess | undefined;
   const sh = async (script: string) => {
-    const r = await run("ssh", sshArgv(inv.hosts[HOST]!.port, "ubuntu", "sudo sh -s"), { input: `set -eu\n${script}\n`, allowFail: true, timeoutMs: 120_000 });
+    const r = await run("ssh", sshArgv(inv.hosts[HOST]!.port, "ubuntu", "sudo sh -s"), {
+      input: `set -eu\n${script}\n`,
+      allowFail: true,
+      timeoutMs: 120_000,
+    });
     assert.equal(r.code, 0, `${script}\n${r.stdout}\n${r.stderr}`);
     return r.stdout;
   };
@@ -82,9 +86,25 @@ describe("deploy on a lab host with the real comfyui-api", { skip: reason ?? fal
     // the host reaches the fake hub on its own loopback, through remote forwards of this SSH session
     const h = inv.hosts[HOST]!;
     const ports = [new URL(hub.url).port, new URL(hub.cdnUrl).port];
-    tunnel = spawn("ssh", ["-N", "-o", "ExitOnForwardFailure=yes", ...ports.flatMap((p) => ["-R", `${p}:127.0.0.1:${p}`]),
-      "-i", h.identityFile, "-o", `UserKnownHostsFile=${inv.knownHostsFile}`, "-o", "BatchMode=yes", "-p", String(h.port), `${h.user}@127.0.0.1`],
-      { stdio: "ignore" });
+    tunnel = spawn(
+      "ssh",
+      [
+        "-N",
+        "-o",
+        "ExitOnForwardFailure=yes",
+        ...ports.flatMap((p) => ["-R", `${p}:127.0.0.1:${p}`]),
+        "-i",
+        h.identityFile,
+        "-o",
+        `UserKnownHostsFile=${inv.knownHostsFile}`,
+        "-o",
+        "BatchMode=yes",
+        "-p",
+        String(h.port),
+        `${h.user}@127.0.0.1`,
+      ],
+      { stdio: "ignore" },
+    );
     for (let i = 0; i < 100; i++) {
       const r = await run("ssh", sshArgv(h.port, "ubuntu", `curl -s -o /dev/null -w '%{http_code}' ${hub.url}/nope`), { allowFail: true });
       if (r.stdout.trim() === "404") break;
@@ -92,15 +112,21 @@ describe("deploy on a lab host with the real comfyui-api", { skip: reason ?? fal
     }
     dir = mkdtempSync(join(tmpdir(), "flow-deploy-lab-"));
     symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
-    writeFileSync(join(dir, "flowfile.ts"), flowfileSource(`
+    writeFileSync(
+      join(dir, "flowfile.ts"),
+      flowfileSource(`
 import { comfyui, comfyuiApi, models } from ${JSON.stringify(join(REPO, "plugins/index.ts"))};
 export default defineFlow({
   inventory: [${JSON.stringify(join(REPO, ".lab/inventory.json"))}],
   settings: { allowHosts: [${JSON.stringify(new URL(hub.url).host)}, ${JSON.stringify(new URL(hub.cdnUrl).host)}] },
   plugins: [ops(), models({ connections: 4 }), comfyui({ image: ${JSON.stringify(STANDIN_TAG)}, healthTimeoutSeconds: 120 }),
     comfyuiApi({ source: { dir: ${JSON.stringify(VENDOR)} }, readyTimeoutSeconds: 120 })],
-});`));
-    for (const [rel, summary] of [["txt2img.ts", "lab text to image"], ["sd15/small.ts", "lab small images"]] as const) {
+});`),
+    );
+    for (const [rel, summary] of [
+      ["txt2img.ts", "lab text to image"],
+      ["sd15/small.ts", "lab small images"],
+    ] as const) {
       mkdirSync(join(dir, "workflows", rel, ".."), { recursive: true });
       writeFileSync(join(dir, "workflows", rel), workflow(summary));
     }
@@ -108,8 +134,13 @@ export default defineFlow({
     mkdirSync(join(dir, "workflow_templates"));
     const url = "https://huggingface.co/org/lab/resolve/main/lab.safetensors";
     const models = [{ name: "lab.safetensors", url, directory: "checkpoints" }];
-    writeFileSync(join(dir, "workflow_templates/lab.json"), JSON.stringify({ nodes: [{ id: 1, type: "CheckpointLoaderSimple", mode: 0,
-      properties: { models }, widgets_values: ["lab.safetensors"] }], links: [] }));
+    writeFileSync(
+      join(dir, "workflow_templates/lab.json"),
+      JSON.stringify({
+        nodes: [{ id: 1, type: "CheckpointLoaderSimple", mode: 0, properties: { models }, widgets_values: ["lab.safetensors"] }],
+        links: [],
+      }),
+    );
     hub.faults.rate = 2 * MB; // per connection, as a real CDN caps it: the download takes a moment
     const up = await flow(["run", "comfyui:up", "--hosts", HOST], { cwd: dir, env: hubEnv() });
     assert.equal(up.code, 0, up.stdout + up.stderr);
@@ -130,7 +161,10 @@ export default defineFlow({
     assert.ok(r1.changed > 0, first.stdout);
     assert.match(first.stdout, /custom node packs: skipped \(nodes:install is not available in this flow\)/);
     assert.equal(await starts(), before + 1, "one restart");
-    assert.match(await sh("sha256sum /home/ubuntu/comfyui/models/checkpoints/lab.safetensors"), new RegExp(createHash("sha256").update(CHECKPOINT).digest("hex")));
+    assert.match(
+      await sh("sha256sum /home/ubuntu/comfyui/models/checkpoints/lab.safetensors"),
+      new RegExp(createHash("sha256").update(CHECKPOINT).digest("hex")),
+    );
     const served = JSON.parse(await sh("curl -fsS http://127.0.0.1:3000/docs/json")).paths;
     assert.ok(served["/workflow/txt2img"] && served["/workflow/sd15/small"], Object.keys(served).join(" "));
 

@@ -72,7 +72,9 @@ describe("models plugin on a lab host", { skip: why ?? false, timeout: 900_000 }
   async function flowChild(args: string[]): Promise<{ child: ChildProcess; done: Promise<CliResult>; out: () => string }> {
     await onHost("rm -f ~/.flow/runs/models-download/events.jsonl");
     const child = spawn(process.execPath, [FLOW_BIN, "run", ...args, "--hosts", "lab6"], {
-      cwd: dir, env: { ...process.env, CI: "true", ...env }, stdio: ["ignore", "pipe", "pipe"],
+      cwd: dir,
+      env: { ...process.env, CI: "true", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
     child.stdout!.on("data", (c: Buffer) => (stdout += c));
@@ -122,17 +124,24 @@ describe("models plugin on a lab host", { skip: why ?? false, timeout: 900_000 }
       { name: "o.safetensors", url: "https://files.example.com/files/o.safetensors", directory: "loras" },
       { name: "b.safetensors", url: hf("b.safetensors"), directory: "diffusion_models" },
     ]);
-    writeFileSync(join(dir, "flowfile.ts"), flowfileSource(`import { models } from ${JSON.stringify(join(REPO, "plugins/models/index.ts"))};
+    writeFileSync(
+      join(dir, "flowfile.ts"),
+      flowfileSource(`import { models } from ${JSON.stringify(join(REPO, "plugins/models/index.ts"))};
 export default defineFlow({
   inventory: [${JSON.stringify(join(REPO, ".lab/inventory.json"))}],
   // the fake hub is reached on loopback (through the SSH forwards on the host): listed, or every download is refused
   settings: { connectTimeoutMs: 8000, allowHosts: ${JSON.stringify([new URL(hub.url).host, new URL(hub.cdnUrl).host])} },
   plugins: [ops(), models({ connections: 4, mirrors: { "https://files.example.com/": ${JSON.stringify(hub.url + "/")} } })],
-});`));
+});`),
+    );
     symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
     env = {
-      FLOW_HF_URL: hub.url, FLOW_CIVITAI_URL: hub.url, FLOW_COMFY_DATA_URL: `${hub.url}/no-data/`, XDG_CACHE_HOME: join(dir, ".cache"),
-      HF_TOKEN: "", CIVITAI_API_TOKEN: "",
+      FLOW_HF_URL: hub.url,
+      FLOW_CIVITAI_URL: hub.url,
+      FLOW_COMFY_DATA_URL: `${hub.url}/no-data/`,
+      XDG_CACHE_HOME: join(dir, ".cache"),
+      HF_TOKEN: "",
+      CIVITAI_API_TOKEN: "",
     };
   });
 
@@ -162,7 +171,10 @@ export default defineFlow({
     assert.equal(await hostSha("checkpoints/c.safetensors"), sha256(FILES.c));
     const cdnAuth = hub.stats.cdnAuth;
     assert.ok(cdnAuth.length > 0 && cdnAuth.every((a) => a === undefined), `Authorization reached the CDN: ${cdnAuth}`);
-    assert.ok(seen.some((s) => s.includes("models-download-")), "ps never saw the download");
+    assert.ok(
+      seen.some((s) => s.includes("models-download-")),
+      "ps never saw the download",
+    );
     assert.ok(!seen.some((s) => s.includes(HF_TOKEN)), "the token showed in ps on the host");
     assert.ok(!r.stdout.includes(HF_TOKEN) && !r.stderr.includes(HF_TOKEN));
     console.log(`fresh: ${hub.stats.bytes} bytes fetched for ${FILES.a.length + FILES.b.length + FILES.c.length}`);
@@ -317,13 +329,15 @@ export default defineFlow({
   });
 
   test("organize: dry-run shows moves; a real run moves and hardlinks identical files", async () => {
-    await onHost([
-      `mkdir -p ${ROOT}/checkpoints ${ROOT}/vae`,
-      `head -c 5000 /dev/urandom > ${ROOT}/checkpoints/o.safetensors`,
-      `head -c 7000 /dev/urandom > ${ROOT}/vae/d1.safetensors`,
-      `cp ${ROOT}/vae/d1.safetensors ${ROOT}/vae/d2.safetensors`,
-      `mv ${ROOT}/diffusion_models/b.safetensors ${ROOT}/loras/b.safetensors`,
-    ].join(" && "));
+    await onHost(
+      [
+        `mkdir -p ${ROOT}/checkpoints ${ROOT}/vae`,
+        `head -c 5000 /dev/urandom > ${ROOT}/checkpoints/o.safetensors`,
+        `head -c 7000 /dev/urandom > ${ROOT}/vae/d1.safetensors`,
+        `cp ${ROOT}/vae/d1.safetensors ${ROOT}/vae/d2.safetensors`,
+        `mv ${ROOT}/diffusion_models/b.safetensors ${ROOT}/loras/b.safetensors`,
+      ].join(" && "),
+    );
     const dry = await run(["models:organize", "--workflow", "workflow_templates/org.json", "--dry-run"]);
     assert.equal(dry.code, 0, dry.stdout);
     assert.match(dry.stdout, /would move checkpoints\/o\.safetensors -> loras\/o\.safetensors/);
@@ -357,8 +371,11 @@ export default defineFlow({
     const gone = await onHost(`test -e ${ROOT}/loras/stale.safetensors || test -e ${ROOT}/vae/d1.safetensors || echo gone`);
     assert.equal(gone.trim(), "gone");
     const kept = [
-      "loras/a.safetensors", "checkpoints/c.safetensors", "checkpoints/big.safetensors",
-      "loras/o.safetensors", "diffusion_models/b.safetensors",
+      "loras/a.safetensors",
+      "checkpoints/c.safetensors",
+      "checkpoints/big.safetensors",
+      "loras/o.safetensors",
+      "diffusion_models/b.safetensors",
     ];
     assert.equal((await onHost(`${kept.map((k) => `test -e ${ROOT}/${k}`).join(" && ")} && echo kept`)).trim(), "kept");
   });

@@ -33,14 +33,28 @@ const workflow: Workflow = { RequestSchema, generateWorkflow, summary: "ops lab 
 export default workflow;
 `;
 const TEMPLATE = JSON.stringify({
-  nodes: [{ id: 1, type: "ModelHolder", mode: 0, widgets_values: [], properties: { models: [
-    { name: "a.safetensors", url: "https://huggingface.co/org/models/resolve/main/a.safetensors", directory: "loras" },
-    { name: "c.safetensors", url: "https://huggingface.co/org/models/resolve/main/c.safetensors", directory: "checkpoints" },
-  ] } }],
+  nodes: [
+    {
+      id: 1,
+      type: "ModelHolder",
+      mode: 0,
+      widgets_values: [],
+      properties: {
+        models: [
+          { name: "a.safetensors", url: "https://huggingface.co/org/models/resolve/main/a.safetensors", directory: "loras" },
+          { name: "c.safetensors", url: "https://huggingface.co/org/models/resolve/main/c.safetensors", directory: "checkpoints" },
+        ],
+      },
+    },
+  ],
   links: [],
 });
 
-const events = (stdout: string) => stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+const events = (stdout: string) =>
+  stdout
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, any>);
 
 async function closedPort(): Promise<number> {
   const srv = createServer();
@@ -69,7 +83,9 @@ describe("status and logs on a lab host and an unreachable one", { skip: why ?? 
     const h = inv.hosts[HOST]!;
     dir = mkdtempSync(join(tmpdir(), "flow-ops-"));
     const keys = `identityFile: ${JSON.stringify(h.identityFile)}, knownHostsFile: ${JSON.stringify(inv.knownHostsFile)}`;
-    writeFileSync(join(dir, "flowfile.ts"), flowfileSource(`
+    writeFileSync(
+      join(dir, "flowfile.ts"),
+      flowfileSource(`
 import { comfyui } from ${JSON.stringify(join(REPO, "plugins/index.ts"))};
 // declares the planted secret, so flow knows to redact it
 const secret = defineTask({ name: "opslab:secret", description: "-", optionalSecrets: ["FLOW_OPS_SECRET"], async run() {} });
@@ -84,7 +100,8 @@ export default defineFlow({
     comfyui({ image: ${JSON.stringify(STANDIN_TAG)}, healthTimeoutSeconds: 90, env: { LAB_NOTE: process.env.FLOW_OPS_SECRET ?? "none" } }),
     definePlugin({ name: "opslab", tasks: [secret] }),
   ],
-});`));
+});`),
+    );
     symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
     // the project: two workflows expected, one template needing two models
     mkdirSync(join(dir, "workflows", "lab"), { recursive: true });
@@ -115,7 +132,24 @@ for i in $(seq 300); do curl -fsS -o /dev/null http://127.0.0.1:3000/ready 2>/de
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const ev = events(r.stdout);
     const s = ev.find((e) => e.type === "data" && e.host === HOST)!.data.status;
-    for (const key of ["reachable", "os", "uptimeSeconds", "load", "memory", "disk", "docker", "gpus", "container", "api", "queue", "workflows", "nodePacks", "models", "openPorts", "warnings"]) {
+    for (const key of [
+      "reachable",
+      "os",
+      "uptimeSeconds",
+      "load",
+      "memory",
+      "disk",
+      "docker",
+      "gpus",
+      "container",
+      "api",
+      "queue",
+      "workflows",
+      "nodePacks",
+      "models",
+      "openPorts",
+      "warnings",
+    ]) {
       assert.ok(key in s, `status.${key} missing`);
     }
     assert.equal(s.reachable, true);
@@ -134,8 +168,14 @@ for i in $(seq 300); do curl -fsS -o /dev/null http://127.0.0.1:3000/ready 2>/de
     // every port open to the world is warned about, the planted one with ComfyUI's advice
     assert.ok(s.openPorts.some((p: { container: string; hostPort: string }) => p.container === "opslab-open" && p.hostPort === "18188"));
     assert.ok(s.openPorts.every((p: { hostIp: string }) => ["0.0.0.0", "::", "[::]"].includes(p.hostIp)));
-    assert.equal(s.warnings.length, new Set(s.openPorts.map((p: { container: string; hostPort: string }) => `${p.container}:${p.hostPort}`)).size);
-    assert.ok(s.warnings.some((w: string) => /^opslab-open: port 18188->8188\/tcp is open to the world .*publish it on 127\.0\.0\.1/.test(w)), s.warnings);
+    assert.equal(
+      s.warnings.length,
+      new Set(s.openPorts.map((p: { container: string; hostPort: string }) => `${p.container}:${p.hostPort}`)).size,
+    );
+    assert.ok(
+      s.warnings.some((w: string) => /^opslab-open: port 18188->8188\/tcp is open to the world .*publish it on 127\.0\.0\.1/.test(w)),
+      s.warnings,
+    );
     const dead = ev.find((e) => e.type === "recap")!.hosts.find((x: { host: string }) => x.host === "dead");
     assert.equal(dead.outcome, "unreachable");
     assert.match(dead.error, /refused/i);
@@ -162,7 +202,9 @@ for i in $(seq 300); do curl -fsS -o /dev/null http://127.0.0.1:3000/ready 2>/de
 
   test("logs --follow on two hosts: lines from both as they come, each prefixed; SIGINT ends it cleanly, no docker logs left", async () => {
     const child = spawn(process.execPath, [FLOW_BIN, "run", "logs", "--hosts", `${HOST},lab9b`, "--follow"], {
-      cwd: dir, env: { ...process.env, CI: "true", ...env }, stdio: ["ignore", "pipe", "pipe"],
+      cwd: dir,
+      env: { ...process.env, CI: "true", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
     let stderr = "";
@@ -181,7 +223,13 @@ for i in $(seq 300); do curl -fsS -o /dev/null http://127.0.0.1:3000/ready 2>/de
       // a new line, made now, reaches both
       const mark = `opslab-${Date.now()}`;
       await onHost(`curl -s -o /dev/null http://127.0.0.1:3000/${mark}`);
-      await until("the new line on both hosts", () => stdout.includes(`[lab9] `) && new RegExp(`^\\[lab9\\] .*GET /${mark}`, "m").test(stdout) && new RegExp(`^\\[lab9b\\] .*GET /${mark}`, "m").test(stdout));
+      await until(
+        "the new line on both hosts",
+        () =>
+          stdout.includes(`[lab9] `) &&
+          new RegExp(`^\\[lab9\\] .*GET /${mark}`, "m").test(stdout) &&
+          new RegExp(`^\\[lab9b\\] .*GET /${mark}`, "m").test(stdout),
+      );
       const t0 = Date.now();
       child.kill("SIGINT");
       const r = await done;
@@ -197,11 +245,16 @@ for i in $(seq 300); do curl -fsS -o /dev/null http://127.0.0.1:3000/ready 2>/de
   });
 
   test("logs --errors finds a provoked error (a failed download) and nothing ordinary; the secret in it is redacted", async () => {
-    await onHost(`curl -s -o /dev/null -H 'content-type: application/json' -d '{"url":"http://127.0.0.1:9/${SECRET}.safetensors","model_type":"checkpoints","wait":true}' http://127.0.0.1:3000/download`);
+    await onHost(
+      `curl -s -o /dev/null -H 'content-type: application/json' -d '{"url":"http://127.0.0.1:9/${SECRET}.safetensors","model_type":"checkpoints","wait":true}' http://127.0.0.1:3000/download`,
+    );
     const r = await runFlow(["logs", "--hosts", HOST, "--errors", "--since", "10m"]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     // one host: the lines as they are, for piping
-    assert.match(r.stdout, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ERROR api +Download failed: fetch failed url=http:\/\/127\.0\.0\.1:9\/\*\*\*\.safetensors/m);
+    assert.match(
+      r.stdout,
+      /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ERROR api +Download failed: fetch failed url=http:\/\/127\.0\.0\.1:9\/\*\*\*\.safetensors/m,
+    );
     assert.ok(!r.stdout.includes(SECRET), "the planted secret is redacted");
     assert.doesNotMatch(r.stdout, /incoming request|INFO /);
     const all = await runFlow(["logs", "--hosts", HOST, "--lines", "30"]);

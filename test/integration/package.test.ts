@@ -10,7 +10,11 @@ import { join } from "node:path";
 import { REPO } from "../support/cli.ts";
 
 const npm = (args: string[], cwd: string) =>
-  spawnSync("npm", [...args, "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"], { cwd, encoding: "utf8", timeout: 300_000 });
+  spawnSync("npm", [...args, "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error"], {
+    cwd,
+    encoding: "utf8",
+    timeout: 300_000,
+  });
 
 /** The first ts block under "## Writing a plugin": the docs and this test cannot drift apart. */
 function readmeExample(): string {
@@ -38,7 +42,8 @@ describe("the packed package in a user's project", { timeout: 600_000 }, () => {
     writeFileSync(join(project, "flowfile.ts"), readmeExample());
 
     const env = { ...process.env, CI: "true" };
-    const flow = (args: string[]) => spawnSync(join(project, "node_modules/.bin/flow"), args, { cwd: project, env, encoding: "utf8", timeout: 60_000 });
+    const flow = (args: string[]) =>
+      spawnSync(join(project, "node_modules/.bin/flow"), args, { cwd: project, env, encoding: "utf8", timeout: 60_000 });
     const list = flow(["list"]);
     assert.equal(list.status, 0, list.stderr);
     assert.match(list.stdout, /flowfile: .*project\/flowfile\.ts/);
@@ -57,14 +62,29 @@ describe("the packed package in a user's project", { timeout: 600_000 }, () => {
     assert.match(help.stdout, /--name=<name>\s+who to greet \(Required\)/);
 
     // the package's types: the flowfile type-checks against `flow` as installed
-    writeFileSync(join(project, "tsconfig.json"), JSON.stringify({
-      compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext", target: "ES2022", strict: true, noEmit: true, skipLibCheck: true, types: [] },
-      include: ["flowfile.ts"],
-    }));
+    writeFileSync(
+      join(project, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: {
+          module: "NodeNext",
+          moduleResolution: "NodeNext",
+          target: "ES2022",
+          strict: true,
+          noEmit: true,
+          skipLibCheck: true,
+          types: [],
+        },
+        include: ["flowfile.ts"],
+      }),
+    );
     const tsc = spawnSync(process.execPath, [join(REPO, "node_modules/typescript/bin/tsc"), "-p", project], { encoding: "utf8" });
     assert.equal(tsc.status, 0, tsc.stdout + tsc.stderr);
-    writeFileSync(join(project, "flowfile.ts"), readmeExample().replace('name: z.string().describe("who to greet"),', "name: z.string(), bogus: 1 as unknown as string,")
-      .replace("const text = `hello ${o.name}\\n`;", "const text: number = o.name;"));
+    writeFileSync(
+      join(project, "flowfile.ts"),
+      readmeExample()
+        .replace('name: z.string().describe("who to greet"),', "name: z.string(), bogus: 1 as unknown as string,")
+        .replace("const text = `hello ${o.name}\\n`;", "const text: number = o.name;"),
+    );
     const bad = spawnSync(process.execPath, [join(REPO, "node_modules/typescript/bin/tsc"), "-p", project], { encoding: "utf8" });
     assert.notEqual(bad.status, 0, "a type error in the flowfile is caught: the types are real, not any");
     assert.match(bad.stdout, /flowfile\.ts.*Type 'string' is not assignable to type 'number'/);

@@ -17,14 +17,27 @@ const COUNT = join(REPO, "test/fixtures/tasks/count.ts");
 
 function sshOn(inv: LabInventory, name: string, command: string): string {
   const h = inv.hosts[name]!;
-  const r = spawnSync("ssh", ["-i", h.identityFile, "-o", `UserKnownHostsFile=${inv.knownHostsFile}`, "-o", "BatchMode=yes", "-p", String(h.port), `${h.user}@127.0.0.1`, command]);
+  const r = spawnSync("ssh", [
+    "-i",
+    h.identityFile,
+    "-o",
+    `UserKnownHostsFile=${inv.knownHostsFile}`,
+    "-o",
+    "BatchMode=yes",
+    "-p",
+    String(h.port),
+    `${h.user}@127.0.0.1`,
+    command,
+  ]);
   return r.stdout.toString();
 }
 
 /** A project whose flowfile reads the lab inventory (or a copy with edits) and has test tasks. */
 function project(inventoryFile: string, extraHosts = ""): string {
   const dir = mkdtempSync(join(tmpdir(), "flow-lab-proj-"));
-  writeFileSync(join(dir, "flowfile.ts"), flowfileSource(`
+  writeFileSync(
+    join(dir, "flowfile.ts"),
+    flowfileSource(`
 export default defineFlow({
   hosts: { ${extraHosts} },
   inventory: [${JSON.stringify(inventoryFile)}],
@@ -53,7 +66,8 @@ export default defineFlow({
       },
     }),
   ] })],
-});`));
+});`),
+  );
   symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
   return dir;
 }
@@ -71,7 +85,9 @@ describe("runner on lab hosts", { skip: why ?? false, timeout: 600_000 }, () => 
     assert.equal(r.code, 0, r.stdout + r.stderr);
     for (const h of ["lab1", "lab2", "lab3"]) assert.match(r.stdout, new RegExp(`^${h}\\s+ok\\s+1`, "m"));
     assert.match(r.stdout, /Debian GNU\/Linux 12/);
-    const e = await flow(["run", "exec", "--hosts", "lab1,lab2", "--", "hostname;", "echo", "to-stderr", ">&2;", "exit", "0"], { cwd: dir });
+    const e = await flow(["run", "exec", "--hosts", "lab1,lab2", "--", "hostname;", "echo", "to-stderr", ">&2;", "exit", "0"], {
+      cwd: dir,
+    });
     assert.equal(e.code, 0, e.stdout);
     assert.match(e.stdout, /\[lab1\] lab1\n\[lab1\] stderr:\n\[lab1\] to-stderr/);
     assert.match(e.stdout, /\[lab2\] lab2/);
@@ -91,7 +107,11 @@ describe("runner on lab hosts", { skip: why ?? false, timeout: 600_000 }, () => 
       const cmd = `printf '%s\\n' ${words.map(shQuote).join(" ")}; id -u`;
       const r = await flow(["run", "exec", "--hosts", "lab1", "--json", ...sudo, "--", cmd], { cwd: dir });
       assert.equal(r.code, 0, r.stdout);
-      const data = r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l)).find((e) => e.type === "data");
+      const data = r.stdout
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l))
+        .find((e) => e.type === "data");
       const lines = data.data.exec.stdout.split("\n");
       assert.equal(lines.at(-2), sudo.length ? "0" : "1000");
       assert.deepEqual(lines.slice(0, -2).join("\n"), words.join("\n"));
@@ -100,8 +120,17 @@ describe("runner on lab hosts", { skip: why ?? false, timeout: 600_000 }, () => 
 
   test("10,000 hostile strings come back unchanged through a remote printf over SSH (as ubuntu and via sudo)", async () => {
     const h = inv.hosts.lab1!;
-    const t = new SshTransport({ label: "lab1", address: h.address, port: h.port, user: h.user, identityFile: h.identityFile },
-      { knownHostsFile: inv.knownHostsFile, acceptNewHostKey: false, connectTimeoutMs: 10_000, keepaliveIntervalMs: 15_000, sshConfigFile: null, maxChannels: 8 });
+    const t = new SshTransport(
+      { label: "lab1", address: h.address, port: h.port, user: h.user, identityFile: h.identityFile },
+      {
+        knownHostsFile: inv.knownHostsFile,
+        acceptNewHostKey: false,
+        connectTimeoutMs: 10_000,
+        keepaliveIntervalMs: 15_000,
+        sshConfigFile: null,
+        maxChannels: 8,
+      },
+    );
     await t.connect();
     try {
       const strings = hostileStrings(10_000, 11);
@@ -132,11 +161,14 @@ describe("runner on lab hosts", { skip: why ?? false, timeout: 600_000 }, () => 
     const work = mkdtempSync(join(tmpdir(), "flow-kh-"));
     const known = join(work, "known_hosts");
     const lab2Port = inv.hosts.lab2!.port;
-    const lines = readFileSync(inv.knownHostsFile, "utf8").split("\n").filter((l) => l && !l.startsWith(`[127.0.0.1]:${lab2Port} `));
+    const lines = readFileSync(inv.knownHostsFile, "utf8")
+      .split("\n")
+      .filter((l) => l && !l.startsWith(`[127.0.0.1]:${lab2Port} `));
     writeFileSync(known, lines.join("\n") + "\n");
     const invCopy = JSON.parse(readFileSync(join(REPO, ".lab/inventory.json"), "utf8"));
     invCopy.knownHostsFile = known;
-    for (const h of Object.values(invCopy.hosts) as { identityFile: string }[]) h.identityFile = join(REPO, ".lab", h.identityFile.replace(/^.*\//, ""));
+    for (const h of Object.values(invCopy.hosts) as { identityFile: string }[])
+      h.identityFile = join(REPO, ".lab", h.identityFile.replace(/^.*\//, ""));
     writeFileSync(join(work, "inventory.json"), JSON.stringify(invCopy));
     const d = project(join(work, "inventory.json"));
     const marker = `/tmp/flow-marker-${process.pid}-${Date.now()}`;
@@ -154,8 +186,15 @@ describe("runner on lab hosts", { skip: why ?? false, timeout: 600_000 }, () => 
     assert.equal(sshOn(inv, "lab2", `test -e ${marker} && echo yes || echo no`).trim(), "yes");
 
     // changed key: lab2's line now carries lab3's key
-    const lab3Key = readFileSync(inv.knownHostsFile, "utf8").split("\n").find((l) => l.startsWith(`[127.0.0.1]:${inv.hosts.lab3!.port} `))!.split(" ").slice(1).join(" ");
-    const edited = readFileSync(known, "utf8").split("\n").map((l) => (l.startsWith(`[127.0.0.1]:${lab2Port} `) ? `[127.0.0.1]:${lab2Port} ${lab3Key}` : l));
+    const lab3Key = readFileSync(inv.knownHostsFile, "utf8")
+      .split("\n")
+      .find((l) => l.startsWith(`[127.0.0.1]:${inv.hosts.lab3!.port} `))!
+      .split(" ")
+      .slice(1)
+      .join(" ");
+    const edited = readFileSync(known, "utf8")
+      .split("\n")
+      .map((l) => (l.startsWith(`[127.0.0.1]:${lab2Port} `) ? `[127.0.0.1]:${lab2Port} ${lab3Key}` : l));
     writeFileSync(known, edited.join("\n"));
     const marker2 = marker + "-changed";
     const bad = await flow(["run", "exec", "--hosts", "lab1,lab2", "--accept-new-host-key", "--", "touch", marker2], { cwd: d });
@@ -177,7 +216,10 @@ describe("runner on lab hosts", { skip: why ?? false, timeout: 600_000 }, () => 
     }
     const r = await running;
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.ok(seen.some((s) => s.includes("sleep 3")), "the probe never saw the remote command running");
+    assert.ok(
+      seen.some((s) => s.includes("sleep 3")),
+      "the probe never saw the remote command running",
+    );
     assert.ok(!seen.some((s) => s.includes(token)), "the token showed in ps or a process environment on the host");
     assert.ok(!r.stdout.includes(token) && !r.stderr.includes(token), "the token leaked into flow's output");
     assert.match(r.stdout, /token \*\*\* hashed to/);
@@ -199,16 +241,22 @@ describe("runner on lab hosts", { skip: why ?? false, timeout: 600_000 }, () => 
     let out = "";
     const ac = new AbortController();
     const first = flow(["run", "t:count", "--hosts", "lab2", "--steps", "40", "--delay", "100"], {
-      cwd: dir, env: { FLOW_TEST_TOKEN: token }, onStdout: (s) => (out += s),
+      cwd: dir,
+      env: { FLOW_TEST_TOKEN: token },
+      onStdout: (s) => (out += s),
     });
     // once the script runs on the host, cut the SSH session from the host side (as a network drop would)
-    for (let i = 0; i < 200 && !/"done":3,"total":40/.test(sshOn(inv, "lab2", "cat ~/.flow/runs/count/events.jsonl 2>/dev/null")); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 200 && !/"done":3,"total":40/.test(sshOn(inv, "lab2", "cat ~/.flow/runs/count/events.jsonl 2>/dev/null")); i++)
+      await new Promise((r) => setTimeout(r, 100));
     spawnSync("docker", ["exec", inv.hosts.lab2!.data.container, "pkill", "-KILL", "-f", "sshd: ubuntu"]);
     const dropped = await first;
     void ac;
     assert.equal(dropped.code, 1, dropped.stdout);
     assert.match(dropped.stdout, /keeps running on the host: run the same command again to re-attach|lost|closed|reset/i);
-    const again = await flow(["run", "t:count", "--hosts", "lab2", "--steps", "40", "--delay", "100"], { cwd: dir, env: { FLOW_TEST_TOKEN: token } });
+    const again = await flow(["run", "t:count", "--hosts", "lab2", "--steps", "40", "--delay", "100"], {
+      cwd: dir,
+      env: { FLOW_TEST_TOKEN: token },
+    });
     assert.equal(again.code, 0, again.stdout + again.stderr);
     assert.match(again.stdout, /re-attached|finished while nobody watched/);
     assert.match(again.stdout, /\{"counted":40,"sawSecret":true\}/);
@@ -216,7 +264,8 @@ describe("runner on lab hosts", { skip: why ?? false, timeout: 600_000 }, () => 
 
   test("lock contention between two flow processes on a lab host", async () => {
     const a = flow(["run", "t:count", "--hosts", "lab1", "--steps", "80", "--delay", "100"], { cwd: dir });
-    for (let i = 0; i < 100 && !/held by/.test((await flow(["run", "lock:status", "--hosts", "lab1"], { cwd: dir })).stdout); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 100 && !/held by/.test((await flow(["run", "lock:status", "--hosts", "lab1"], { cwd: dir })).stdout); i++)
+      await new Promise((r) => setTimeout(r, 100));
     const b = await flow(["run", "t:count", "--hosts", "lab1", "--steps", "1"], { cwd: dir });
     assert.equal(b.code, 1);
     assert.match(b.stdout, /lab1 is locked by .*\(task t:count, pid \d+/);

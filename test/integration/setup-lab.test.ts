@@ -15,7 +15,18 @@ const why = await labUnavailableReason();
 
 function ssh(inv: LabInventory, name: string, command: string, user?: string): { code: number | null; out: string } {
   const h = inv.hosts[name]!;
-  const r = spawnSync("ssh", ["-i", h.identityFile, "-o", `UserKnownHostsFile=${inv.knownHostsFile}`, "-o", "BatchMode=yes", "-p", String(h.port), `${user ?? h.user}@127.0.0.1`, command]);
+  const r = spawnSync("ssh", [
+    "-i",
+    h.identityFile,
+    "-o",
+    `UserKnownHostsFile=${inv.knownHostsFile}`,
+    "-o",
+    "BatchMode=yes",
+    "-p",
+    String(h.port),
+    `${user ?? h.user}@127.0.0.1`,
+    command,
+  ]);
   return { code: r.status, out: r.stdout.toString() + r.stderr.toString() };
 }
 
@@ -41,7 +52,9 @@ describe("provider setup on lab hosts", { skip: why ?? false, timeout: 900_000 }
     }
     dir = mkdtempSync(join(tmpdir(), "flow-setup-"));
     writeFileSync(join(dir, "root-inventory.json"), JSON.stringify(asRoot));
-    writeFileSync(join(dir, "flowfile.ts"), flowfileSource(`
+    writeFileSync(
+      join(dir, "flowfile.ts"),
+      flowfileSource(`
 import { lambda, datacrunch } from ${JSON.stringify(join(REPO, "providers/index.ts"))};
 import { comfyui } from ${JSON.stringify(join(REPO, "plugins/index.ts"))};
 const env: Record<string, string> = { FLOW_TEST_ENV: process.env.FLOW_TEST_ENV ?? "a" };
@@ -50,14 +63,20 @@ export default defineFlow({
   inventory: [${JSON.stringify(join(REPO, ".lab/inventory.json"))}, "root-inventory.json"],
   providers: [lambda(), datacrunch()],
   plugins: [ops(), comfyui({ image: process.env.FLOW_TEST_IMAGE ?? ${JSON.stringify(STANDIN_TAG)}, env, healthTimeoutSeconds: 90 })],
-});`));
+});`),
+    );
     symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
   });
 
   test("--dry-run on a fresh host lists what would change and changes nothing", async () => {
     const r = await flow(["run", "setup:lambda", "--hosts", "lab4", "--dry-run"], { cwd: dir });
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    for (const step of [/node runtime: would change/, /folders under \/home\/ubuntu: would change \(\d+ missing\)/, /custom_nodes keeps .*: would change/, /container comfyui .*: would change \(missing\)/]) {
+    for (const step of [
+      /node runtime: would change/,
+      /folders under \/home\/ubuntu: would change \(\d+ missing\)/,
+      /custom_nodes keeps .*: would change/,
+      /container comfyui .*: would change \(missing\)/,
+    ]) {
       assert.match(r.stdout, step);
     }
     assert.equal(ssh(inv, "lab4", "test -e /home/ubuntu/comfyui || test -e ~/.flow/node; echo $?").out.trim(), "1");
@@ -70,14 +89,20 @@ export default defineFlow({
     for (const h of ["lab4", "lab5"]) {
       assert.equal(ssh(inv, h, "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:3000/health").out, "200");
       assert.equal(ssh(inv, h, "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8188/").out, "200");
-      assert.match(ssh(inv, h, "curl -s http://127.0.0.1:8188/manager/version").out, /./, "ComfyUI-Manager hidden by the mounted custom_nodes");
+      assert.match(
+        ssh(inv, h, "curl -s http://127.0.0.1:8188/manager/version").out,
+        /./,
+        "ComfyUI-Manager hidden by the mounted custom_nodes",
+      );
     }
     const firstRecap = recapOf(first.stdout, "lab4");
     const second = await flow(["run", "setup:lambda", "--hosts", "lab4"], { cwd: dir });
     const secondRecap = recapOf(second.stdout, "lab4");
     assert.equal(secondRecap.changed, 0, second.stdout);
     assert.equal(secondRecap.failed, 0);
-    console.log(`# setup:lambda on a lab host: first run ${firstRecap.seconds}s (${firstRecap.changed} changed), second ${secondRecap.seconds}s (0 changed), ratio ${(secondRecap.seconds / firstRecap.seconds).toFixed(2)}`);
+    console.log(
+      `# setup:lambda on a lab host: first run ${firstRecap.seconds}s (${firstRecap.changed} changed), second ${secondRecap.seconds}s (0 changed), ratio ${(secondRecap.seconds / firstRecap.seconds).toFixed(2)}`,
+    );
   });
 
   test("changing one env value re-creates the container and nothing else", async () => {
@@ -86,15 +111,24 @@ export default defineFlow({
     const rc = recapOf(r.stdout, "lab4");
     assert.equal(rc.changed, 1, r.stdout);
     assert.match(r.stdout, /container comfyui .*: changed \(created, spec/);
-    assert.match(ssh(inv, "lab4", "sudo -n docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' comfyui").out, /^FLOW_TEST_ENV=b$/m);
+    assert.match(
+      ssh(inv, "lab4", "sudo -n docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' comfyui").out,
+      /^FLOW_TEST_ENV=b$/m,
+    );
   });
 
   test("an image that cannot be had fails the step and leaves the running container alone", async () => {
-    const r = await flow(["run", "setup:lambda", "--hosts", "lab4", "--health-timeout", "5"], { cwd: dir, env: { FLOW_TEST_ENV: "b", FLOW_TEST_IMAGE: "flow-comfy-standin:no-such-tag!" } });
+    const r = await flow(["run", "setup:lambda", "--hosts", "lab4", "--health-timeout", "5"], {
+      cwd: dir,
+      env: { FLOW_TEST_ENV: "b", FLOW_TEST_IMAGE: "flow-comfy-standin:no-such-tag!" },
+    });
     // an invalid reference fails inside the host at once: no registry is asked (none can be reached here)
     assert.equal(r.code, 1, r.stdout);
     assert.match(r.stdout, /invalid reference format/);
-    assert.equal(ssh(inv, "lab4", "sudo -n docker inspect -f '{{.State.Status}} {{.Config.Image}}' comfyui").out.trim(), `running ${STANDIN_TAG}`);
+    assert.equal(
+      ssh(inv, "lab4", "sudo -n docker inspect -f '{{.State.Status}} {{.Config.Image}}' comfyui").out.trim(),
+      `running ${STANDIN_TAG}`,
+    );
     assert.equal(ssh(inv, "lab4", "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:3000/health").out, "200");
   });
 
@@ -114,7 +148,11 @@ export default defineFlow({
     assert.equal(ssh(inv, "lab5", "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:3000/health").out, "200");
     // later tasks find the data root setup chose, without being told again
     const st = await flow(["run", "status", "--hosts", "root-lab5", "--json"], { cwd: dir });
-    const data = st.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l)).find((e) => e.type === "data");
+    const data = st.stdout
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+      .find((e) => e.type === "data");
     assert.equal(data.data.status.disk.path, "/home/user");
   });
 });

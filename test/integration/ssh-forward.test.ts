@@ -48,7 +48,14 @@ describe("port forwarding", { skip }, () => {
     echo = await echoServer();
     t = new SshTransport(
       { label: "fwd", address: d.host, port: d.port, user: d.user, identityFile: d.identityFile },
-      { knownHostsFile: d.knownHostsFile, acceptNewHostKey: false, connectTimeoutMs: 20_000, keepaliveIntervalMs: 5_000, sshConfigFile: null, maxChannels: 2 },
+      {
+        knownHostsFile: d.knownHostsFile,
+        acceptNewHostKey: false,
+        connectTimeoutMs: 20_000,
+        keepaliveIntervalMs: 5_000,
+        sshConfigFile: null,
+        maxChannels: 2,
+      },
     );
   });
   after(async () => {
@@ -63,7 +70,10 @@ describe("port forwarding", { skip }, () => {
     assert.equal(f.localHost, "127.0.0.1");
     assert.ok(f.localPort > 0);
     const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => roundTrip(f.localPort, `hello ${i}`)));
-    assert.deepEqual(answers, Array.from({ length: 12 }, (_, i) => `echo:hello ${i}`));
+    assert.deepEqual(
+      answers,
+      Array.from({ length: 12 }, (_, i) => `echo:hello ${i}`),
+    );
     assert.equal(f.connections, 12);
     // commands still run beside the forward
     assert.equal((await t.exec("echo ok")).stdout, "ok\n");

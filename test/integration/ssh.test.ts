@@ -18,8 +18,13 @@ function transport(d: Sshd, over: Partial<SshTarget> = {}, opts: Partial<SshOpti
   return new SshTransport(
     { label: "lab", address: d.host, port: d.port, user: d.user, identityFile: d.identityFile, ...over },
     {
-      knownHostsFile: d.knownHostsFile, acceptNewHostKey: false, connectTimeoutMs: 20_000, keepaliveIntervalMs: 5_000,
-      sshConfigFile: null, maxChannels: 8, ...opts,
+      knownHostsFile: d.knownHostsFile,
+      acceptNewHostKey: false,
+      connectTimeoutMs: 20_000,
+      keepaliveIntervalMs: 5_000,
+      sshConfigFile: null,
+      maxChannels: 8,
+      ...opts,
     },
     tuning,
   );
@@ -285,14 +290,26 @@ describe("SshTransport", { skip }, () => {
 
   test("login user: ~/.ssh/config's User beats the provider's default, the host's own user beats ~/.ssh/config", async () => {
     const cfg = join(work, "ssh_config_user");
-    const alias = (name: string, user: string) =>
-      [`Host ${name}`, "  HostName 127.0.0.1", `  Port ${d.port}`, `  User ${user}`, `  IdentityFile ${d.identityFile}`];
+    const alias = (name: string, user: string) => [
+      `Host ${name}`,
+      "  HostName 127.0.0.1",
+      `  Port ${d.port}`,
+      `  User ${user}`,
+      `  IdentityFile ${d.identityFile}`,
+    ];
     writeFileSync(cfg, [...alias("cfg-user", d.user), ...alias("cfg-wrong-user", "flow-no-such-user"), ""].join("\n"));
     const mk = (target: Partial<SshTarget> & { address: string }) =>
-      new SshTransport({ label: target.address, ...target }, {
-        knownHostsFile: d.knownHostsFile, sshConfigFile: cfg, acceptNewHostKey: false,
-        connectTimeoutMs: 20_000, keepaliveIntervalMs: 5_000, maxChannels: 8,
-      });
+      new SshTransport(
+        { label: target.address, ...target },
+        {
+          knownHostsFile: d.knownHostsFile,
+          sshConfigFile: cfg,
+          acceptNewHostKey: false,
+          connectTimeoutMs: 20_000,
+          keepaliveIntervalMs: 5_000,
+          maxChannels: 8,
+        },
+      );
 
     const byConfig = mk({ address: "cfg-user", defaultUser: "flow-no-such-user" });
     try {
@@ -397,7 +414,7 @@ describe("SshTransport", { skip }, () => {
       assert.equal((await t.exec("id -un")).stdout, "flowtest\n");
       assert.equal((await t.exec("id -un", { sudo: true })).stdout, "root\n");
       assert.equal((await t.exec("id -un; cat", { sudo: true, stdin: "x" })).stdout, "root\nx");
-      assert.equal((await t.exec("echo \"it's $(id -u)\"", { sudo: true })).stdout, "it's 0\n");
+      assert.equal((await t.exec('echo "it\'s $(id -u)"', { sudo: true })).stdout, "it's 0\n");
     });
 
     test("upload into a root-only folder goes through sudo", { skip: !sudoOk && "needs root and /usr/bin/sudo" }, async () => {

@@ -105,7 +105,8 @@ describe("the lab's comfyui-api image in a lab host", { skip: reason ?? false, t
   };
   const getJson = async (path: string, port = 3000) => JSON.parse(await shOk(`curl -fsS http://127.0.0.1:${port}${path}`));
   const postJson = async (path: string, body: unknown) => {
-    const out = await shOk(`curl -sS -o /tmp/flow-standin-body -w '%{http_code}' -H 'content-type: application/json' --data-binary @- http://127.0.0.1:3000${path} <<'EOF'
+    const out =
+      await shOk(`curl -sS -o /tmp/flow-standin-body -w '%{http_code}' -H 'content-type: application/json' --data-binary @- http://127.0.0.1:3000${path} <<'EOF'
 ${JSON.stringify(body)}
 EOF
 echo; cat /tmp/flow-standin-body`);
@@ -156,7 +157,9 @@ ${files}`);
   test("the image: built once per content hash, loaded again only when the host lacks it; timings", async (t) => {
     const b = first.build;
     t.diagnostic(`comfyui-api build: ${b.api.built ? `built in ${(b.api.ms / 1000).toFixed(1)}s` : "from the cache"} (${b.api.hash})`);
-    t.diagnostic(`image rootfs: ${b.built ? "built" : "from the cache"}, ${(b.ms / 1000).toFixed(1)}s in all; load into ${HOST}: loaded=${first.loaded}, ${(first.ms / 1000).toFixed(1)}s`);
+    t.diagnostic(
+      `image rootfs: ${b.built ? "built" : "from the cache"}, ${(b.ms / 1000).toFixed(1)}s in all; load into ${HOST}: loaded=${first.loaded}, ${(first.ms / 1000).toFixed(1)}s`,
+    );
     t.diagnostic(`image size ${(first.bytes / 1e6).toFixed(1)} MB; first container start to /ready: ${(startMs / 1000).toFixed(1)}s`);
     assert.ok(first.bytes < 250e6, `image is ${first.bytes} bytes`);
     const again = await ensureStandinImage(inv, HOST);
@@ -176,7 +179,10 @@ ${files}`);
     assert.match(top, new RegExp(`node ${IMAGE_PATHS.api}/dist/src/index\\.js`), top);
     assert.match(top, new RegExp(`node ${IMAGE_PATHS.comfyMain} --listen 0\\.0\\.0\\.0 --port 8188`), top);
     const lines = await apiLines();
-    assert.ok(lines.some((l) => l.msg === `Starting ComfyUI API ${COMFYUI_API.version} with ComfyUI 0.19.3-standin`), "comfyui-api read the stand-in's version");
+    assert.ok(
+      lines.some((l) => l.msg === `Starting ComfyUI API ${COMFYUI_API.version} with ComfyUI 0.19.3-standin`),
+      "comfyui-api read the stand-in's version",
+    );
     assert.ok(lines.some((l) => l.msg === "Connected to Comfy UI websocket"));
   });
 
@@ -213,7 +219,15 @@ ${files}`);
     assert.equal(png.readUInt32BE(20), 96);
     assert.deepEqual(r.json.filenames, ["lab-req-1_lab_00001_.png"]);
     // the defaults came from the workflow's schema; unknown keys were dropped
-    assert.deepEqual(r.json.input, { prompt: "a cat", negative_prompt: "blurry", width: 128, height: 96, seed: 42, steps: 12, model: CHECKPOINT });
+    assert.deepEqual(r.json.input, {
+      prompt: "a cat",
+      negative_prompt: "blurry",
+      width: 128,
+      height: 96,
+      seed: 42,
+      steps: 12,
+      model: CHECKPOINT,
+    });
     assert.equal(r.json.prompt.ckpt.inputs.ckpt_name, CHECKPOINT);
     assert.equal(typeof r.json.stats.comfy_round_trip_time, "number");
     // comfyui-api read the file from OUTPUT_DIR and deleted it
@@ -263,7 +277,15 @@ ${files}`);
     // a lab "binary" is the build folder: launcher comfyui-api + dist + node_modules (here: the image's own)
     await shOk(`mkdir -p ${L.bin}; c=$(docker create ${STANDIN_TAG}); trap 'docker rm "$c" >/dev/null' EXIT
 docker cp "$c:${IMAGE_PATHS.api}/." ${L.bin}/; test -x ${L.bin}/comfyui-api`);
-    const spec = comfyContainerSpec({ image: STANDIN_TAG, dataRoot: ROOT, gpu: false, name: `${NAME}-custom`, customBinary: true, comfyPort: 18188, apiPort: 13000 });
+    const spec = comfyContainerSpec({
+      image: STANDIN_TAG,
+      dataRoot: ROOT,
+      gpu: false,
+      name: `${NAME}-custom`,
+      customBinary: true,
+      comfyPort: 18188,
+      apiPort: 13000,
+    });
     assert.deepEqual(spec.command, ["/app/bin/comfyui-api"]);
     const r = await sh(`${shJoin(runArgv(spec))} >/dev/null\n${waitReady(13000)}`);
     assert.equal(r.code, 0, (await sh(`docker logs ${NAME}-custom 2>&1 | tail -30`)).stdout);

@@ -13,12 +13,17 @@ import { flow, flowfileSource, REPO } from "../support/cli.ts";
 import { formatIfBlank } from "../../lib/commands/system.ts";
 
 const why =
-  process.platform !== "linux" ? "loop devices need Linux"
-  : process.getuid?.() !== 0 ? "loop devices and mount need root"
-  : spawnSync("losetup", ["--version"]).status !== 0 ? "losetup missing"
-  : spawnSync("mkfs.ext4", ["-V"]).status !== 0 ? "mkfs.ext4 missing (e2fsprogs)"
-  : spawnSync("sfdisk", ["--version"]).status !== 0 ? "sfdisk missing (apt-get install fdisk)"
-  : null;
+  process.platform !== "linux"
+    ? "loop devices need Linux"
+    : process.getuid?.() !== 0
+      ? "loop devices and mount need root"
+      : spawnSync("losetup", ["--version"]).status !== 0
+        ? "losetup missing"
+        : spawnSync("mkfs.ext4", ["-V"]).status !== 0
+          ? "mkfs.ext4 missing (e2fsprogs)"
+          : spawnSync("sfdisk", ["--version"]).status !== 0
+            ? "sfdisk missing (apt-get install fdisk)"
+            : null;
 
 const MiB = 1024 * 1024;
 /** Write `data` into an image file at `offset`, without truncating it. */
@@ -56,13 +61,16 @@ describe("volume step on loop devices", { skip: why ?? false, timeout: 120_000 }
   });
 
   const dir = mkdtempSync(join(tmpdir(), "flow-vol-proj-"));
-  writeFileSync(join(dir, "flowfile.ts"), flowfileSource(`
+  writeFileSync(
+    join(dir, "flowfile.ts"),
+    flowfileSource(`
 import { ensureVolume } from ${JSON.stringify(join(REPO, "lib/steps/host.ts"))};
 export default defineFlow({ plugins: [definePlugin({ name: "v", tasks: [defineTask({
   name: "volume", description: "the DataCrunch volume step",
   options: z.object({ device: z.string(), mount: z.string() }),
   async run(ctx, o) { await ensureVolume(ctx, o.device, o.mount); },
-})] })] });`));
+})] })] });`),
+  );
   symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
 
   test("a blank device: formatted ext4, mounted, fstab by UUID with nofail; a second run changes nothing", async () => {

@@ -10,17 +10,36 @@ import { run } from "./util.ts";
 function table(inv: LabInventory, extra: Record<string, string> = {}): string {
   const rows = [["host", "ssh", "comfy", "api", "container", ...(Object.keys(extra).length ? ["state"] : [])]];
   for (const [name, h] of Object.entries(inv.hosts)) {
-    rows.push([name, `127.0.0.1:${h.port}`, String(h.data.comfyPort), String(h.data.apiPort), h.data.container, ...(name in extra ? [extra[name]] : [])]);
+    rows.push([
+      name,
+      `127.0.0.1:${h.port}`,
+      String(h.data.comfyPort),
+      String(h.data.apiPort),
+      h.data.container,
+      ...(name in extra ? [extra[name]] : []),
+    ]);
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join("  ").trimEnd()).join("\n");
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => cell.padEnd(widths[c]))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
 }
 
 const up = defineCommand({
   meta: { name: "up", description: "start N lab hosts (adds or removes hosts to reach N)" },
   args: {
     hosts: { type: "string", default: "2", description: "number of hosts" },
-    docker: { type: "boolean", default: true, description: "run an inner Docker engine in each host", negativeDescription: "skip the inner Docker engine (lighter, for big fan-outs)" },
+    docker: {
+      type: "boolean",
+      default: true,
+      description: "run an inner Docker engine in each host",
+      negativeDescription: "skip the inner Docker engine (lighter, for big fan-outs)",
+    },
   },
   async run({ args }) {
     const hosts = Number(args.hosts);
@@ -28,7 +47,9 @@ const up = defineCommand({
     const started = Date.now();
     const inv = await ensureLab({ hosts, docker: args.docker, exact: true });
     console.log(table(inv));
-    console.log(`\n${Object.keys(inv.hosts).length} hosts ready in ${((Date.now() - started) / 1000).toFixed(1)}s; inventory: ${inventoryPath}`);
+    console.log(
+      `\n${Object.keys(inv.hosts).length} hosts ready in ${((Date.now() - started) / 1000).toFixed(1)}s; inventory: ${inventoryPath}`,
+    );
   },
 });
 
@@ -64,7 +85,10 @@ const status = defineCommand({
 });
 
 const standin = defineCommand({
-  meta: { name: "standin", description: "build (once) and load the lab's comfyui-api image (real comfyui-api + stand-in ComfyUI) into lab hosts' Docker engines" },
+  meta: {
+    name: "standin",
+    description: "build (once) and load the lab's comfyui-api image (real comfyui-api + stand-in ComfyUI) into lab hosts' Docker engines",
+  },
   args: { hosts: { type: "string", default: "", description: "host names, comma separated (default: all)" } },
   async run({ args }) {
     const { ensureStandinImage } = await import("./standin/image.ts");
@@ -73,9 +97,16 @@ const standin = defineCommand({
     for (const name of names) {
       if (!inv.hosts[name]) throw new Error(`no lab host ${name} (have: ${Object.keys(inv.hosts).join(", ")})`);
       const r = await ensureStandinImage(inv, name, (m) => console.log(`  ${m}`));
-      console.log(`${name}: ${r.tag} (${r.hash}, ${(r.bytes / 1e6).toFixed(0)} MB) ${r.loaded ? `loaded in ${(r.ms / 1000).toFixed(1)}s` : "already there"}`);
+      console.log(
+        `${name}: ${r.tag} (${r.hash}, ${(r.bytes / 1e6).toFixed(0)} MB) ${r.loaded ? `loaded in ${(r.ms / 1000).toFixed(1)}s` : "already there"}`,
+      );
     }
   },
 });
 
-runMain(defineCommand({ meta: { name: "lab", description: "the flow test lab: SSH hosts in Docker on 127.0.0.1" }, subCommands: { up, down, status, standin } }));
+runMain(
+  defineCommand({
+    meta: { name: "lab", description: "the flow test lab: SSH hosts in Docker on 127.0.0.1" },
+    subCommands: { up, down, status, standin },
+  }),
+);

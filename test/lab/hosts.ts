@@ -126,10 +126,7 @@ interface Existing {
 async function configHash(i: number, image: string, docker: boolean): Promise<string> {
   const keys = existsSync(`${identityFile}.pub`) ? await readFile(`${identityFile}.pub`, "utf8") : "";
   const hostKey = existsSync(join(hostKeyDir(i), "ssh_host_ed25519_key.pub")) ? await hostPublicKey(i) : "";
-  return createHash("sha256")
-    .update(JSON.stringify({ image, docker, ENTRYPOINT_SH, SSHD_CONF, keys, hostKey }))
-    .digest("hex")
-    .slice(0, 12);
+  return createHash("sha256").update(JSON.stringify({ image, docker, ENTRYPOINT_SH, SSHD_CONF, keys, hostKey })).digest("hex").slice(0, 12);
 }
 
 export async function listContainers(): Promise<Existing[]> {
@@ -155,25 +152,49 @@ async function createContainer(i: number, image: string, docker: boolean): Promi
   await mkdir(hostKeyDir(i), { recursive: true });
   await keygen(join(hostKeyDir(i), "ssh_host_ed25519_key"), hostName(i));
   await run("docker", [
-    "run", "-d", "--init",
-    "--name", containerName(i), "--hostname", hostName(i),
-    "--label", "flow-lab=1",
-    "--label", `flow-lab.config=${await configHash(i, image, docker)}`,
-    "--label", `flow-lab.docker=${docker ? 1 : 0}`,
-    "-p", `127.0.0.1:${sshPort(i)}:22`,
-    "-p", `127.0.0.1:${comfyPort(i)}:8188`,
-    "-p", `127.0.0.1:${apiPort(i)}:3000`,
+    "run",
+    "-d",
+    "--init",
+    "--name",
+    containerName(i),
+    "--hostname",
+    hostName(i),
+    "--label",
+    "flow-lab=1",
+    "--label",
+    `flow-lab.config=${await configHash(i, image, docker)}`,
+    "--label",
+    `flow-lab.docker=${docker ? 1 : 0}`,
+    "-p",
+    `127.0.0.1:${sshPort(i)}:22`,
+    "-p",
+    `127.0.0.1:${comfyPort(i)}:8188`,
+    "-p",
+    `127.0.0.1:${apiPort(i)}:3000`,
     // what Docker-in-Docker needs on this machine (--privileged is refused here)
-    "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
-    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
-    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    "--cap-add",
+    "ALL",
+    "--cap-drop",
+    "SYS_RESOURCE",
+    "--security-opt",
+    "seccomp=unconfined",
+    "--security-opt",
+    "apparmor=unconfined",
+    "-v",
+    "/sys/fs/cgroup:/sys/fs/cgroup:rw",
     // host cgroup namespace: the inner engine then sees the paths it mounts (matters on cgroup v2)
-    "--cgroupns", "host",
-    "--tmpfs", "/var/lib/docker:exec",
-    "-v", `${bootDir}:${dirname(ENTRYPOINT)}:ro`,
-    "-v", `${hostKeyDir(i)}:/etc/flow-lab-host:ro`,
-    "-v", `${srvDir}:/srv/lab:ro`,
-    "-e", `FLOW_LAB_DOCKER=${docker ? 1 : 0}`,
+    "--cgroupns",
+    "host",
+    "--tmpfs",
+    "/var/lib/docker:exec",
+    "-v",
+    `${bootDir}:${dirname(ENTRYPOINT)}:ro`,
+    "-v",
+    `${hostKeyDir(i)}:/etc/flow-lab-host:ro`,
+    "-v",
+    `${srvDir}:/srv/lab:ro`,
+    "-e",
+    `FLOW_LAB_DOCKER=${docker ? 1 : 0}`,
     image,
   ]);
 }
@@ -259,19 +280,31 @@ export async function writeInventory(indexes: number[]): Promise<void> {
 export async function readInventory(): Promise<LabInventory> {
   const inv = JSON.parse(await readFile(inventoryPath, "utf8")) as LabInventory;
   const abs = (p: string) => resolve(labDir, p);
-  const hosts = Object.fromEntries(
-    Object.entries(inv.hosts).map(([name, h]) => [name, { ...h, identityFile: abs(h.identityFile) }]),
-  );
+  const hosts = Object.fromEntries(Object.entries(inv.hosts).map(([name, h]) => [name, { ...h, identityFile: abs(h.identityFile) }]));
   return { knownHostsFile: abs(inv.knownHostsFile), hosts };
 }
 
 /** OpenSSH argv for running `command` on a lab host, verifying its host key. */
 export function sshArgv(port: number, user: string, command: string): string[] {
   return [
-    "-F", "/dev/null", "-i", identityFile, "-o", "IdentitiesOnly=yes",
-    "-o", `UserKnownHostsFile=${knownHostsFile}`, "-o", "StrictHostKeyChecking=yes",
-    "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
-    "-p", String(port), `${user}@127.0.0.1`, command,
+    "-F",
+    "/dev/null",
+    "-i",
+    identityFile,
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    `UserKnownHostsFile=${knownHostsFile}`,
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "ConnectTimeout=5",
+    "-p",
+    String(port),
+    `${user}@127.0.0.1`,
+    command,
   ];
 }
 

@@ -15,9 +15,22 @@ const MIRROR = "http://deb.debian.org/debian";
 // What a fresh GPU box roughly has. nodejs is Debian's Node 18: deliberately
 // too old, so flow's own "install Node" step is exercised.
 const PACKAGES = [
-  "openssh-server", "sudo", "python3", "git", "docker.io", "iptables", "curl",
-  "ca-certificates", "procps", "xz-utils", "iproute2", "e2fsprogs", "util-linux",
-  "mount", "nodejs", "less",
+  "openssh-server",
+  "sudo",
+  "python3",
+  "git",
+  "docker.io",
+  "iptables",
+  "curl",
+  "ca-certificates",
+  "procps",
+  "xz-utils",
+  "iproute2",
+  "e2fsprogs",
+  "util-linux",
+  "mount",
+  "nodejs",
+  "less",
 ];
 
 // Run inside the new root (chroot) once, right after debootstrap.
@@ -69,10 +82,7 @@ async function buildRootfs(log: (msg: string) => void): Promise<void> {
   try {
     const started = Date.now();
     log(`debootstrap ${SUITE} into ${dir} (a few minutes the first time)`);
-    await run("debootstrap", [
-      "--variant=minbase", `--include=${PACKAGES.join(",")}`, `--cache-dir=${debs}`,
-      SUITE, dir, MIRROR,
-    ]);
+    await run("debootstrap", ["--variant=minbase", `--include=${PACKAGES.join(",")}`, `--cache-dir=${debs}`, SUITE, dir, MIRROR]);
     await run("chroot", [dir, "/bin/sh", "-c", CUSTOMIZE]);
     log(`debootstrap done in ${Math.round((Date.now() - started) / 1000)}s; writing ${rootfsTarball}`);
     // write aside then rename, so an interrupted build never leaves a half tarball in the cache

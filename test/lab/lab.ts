@@ -9,8 +9,14 @@ import { join } from "node:path";
 import { engineAnswers, ensureEngine } from "./engine.ts";
 import { ensureImage, imageExists } from "./image.ts";
 import {
-  listContainers, prepareLocalFiles, readInventory, reconcile, recreateHost, removeAllHosts,
-  waitForSsh, writeInventory,
+  listContainers,
+  prepareLocalFiles,
+  readInventory,
+  reconcile,
+  recreateHost,
+  removeAllHosts,
+  waitForSsh,
+  writeInventory,
 } from "./hosts.ts";
 import { have, labDir, sleep } from "./util.ts";
 

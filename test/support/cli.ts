@@ -11,7 +11,10 @@ export interface CliResult {
   stderr: string;
 }
 
-export function flow(args: string[], opts: { cwd?: string; env?: Record<string, string | undefined>; onStdout?: (s: string) => void; signal?: AbortSignal } = {}): Promise<CliResult> {
+export function flow(
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string | undefined>; onStdout?: (s: string) => void; signal?: AbortSignal } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [FLOW_BIN, ...args], {
       cwd: opts.cwd ?? REPO,

@@ -98,7 +98,10 @@ export const LAMBDA_TYPES = {
   gpu_8x_h100_sxm5: { price: 2392, description: "8x H100 (80 GB SXM5)", regions: [] as string[] },
 } as const;
 const REGION_NAMES: Record<string, string> = {
-  "us-east-1": "Virginia, USA", "us-west-1": "California, USA", "us-west-3": "Utah, USA", "europe-central-1": "Germany",
+  "us-east-1": "Virginia, USA",
+  "us-west-1": "California, USA",
+  "us-west-3": "Utah, USA",
+  "europe-central-1": "Germany",
 };
 
 export async function startFakeLambda(opts: { apiKey: string }): Promise<FakeCloud> {
@@ -107,17 +110,27 @@ export async function startFakeLambda(opts: { apiKey: string }): Promise<FakeClo
   const typeInfo = (name: string) => {
     const t = LAMBDA_TYPES[name as keyof typeof LAMBDA_TYPES];
     return {
-      name, description: t.description, gpu_description: t.description.replace(/^\d+x /, ""), price_cents_per_hour: t.price,
+      name,
+      description: t.description,
+      gpu_description: t.description.replace(/^\d+x /, ""),
+      price_cents_per_hour: t.price,
       specs: { vcpus: 30, memory_gib: 200, storage_gib: 1400, gpus: 1 },
     };
   };
   const view = (i: FakeInstance) => ({
-    id: i.id, name: i.name, status: i.status, ssh_key_names: ["laptop"], file_system_names: [],
-    region: region(i.region), instance_type: typeInfo(i.type), hostname: `${i.id.slice(0, 8)}.cloud.lambdalabs.com`,
+    id: i.id,
+    name: i.name,
+    status: i.status,
+    ssh_key_names: ["laptop"],
+    file_system_names: [],
+    region: region(i.region),
+    instance_type: typeInfo(i.type),
+    hostname: `${i.id.slice(0, 8)}.cloud.lambdalabs.com`,
     ...(i.status === "active" ? { ip: "127.0.0.1", private_ip: "10.0.0.2" } : {}),
   });
-  const error = (code: string, message: string, suggestion?: string) =>
-    ({ error: { code, message, ...(suggestion ? { suggestion } : {}) } });
+  const error = (code: string, message: string, suggestion?: string) => ({
+    error: { code, message, ...(suggestion ? { suggestion } : {}) },
+  });
 
   const server = createServer(async (req, res) => {
     const path = (req.url ?? "/").replace(/^\/api\/v1/, "").replace(/\?.*$/, "");
@@ -125,15 +138,27 @@ export async function startFakeLambda(opts: { apiKey: string }): Promise<FakeClo
     const body = await readBody(req);
     if (faulted(cloud, res, error("global/rate-limited", "Too many requests"))) return;
     if (req.headers.authorization !== `Bearer ${opts.apiKey}`) {
-      return send(res, 401, error(
-        "global/invalid-api-key", "API key was invalid, expired, or deleted.", "Check your API key or create a new one, then try again.",
-      ));
+      return send(
+        res,
+        401,
+        error(
+          "global/invalid-api-key",
+          "API key was invalid, expired, or deleted.",
+          "Check your API key or create a new one, then try again.",
+        ),
+      );
     }
     const m = /^\/instances\/([^/]+)$/.exec(path);
     if (req.method === "GET" && path === "/instance-types") {
-      const data = Object.fromEntries(Object.keys(LAMBDA_TYPES).map((n) => [n, {
-        instance_type: typeInfo(n), regions_with_capacity_available: LAMBDA_TYPES[n as keyof typeof LAMBDA_TYPES].regions.map(region),
-      }]));
+      const data = Object.fromEntries(
+        Object.keys(LAMBDA_TYPES).map((n) => [
+          n,
+          {
+            instance_type: typeInfo(n),
+            regions_with_capacity_available: LAMBDA_TYPES[n as keyof typeof LAMBDA_TYPES].regions.map(region),
+          },
+        ]),
+      );
       return send(res, 200, { data });
     }
     if (req.method === "GET" && path === "/ssh-keys") {
@@ -154,15 +179,25 @@ export async function startFakeLambda(opts: { apiKey: string }): Promise<FakeClo
         return send(res, 400, error("global/invalid-parameters", "Invalid request data."));
       }
       if (!(t.regions as readonly string[]).includes(body.region_name)) {
-        return send(res, 400, error(
-          "instance-operations/launch/insufficient-capacity", "Not enough capacity to fulfill launch request.",
-          "Choose an instance type with more availability, or try again later.",
-        ));
+        return send(
+          res,
+          400,
+          error(
+            "instance-operations/launch/insufficient-capacity",
+            "Not enough capacity to fulfill launch request.",
+            "Choose an instance type with more availability, or try again later.",
+          ),
+        );
       }
       cloud.launches++;
       const id = randomBytes(16).toString("hex");
       cloud.instances.set(id, {
-        id, name: body.name ?? "", type: body.instance_type_name, region: body.region_name, status: "booting", polls: 0,
+        id,
+        name: body.name ?? "",
+        type: body.instance_type_name,
+        region: body.region_name,
+        status: "booting",
+        polls: 0,
       });
       return send(res, 200, { data: { instance_ids: [id] } });
     }
@@ -183,11 +218,21 @@ export async function startFakeLambda(opts: { apiKey: string }): Promise<FakeClo
   const port = await listen(server);
   return {
     ...cloud,
-    get fault() { return cloud.fault; },
-    set fault(f) { cloud.fault = f; },
-    get launches() { return cloud.launches; },
-    get bootPolls() { return cloud.bootPolls; },
-    set bootPolls(n) { cloud.bootPolls = n; },
+    get fault() {
+      return cloud.fault;
+    },
+    set fault(f) {
+      cloud.fault = f;
+    },
+    get launches() {
+      return cloud.launches;
+    },
+    get bootPolls() {
+      return cloud.bootPolls;
+    },
+    set bootPolls(n) {
+      cloud.bootPolls = n;
+    },
     url: `http://127.0.0.1:${port}/api/v1`,
     close: () => new Promise((r) => server.close(() => r())),
   } as FakeCloud;
@@ -201,12 +246,16 @@ export const DATACRUNCH_TYPES = {
   "CPU.4V.16G": { price: 0.04, description: "CPU Node" },
 } as const;
 
-export async function startFakeDataCrunch(
-  opts: { clientId: string; clientSecret: string; tokenTtl?: number },
-): Promise<FakeCloud & { tokensIssued: number; revokeTokens(): void; availability: Record<string, string[]> }> {
+export async function startFakeDataCrunch(opts: {
+  clientId: string;
+  clientSecret: string;
+  tokenTtl?: number;
+}): Promise<FakeCloud & { tokensIssued: number; revokeTokens(): void; availability: Record<string, string[]> }> {
   const cloud = base();
   const availability: Record<string, string[]> = {
-    "FIN-01": ["1A100.22V", "CPU.4V.16G"], "FIN-02": ["1H100.80S.30V"], "ICE-01": ["1H100.80S.30V", "1A100.22V"],
+    "FIN-01": ["1A100.22V", "CPU.4V.16G"],
+    "FIN-02": ["1H100.80S.30V"],
+    "ICE-01": ["1H100.80S.30V", "1A100.22V"],
   };
   const tokens = new Set<string>();
   const refreshTokens = new Set<string>();
@@ -220,11 +269,23 @@ export async function startFakeDataCrunch(
     return { access_token: access, refresh_token: refresh, scope: "cloud-api-v1", token_type: "Bearer", expires_in: opts.tokenTtl ?? 3600 };
   };
   const view = (i: FakeInstance) => ({
-    id: i.id, instance_type: i.type, image: "ubuntu-24.04-cuda-12.8-open-docker",
+    id: i.id,
+    instance_type: i.type,
+    image: "ubuntu-24.04-cuda-12.8-open-docker",
     price_per_hour: DATACRUNCH_TYPES[i.type as keyof typeof DATACRUNCH_TYPES].price,
-    hostname: i.name, description: `flow: ${i.name}`, ip: i.status === "running" ? "127.0.0.1" : null, status: i.status,
-    created_at: new Date().toISOString(), ssh_key_ids: ["key-1"], cpu: {}, gpu: {}, memory: {}, storage: {}, gpu_memory: {},
-    location: i.region, is_spot: false,
+    hostname: i.name,
+    description: `flow: ${i.name}`,
+    ip: i.status === "running" ? "127.0.0.1" : null,
+    status: i.status,
+    created_at: new Date().toISOString(),
+    ssh_key_ids: ["key-1"],
+    cpu: {},
+    gpu: {},
+    memory: {},
+    storage: {},
+    gpu_memory: {},
+    location: i.region,
+    is_spot: false,
   });
 
   const server = createServer(async (req, res) => {
@@ -246,13 +307,28 @@ export async function startFakeDataCrunch(
     }
     const m = /^\/instances\/([^/]+)$/.exec(path);
     if (req.method === "GET" && path === "/instance-types") {
-      return send(res, 200, Object.entries(DATACRUNCH_TYPES).map(([name, t]) => ({
-        id: randomUUID(), instance_type: name, price_per_hour: t.price, description: t.description,
-        cpu: {}, gpu: {}, memory: {}, gpu_memory: {}, storage: {},
-      })));
+      return send(
+        res,
+        200,
+        Object.entries(DATACRUNCH_TYPES).map(([name, t]) => ({
+          id: randomUUID(),
+          instance_type: name,
+          price_per_hour: t.price,
+          description: t.description,
+          cpu: {},
+          gpu: {},
+          memory: {},
+          gpu_memory: {},
+          storage: {},
+        })),
+      );
     }
     if (req.method === "GET" && path === "/instance-availability") {
-      return send(res, 200, Object.entries(availability).map(([location_code, availabilities]) => ({ location_code, availabilities })));
+      return send(
+        res,
+        200,
+        Object.entries(availability).map(([location_code, availabilities]) => ({ location_code, availabilities })),
+      );
     }
     if (req.method === "GET" && path === "/ssh-keys") {
       return send(res, 200, [{ id: "key-1", name: "laptop", key: "ssh-ed25519 AAAA laptop" }]);
@@ -269,8 +345,10 @@ export async function startFakeDataCrunch(
     }
     if (req.method === "POST" && path === "/instances") {
       if (
-        !(body?.instance_type in DATACRUNCH_TYPES) || typeof body.location_code !== "string"
-        || typeof body.image !== "string" || !Array.isArray(body.ssh_key_ids)
+        !(body?.instance_type in DATACRUNCH_TYPES) ||
+        typeof body.location_code !== "string" ||
+        typeof body.image !== "string" ||
+        !Array.isArray(body.ssh_key_ids)
       ) {
         return send(res, 400, { code: "invalid_request", message: "Invalid request" });
       }
@@ -283,7 +361,12 @@ export async function startFakeDataCrunch(
       cloud.launches++;
       const id = randomUUID();
       cloud.instances.set(id, {
-        id, name: body.hostname, type: body.instance_type, region: body.location_code, status: "provisioning", polls: 0,
+        id,
+        name: body.hostname,
+        type: body.instance_type,
+        region: body.location_code,
+        status: "provisioning",
+        polls: 0,
       });
       return send(res, 202, id);
     }
@@ -305,10 +388,24 @@ export async function startFakeDataCrunch(
   const port = await listen(server);
   return {
     ...cloud,
-    get fault() { return cloud.fault; }, set fault(f) { cloud.fault = f; },
-    get launches() { return cloud.launches; },
-    get bootPolls() { return cloud.bootPolls; }, set bootPolls(n) { cloud.bootPolls = n; },
-    get tokensIssued() { return tokensIssued; },
+    get fault() {
+      return cloud.fault;
+    },
+    set fault(f) {
+      cloud.fault = f;
+    },
+    get launches() {
+      return cloud.launches;
+    },
+    get bootPolls() {
+      return cloud.bootPolls;
+    },
+    set bootPolls(n) {
+      cloud.bootPolls = n;
+    },
+    get tokensIssued() {
+      return tokensIssued;
+    },
     revokeTokens: () => tokens.clear(),
     availability,
     url: `http://127.0.0.1:${port}/v1`,
@@ -337,8 +434,15 @@ export async function startBannerServer(up = true): Promise<BannerServer> {
   const port = await listen(server);
   return {
     port,
-    get up() { return state.up; }, set up(v) { state.up = v; },
-    get connections() { return state.connections; },
+    get up() {
+      return state.up;
+    },
+    set up(v) {
+      state.up = v;
+    },
+    get connections() {
+      return state.connections;
+    },
     close: () => new Promise((r) => server.close(() => r())),
   };
 }

@@ -121,7 +121,15 @@ interface PacedSocket extends Socket {
 export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> {
   const faults: Faults = {};
   const stats: HubStats = {
-    bytes: 0, requests: 0, cdnAuth: [], ranges: [], active: 0, connections: 0, resolves: 0, seen: [], withAuth: [],
+    bytes: 0,
+    requests: 0,
+    cdnAuth: [],
+    ranges: [],
+    active: 0,
+    connections: 0,
+    resolves: 0,
+    seen: [],
+    withAuth: [],
   };
   const cdnObjects = new Map<string, { content: Buffer; name: string; etag: string }>();
   const hashes = new Map<Buffer, string>();
@@ -213,8 +221,16 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
       if (!t) return json(res, 401, { error: "Invalid credentials in Authorization header" });
       const createdAt = new Date(0).toISOString();
       return json(res, 200, {
-        type: "user", id: sha256(Buffer.from(t)).slice(0, 24), name: t === opts.token ? "flow-tester" : "other-user",
-        fullname: "Flow Tester", email: null, emailVerified: false, isPro: false, canPay: false, orgs: [], avatarUrl: "",
+        type: "user",
+        id: sha256(Buffer.from(t)).slice(0, 24),
+        name: t === opts.token ? "flow-tester" : "other-user",
+        fullname: "Flow Tester",
+        email: null,
+        emailVerified: false,
+        isPro: false,
+        canPay: false,
+        orgs: [],
+        avatarUrl: "",
         auth: { type: "access_token", accessToken: { displayName: "flow", role: "read", createdAt } },
       });
     }
@@ -229,7 +245,11 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
         if (req.method !== "POST") return json(res, 405, { error: "Method Not Allowed" });
         const body = JSON.parse((await readBody(req)) || "{}") as { paths?: unknown };
         const wanted = Array.isArray(body.paths) ? body.paths.filter((x): x is string => typeof x === "string") : [];
-        return json(res, 200, wanted.map((w) => hfEntry(repo, w)).filter((e) => e !== undefined));
+        return json(
+          res,
+          200,
+          wanted.map((w) => hfEntry(repo, w)).filter((e) => e !== undefined),
+        );
       }
       const prefix = sub ? `${sub.replace(/\/+$/, "")}/` : "";
       const recursive = u.searchParams.get("recursive") === "true";
@@ -251,9 +271,10 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
       if (!repo) return hfError(res, 404, "RepoNotFound", `Repository Not Found for url: ${u.href}.`);
       const refused = hfAccess(repo, req, u, true);
       if (refused === 401 || refused === 403) {
-        const why = refused === 401
-          ? "You must have access to it and be authenticated to access it. Please log in."
-          : `You are not in the authorized list. Visit ${url}/${repoId} to ask for access.`;
+        const why =
+          refused === 401
+            ? "You must have access to it and be authenticated to access it. Please log in."
+            : `You are not in the authorized list. Visit ${url}/${repoId} to ask for access.`;
         return hfError(res, refused, repo.private ? "RepoNotFound" : "GatedRepo", `Access to model ${repoId} is restricted. ${why}`);
       }
       if (refused) return hfError(res, 404, "RepoNotFound", `Repository Not Found for url: ${u.href}.`);
@@ -307,7 +328,7 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
     const obj = cdnObjects.get(u.pathname);
     const expires = Number(u.searchParams.get("expires"));
     if (!obj || u.searchParams.get("sig") !== sign(u.pathname) || expires < Date.now() || expires <= (faults.revokeLinks ?? 0)) {
-      const body = "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code></Error>";
+      const body = '<?xml version="1.0"?><Error><Code>AccessDenied</Code></Error>';
       res.writeHead(403, { "content-type": "application/xml", "content-length": body.length });
       return void res.end(body);
     }
@@ -497,7 +518,10 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 function hfError(res: ServerResponse, status: number, code: string, message: string): void {
   const text = JSON.stringify({ error: message });
   res.writeHead(status, {
-    "content-type": "application/json", "x-error-code": code, "x-error-message": message, "content-length": Buffer.byteLength(text),
+    "content-type": "application/json",
+    "x-error-code": code,
+    "x-error-message": message,
+    "content-length": Buffer.byteLength(text),
   });
   res.end(text);
 }

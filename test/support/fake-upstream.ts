@@ -76,8 +76,12 @@ export async function startFakeUpstream(opts: FakeOptions): Promise<FakeUpstream
     if (reg) {
       const versions = opts.registry?.[reg[1]!];
       if (!versions) return json(res, 404, { message: "Node not found" });
-      const nv = (v: string) =>
-        ({ id: sha1(v), version: v, downloadUrl: `https://cdn.comfy.org/${reg[1]}/${v}/node.zip`, status: "NodeVersionStatusActive" });
+      const nv = (v: string) => ({
+        id: sha1(v),
+        version: v,
+        downloadUrl: `https://cdn.comfy.org/${reg[1]}/${v}/node.zip`,
+        status: "NodeVersionStatusActive",
+      });
       if (reg[2]) return json(res, 200, [...versions].reverse().map(nv));
       const latest_version = nv(versions[versions.length - 1]!);
       return json(res, 200, { id: reg[1], name: reg[1], repository: `https://github.com/x/${reg[1]}`, latest_version });
@@ -151,4 +155,3 @@ export function fakeEnv(f: FakeUpstream, cacheHome: string): Record<string, stri
     XDG_CACHE_HOME: cacheHome,
   };
 }
-

@@ -115,7 +115,9 @@ export async function startSshd(opts: SshdOptions = {}): Promise<Sshd> {
   proc.stderr!.on("data", (d: Buffer) => (log += d.toString()));
   await waitForPort(port, proc, () => log);
 
-  const pub = readFileSync(hostKeyFile + ".pub", "utf8").trim().split(/\s+/);
+  const pub = readFileSync(hostKeyFile + ".pub", "utf8")
+    .trim()
+    .split(/\s+/);
   const hostKeyLine = `[127.0.0.1]:${port} ${pub[0]} ${pub[1]}`;
   const knownHostsFile = join(dir, "known_hosts");
   writeFileSync(knownHostsFile, hostKeyLine + "\n", { mode: 0o600 });

@@ -110,7 +110,10 @@ test("network failure with a stale copy: the copy, with a warning; without one: 
     const r = await fetchCached({ url: `${f.base}/x.json`, cacheDir: dir, name: "x.json", maxAgeMs: 0 });
     assert.equal(r.how, "stale");
     assert.match(r.warnings[0] ?? "", /HTTP 500.*cached copy/);
-    await assert.rejects(fetchCached({ url: `${f.base}/y.json`, cacheDir: dir, name: "y.json" }), /y\.json: cannot fetch .*HTTP 500.*no cached copy/);
+    await assert.rejects(
+      fetchCached({ url: `${f.base}/y.json`, cacheDir: dir, name: "y.json" }),
+      /y\.json: cannot fetch .*HTTP 500.*no cached copy/,
+    );
   } finally {
     f.server.close();
   }

@@ -86,7 +86,10 @@ test("flow list works with no flowfile, and lists plugin tasks with options", as
   const parsed = JSON.parse(j.stdout);
   const demo = parsed.groups.find((g: { group: string }) => g.group === "demo");
   const touch = demo.tasks.find((t: { name: string }) => t.name === "demo:touch");
-  assert.deepEqual(touch.options.map((o: { flag: string }) => o.flag), ["--path", "--count", "--mode"]);
+  assert.deepEqual(
+    touch.options.map((o: { flag: string }) => o.flag),
+    ["--path", "--count", "--mode"],
+  );
 });
 
 test("flow run: options validated by the task schema; --help shows them", async () => {
@@ -141,7 +144,10 @@ test("a missing secret fails before any host; a present one is redacted everywhe
     assert.match(r.stdout, /the token is \*\*\*/);
   }
   // a task that declares no secret still never prints one another task declares
-  const leak = await flow(["run", "exec", "--host", "local", "--", "printenv", "FLOW_TEST_TOKEN"], { cwd: dir, env: { FLOW_TEST_TOKEN: token } });
+  const leak = await flow(["run", "exec", "--host", "local", "--", "printenv", "FLOW_TEST_TOKEN"], {
+    cwd: dir,
+    env: { FLOW_TEST_TOKEN: token },
+  });
   assert.equal(leak.code, 0, leak.stdout + leak.stderr);
   assert.ok(!leak.stdout.includes(token), "exec printed a declared secret");
   assert.equal(leak.stdout, "***\n", "one host: the command's output as is, the secret masked");
@@ -153,7 +159,11 @@ test("lock contention between two flow processes; lock:status and lock:release",
   const env = { FLOW_TEST_REMOTE_DIR: remote };
   let signalled!: () => void;
   const holding = new Promise<void>((r) => (signalled = r));
-  const first = flow(["run", "demo:hold", "--host", "local", "--ms", "8000"], { cwd: dir, env, onStdout: (s) => s.includes("hold") && signalled() });
+  const first = flow(["run", "demo:hold", "--host", "local", "--ms", "8000"], {
+    cwd: dir,
+    env,
+    onStdout: (s) => s.includes("hold") && signalled(),
+  });
   // wait until the first holds the lock (its step started means the lock is taken)
   for (let i = 0; i < 100; i++) {
     const st = await flow(["run", "lock:status", "--host", "local"], { cwd: dir, env });
@@ -235,22 +245,34 @@ test("global flags are validated like task options: exit 2 naming the flag, noth
 test("exec on one host prints the command's stdout byte for byte and its stderr apart, with its exit code", async () => {
   const dir = project(SAMPLE);
   const remote = mkdtempSync(join(tmpdir(), "flow-remote-"));
-  const data = Buffer.concat([Buffer.from('{"a": [1, 2]}\n\n  indented\ttab\r\nno newline at end'), Buffer.from([0, 1, 2, 255, 254, 10, 0xe2, 0x82])]);
+  const data = Buffer.concat([
+    Buffer.from('{"a": [1, 2]}\n\n  indented\ttab\r\nno newline at end'),
+    Buffer.from([0, 1, 2, 255, 254, 10, 0xe2, 0x82]),
+  ]);
   writeFileSync(join(remote, "a.bin"), data);
   const { spawnSync } = await import("node:child_process");
   const { FLOW_BIN } = await import("../support/cli.ts");
-  const r = spawnSync(process.execPath, [FLOW_BIN, "run", "exec", "--host", "local", "--", "cat", join(remote, "a.bin"), ";", "echo", "oops", ">&2"], {
-    cwd: dir, env: { ...process.env, CI: "true", FLOW_TEST_REMOTE_DIR: remote },
-  });
+  const r = spawnSync(
+    process.execPath,
+    [FLOW_BIN, "run", "exec", "--host", "local", "--", "cat", join(remote, "a.bin"), ";", "echo", "oops", ">&2"],
+    {
+      cwd: dir,
+      env: { ...process.env, CI: "true", FLOW_TEST_REMOTE_DIR: remote },
+    },
+  );
   assert.equal(r.status, 0, r.stderr.toString());
   assert.ok(r.stdout.equals(data), `stdout differs: ${JSON.stringify(r.stdout.toString())}`);
   assert.equal(r.stderr.toString(), "oops\n");
   const failing = spawnSync(process.execPath, [FLOW_BIN, "run", "exec", "--host", "local", "--", "printf", "part", ";", "exit", "7"], {
-    cwd: dir, env: { ...process.env, CI: "true", FLOW_TEST_REMOTE_DIR: remote },
+    cwd: dir,
+    env: { ...process.env, CI: "true", FLOW_TEST_REMOTE_DIR: remote },
   });
   assert.equal(failing.status, 7, "the command's exit code, as ssh gives it");
   assert.equal(failing.stdout.toString(), "part");
-  const unreachable = await flow(["run", "exec", "--host", "nobody@127.0.0.1:1", "--", "true"], { cwd: dir, env: { FLOW_TEST_REMOTE_DIR: remote } });
+  const unreachable = await flow(["run", "exec", "--host", "nobody@127.0.0.1:1", "--", "true"], {
+    cwd: dir,
+    env: { FLOW_TEST_REMOTE_DIR: remote },
+  });
   assert.equal(unreachable.code, 255, "as ssh: 255 when the host cannot be reached");
   assert.equal(unreachable.stdout, "");
   assert.match(unreachable.stderr, /UNREACHABLE.*127\.0\.0\.1/);
@@ -289,7 +311,10 @@ test("flow init writes a starter project and refuses to overwrite", async () => 
   writeFileSync(join(dir, "flowfile.ts"), "// mine\n");
   const again = await flow(["init"], { cwd: dir });
   assert.equal(again.code, 2);
-  assert.match(again.stderr, /flowfile\.ts, \.env\.example, workflow_templates\/\.gitkeep, workflows\/\.gitkeep already exist.*nothing was written/);
+  assert.match(
+    again.stderr,
+    /flowfile\.ts, \.env\.example, workflow_templates\/\.gitkeep, workflows\/\.gitkeep already exist.*nothing was written/,
+  );
   assert.equal(readFileSync(join(dir, "flowfile.ts"), "utf8"), "// mine\n");
 });
 
@@ -323,7 +348,10 @@ test("a destructive task: off a terminal only --yes confirms; on a terminal flow
   const { spawn, spawnSync } = await import("node:child_process");
   if (spawnSync("script", ["--version"]).status !== 0) return;
   const { FLOW_BIN } = await import("../support/cli.ts");
-  for (const [keys, note] of [["y\r", "wiped"], ["\r", "listed only"]] as const) {
+  for (const [keys, note] of [
+    ["y\r", "wiped"],
+    ["\r", "listed only"],
+  ] as const) {
     // the pty has no size without a terminal around it: give it one, or the question wraps per character
     const cmd = `stty cols 120 rows 30; ${shQuote(process.execPath)} ${shQuote(FLOW_BIN)} run demo:wipe --host local`;
     const child = spawn("script", ["-qec", cmd, "/dev/null"], { cwd: dir, env: { ...process.env, CI: "", NO_COLOR: "1" } });

@@ -74,7 +74,23 @@ test("provider:up (lambda): joins the inventory only once SSH answers; the host 
   sshd.up = false;
   lambda.bootPolls = 3;
   const before = sshd.connections;
-  const run = flow(["run", "provider:up", "--provider", "lambda", "--type", "gpu_1x_a10", "--region", "us-east-1", "--name", "gpu-a", "--ssh-port", String(sshd.port)], { cwd: dir, env });
+  const run = flow(
+    [
+      "run",
+      "provider:up",
+      "--provider",
+      "lambda",
+      "--type",
+      "gpu_1x_a10",
+      "--region",
+      "us-east-1",
+      "--name",
+      "gpu-a",
+      "--ssh-port",
+      String(sshd.port),
+    ],
+    { cwd: dir, env },
+  );
   // the box is active and SSH is being knocked on, but has not answered: not in the inventory yet
   for (let i = 0; i < 200 && sshd.connections < before + 2; i++) await new Promise((r) => setTimeout(r, 25));
   assert.ok(sshd.connections >= before + 2, "flow never knocked on SSH");
@@ -86,8 +102,24 @@ test("provider:up (lambda): joins the inventory only once SSH answers; the host 
   assert.match(r.stdout, /wait for SSH on 127\.0\.0\.1:\d+: ok \(SSH-2\.0-OpenSSH/);
   const host = inventory().hosts["gpu-a"];
   assert.deepEqual(
-    { address: host.address, port: host.port, user: host.user, provider: host.provider, groups: host.groups, type: host.data.type, region: host.data.region },
-    { address: "127.0.0.1", port: sshd.port, user: "ubuntu", provider: "lambda", groups: ["lambda", "cloud"], type: "gpu_1x_a10", region: "us-east-1" },
+    {
+      address: host.address,
+      port: host.port,
+      user: host.user,
+      provider: host.provider,
+      groups: host.groups,
+      type: host.data.type,
+      region: host.data.region,
+    },
+    {
+      address: "127.0.0.1",
+      port: sshd.port,
+      user: "ubuntu",
+      provider: "lambda",
+      groups: ["lambda", "cloud"],
+      type: "gpu_1x_a10",
+      region: "us-east-1",
+    },
   );
   assert.equal(host.data.instanceId, [...lambda.instances.keys()][0]);
   assert.equal(lambda.launches, 1);
@@ -99,7 +131,23 @@ test("provider:up (lambda): joins the inventory only once SSH answers; the host 
   assert.match(byName.stdout, /lock:status on 1 host: gpu-a/);
 
   // a second up with the same name picks the running box up instead of renting another
-  const again = await flow(["run", "provider:up", "--provider", "lambda", "--type", "gpu_1x_a10", "--region", "us-east-1", "--name", "gpu-a", "--ssh-port", String(sshd.port)], { cwd: dir, env });
+  const again = await flow(
+    [
+      "run",
+      "provider:up",
+      "--provider",
+      "lambda",
+      "--type",
+      "gpu_1x_a10",
+      "--region",
+      "us-east-1",
+      "--name",
+      "gpu-a",
+      "--ssh-port",
+      String(sshd.port),
+    ],
+    { cwd: dir, env },
+  );
   assert.equal(again.code, 0, again.stdout);
   assert.match(again.stdout, /launch gpu-a .*: ok \(already running/);
   assert.match(again.stdout, /inventory: gpu-a in .*: ok/);
@@ -126,15 +174,27 @@ test("429 with Retry-After: backs off, retries and succeeds", async () => {
 
 test("no capacity: the message names the regions / locations that have the type", async () => {
   const launches = lambda.launches;
-  const r = await flow(["run", "provider:up", "--provider", "lambda", "--type", "gpu_1x_h100_pcie", "--region", "us-east-1", "--name", "gpu-h"], { cwd: dir, env });
+  const r = await flow(
+    ["run", "provider:up", "--provider", "lambda", "--type", "gpu_1x_h100_pcie", "--region", "us-east-1", "--name", "gpu-h"],
+    { cwd: dir, env },
+  );
   assert.equal(r.code, 1);
-  assert.match(r.stdout, /no capacity for gpu_1x_h100_pcie in us-east-1; regions with capacity now: us-west-3 \(Utah, USA\), europe-central-1 \(Germany\)/);
+  assert.match(
+    r.stdout,
+    /no capacity for gpu_1x_h100_pcie in us-east-1; regions with capacity now: us-west-3 \(Utah, USA\), europe-central-1 \(Germany\)/,
+  );
   assert.equal(lambda.launches, launches);
-  const none = await flow(["run", "provider:up", "--provider", "lambda", "--type", "gpu_8x_h100_sxm5", "--region", "us-east-1", "--name", "gpu-8"], { cwd: dir, env });
+  const none = await flow(
+    ["run", "provider:up", "--provider", "lambda", "--type", "gpu_8x_h100_sxm5", "--region", "us-east-1", "--name", "gpu-8"],
+    { cwd: dir, env },
+  );
   assert.match(none.stdout, /no region has capacity for it right now/);
 
   const posts = dc.count("POST /instances");
-  const d = await flow(["run", "provider:up", "--provider", "datacrunch", "--type", "1H100.80S.30V", "--region", "FIN-01", "--name", "dc-h"], { cwd: dir, env });
+  const d = await flow(
+    ["run", "provider:up", "--provider", "datacrunch", "--type", "1H100.80S.30V", "--region", "FIN-01", "--name", "dc-h"],
+    { cwd: dir, env },
+  );
   assert.equal(d.code, 1);
   assert.match(d.stdout, /DataCrunch has no capacity for 1H100\.80S\.30V in FIN-01; locations with capacity now: FIN-02, ICE-01/);
   // a capacity 503 is an answer, not a hiccup: not retried
@@ -148,25 +208,49 @@ test("bad or missing credentials: clear errors that never show the secret", asyn
   assert.match(r.stdout, /Lambda API GET \/instance-types: 401 global\/invalid-api-key: API key was invalid.*check LAMBDA_API_KEY/);
   assert.ok(!(r.stdout + r.stderr).includes(wrongKey), "key leaked");
   const wrongSecret = "wrong_secret_" + Math.random().toString(36).slice(2);
-  const d = await flow(["run", "provider:list", "--provider", "datacrunch"], { cwd: dir, env: { ...env, DATACRUNCH_CLIENT_SECRET: wrongSecret } });
+  const d = await flow(["run", "provider:list", "--provider", "datacrunch"], {
+    cwd: dir,
+    env: { ...env, DATACRUNCH_CLIENT_SECRET: wrongSecret },
+  });
   assert.equal(d.code, 1);
-  assert.match(d.stdout, /DataCrunch API POST \/oauth2\/token: 401 unauthorized_request: Invalid client id or client secret \(check DATACRUNCH_CLIENT_ID and DATACRUNCH_CLIENT_SECRET\)/);
+  assert.match(
+    d.stdout,
+    /DataCrunch API POST \/oauth2\/token: 401 unauthorized_request: Invalid client id or client secret \(check DATACRUNCH_CLIENT_ID and DATACRUNCH_CLIENT_SECRET\)/,
+  );
   assert.ok(!(d.stdout + d.stderr).includes(wrongSecret), "secret leaked");
-  const missing = await flow(["run", "provider:up", "--provider", "datacrunch", "--type", "1A100.22V", "--region", "FIN-01"], { cwd: dir, env: { ...env, DATACRUNCH_CLIENT_SECRET: undefined } });
+  const missing = await flow(["run", "provider:up", "--provider", "datacrunch", "--type", "1A100.22V", "--region", "FIN-01"], {
+    cwd: dir,
+    env: { ...env, DATACRUNCH_CLIENT_SECRET: undefined },
+  });
   assert.equal(missing.code, 1);
   assert.match(missing.stdout, /provider:up --provider datacrunch needs DATACRUNCH_CLIENT_SECRET: set it in the environment or in \.env/);
-  const none = await flow(["run", "provider:list"], { cwd: dir, env: { ...env, LAMBDA_API_KEY: undefined, DATACRUNCH_CLIENT_ID: undefined, DATACRUNCH_CLIENT_SECRET: undefined } });
-  assert.match(none.stdout, /provider:list needs credentials: LAMBDA_API_KEY for Lambda, or DATACRUNCH_CLIENT_ID and DATACRUNCH_CLIENT_SECRET/);
+  const none = await flow(["run", "provider:list"], {
+    cwd: dir,
+    env: { ...env, LAMBDA_API_KEY: undefined, DATACRUNCH_CLIENT_ID: undefined, DATACRUNCH_CLIENT_SECRET: undefined },
+  });
+  assert.match(
+    none.stdout,
+    /provider:list needs credentials: LAMBDA_API_KEY for Lambda, or DATACRUNCH_CLIENT_ID and DATACRUNCH_CLIENT_SECRET/,
+  );
 });
 
 test("--dry-run launches nothing and says what it would do", async () => {
   const posts = lambda.count("POST /instance-operations/launch");
-  const r = await flow(["run", "provider:up", "--provider", "lambda", "--type", "gpu_1x_a10", "--region", "us-west-1", "--name", "gpu-dry", "--dry-run"], { cwd: dir, env });
+  const r = await flow(
+    ["run", "provider:up", "--provider", "lambda", "--type", "gpu_1x_a10", "--region", "us-west-1", "--name", "gpu-dry", "--dry-run"],
+    { cwd: dir, env },
+  );
   assert.equal(r.code, 0, r.stdout + r.stderr);
-  assert.match(r.stdout, /launch gpu-dry .*: would change \(would launch gpu_1x_a10 in us-west-1 at \$0\.75\/h; us-west-1 has capacity now\)/);
+  assert.match(
+    r.stdout,
+    /launch gpu-dry .*: would change \(would launch gpu_1x_a10 in us-west-1 at \$0\.75\/h; us-west-1 has capacity now\)/,
+  );
   assert.equal(lambda.count("POST /instance-operations/launch"), posts);
   assert.equal(inventory().hosts["gpu-dry"], undefined);
-  const d = await flow(["run", "provider:up", "--provider", "datacrunch", "--type", "1A100.22V", "--region", "FIN-02", "--dry-run"], { cwd: dir, env });
+  const d = await flow(["run", "provider:up", "--provider", "datacrunch", "--type", "1A100.22V", "--region", "FIN-02", "--dry-run"], {
+    cwd: dir,
+    env,
+  });
   assert.match(d.stdout, /but FIN-02 has no capacity now \(capacity in FIN-01, ICE-01\)/);
   assert.equal(dc.count("POST /instances"), dc.launches + 1 /* the no-capacity attempt of the previous test */);
 });
@@ -175,7 +259,23 @@ test("provider:up (datacrunch): OAuth token reused, renewed after a 401; root lo
   dc.bootPolls = 2;
   const tokenCalls = dc.count("POST /oauth2/token");
   const apiCalls = dc.requests.length - tokenCalls;
-  const r = await flow(["run", "provider:up", "--provider", "datacrunch", "--type", "1A100.22V", "--region", "FIN-01", "--name", "dc-a", "--ssh-port", String(sshd.port)], { cwd: dir, env });
+  const r = await flow(
+    [
+      "run",
+      "provider:up",
+      "--provider",
+      "datacrunch",
+      "--type",
+      "1A100.22V",
+      "--region",
+      "FIN-01",
+      "--name",
+      "dc-a",
+      "--ssh-port",
+      String(sshd.port),
+    ],
+    { cwd: dir, env },
+  );
   assert.equal(r.code, 0, r.stdout + r.stderr);
   const host = inventory().hosts["dc-a"];
   assert.equal(host.user, "root");
@@ -196,10 +296,31 @@ test("provider:up (datacrunch): OAuth token reused, renewed after a 401; root lo
 
   // a box whose SSH never answers is not added, and the message says how to get rid of it
   sshd.up = false;
-  const slow = await flow(["run", "provider:up", "--provider", "datacrunch", "--type", "1A100.22V", "--region", "ICE-01", "--name", "dc-mute", "--ssh-port", String(sshd.port), "--wait-ssh-timeout", "1"], { cwd: dir, env });
+  const slow = await flow(
+    [
+      "run",
+      "provider:up",
+      "--provider",
+      "datacrunch",
+      "--type",
+      "1A100.22V",
+      "--region",
+      "ICE-01",
+      "--name",
+      "dc-mute",
+      "--ssh-port",
+      String(sshd.port),
+      "--wait-ssh-timeout",
+      "1",
+    ],
+    { cwd: dir, env },
+  );
   sshd.up = true;
   assert.equal(slow.code, 1);
-  assert.match(slow.stdout, /gave no SSH banner within 1s; dc-mute not added to the inventory; instance \S+ is still running \(and billed\).*provider:down --provider datacrunch --id/);
+  assert.match(
+    slow.stdout,
+    /gave no SSH banner within 1s; dc-mute not added to the inventory; instance \S+ is still running \(and billed\).*provider:down --provider datacrunch --id/,
+  );
   assert.equal(inventory().hosts["dc-mute"], undefined);
   // down by name finds it at the provider even though it never joined the inventory
   const down = await flow(["run", "provider:down", "--provider", "datacrunch", "--name", "dc-mute"], { cwd: dir, env });
@@ -222,7 +343,10 @@ test("provider:down terminates and removes from the inventory; a second run chan
   const again = await flow(["run", "provider:down", "--provider", "lambda", "--name", "gpu-a", "--json"], { cwd: dir, env });
   const recap = JSON.parse(again.stdout.trim().split("\n").pop()!);
   assert.deepEqual([recap.hosts[0].outcome, recap.hosts[0].changed], ["ok", 0]);
-  const byId = await flow(["run", "provider:down", "--provider", "datacrunch", "--id", inventory().hosts["dc-a"].data.instanceId], { cwd: dir, env });
+  const byId = await flow(["run", "provider:down", "--provider", "datacrunch", "--id", inventory().hosts["dc-a"].data.instanceId], {
+    cwd: dir,
+    env,
+  });
   assert.equal(byId.code, 0, byId.stdout);
   assert.deepEqual(Object.keys(inventory().hosts), []);
 });
@@ -234,7 +358,18 @@ test("provider:up without --name: a deterministic name, so a re-run after an SSH
   assert.ok(defaultName("lambda", "x".repeat(80), "us-east-1").length <= 63);
   const launches = dc.launches;
   sshd.up = false;
-  const args = ["run", "provider:up", "--provider", "datacrunch", "--type", "1A100.22V", "--region", "FIN-01", "--ssh-port", String(sshd.port)];
+  const args = [
+    "run",
+    "provider:up",
+    "--provider",
+    "datacrunch",
+    "--type",
+    "1A100.22V",
+    "--region",
+    "FIN-01",
+    "--ssh-port",
+    String(sshd.port),
+  ];
   const first = await flow([...args, "--wait-ssh-timeout", "1"], { cwd: dir, env });
   sshd.up = true;
   assert.equal(first.code, 1, first.stdout);
@@ -261,7 +396,25 @@ test("provider:down deletes a DataCrunch box that is offline or errored (it stil
   assert.equal(inventory().hosts[name], undefined);
   // not in the inventory, status error: found by name at the provider and deleted
   sshd.up = false;
-  const up = await flow(["run", "provider:up", "--provider", "datacrunch", "--type", "1A100.22V", "--region", "ICE-01", "--name", "dc-err", "--ssh-port", String(sshd.port), "--wait-ssh-timeout", "1"], { cwd: dir, env });
+  const up = await flow(
+    [
+      "run",
+      "provider:up",
+      "--provider",
+      "datacrunch",
+      "--type",
+      "1A100.22V",
+      "--region",
+      "ICE-01",
+      "--name",
+      "dc-err",
+      "--ssh-port",
+      String(sshd.port),
+      "--wait-ssh-timeout",
+      "1",
+    ],
+    { cwd: dir, env },
+  );
   sshd.up = true;
   assert.equal(up.code, 1, up.stdout);
   const errId = [...dc.instances.values()].find((i) => i.name === "dc-err")!.id;
@@ -283,7 +436,16 @@ test("back-off: Retry-After (seconds or date) wins; otherwise jittered exponenti
   assert.equal(parseRetryAfter(new Date(10_000).toUTCString(), 4_000), 6000);
   assert.equal(parseRetryAfter("soon"), null);
   assert.equal(backoffMs(1, policy, "2"), 2000);
-  assert.equal(backoffMs(1, policy, null, 0, () => 0), 500);
-  assert.equal(backoffMs(3, policy, null, 0, () => 1), 4000);
-  assert.equal(backoffMs(10, policy, null, 0, () => 1), 8000);
+  assert.equal(
+    backoffMs(1, policy, null, 0, () => 0),
+    500,
+  );
+  assert.equal(
+    backoffMs(3, policy, null, 0, () => 1),
+    4000,
+  );
+  assert.equal(
+    backoffMs(10, policy, null, 0, () => 1),
+    8000,
+  );
 });

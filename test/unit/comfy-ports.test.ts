@@ -7,7 +7,14 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { comfyContainerSpec, containerCommand, CONTAINER_BINARY, CONTAINER_CURRENT_BINARY, portBindings } from "../../lib/comfy/deploy.ts";
 import {
-  dialAddress, healthWaitCommand, parseContainerRun, parseDockerPort, parseHealthWait, publishedUrl, runArgv, specHash,
+  dialAddress,
+  healthWaitCommand,
+  parseContainerRun,
+  parseDockerPort,
+  parseHealthWait,
+  publishedUrl,
+  runArgv,
+  specHash,
 } from "../../lib/commands/docker.ts";
 import { endpointsOf } from "../../plugins/comfyui-api/health.ts";
 import { parseLayout, parseQueue, restartPlan } from "../../plugins/comfyui-api/restart.ts";
@@ -15,7 +22,10 @@ import { tunnelPlan } from "../../plugins/comfyui-api/tunnel.ts";
 
 describe("ports: ComfyUI on loopback unless exposed, comfyui-api as the flowfile says", () => {
   test("defaults: 8188 on 127.0.0.1, 3000 on every interface", () => {
-    assert.deepEqual(portBindings({}), [{ host: 8188, container: 8188, bind: "127.0.0.1" }, { host: 3000, container: 3000 }]);
+    assert.deepEqual(portBindings({}), [
+      { host: 8188, container: 8188, bind: "127.0.0.1" },
+      { host: 3000, container: 3000 },
+    ]);
     const argv = runArgv(comfyContainerSpec({ image: "i", dataRoot: "/d", gpu: false }));
     assert.ok(argv.includes("127.0.0.1:8188:8188"), argv.join(" "));
     assert.ok(argv.includes("3000:3000"));
@@ -24,10 +34,14 @@ describe("ports: ComfyUI on loopback unless exposed, comfyui-api as the flowfile
   test("expose: true follows bind (default all interfaces), false keeps loopback, a string is an address", () => {
     assert.deepEqual(portBindings({ expose: { comfyui: true } })[0], { host: 8188, container: 8188 });
     assert.deepEqual(portBindings({ expose: { comfyui: true }, bind: "10.0.0.5" })[0], { host: 8188, container: 8188, bind: "10.0.0.5" });
-    assert.deepEqual(portBindings({ bind: "10.0.0.5" }), [{ host: 8188, container: 8188, bind: "127.0.0.1" }, { host: 3000, container: 3000, bind: "10.0.0.5" }]);
+    assert.deepEqual(portBindings({ bind: "10.0.0.5" }), [
+      { host: 8188, container: 8188, bind: "127.0.0.1" },
+      { host: 3000, container: 3000, bind: "10.0.0.5" },
+    ]);
     assert.deepEqual(portBindings({ expose: { api: false } })[1], { host: 3000, container: 3000, bind: "127.0.0.1" });
     assert.deepEqual(portBindings({ expose: { comfyui: "100.64.0.2", api: "100.64.0.2" }, comfyPort: 18188, apiPort: 13000 }), [
-      { host: 18188, container: 8188, bind: "100.64.0.2" }, { host: 13000, container: 3000, bind: "100.64.0.2" },
+      { host: 18188, container: 8188, bind: "100.64.0.2" },
+      { host: 13000, container: 3000, bind: "100.64.0.2" },
     ]);
   });
 
@@ -50,7 +64,9 @@ describe("ports: ComfyUI on loopback unless exposed, comfyui-api as the flowfile
 
 describe("docker's answers", () => {
   test("docker port: v4, v6 (both spellings), loopback", () => {
-    const ports = parseDockerPort("8188/tcp -> 127.0.0.1:8188\n3000/tcp -> 0.0.0.0:3000\n3000/tcp -> [::]:3000\n3000/tcp -> :::3000\nnoise\n");
+    const ports = parseDockerPort(
+      "8188/tcp -> 127.0.0.1:8188\n3000/tcp -> 0.0.0.0:3000\n3000/tcp -> [::]:3000\n3000/tcp -> :::3000\nnoise\n",
+    );
     assert.deepEqual(ports, [
       { container: 8188, address: "127.0.0.1", host: 8188 },
       { container: 3000, address: "0.0.0.0", host: 3000 },
@@ -74,7 +90,12 @@ describe("docker's answers", () => {
   });
 
   test("container run fact", () => {
-    assert.deepEqual(parseContainerRun("running 2 2026-01-01T00:00:00Z 4242\n"), { state: "running", restarts: 2, startedAt: "2026-01-01T00:00:00Z", pid: 4242 });
+    assert.deepEqual(parseContainerRun("running 2 2026-01-01T00:00:00Z 4242\n"), {
+      state: "running",
+      restarts: 2,
+      startedAt: "2026-01-01T00:00:00Z",
+      pid: 4242,
+    });
     assert.equal(parseContainerRun(""), null);
   });
 });
@@ -121,7 +142,9 @@ describe("the health wait's loop (real sh and curl, a fake docker)", () => {
     assert.equal(w.outcome, "exited", r.out);
     assert.equal((w as { restarts: number }).restarts, 1);
     assert.ok(r.ms < 10_000, `took ${r.ms} ms`);
-    const stopped = parseHealthWait((await runLoop(fakeDocker("/nonexistent", "exited") + healthWaitCommand("c", [`${base}/health`], 60))).out);
+    const stopped = parseHealthWait(
+      (await runLoop(fakeDocker("/nonexistent", "exited") + healthWaitCommand("c", [`${base}/health`], 60))).out,
+    );
     assert.equal(stopped.outcome, "exited");
   });
 
@@ -135,7 +158,18 @@ describe("the health wait's loop (real sh and curl, a fake docker)", () => {
 
 describe("restart and tunnel, the pure parts", () => {
   test("ComfyUI's queue", () => {
-    assert.deepEqual(parseQueue(JSON.stringify({ queue_running: [[1, "a"]], queue_pending: [[2, "b"], [3, "c"]] })), { running: 1, pending: 2 });
+    assert.deepEqual(
+      parseQueue(
+        JSON.stringify({
+          queue_running: [[1, "a"]],
+          queue_pending: [
+            [2, "b"],
+            [3, "c"],
+          ],
+        }),
+      ),
+      { running: 1, pending: 2 },
+    );
     assert.equal(parseQueue("<html>"), null);
     assert.equal(parseQueue("{}"), null);
   });
@@ -146,7 +180,10 @@ describe("restart and tunnel, the pure parts", () => {
     assert.equal(l.cmd, "node /opt/ComfyUI/main.mjs --listen 0.0.0.0 --port 8188");
     const api = restartPlan("api", l);
     assert.equal(api.comfyuiAlone, false);
-    assert.match(api.note!, /comfyui-api is the container's PID 1 \(\/app\/bin\/current\/comfyui-api\) and starts ComfyUI as its child .*cannot restart alone, so both restart/);
+    assert.match(
+      api.note!,
+      /comfyui-api is the container's PID 1 \(\/app\/bin\/current\/comfyui-api\) and starts ComfyUI as its child .*cannot restart alone, so both restart/,
+    );
     assert.match(restartPlan("comfyui", l).note!, /exits when it does \(ALWAYS_RESTART_COMFYUI is not true\): both restart/);
     const relaunching = parseLayout("/opt/comfyui-api/comfyui-api \nALWAYS_RESTART_COMFYUI=True\n");
     assert.equal(restartPlan("comfyui", relaunching).comfyuiAlone, true);
@@ -159,6 +196,9 @@ describe("restart and tunnel, the pure parts", () => {
       { name: "ComfyUI", localPort: 8188, remoteHost: "127.0.0.1", remotePort: 18188, path: "/" },
       { name: "comfyui-api", localPort: 0, remoteHost: "127.0.0.1", remotePort: 3000, path: "/docs" },
     ]);
-    assert.deepEqual(tunnelPlan(ends, { comfyui: -1, api: 3000 }).map((p) => p.name), ["comfyui-api"]);
+    assert.deepEqual(
+      tunnelPlan(ends, { comfyui: -1, api: 3000 }).map((p) => p.name),
+      ["comfyui-api"],
+    );
   });
 });

@@ -7,11 +7,32 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  buildIdFor, choosePrune, downloadName, folderManifest, IMAGE, isArchiveName, isBuildId, parseBuildsFact, pathProblem, pushHistory,
-  releaseUrl, RELEASES_URL, rollbackTarget, runsCurrent, sha256Hex, versionProblem, type BuildInfo,
+  buildIdFor,
+  choosePrune,
+  downloadName,
+  folderManifest,
+  IMAGE,
+  isArchiveName,
+  isBuildId,
+  parseBuildsFact,
+  pathProblem,
+  pushHistory,
+  releaseUrl,
+  RELEASES_URL,
+  rollbackTarget,
+  runsCurrent,
+  sha256Hex,
+  versionProblem,
+  type BuildInfo,
 } from "../../plugins/comfyui-api/builds.ts";
 import {
-  buildsFactCommand, installDownloadCommand, installUploadCommand, pruneCommand, switchCommand, verifyBuildCommand, writeHistoryCommand,
+  buildsFactCommand,
+  installDownloadCommand,
+  installUploadCommand,
+  pruneCommand,
+  switchCommand,
+  verifyBuildCommand,
+  writeHistoryCommand,
 } from "../../plugins/comfyui-api/build-commands.ts";
 import { parseSource } from "../../plugins/comfyui-api/update.ts";
 import { prepareLocalBuild } from "../../plugins/comfyui-api/local-build.ts";
@@ -49,8 +70,15 @@ describe("build names and sources", () => {
   });
 
   test("--from / --version: one of them; URLs under the address policy, before any host", () => {
-    assert.deepEqual(parseSource({ version: "1.18.1" }, RELEASES_URL, []), { kind: "release", version: "1.18.1", url: releaseUrl("1.18.1") });
-    assert.deepEqual(parseSource({ from: "https://example.com/comfyui-api" }, RELEASES_URL, []), { kind: "url", url: "https://example.com/comfyui-api" });
+    assert.deepEqual(parseSource({ version: "1.18.1" }, RELEASES_URL, []), {
+      kind: "release",
+      version: "1.18.1",
+      url: releaseUrl("1.18.1"),
+    });
+    assert.deepEqual(parseSource({ from: "https://example.com/comfyui-api" }, RELEASES_URL, []), {
+      kind: "url",
+      url: "https://example.com/comfyui-api",
+    });
     assert.deepEqual(parseSource({ from: "./build.tgz" }, RELEASES_URL, []), { kind: "archive", path: "./build.tgz" });
     assert.deepEqual(parseSource({ from: "./build" }, RELEASES_URL, []), { kind: "folder", path: "./build" });
     assert.throws(() => parseSource({}, RELEASES_URL, []), /one of --from/);
@@ -96,24 +124,54 @@ describe("which builds stay, where a rollback goes", () => {
   const d = build("dddddddddddd", "2026-01-04T00:00:00Z");
 
   test("the current build and the most recently used others stay; failed builds go first", () => {
-    assert.deepEqual(choosePrune([a, b, c, d], { current: "dddddddddddd", history: ["aaaaaaaaaaaa", "bbbbbbbbbbbb", "1.18.1", "dddddddddddd"], keep: 3 }), ["aaaaaaaaaaaa"]);
+    assert.deepEqual(
+      choosePrune([a, b, c, d], { current: "dddddddddddd", history: ["aaaaaaaaaaaa", "bbbbbbbbbbbb", "1.18.1", "dddddddddddd"], keep: 3 }),
+      ["aaaaaaaaaaaa"],
+    );
     // rolled back to a: a is current, and recent use beats arrival
-    assert.deepEqual(choosePrune([a, b, c, d], { current: "aaaaaaaaaaaa", history: ["aaaaaaaaaaaa", "1.18.1", "dddddddddddd", "aaaaaaaaaaaa"], keep: 3 }), ["bbbbbbbbbbbb"]);
+    assert.deepEqual(
+      choosePrune([a, b, c, d], { current: "aaaaaaaaaaaa", history: ["aaaaaaaaaaaa", "1.18.1", "dddddddddddd", "aaaaaaaaaaaa"], keep: 3 }),
+      ["bbbbbbbbbbbb"],
+    );
     const failed = build("ffffffffffff", "2026-01-05T00:00:00Z", true);
-    assert.deepEqual(choosePrune([a, c, d, failed], { current: "dddddddddddd", history: ["aaaaaaaaaaaa", "1.18.1", "dddddddddddd"], keep: 3 }), ["ffffffffffff"]);
+    assert.deepEqual(
+      choosePrune([a, c, d, failed], { current: "dddddddddddd", history: ["aaaaaaaaaaaa", "1.18.1", "dddddddddddd"], keep: 3 }),
+      ["ffffffffffff"],
+    );
     assert.deepEqual(choosePrune([a, b], { current: "aaaaaaaaaaaa", history: [], keep: 3 }), []);
-    assert.deepEqual(choosePrune([a, b, c], { current: "aaaaaaaaaaaa", history: [], keep: 1 }), ["1.18.1", "bbbbbbbbbbbb"], "keep 1: only the current one");
-    assert.deepEqual(choosePrune([a, b], { current: null, history: [], keep: 1 }), ["aaaaaaaaaaaa"], "on the image's own: the newest stays");
+    assert.deepEqual(
+      choosePrune([a, b, c], { current: "aaaaaaaaaaaa", history: [], keep: 1 }),
+      ["1.18.1", "bbbbbbbbbbbb"],
+      "keep 1: only the current one",
+    );
+    assert.deepEqual(
+      choosePrune([a, b], { current: null, history: [], keep: 1 }),
+      ["aaaaaaaaaaaa"],
+      "on the image's own: the newest stays",
+    );
   });
 
   test("rollback walks the history down, skipping gone and failed builds; past the bottom, the image's own", () => {
     const builds = [a, b, c];
-    assert.deepEqual(rollbackTarget(["aaaaaaaaaaaa", "bbbbbbbbbbbb", "1.18.1"], "1.18.1", builds), { target: "bbbbbbbbbbbb", history: ["aaaaaaaaaaaa", "bbbbbbbbbbbb"] });
-    assert.deepEqual(rollbackTarget(["aaaaaaaaaaaa", "bbbbbbbbbbbb"], "bbbbbbbbbbbb", builds), { target: "aaaaaaaaaaaa", history: ["aaaaaaaaaaaa"] });
+    assert.deepEqual(rollbackTarget(["aaaaaaaaaaaa", "bbbbbbbbbbbb", "1.18.1"], "1.18.1", builds), {
+      target: "bbbbbbbbbbbb",
+      history: ["aaaaaaaaaaaa", "bbbbbbbbbbbb"],
+    });
+    assert.deepEqual(rollbackTarget(["aaaaaaaaaaaa", "bbbbbbbbbbbb"], "bbbbbbbbbbbb", builds), {
+      target: "aaaaaaaaaaaa",
+      history: ["aaaaaaaaaaaa"],
+    });
     assert.deepEqual(rollbackTarget(["aaaaaaaaaaaa"], "aaaaaaaaaaaa", builds), { target: IMAGE, history: [] });
     assert.equal(rollbackTarget([], null, builds), null, "on the image's own with no history: nothing to go back to");
     // b pruned, c failed
-    assert.deepEqual(rollbackTarget(["aaaaaaaaaaaa", "zzzzzzzzzzzz", "1.18.1", "dddddddddddd"], "dddddddddddd", [a, { ...c, marker: { ...c.marker, failedAt: "x" } }, d]), { target: "aaaaaaaaaaaa", history: ["aaaaaaaaaaaa"] });
+    assert.deepEqual(
+      rollbackTarget(["aaaaaaaaaaaa", "zzzzzzzzzzzz", "1.18.1", "dddddddddddd"], "dddddddddddd", [
+        a,
+        { ...c, marker: { ...c.marker, failedAt: "x" } },
+        d,
+      ]),
+      { target: "aaaaaaaaaaaa", history: ["aaaaaaaaaaaa"] },
+    );
     // a switch that was never recorded (flow interrupted): the top of the stack is not the current build
     assert.deepEqual(rollbackTarget(["aaaaaaaaaaaa"], "bbbbbbbbbbbb", builds), { target: "aaaaaaaaaaaa", history: ["aaaaaaaaaaaa"] });
   });
@@ -121,27 +179,44 @@ describe("which builds stay, where a rollback goes", () => {
   test("history: pushed once, bounded", () => {
     assert.deepEqual(pushHistory(["a1"], "a1"), ["a1"]);
     assert.deepEqual(pushHistory(["a1"], "b1"), ["a1", "b1"]);
-    assert.equal(pushHistory(Array.from({ length: 60 }, (_, i) => `b${i}`), "x").length, 50);
+    assert.equal(
+      pushHistory(
+        Array.from({ length: 60 }, (_, i) => `b${i}`),
+        "x",
+      ).length,
+      50,
+    );
   });
 });
 
 describe("the host's facts", () => {
   test("parsed from one round trip: current, the container's command, history, markers, ports", () => {
     const out = [
-      "#current", "1.18.1",
-      "#command", JSON.stringify([CONTAINER_CURRENT_BINARY]),
-      "#history", "aaaaaaaaaaaa", "1.18.1", "../evil",
+      "#current",
+      "1.18.1",
+      "#command",
+      JSON.stringify([CONTAINER_CURRENT_BINARY]),
+      "#history",
+      "aaaaaaaaaaaa",
+      "1.18.1",
+      "../evil",
       "#builds",
       `1.18.1\t${JSON.stringify({ source: "release 1.18.1", sha256: "1".repeat(64), addedAt: "2026-01-01T00:00:00Z" })}`,
       `aaaaaaaaaaaa\t{"broken`,
       `current\t{}`,
-      "#ports", "8188/tcp -> 127.0.0.1:8188", "3000/tcp -> 0.0.0.0:3000", "3000/tcp -> [::]:3000",
+      "#ports",
+      "8188/tcp -> 127.0.0.1:8188",
+      "3000/tcp -> 0.0.0.0:3000",
+      "3000/tcp -> [::]:3000",
     ].join("\n");
     const f = parseBuildsFact(out);
     assert.equal(f.current, "1.18.1");
     assert.ok(runsCurrent(f.command, CONTAINER_CURRENT_BINARY));
     assert.deepEqual(f.history, ["aaaaaaaaaaaa", "1.18.1"]);
-    assert.deepEqual(f.builds.map((b) => [b.id, b.marker.id, b.marker.source]), [["1.18.1", "1.18.1", "release 1.18.1"]]);
+    assert.deepEqual(
+      f.builds.map((b) => [b.id, b.marker.id, b.marker.source]),
+      [["1.18.1", "1.18.1", "release 1.18.1"]],
+    );
     assert.deepEqual(f.unreadable, ["aaaaaaaaaaaa"]);
     assert.equal(f.ports.length, 3);
     const none = parseBuildsFact("#current\n#command\n#history\n#builds\n#ports\n");
@@ -153,7 +228,10 @@ describe("the host's facts", () => {
   test("the fact command runs where docker is absent and reads a real bin folder", () => {
     const bin = join(tmp, "fact-bin");
     mkdirSync(join(bin, "1.18.1"), { recursive: true });
-    writeFileSync(join(bin, "1.18.1", ".flow-build.json"), JSON.stringify({ source: "release 1.18.1", sha256: "1".repeat(64), addedAt: "x" }, null, 2));
+    writeFileSync(
+      join(bin, "1.18.1", ".flow-build.json"),
+      JSON.stringify({ source: "release 1.18.1", sha256: "1".repeat(64), addedAt: "x" }, null, 2),
+    );
     mkdirSync(join(bin, "nomarker"));
     symlinkSync("1.18.1", join(bin, "current"));
     writeFileSync(join(bin, ".flow-history"), "1.18.1\n");
@@ -161,7 +239,11 @@ describe("the host's facts", () => {
     assert.equal(r.status, 0, r.stderr);
     const f = parseBuildsFact(r.stdout);
     assert.equal(f.current, "1.18.1");
-    assert.deepEqual(f.builds.map((b) => b.id), ["1.18.1"], "the current link and folders without a marker are not builds");
+    assert.deepEqual(
+      f.builds.map((b) => b.id),
+      ["1.18.1"],
+      "the current link and folders without a marker are not builds",
+    );
     assert.deepEqual(f.history, ["1.18.1"]);
   });
 });
@@ -230,7 +312,10 @@ describe("install, verify, switch, prune: the shell text in a temp folder", () =
     writeFileSync(join(dl, "x/pkg/comfyui-api"), "#!/bin/sh\necho tgz\n");
     chmodSync(join(dl, "x/pkg/comfyui-api"), 0o755);
     assert.equal(sh(`tar -czf ${join(dl, "b.tgz")} -C ${join(dl, "x")} pkg && rm -rf ${join(dl, "x")}`).status, 0);
-    const m = JSON.stringify({ id: "@ID@", source: "https://h/b.tgz", sha256: "@SHA256@", bytes: "@BYTES@", addedAt: "t" }).replace('"@BYTES@"', "@BYTES@");
+    const m = JSON.stringify({ id: "@ID@", source: "https://h/b.tgz", sha256: "@SHA256@", bytes: "@BYTES@", addedAt: "t" }).replace(
+      '"@BYTES@"',
+      "@BYTES@",
+    );
     const r = sh(installDownloadCommand(bin, join(dl, "b.tgz"), { archive: true }), m);
     assert.equal(r.status, 0, r.stderr);
     const [, id, sha] = /^build (\S+) (\S+) (\d+)$/m.exec(r.stdout)!;

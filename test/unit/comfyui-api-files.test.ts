@@ -7,7 +7,15 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  containerFileOf, describePlan, endpointOf, isWorkflowFile, nameClashes, nameProblem, parseShaList, planSync, tarArchive,
+  containerFileOf,
+  describePlan,
+  endpointOf,
+  isWorkflowFile,
+  nameClashes,
+  nameProblem,
+  parseShaList,
+  planSync,
+  tarArchive,
 } from "../../lib/comfy/comfyui-api-files.ts";
 import { factsCommand, parseFacts, syncCommand } from "../../plugins/comfyui-api/commands.ts";
 
@@ -35,19 +43,38 @@ test("names comfyui-api cannot serve are refused with the reason; clashes in its
 
 test("sha256sum's listing: ./ dropped, escaped names (\\n, \\\\) read back, other lines ignored", () => {
   const m = parseShaList(`${sha("a")}  ./x.ts\n\\${sha("b")}  ./we\\nird\\\\name.ts\n${sha("c")} *./bin.js\nnot a line\n`);
-  assert.deepEqual([...m], [["x.ts", sha("a")], ["we\nird\\name.ts", sha("b")], ["bin.js", sha("c")]]);
+  assert.deepEqual(
+    [...m],
+    [
+      ["x.ts", sha("a")],
+      ["we\nird\\name.ts", sha("b")],
+      ["bin.js", sha("c")],
+    ],
+  );
 });
 
 test("the plan: send what differs, remove what the project dropped (its .js too), keep the .js beside a kept .ts", () => {
-  const local = new Map([["a.ts", sha("1")], ["sub/b.ts", sha("2")], ["c.js", sha("3")]]);
+  const local = new Map([
+    ["a.ts", sha("1")],
+    ["sub/b.ts", sha("2")],
+    ["c.js", sha("3")],
+  ]);
   const remote = new Map([
-    ["a.ts", sha("1")], ["a.js", sha("9")], // unchanged; its generated .js stays
-    ["sub/b.ts", sha("0")], ["sub/b.js", sha("8")], // changed
-    ["old.ts", sha("4")], ["old.js", sha("5")], // removed locally: both go
+    ["a.ts", sha("1")],
+    ["a.js", sha("9")], // unchanged; its generated .js stays
+    ["sub/b.ts", sha("0")],
+    ["sub/b.js", sha("8")], // changed
+    ["old.ts", sha("4")],
+    ["old.js", sha("5")], // removed locally: both go
     ["notes.txt", sha("6")], // not the project's: goes
   ]);
   const p = planSync(local, remote);
-  assert.deepEqual(p, { upload: ["c.js", "sub/b.ts"], remove: ["notes.txt", "old.js", "old.ts"], unchanged: ["a.ts"], generated: ["a.js", "sub/b.js"] });
+  assert.deepEqual(p, {
+    upload: ["c.js", "sub/b.ts"],
+    remove: ["notes.txt", "old.js", "old.ts"],
+    unchanged: ["a.ts"],
+    generated: ["a.js", "sub/b.js"],
+  });
   assert.equal(describePlan(p), "sent 2: c.js, sub/b.ts; removed 3: notes.txt, old.js, old.ts; 1 unchanged");
   assert.equal(describePlan(planSync(local, new Map([...local, ["a.js", sha("7")]]))), "3 files up to date");
 });
@@ -92,19 +119,27 @@ test("facts and sync run with sh: one listing, then the plan applied from a tar 
       const r = spawnSync("sh", ["-c", cmd], { input });
       return { code: r.status, out: r.stdout.toString(), err: r.stderr.toString() };
     };
-    const facts = parseFacts(sh(factsCommand({ container: "flow-no-such-container", workflowsDir: dir, modelsDir: models, marker, classes: ["KSampler"] })).out);
+    const facts = parseFacts(
+      sh(factsCommand({ container: "flow-no-such-container", workflowsDir: dir, modelsDir: models, marker, classes: ["KSampler"] })).out,
+    );
     assert.deepEqual([...facts.files.keys()].sort(), ["keep.js", "keep.ts", "old/gone.js", "old/gone.ts"]);
     assert.ok(facts.models.files.has("checkpoints/m.safetensors"));
     assert.equal(facts.container, undefined);
     assert.equal(facts.changedAt, undefined);
 
-    const local = new Map([["keep.ts", facts.files.get("keep.ts")!], ["new/sub/n.ts", sha("e")]]);
+    const local = new Map([
+      ["keep.ts", facts.files.get("keep.ts")!],
+      ["new/sub/n.ts", sha("e")],
+    ]);
     const plan = planSync(local, facts.files);
     assert.deepEqual(plan.upload, ["new/sub/n.ts"]);
     assert.deepEqual(plan.remove, ["old/gone.js", "old/gone.ts"]);
     const tar = tarArchive([{ path: "new/sub/n.ts", data: Buffer.from("new\n") }]);
     const before = Date.now();
-    const r = sh(syncCommand({ workflowsDir: dir, stageParent: join(root, "comfyui-api"), upload: plan.upload, remove: plan.remove, marker }), tar);
+    const r = sh(
+      syncCommand({ workflowsDir: dir, stageParent: join(root, "comfyui-api"), upload: plan.upload, remove: plan.remove, marker }),
+      tar,
+    );
     assert.equal(r.code, 0, r.err);
     assert.equal(readFileSync(join(dir, "new/sub/n.ts"), "utf8"), "new\n");
     assert.equal(readFileSync(join(dir, "keep.js"), "utf8"), "generated\n");

@@ -3,14 +3,27 @@
 // about a workflow it skipped; and the host facts api:workflows reads in one round trip.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { checkOpenApi, inputFromSchema, loadFailureOf, outputsOf, parseApiLog, workflowEndpoints } from "../../lib/comfy/comfyui-api-openapi.ts";
+import {
+  checkOpenApi,
+  inputFromSchema,
+  loadFailureOf,
+  outputsOf,
+  parseApiLog,
+  workflowEndpoints,
+} from "../../lib/comfy/comfyui-api-openapi.ts";
 import { parseDockerTime, parseFacts, parseGets, parsePost, restartDue } from "../../plugins/comfyui-api/commands.ts";
 import { verifyTable } from "../../plugins/comfyui-api/verify.ts";
 
 // The shape of comfyui-api 1.18.0's GET /docs/json (fastify-swagger over its zod schemas), trimmed.
 const body = (input: Record<string, unknown>) => ({
   summary: "x",
-  requestBody: { content: { "application/json": { schema: { type: "object", properties: { id: { type: "string" }, webhook: { type: "string" }, input }, required: ["input"] } } } },
+  requestBody: {
+    content: {
+      "application/json": {
+        schema: { type: "object", properties: { id: { type: "string" }, webhook: { type: "string" }, input }, required: ["input"] },
+      },
+    },
+  },
   responses: {},
 });
 const DOC = {
@@ -40,7 +53,9 @@ const DOC = {
         additionalProperties: false,
       }),
     },
-    "/workflow/flux/unet": { post: body({ type: "object", properties: { prompt: { type: "string", default: "a cat" }, model: { type: "string", enum: [] } } }) },
+    "/workflow/flux/unet": {
+      post: body({ type: "object", properties: { prompt: { type: "string", default: "a cat" }, model: { type: "string", enum: [] } } }),
+    },
     "/workflow/old/gone": { post: body({ type: "object", properties: {} }) },
   },
 };
@@ -61,8 +76,16 @@ test("inputFromSchema: every default, and a value within the bounds for each req
   const schema = workflowEndpoints(DOC).get("/workflow/sd15/txt2img");
   assert.deepEqual(inputFromSchema(schema), {
     input: {
-      prompt: "a photo of a cat", negative_prompt: "", width: 512, steps: 1, sampler_name: "euler", strength: 0.5, mode: "fast",
-      image: "https://example.com/", size: { w: 8 }, tags: ["a photo of a cat", "a photo of a cat"],
+      prompt: "a photo of a cat",
+      negative_prompt: "",
+      width: 512,
+      steps: 1,
+      sampler_name: "euler",
+      strength: 0.5,
+      mode: "fast",
+      image: "https://example.com/",
+      size: { w: 8 },
+      tags: ["a photo of a cat", "a photo of a cat"],
     },
     madeUp: ["prompt", "steps", "strength", "mode", "image", "size", "tags"],
   });
@@ -70,7 +93,10 @@ test("inputFromSchema: every default, and a value within the bounds for each req
 });
 
 test("outputsOf: images and filenames; an error body has none", () => {
-  assert.deepEqual(outputsOf({ id: "1", images: ["iVBORw0KGgo="], filenames: ["1_out_00001_.png"] }), { images: 1, filenames: ["1_out_00001_.png"] });
+  assert.deepEqual(outputsOf({ id: "1", images: ["iVBORw0KGgo="], filenames: ["1_out_00001_.png"] }), {
+    images: 1,
+    filenames: ["1_out_00001_.png"],
+  });
   assert.deepEqual(outputsOf({ images: [] }), { images: 0, filenames: [] });
   assert.deepEqual(outputsOf({ error: "Failed to get prompt outputs" }), { images: 0, filenames: [] });
   assert.deepEqual(outputsOf("text"), { images: 0, filenames: [] });
@@ -86,9 +112,14 @@ test("the log line about a skipped workflow: comfyui-api's own pino line for its
   ].join("\n");
   const lines = parseApiLog(log);
   assert.equal(lines.length, 3);
-  assert.equal(loadFailureOf(lines, "/workflows/wan/i2v.js"),
-    `comfyui-api: "Failed to evaluate workflow file" (/workflows/wan/i2v.js): Cannot read properties of undefined (reading 'enum')`);
-  assert.equal(loadFailureOf(lines, "/workflows/odd.js"), `comfyui-api: "File does not export a valid Workflow object" (/workflows/odd.js)`);
+  assert.equal(
+    loadFailureOf(lines, "/workflows/wan/i2v.js"),
+    `comfyui-api: "Failed to evaluate workflow file" (/workflows/wan/i2v.js): Cannot read properties of undefined (reading 'enum')`,
+  );
+  assert.equal(
+    loadFailureOf(lines, "/workflows/odd.js"),
+    `comfyui-api: "File does not export a valid Workflow object" (/workflows/odd.js)`,
+  );
   assert.equal(loadFailureOf(lines, "/workflows/sd15/txt2img.js"), undefined, "an info line is no failure");
 });
 
@@ -122,7 +153,13 @@ test("parseFacts: the sections of the one facts round trip", () => {
   assert.equal(f.api, "127.0.0.1:3000");
   assert.equal(f.comfy, "172.17.0.2:8188");
   assert.deepEqual(f.health, { status: 200, version: "1.18.0" });
-  assert.deepEqual([...f.classes], [["KSampler", true], ["Image Resize (KJ)", false]]);
+  assert.deepEqual(
+    [...f.classes],
+    [
+      ["KSampler", true],
+      ["Image Resize (KJ)", false],
+    ],
+  );
   const down = parseFacts("@@flow container\nexited 2023-11-14T22:13:21Z\n@@flow api \n@@flow health\n\n000\n@@flow classes\n");
   assert.equal(down.api, undefined);
   assert.deepEqual(down.health, { status: 0, version: undefined });
@@ -139,7 +176,9 @@ test("restartDue: flow changed the folder after comfyui-api started (or it is no
 });
 
 test("GET and POST answers as the host prints them", () => {
-  const g = parseGets(`@@flow /health 200 0.003\n{"status":"healthy"}\n@@flow /ready 503 0.010\n{"status":"not ready"}\n@@flow /docs/json 000 0.000\n\n`);
+  const g = parseGets(
+    `@@flow /health 200 0.003\n{"status":"healthy"}\n@@flow /ready 503 0.010\n{"status":"not ready"}\n@@flow /docs/json 000 0.000\n\n`,
+  );
   assert.deepEqual(g.get("/health"), { status: 200, seconds: 0.003, body: `{"status":"healthy"}` });
   assert.deepEqual(g.get("/ready"), { status: 503, seconds: 0.01, body: `{"status":"not ready"}` });
   assert.equal(g.get("/docs/json")!.status, 0);
@@ -148,18 +187,34 @@ test("GET and POST answers as the host prints them", () => {
 
 test("the verify table: one row per endpoint per host; a host without rows shows its outcome", () => {
   const t = verifyTable([
-    { host: "gpu1", outcome: "failed", ok: 2, changed: 0, skipped: 0, failed: 1, ms: 1, data: { apiVerify: { rows: [
-      { endpoint: "/health", status: "200", seconds: 0.004, ok: true },
-      { endpoint: "/workflow/wan/i2v", status: "missing", ok: false, note: "comfyui-api: \"Failed to evaluate workflow file\"" },
-      { endpoint: "POST /workflow/sd15/txt2img", status: "200", seconds: 1.5, ok: true, note: "1 image" },
-    ] } } },
+    {
+      host: "gpu1",
+      outcome: "failed",
+      ok: 2,
+      changed: 0,
+      skipped: 0,
+      failed: 1,
+      ms: 1,
+      data: {
+        apiVerify: {
+          rows: [
+            { endpoint: "/health", status: "200", seconds: 0.004, ok: true },
+            { endpoint: "/workflow/wan/i2v", status: "missing", ok: false, note: 'comfyui-api: "Failed to evaluate workflow file"' },
+            { endpoint: "POST /workflow/sd15/txt2img", status: "200", seconds: 1.5, ok: true, note: "1 image" },
+          ],
+        },
+      },
+    },
     { host: "gpu2", outcome: "unreachable", ok: 0, changed: 0, skipped: 0, failed: 0, ms: 1, data: {}, error: "connect timeout\nmore" },
   ]);
-  assert.equal(t, [
-    "host  endpoint                     status       seconds  note",
-    "gpu1  /health                      200             0.00",
-    "gpu1  /workflow/wan/i2v            missing               comfyui-api: \"Failed to evaluate workflow file\"",
-    "gpu1  POST /workflow/sd15/txt2img  200             1.50  1 image",
-    "gpu2  -                            unreachable           connect timeout",
-  ].join("\n"));
+  assert.equal(
+    t,
+    [
+      "host  endpoint                     status       seconds  note",
+      "gpu1  /health                      200             0.00",
+      'gpu1  /workflow/wan/i2v            missing               comfyui-api: "Failed to evaluate workflow file"',
+      "gpu1  POST /workflow/sd15/txt2img  200             1.50  1 image",
+      "gpu2  -                            unreachable           connect timeout",
+    ].join("\n"),
+  );
 });

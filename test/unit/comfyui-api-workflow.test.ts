@@ -47,13 +47,19 @@ test("analyzeWorkflow: config.models folders, literal model files (core loaders,
   assert.deepEqual(f.example, { prompt: "a red fox", width: 256, steps: -1, tags: ["a", "b"], extra: null });
   assert.deepEqual(f.problems, []);
   // a .js workflow that requires config
-  const js = analyzeWorkflow("b.js", `const config = require("../config").default;\nconst x = config.models.loras;\nmodule.exports = { RequestSchema: 1, generateWorkflow: 2 };\n`);
+  const js = analyzeWorkflow(
+    "b.js",
+    `const config = require("../config").default;\nconst x = config.models.loras;\nmodule.exports = { RequestSchema: 1, generateWorkflow: 2 };\n`,
+  );
   assert.deepEqual(js.modelFolders, ["loras"]);
   assert.deepEqual(js.problems, []);
 });
 
 test("analyzeWorkflow: an example that is not a literal is named; __proto__ in one is a plain key", () => {
-  const f = analyzeWorkflow("x.ts", `const p = "x";\nexport const example = { prompt: p };\nexport default { RequestSchema: null, generateWorkflow: null };\n`);
+  const f = analyzeWorkflow(
+    "x.ts",
+    `const p = "x";\nexport const example = { prompt: p };\nexport default { RequestSchema: null, generateWorkflow: null };\n`,
+  );
   assert.match(f.problems.join(), /`example` must be a literal object/);
   const g = analyzeWorkflow("y.ts", `export const example = { "__proto__": { polluted: 1 } };\nexport default {};\n`);
   assert.equal(Object.getPrototypeOf(g.example), Object.prototype);
@@ -73,8 +79,16 @@ function comfyuiApiEval(rel: string, text: string): unknown {
 test("loadProblem agrees with comfyui-api's eval: the file's last value must be its default export", () => {
   const cases: [string, string, boolean][] = [
     ["ok.ts", `const workflow = { RequestSchema: 1, generateWorkflow: 2 };\nexport default workflow;\n`, true],
-    ["ok-trailing-decls.ts", `const w = { RequestSchema: 1, generateWorkflow: 2 };\nexport default w;\nfunction helper() {}\ninterface X { a: 1 }\ntype Y = string;\nconst z = 3;\n`, true],
-    ["late-export.ts", `const w = { RequestSchema: 1, generateWorkflow: 2 };\nexport default w;\nexport const example = { prompt: "x" };\n`, false],
+    [
+      "ok-trailing-decls.ts",
+      `const w = { RequestSchema: 1, generateWorkflow: 2 };\nexport default w;\nfunction helper() {}\ninterface X { a: 1 }\ntype Y = string;\nconst z = 3;\n`,
+      true,
+    ],
+    [
+      "late-export.ts",
+      `const w = { RequestSchema: 1, generateWorkflow: 2 };\nexport default w;\nexport const example = { prompt: "x" };\n`,
+      false,
+    ],
     ["call-after.ts", `const w = { RequestSchema: 1, generateWorkflow: 2 };\nexport default w;\nconsole.log("loaded");\n`, false],
     ["no-export.ts", `const w = { RequestSchema: 1, generateWorkflow: 2 };\n`, false],
     ["cjs.js", `const w = { RequestSchema: 1, generateWorkflow: 2 };\nmodule.exports = w;\n`, true],
@@ -91,12 +105,21 @@ test("loadProblem agrees with comfyui-api's eval: the file's last value must be 
     const why = loadProblem(rel, text);
     assert.equal(why === undefined, loads, `${rel}: ${why}`);
   }
-  assert.match(loadProblem("late-export.ts", cases[2]![1])!, /last statement .*`exports\.example = \{ prompt: "x" \};`.*put `export default <workflow>` last/);
+  assert.match(
+    loadProblem("late-export.ts", cases[2]![1])!,
+    /last statement .*`exports\.example = \{ prompt: "x" \};`.*put `export default <workflow>` last/,
+  );
   assert.match(loadProblem("no-export.ts", cases[4]![1])!, /^no default export/);
-  assert.match(loadProblem("esm.js", `import { z } from "zod";\nexport default { RequestSchema: z.object({}), generateWorkflow: () => ({}) };\n`)!, /a \.js workflow is evaluated as it is, as CommonJS/);
+  assert.match(
+    loadProblem("esm.js", `import { z } from "zod";\nexport default { RequestSchema: z.object({}), generateWorkflow: () => ({}) };\n`)!,
+    /a \.js workflow is evaluated as it is, as CommonJS/,
+  );
   // a named export last happens to eval to the object too, but comfyui-api's shape is `export default`
   // (its examples, its docs); the type-check asks for that, so flow does not lean on the accident
-  assert.equal(loadProblem("named.ts", `export const w = { RequestSchema: 1, generateWorkflow: 2 };\n`), "comfyui-api takes the value of the file's last statement as the workflow, and here that is `exports.w = { RequestSchema: 1, generateWorkflow: 2 };`: put `export default <workflow>` last");
+  assert.equal(
+    loadProblem("named.ts", `export const w = { RequestSchema: 1, generateWorkflow: 2 };\n`),
+    "comfyui-api takes the value of the file's last statement as the workflow, and here that is `exports.w = { RequestSchema: 1, generateWorkflow: 2 };`: put `export default <workflow>` last",
+  );
 });
 
 const LISTING = `d checkpoints
@@ -126,13 +149,22 @@ test("host models: comfyui-api's view (top-level entries, put_*_here left out) a
 
 test("hostProblems: a missing or empty model folder, a missing file, a missing node class; aliases count", () => {
   const f = analyzeWorkflow("a/wf.ts", WF);
-  const problems = hostProblems(f, { models: parseModelListing(LISTING), classes: new Map([["KSampler", true], ["UnetLoaderGGUF", false]]) });
+  const problems = hostProblems(f, {
+    models: parseModelListing(LISTING),
+    classes: new Map([
+      ["KSampler", true],
+      ["UnetLoaderGGUF", false],
+    ]),
+  });
   assert.deepEqual(problems, [
-    "reads config.models.upscale_models, but models/upscale_models is not a folder on the host: comfyui-api would fail to load it (\"Cannot read properties of undefined\")",
+    'reads config.models.upscale_models, but models/upscale_models is not a folder on the host: comfyui-api would fail to load it ("Cannot read properties of undefined")',
     "metadata.models names loras/style.safetensors, which is not on the host (models:download fetches what workflows name)",
     "VAELoader.vae_name names vae/fixed-vae.safetensors, which is not on the host (models:download fetches what workflows name)",
     "uses node class UnetLoaderGGUF, which the host's ComfyUI does not have (its custom node pack is not installed?)",
   ]);
-  const empty = hostProblems(analyzeWorkflow("l.ts", `import config from "../config";\nconst e = config.models.loras.enum;\nexport default {};\n`), { models: parseModelListing(LISTING) });
+  const empty = hostProblems(
+    analyzeWorkflow("l.ts", `import config from "../config";\nconst e = config.models.loras.enum;\nexport default {};\n`),
+    { models: parseModelListing(LISTING) },
+  );
   assert.deepEqual(empty, ["reads config.models.loras, but models/loras on the host is empty: its model enum would offer nothing"]);
 });

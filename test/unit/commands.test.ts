@@ -29,13 +29,16 @@ test("container spec: argv in a fixed order, a label with the spec's hash; any c
     { image: "img:2", dataRoot: "/home/user", gpu: true, env: { A: "1" } },
     { image: "img:1", dataRoot: "/home/user", gpu: false, env: { A: "1" } },
     { image: "img:1", dataRoot: "/home/user", gpu: true, env: { A: "2" } },
-  ]) assert.notEqual(specHash(comfyContainerSpec(other)), specHash(spec));
+  ])
+    assert.notEqual(specHash(comfyContainerSpec(other)), specHash(spec));
   const s2: ContainerSpec = { ...spec, env: Object.fromEntries(Object.entries(spec.env).reverse()) };
   assert.equal(specHash(s2), specHash(spec));
   assert.deepEqual(parseContainerFact("running abc\n"), { state: "running", hash: "abc" });
   assert.equal(parseContainerFact(""), null);
   const dirs = layoutDirs(comfyLayout("/d"));
-  assert.ok(dirs.includes("/d/comfyui/models/checkpoints") && dirs.includes("/d/comfyui/models/unet") && dirs.includes("/d/comfyui-api/bin"));
+  assert.ok(
+    dirs.includes("/d/comfyui/models/checkpoints") && dirs.includes("/d/comfyui/models/unet") && dirs.includes("/d/comfyui-api/bin"),
+  );
 });
 
 test("daemon.json: cgroupfs exec-opt and nvidia runtime merged; unchanged gives null; bad JSON is named", () => {
@@ -52,11 +55,22 @@ test("daemon.json: cgroupfs exec-opt and nvidia runtime merged; unchanged gives 
 test("volume fact parsing and the fstab line", () => {
   const f = parseVolumeFact("present\nDEVNAME=/dev/vdb\nUUID=1234-abcd\nTYPE=ext4\nBLKID_RC=0\nMOUNTED=/dev/vdb\nFSTAB=1\n");
   assert.deepEqual(f, {
-    present: true, blank: false, found: "a filesystem signature (ext4)",
-    type: "ext4", uuid: "1234-abcd", mountedFrom: "/dev/vdb", inFstab: true,
+    present: true,
+    blank: false,
+    found: "a filesystem signature (ext4)",
+    type: "ext4",
+    uuid: "1234-abcd",
+    mountedFrom: "/dev/vdb",
+    inFstab: true,
   });
   assert.deepEqual(parseVolumeFact("absent\nBLKID_RC=2\nZEROS=yes\nMOUNTED=\nFSTAB=0\n"), {
-    present: false, blank: true, found: undefined, type: undefined, uuid: undefined, mountedFrom: undefined, inFstab: false,
+    present: false,
+    blank: true,
+    found: undefined,
+    type: undefined,
+    uuid: undefined,
+    mountedFrom: undefined,
+    inFstab: false,
   });
   // ambivalent (several signatures): not blank, even though no TYPE was printed
   assert.equal(parseVolumeFact("present\nBLKID_RC=8\nMOUNTED=\nFSTAB=0\n").blank, false);
@@ -178,16 +192,29 @@ test("lock commands: mkdir is the lock, details name the holder, release only ou
 test("node runtime fact and version checks", () => {
   assert.deepEqual(parseNodeFact("22.1.0\n\nx86_64\n"), { own: "22.1.0", system: null, arch: "x64" });
   assert.deepEqual(parseNodeFact("\n18.19.1\naarch64\n"), { own: null, system: "18.19.1", arch: "arm64" });
-  assert.ok(versionAtLeast("20.18.0", "20.18.0") && versionAtLeast("22.0.0", "20.18.0") && !versionAtLeast("20.17.9", "20.18.0") && !versionAtLeast("18.20.4", "20.18.0"));
-  assert.equal(nodeDistUrl("https://x/v{version}/node-v{version}-linux-{arch}.tar.gz", "22.1.0", "arm64"), "https://x/v22.1.0/node-v22.1.0-linux-arm64.tar.gz");
+  assert.ok(
+    versionAtLeast("20.18.0", "20.18.0") &&
+      versionAtLeast("22.0.0", "20.18.0") &&
+      !versionAtLeast("20.17.9", "20.18.0") &&
+      !versionAtLeast("18.20.4", "20.18.0"),
+  );
+  assert.equal(
+    nodeDistUrl("https://x/v{version}/node-v{version}-linux-{arch}.tar.gz", "22.1.0", "arm64"),
+    "https://x/v22.1.0/node-v22.1.0-linux-arm64.tar.gz",
+  );
 });
 
 test("status fact: parses what this machine answers, and survives missing tools", () => {
   const r = sh(statusCommand("/"));
   const s = parseStatus(r.stdout, "/");
   assert.ok(s.os.length > 0 && s.memory && s.memory.totalMB > 0 && s.disk && s.disk.sizeGB > 0 && s.load);
-  const bare = parseStatus("@@flow-section@@os\nX\nk\nh\n@@flow-section@@docker\n!docker-missing\n@@flow-section@@gpu\n!no-nvidia-smi\n", "/");
+  const bare = parseStatus(
+    "@@flow-section@@os\nX\nk\nh\n@@flow-section@@docker\n!docker-missing\n@@flow-section@@gpu\n!no-nvidia-smi\n",
+    "/",
+  );
   assert.deepEqual([bare.os, bare.docker.state, bare.gpus, bare.disk], ["X", "missing", null, null]);
   const gpu = parseStatus("@@flow-section@@gpu\nNVIDIA H100 80GB HBM3, 1024, 81559, 37, 41\n", "/");
-  assert.deepEqual(gpu.gpus, [{ name: "NVIDIA H100 80GB HBM3", memoryUsedMB: 1024, memoryTotalMB: 81559, utilization: 37, temperature: 41 }]);
+  assert.deepEqual(gpu.gpus, [
+    { name: "NVIDIA H100 80GB HBM3", memoryUsedMB: 1024, memoryTotalMB: 81559, utilization: 37, temperature: 41 },
+  ]);
 });

@@ -74,7 +74,13 @@ test("the same order for Lambda and for a host without a provider (the login use
 
 test("what setup recorded on the host wins over the flowfile's data.dataRoot, other keys kept", async () => {
   const { withRecord } = await import("../../lib/run/host-run.ts");
-  const host: HostSpec = { name: "gpu1", address: "5.6.7.8", groups: [], provider: "datacrunch", data: { dataRoot: "/from/flowfile", gpu: "h100" } };
+  const host: HostSpec = {
+    name: "gpu1",
+    address: "5.6.7.8",
+    groups: [],
+    provider: "datacrunch",
+    data: { dataRoot: "/from/flowfile", gpu: "h100" },
+  };
   const merged = withRecord(host, { dataRoot: "/mnt/recorded" });
   assert.deepEqual(merged.data, { dataRoot: "/mnt/recorded", gpu: "h100" });
   assert.equal(dataRootOf({ ...hostCtx({}).ctx, host: merged }), "/mnt/recorded");

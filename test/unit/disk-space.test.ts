@@ -33,10 +33,13 @@ test("free bytes from df (through zx's $), and a download that cannot fit fails 
   const run = join(dir, "run");
   execFileSync("mkdir", ["-p", run, join(dir, "models")]);
   const huge = 1e15; // a petabyte: no disk here has it
-  writeFileSync(join(run, "job.json"), JSON.stringify({
-    modelsRoot: join(dir, "models"),
-    files: [{ url: "https://example.invalid/model.safetensors", target: join(dir, "models/model.safetensors"), size: huge }],
-  }));
+  writeFileSync(
+    join(run, "job.json"),
+    JSON.stringify({
+      modelsRoot: join(dir, "models"),
+      files: [{ url: "https://example.invalid/model.safetensors", target: join(dir, "models/model.safetensors"), size: huge }],
+    }),
+  );
   const r = spawnSync(process.execPath, [script, run], { encoding: "utf8", timeout: 30_000 });
   assert.equal(r.status, 1, r.stderr);
   const events = readFileSync(join(run, "events.jsonl"), "utf8");

@@ -1,7 +1,21 @@
 import { after, afterEach, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync, closeSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+  closeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startFakeHub, seeded, sha256, type FakeHub } from "../support/fake-hub.ts";
@@ -33,11 +47,12 @@ const stLike = safetensorsLike();
 const BARE: Record<string, string | Buffer> = {
   "page.html": "\uFEFF\r\n  <!DOCTYPE html>\n<html><head><title>Oops</title></head><body>Not here</body></html>",
   "upper.html": "<HTML><HEAD><TITLE>502 Bad Gateway</TITLE></HEAD><BODY>nginx</BODY></HTML>",
-  "body.html": "\n\n<body onload=\"go()\">redirecting</body>",
+  "body.html": '\n\n<body onload="go()">redirecting</body>',
   "error.json": '{"error":"Repository not found"}',
   "spaced.json": '  \n{ "message" : "Forbidden" }',
   "list.json": '[{"id":1,"name":"x"}]',
-  "s3.xml": '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>',
+  "s3.xml":
+    '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>',
   "s3bare.xml": "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
   "model.safetensors": stLike,
   "config.json": '{"model_type":"flux","hidden_size":3072}',
@@ -67,7 +82,7 @@ beforeEach(async () => {
   for (const k of Object.keys(hub.faults)) delete (hub.faults as Record<string, unknown>)[k];
   // responses a failed download left behind may still be pacing out their last slice: let them
   // end before counting bytes for the next test
-  for (const until = Date.now() + 2000; hub.stats.active > 0 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 10));
+  for (const until = Date.now() + 2000; hub.stats.active > 0 && Date.now() < until;) await new Promise((r) => setTimeout(r, 10));
   await new Promise((r) => setTimeout(r, 30));
   hub.resetStats();
   root = mkdtempSync(join(tmpdir(), "flow-dl-"));
@@ -88,7 +103,17 @@ const flux = (over: Partial<DownloadFile> = {}): DownloadFile => ({
 const hubHosts = () => [new URL(hub.url).host, new URL(hub.cdnUrl).host];
 
 function job(files: DownloadFile[], over: Partial<DownloadJob> = {}): DownloadJob {
-  return { modelsRoot: root, files, connections: 16, retryBaseMs: 20, retryMaxMs: 2000, timeoutMs: 5000, progressMs: 50, allowHosts: hubHosts(), ...over };
+  return {
+    modelsRoot: root,
+    files,
+    connections: 16,
+    retryBaseMs: 20,
+    retryMaxMs: 2000,
+    timeoutMs: 5000,
+    progressMs: 50,
+    allowHosts: hubHosts(),
+    ...over,
+  };
 }
 
 async function run(j: DownloadJob, events: DownloadEvent[] = []) {
@@ -96,7 +121,9 @@ async function run(j: DownloadJob, events: DownloadEvent[] = []) {
 }
 
 const leftovers = (dir: string): string[] =>
-  readdirSync(dir, { recursive: true }).map(String).filter((n) => n.endsWith(".part") || n.endsWith(".state") || n.endsWith(".tmp"));
+  readdirSync(dir, { recursive: true })
+    .map(String)
+    .filter((n) => n.endsWith(".part") || n.endsWith(".state") || n.endsWith(".tmp"));
 
 // every test bounded: a hang fails that test, not the whole file
 const T = { timeout: 30_000 };
@@ -154,7 +181,10 @@ describe("download engine", () => {
     hub.faults.rate = 1.5 * MiB; // 4 connections: ~6 MiB/s, so "about half" is easy to hit
     const runDir = mkdtempSync(join(tmpdir(), "flow-dl-run-"));
     writeFileSync(join(runDir, "job.json"), JSON.stringify(job([file], { connections: 4 })));
-    const child = spawn(process.execPath, ["--import", "tsx", join(REPO, "tasks/models-download.ts"), runDir], { cwd: REPO, stdio: "ignore" });
+    const child = spawn(process.execPath, ["--import", "tsx", join(REPO, "tasks/models-download.ts"), runDir], {
+      cwd: REPO,
+      stdio: "ignore",
+    });
     const exited = new Promise((r) => child.once("exit", r));
     const deadline = Date.now() + 30_000;
     while (hub.stats.bytes < size / 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -194,7 +224,10 @@ describe("download engine", () => {
     const events: DownloadEvent[] = [];
     const s = await run(job([f]), events);
     assert.deepEqual(s.failed, []);
-    assert.ok(events.some((e) => e.type === "log" && /sha256 mismatch/.test(e.message)), "mismatch reported");
+    assert.ok(
+      events.some((e) => e.type === "log" && /sha256 mismatch/.test(e.message)),
+      "mismatch reported",
+    );
     assert.equal(sha256(readFileSync(f.target)), sha256(big));
     assert.equal(hub.stats.bytes, half + big.length, "the missing half, then all of it again");
   });
@@ -210,10 +243,17 @@ describe("download engine", () => {
 
   test("a wrong or missing token fails with the file and the reason, nothing saved", T, async () => {
     const wrong = flux({ headers: { authorization: "Bearer nope" } });
-    const civitai: DownloadFile = { url: hub.civitaiDownloadUrl(101), target: join(root, "loras", "style.safetensors"), size: small.length };
+    const civitai: DownloadFile = {
+      url: hub.civitaiDownloadUrl(101),
+      target: join(root, "loras", "style.safetensors"),
+      size: small.length,
+    };
     const s = await run(job([wrong, civitai]));
     assert.equal(s.failed.length, 2);
-    assert.match(s.failed[0]!.reason!, /^token missing or wrong for http:\/\/127\.0\.0\.1:\d+\/black-forest-labs\/FLUX\.1-dev\/resolve\/main\/flux1-dev\.safetensors \(HTTP 401/);
+    assert.match(
+      s.failed[0]!.reason!,
+      /^token missing or wrong for http:\/\/127\.0\.0\.1:\d+\/black-forest-labs\/FLUX\.1-dev\/resolve\/main\/flux1-dev\.safetensors \(HTTP 401/,
+    );
     assert.equal(s.failed[0]!.name, "flux1-dev.safetensors");
     assert.match(s.failed[1]!.reason!, /token missing or wrong for .*\/api\/download\/models\/101/);
     assert.ok(!existsSync(wrong.target) && !existsSync(civitai.target));
@@ -273,7 +313,13 @@ describe("download engine", () => {
   });
 
   test("ranges after the first go over kept-alive connections, one per worker", T, async () => {
-    const f: DownloadFile = { ...flux(), url: hub.hfUrl("black-forest-labs/FLUX.1-dev", "ae.safetensors"), target: join(root, "vae", "ae.safetensors"), size: resumable.length, sha256: sha256(resumable) };
+    const f: DownloadFile = {
+      ...flux(),
+      url: hub.hfUrl("black-forest-labs/FLUX.1-dev", "ae.safetensors"),
+      target: join(root, "vae", "ae.safetensors"),
+      size: resumable.length,
+      sha256: sha256(resumable),
+    };
     const s = await run(job([f], { connections: 4, chunkSize: 512 * 1024 }));
     assert.deepEqual(s.failed, []);
     assert.equal(sha256(readFileSync(f.target)), sha256(resumable));
@@ -284,7 +330,13 @@ describe("download engine", () => {
 
   test("errors met mid-file on the range connections: 503 retried, expired signed links resolved again", T, async () => {
     hub.faults.rate = 8 * MiB; // 4 connections: ~0.5 s for the file, time to inject faults mid-way
-    const f: DownloadFile = { ...flux(), url: hub.hfUrl("black-forest-labs/FLUX.1-dev", "ae.safetensors"), target: join(root, "vae", "ae.safetensors"), size: resumable.length, sha256: sha256(resumable) };
+    const f: DownloadFile = {
+      ...flux(),
+      url: hub.hfUrl("black-forest-labs/FLUX.1-dev", "ae.safetensors"),
+      target: join(root, "vae", "ae.safetensors"),
+      size: resumable.length,
+      sha256: sha256(resumable),
+    };
     const events: DownloadEvent[] = [];
     let injected = 0;
     const s = await downloadAll(job([f], { connections: 4, chunkSize: MiB, retryBaseMs: 10 }), {
@@ -303,7 +355,10 @@ describe("download engine", () => {
     assert.equal(injected, 2, "both faults were injected mid-download");
     assert.deepEqual(s.failed, []);
     assert.equal(sha256(readFileSync(f.target)), sha256(resumable));
-    assert.ok(events.some((e) => e.type === "log" && /HTTP 503/.test(e.message)), "503 reported and retried");
+    assert.ok(
+      events.some((e) => e.type === "log" && /HTTP 503/.test(e.message)),
+      "503 reported and retried",
+    );
     assert.ok(hub.stats.resolves >= 2, `resolved ${hub.stats.resolves} times`);
     assert.ok(hub.stats.bytes <= resumable.length * 1.1, `fetched ${hub.stats.bytes}`);
   });
@@ -333,7 +388,10 @@ describe("download engine", () => {
     assert.deepEqual(s.failed, []);
     assert.equal(sha256(readFileSync(f.target)), sha256(small));
     assert.ok(events.some((e) => e.type === "log" && /does not support Range/.test(e.message)));
-    assert.ok(hub.stats.bytes <= 2 * small.length, `fetched ${hub.stats.bytes} in ${hub.stats.requests} requests: ${hub.stats.ranges.join(" ")}`);
+    assert.ok(
+      hub.stats.bytes <= 2 * small.length,
+      `fetched ${hub.stats.bytes} in ${hub.stats.requests} requests: ${hub.stats.ranges.join(" ")}`,
+    );
   });
 
   test("size unknown: learnt from the server (CivitAI without a size)", T, async () => {
@@ -388,7 +446,10 @@ describe("download engine", () => {
     assert.deepEqual(s.failed, []);
     assert.equal(sha256(readFileSync(target)), sha256(big));
     victims.forEach((v, i) => assert.equal(readFileSync(v, "utf8"), `# precious ${i}\n`, `${planted[i]} was written through`));
-    assert.deepEqual(readdirSync(outside).sort(), victims.map((_, i) => `bashrc-${i}`));
+    assert.deepEqual(
+      readdirSync(outside).sort(),
+      victims.map((_, i) => `bashrc-${i}`),
+    );
     assert.deepEqual(leftovers(root), []);
     rmSync(outside, { recursive: true });
   });
@@ -396,7 +457,12 @@ describe("download engine", () => {
   test("several files at once, each reported", T, async () => {
     const files: DownloadFile[] = [
       flux(),
-      { url: hub.hfUrl("comfy/open", "lora.safetensors"), target: join(root, "loras", "a.safetensors"), size: small.length, sha256: sha256(small) },
+      {
+        url: hub.hfUrl("comfy/open", "lora.safetensors"),
+        target: join(root, "loras", "a.safetensors"),
+        size: small.length,
+        sha256: sha256(small),
+      },
       { url: hub.url + "/files/plain.bin", target: join(root, "loras", "b.safetensors"), size: small.length },
     ];
     const events: DownloadEvent[] = [];
@@ -429,33 +495,40 @@ describe("download engine", () => {
     assert.deepEqual(leftovers(root), []);
   });
 
-  test("redirects: to plain http, to a private address, to a loopback alias or port not in allowHosts are refused; allowed ones go", T, async () => {
-    const mainPort = new URL(hub.url).port;
-    const cdnPort = new URL(hub.cdnUrl).port;
-    const go = (to: string) => `${hub.url}/go?to=${encodeURIComponent(to)}`;
-    const refused = [
-      go("http://models.example.com/a.safetensors"), // plain http to a public name
-      go("https://169.254.169.254/latest/meta-data/"), // the cloud's metadata service
-      go("https://[fd00::1]/x"), // unique local IPv6
-      go(`https://100.64.0.1/x`), // CGNAT
-      go(`http://localhost:${mainPort}/files/plain.bin`), // another name for an allowed address: not allowed
-      go(`https://localhost:${mainPort}/files/plain.bin`), // same, over https: refused once resolved
-      go(`http://127.0.0.1:${cdnPort}/files/plain.bin`), // an allowed address on a port not allowed
-    ];
-    const files = refused.map((url, i): DownloadFile => ({ url, target: join(root, "loras", `r${i}.safetensors`), headers: auth }));
-    const ok: DownloadFile = { url: go(`${hub.url}/files/plain.bin`), target: join(root, "loras", "ok.safetensors") };
-    const s = await run(job([...files, ok], { parallelFiles: 1 }));
-    assert.equal(s.failed.length, refused.length);
-    for (const r of s.failed) assert.match(r.reason!, /refused redirect .* to /, r.reason);
-    assert.match(s.failed[0]!.reason!, /plain http/);
-    assert.match(s.failed[1]!.reason!, /169\.254\.169\.254 is a link-local address/);
-    assert.match(s.failed[5]!.reason!, /localhost resolves to .*loopback/);
-    assert.deepEqual(s.downloaded.map((d) => d.name), ["ok.safetensors"]);
-    assert.equal(sha256(readFileSync(ok.target)), sha256(small));
-    // the server saw the redirects and the one allowed file, nothing the refused redirects named
-    assert.deepEqual([...new Set(hub.stats.seen)].sort(), ["GET /files/plain.bin", "GET /go"]);
-    assert.equal(hub.stats.seen.filter((x) => x === "GET /go").length, refused.length + 1);
-  });
+  test(
+    "redirects: to plain http, to a private address, to a loopback alias or port not in allowHosts are refused; allowed ones go",
+    T,
+    async () => {
+      const mainPort = new URL(hub.url).port;
+      const cdnPort = new URL(hub.cdnUrl).port;
+      const go = (to: string) => `${hub.url}/go?to=${encodeURIComponent(to)}`;
+      const refused = [
+        go("http://models.example.com/a.safetensors"), // plain http to a public name
+        go("https://169.254.169.254/latest/meta-data/"), // the cloud's metadata service
+        go("https://[fd00::1]/x"), // unique local IPv6
+        go(`https://100.64.0.1/x`), // CGNAT
+        go(`http://localhost:${mainPort}/files/plain.bin`), // another name for an allowed address: not allowed
+        go(`https://localhost:${mainPort}/files/plain.bin`), // same, over https: refused once resolved
+        go(`http://127.0.0.1:${cdnPort}/files/plain.bin`), // an allowed address on a port not allowed
+      ];
+      const files = refused.map((url, i): DownloadFile => ({ url, target: join(root, "loras", `r${i}.safetensors`), headers: auth }));
+      const ok: DownloadFile = { url: go(`${hub.url}/files/plain.bin`), target: join(root, "loras", "ok.safetensors") };
+      const s = await run(job([...files, ok], { parallelFiles: 1 }));
+      assert.equal(s.failed.length, refused.length);
+      for (const r of s.failed) assert.match(r.reason!, /refused redirect .* to /, r.reason);
+      assert.match(s.failed[0]!.reason!, /plain http/);
+      assert.match(s.failed[1]!.reason!, /169\.254\.169\.254 is a link-local address/);
+      assert.match(s.failed[5]!.reason!, /localhost resolves to .*loopback/);
+      assert.deepEqual(
+        s.downloaded.map((d) => d.name),
+        ["ok.safetensors"],
+      );
+      assert.equal(sha256(readFileSync(ok.target)), sha256(small));
+      // the server saw the redirects and the one allowed file, nothing the refused redirects named
+      assert.deepEqual([...new Set(hub.stats.seen)].sort(), ["GET /files/plain.bin", "GET /go"]);
+      assert.equal(hub.stats.seen.filter((x) => x === "GET /go").length, refused.length + 1);
+    },
+  );
 
   test("a body that is an HTML page, JSON or XML (no Content-Type, no size, no sha256) is never placed as a model", T, async () => {
     const bad: [string, string, RegExp][] = [
@@ -480,7 +553,7 @@ describe("download engine", () => {
     assert.deepEqual(leftovers(root), []);
   });
 
-  test("a safetensors file whose header length begins with `{\"`, and a .json a workflow needs, are placed", T, async () => {
+  test('a safetensors file whose header length begins with `{"`, and a .json a workflow needs, are placed', T, async () => {
     const st: DownloadFile = { url: `${hub.url}/bare/model.safetensors`, target: join(root, "loras", "st.safetensors") };
     const cfg: DownloadFile = { url: `${hub.url}/bare/config.json`, target: join(root, "configs", "config.json") };
     assert.equal(stLike.subarray(0, 2).toString(), '{"');
@@ -491,21 +564,35 @@ describe("download engine", () => {
   });
 
   test("two entries for one target: one writer; a different source for it fails, the same one is skipped", T, async () => {
-    const a: DownloadFile = { url: hub.hfUrl("comfy/open", "lora.safetensors"), target: join(root, "loras", "x.safetensors"), sha256: sha256(small) };
+    const a: DownloadFile = {
+      url: hub.hfUrl("comfy/open", "lora.safetensors"),
+      target: join(root, "loras", "x.safetensors"),
+      sha256: sha256(small),
+    };
     const other: DownloadFile = { url: `${hub.url}/files/plain.bin`, target: join(root, "loras", "..", "loras", "x.safetensors") };
     const again: DownloadFile = { ...a, name: "again" };
     const s = await run(job([a, other, again], { parallelFiles: 3, connections: 4 }));
-    assert.deepEqual(s.downloaded.map((d) => d.url), [new URL(a.url).origin + new URL(a.url).pathname]);
+    assert.deepEqual(
+      s.downloaded.map((d) => d.url),
+      [new URL(a.url).origin + new URL(a.url).pathname],
+    );
     assert.equal(s.failed.length, 1);
     assert.match(s.failed[0]!.reason!, /listed twice in the job.*another source/);
-    assert.deepEqual(s.skipped.map((d) => d.name), ["again"]);
+    assert.deepEqual(
+      s.skipped.map((d) => d.name),
+      ["again"],
+    );
     assert.equal(sha256(readFileSync(a.target)), sha256(small));
   });
 
   test("state files are 0600 and hold no credential from the URL; events and reasons show none either", T, async () => {
     const SECRET = "civ_secret_0123456789";
     hub.faults.rate = 2 * MiB;
-    const f: DownloadFile = { url: `${hub.url}/files/plain.bin?token=${SECRET}&type=Model`, target: join(root, "loras", "tok.safetensors"), size: small.length };
+    const f: DownloadFile = {
+      url: `${hub.url}/files/plain.bin?token=${SECRET}&type=Model`,
+      target: join(root, "loras", "tok.safetensors"),
+      size: small.length,
+    };
     const refusedUrl = `https://169.254.169.254/latest/?X-Amz-Signature=${SECRET}`;
     const r: DownloadFile = { url: `${hub.url}/go?to=${encodeURIComponent(refusedUrl)}`, target: join(root, "loras", "r.safetensors") };
     const events: DownloadEvent[] = [];
@@ -531,7 +618,10 @@ describe("download engine", () => {
     const again: DownloadEvent[] = [];
     const s2 = await run(job([f], { connections: 1 }), again);
     assert.deepEqual(s2.failed, []);
-    assert.ok(again.some((e) => e.type === "log" && /resuming/.test(e.message)), "resumed from the state");
+    assert.ok(
+      again.some((e) => e.type === "log" && /resuming/.test(e.message)),
+      "resumed from the state",
+    );
     assert.equal(sha256(readFileSync(f.target)), sha256(small));
   });
 
@@ -543,7 +633,10 @@ describe("download engine", () => {
       chmodSync(join(runDir, n), 0o644);
     }
     writeFileSync(join(runDir, "job.json"), JSON.stringify(job([flux()])), { mode: 0o600 });
-    const child = spawn(process.execPath, ["--import", "tsx", join(REPO, "tasks/models-download.ts"), runDir], { cwd: REPO, stdio: "ignore" });
+    const child = spawn(process.execPath, ["--import", "tsx", join(REPO, "tasks/models-download.ts"), runDir], {
+      cwd: REPO,
+      stdio: "ignore",
+    });
     assert.equal(await new Promise((r) => child.once("exit", r)), 0);
     for (const n of ["log", "events.jsonl", "result.json"]) assert.equal(statSync(join(runDir, n)).mode & 0o777, 0o600, n);
     assert.equal(statSync(verifiedPath(flux().target)).mode & 0o777, 0o600, "sidecar");
@@ -597,7 +690,11 @@ describe("download state file", () => {
     const got = readState(target)!;
     assert.ok(got.ranges.length > 0 && got.ranges.length < ranges.length, `${got.ranges.length} ranges kept`);
     assert.deepEqual(got.ranges.at(-1), [9_000_000, 9_500_000], "the largest range is kept");
-    for (const r of got.ranges) assert.ok(ranges.some(([a, b]) => a === r[0] && b === r[1]), "only ranges that were written");
+    for (const r of got.ranges)
+      assert.ok(
+        ranges.some(([a, b]) => a === r[0] && b === r[1]),
+        "only ranges that were written",
+      );
     rmSync(d, { recursive: true });
   });
 });
@@ -605,22 +702,44 @@ describe("download state file", () => {
 describe("sniffing the first bytes", () => {
   test("markup and JSON text are never a weight file; binary heads, safetensors headers and non-weight files pass", () => {
     const t = (text: string | Buffer, target = "m.safetensors", size?: number) => sniff(Buffer.from(text), target, size);
-    for (const html of ["<!doctype html><html>", "\uFEFF<!DOCTYPE HTML PUBLIC>", " \r\n\t<html lang=en>", "<HEAD><TITLE>x", "<body>", "<!-- cdn error -->", "<title>Just a moment...</title>"]) {
+    for (const html of [
+      "<!doctype html><html>",
+      "\uFEFF<!DOCTYPE HTML PUBLIC>",
+      " \r\n\t<html lang=en>",
+      "<HEAD><TITLE>x",
+      "<body>",
+      "<!-- cdn error -->",
+      "<title>Just a moment...</title>",
+    ]) {
       assert.match(t(html) ?? "", /^server sent an HTML page, not a model/, html);
     }
     for (const xml of ['<?xml version="1.0"?><Error>', "<Error><Code>AccessDenied</Code>", "<ListBucketResult xmlns=", "<!DOCTYPE foo>"]) {
       assert.match(t(xml, "m.ckpt") ?? "", /^server sent an XML document, not a model/, xml);
     }
-    for (const json of ['{"error":"x"}', "{ }", '[{"a":1}]', " [1,2]", '["x"]', "[]", "[true]", "\n{\n  \"detail\": \"Not Found\"\n}"]) {
+    for (const json of ['{"error":"x"}', "{ }", '[{"a":1}]', " [1,2]", '["x"]', "[]", "[true]", '\n{\n  "detail": "Not Found"\n}']) {
       assert.match(t(json, "m.gguf") ?? "", /^server sent a JSON document, not a model/, json);
     }
     // what weights really begin with: a pickle, a zip (torch.save), GGUF, ONNX protobuf, random bytes
-    for (const head of [Buffer.from([0x80, 0x02, 0x7d, 0x71]), Buffer.from("PK\x03\x04"), Buffer.from("GGUF\x03\x00"), Buffer.from([0x08, 0x07, 0x12, 0x07]), seeded("w", 512)]) {
+    for (const head of [
+      Buffer.from([0x80, 0x02, 0x7d, 0x71]),
+      Buffer.from("PK\x03\x04"),
+      Buffer.from("GGUF\x03\x00"),
+      Buffer.from([0x08, 0x07, 0x12, 0x07]),
+      seeded("w", 512),
+    ]) {
       assert.equal(sniff(head, "m.safetensors"), undefined, head.subarray(0, 8).toString("hex"));
     }
-    assert.equal(sniff(stLike.subarray(0, 512), "m.safetensors", stLike.length), undefined, "a safetensors header that starts with {\" is a safetensors header");
+    assert.equal(
+      sniff(stLike.subarray(0, 512), "m.safetensors", stLike.length),
+      undefined,
+      'a safetensors header that starts with {" is a safetensors header',
+    );
     assert.equal(sniff(stLike.subarray(0, 512), "m.safetensors"), undefined, "with the size unknown too");
-    assert.match(sniff(stLike.subarray(0, 512), "m.safetensors", 100) ?? "", /JSON/, "a header length beyond the file is no safetensors header");
+    assert.match(
+      sniff(stLike.subarray(0, 512), "m.safetensors", 100) ?? "",
+      /JSON/,
+      "a header length beyond the file is no safetensors header",
+    );
     for (const target of ["config.json", "m.yaml", "notes.txt", "model.JSON", "x"]) assert.equal(t('{"a":1}', target), undefined, target);
     assert.match(t("<html>", "M.SafeTensors") ?? "", /HTML/, "extensions in any case");
     assert.match(t("<html><head><title>Oops</title>") ?? "", /it begins "<html><head><title>Oops<\/title>"/, "names what came");

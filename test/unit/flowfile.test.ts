@@ -55,13 +55,33 @@ test("flowfile.ts is loaded with jiti; inventories add hosts; missing flowfile f
   const { resolveHosts } = await import("../../lib/flowfile/load.ts");
   const resolved = resolveHosts(withProvider, dir);
   const users = resolved.map((h) => [h.user, h.defaultUser]);
-  assert.deepEqual(users, [[undefined, "root"], ["me", "root"]], "the host's own user and its provider's are kept apart");
-  assert.deepEqual(resolved.map((h) => loginUser(h)), ["root", "me"], "the provider's login user fills in, an explicit one wins");
+  assert.deepEqual(
+    users,
+    [
+      [undefined, "root"],
+      ["me", "root"],
+    ],
+    "the host's own user and its provider's are kept apart",
+  );
+  assert.deepEqual(
+    resolved.map((h) => loginUser(h)),
+    ["root", "me"],
+    "the provider's login user fills in, an explicit one wins",
+  );
   assert.equal(lab1.identityFile, join(dir, "inv/id"));
   assert.equal(lab1.knownHostsFile, join(dir, "inv/kh"));
-  assert.deepEqual(selectHosts(flow.hosts, { hosts: "gpus" }).map((h) => h.name), ["gpu1", "gpu2"]);
-  assert.deepEqual(selectHosts(flow.hosts, { hosts: "all" }).map((h) => h.name), ["gpu1", "gpu2", "lab1"]);
-  assert.deepEqual(selectHosts(flow.hosts, { hosts: "eu,lab1,gpu2" }).map((h) => h.name), ["gpu2", "lab1"]);
+  assert.deepEqual(
+    selectHosts(flow.hosts, { hosts: "gpus" }).map((h) => h.name),
+    ["gpu1", "gpu2"],
+  );
+  assert.deepEqual(
+    selectHosts(flow.hosts, { hosts: "all" }).map((h) => h.name),
+    ["gpu1", "gpu2", "lab1"],
+  );
+  assert.deepEqual(
+    selectHosts(flow.hosts, { hosts: "eu,lab1,gpu2" }).map((h) => h.name),
+    ["gpu2", "lab1"],
+  );
   assert.throws(() => selectHosts(flow.hosts, { hosts: "nope" }), /--hosts nope: no host or group of that name \(known: /);
 
   const empty = mkdtempSync(join(tmpdir(), "flow-ff-"));

@@ -58,7 +58,10 @@ test("fileFacts: size and sha256 (the LFS oid) from paths-info, before any byte 
   assert.equal(hub.stats.requests, 0, "a byte was fetched");
   assert.equal(hub.stats.resolves, 0);
   const asked = /^POST \/api\/(models\/org\/models|datasets\/org\/data)\/paths-info\/(main|v1\.0)$/;
-  assert.ok(hub.stats.seen.every((s) => asked.test(s)), hub.stats.seen.join(", "));
+  assert.ok(
+    hub.stats.seen.every((s) => asked.test(s)),
+    hub.stats.seen.join(", "),
+  );
 });
 
 test("gated and private: the Hub's answers become 'auth' (401 without a token, 403 not granted); no CDN request", async () => {
@@ -96,7 +99,11 @@ test("the token goes only to the named repository's paths-info, tree and resolve
     /^GET \/api\/whoami-v2$/,
   ];
   assert.ok(hub.stats.withAuth.length >= 4);
-  for (const s of hub.stats.withAuth) assert.ok(allowed.some((r) => r.test(s)), `the token went to ${s}`);
+  for (const s of hub.stats.withAuth)
+    assert.ok(
+      allowed.some((r) => r.test(s)),
+      `the token went to ${s}`,
+    );
   assert.equal(hub.stats.requests, 0);
 });
 
@@ -106,12 +113,24 @@ test("listFiles: every file of a repository over the tree API's pages, with size
   const all = await c.listFiles("org/models");
   assert.deepEqual(all.map((f) => f.path).sort(), ["a.safetensors", "config.json", "sub/b.safetensors", "sub/deep/d.gguf"]);
   const b = { path: "sub/b.safetensors", size: FILES.b.length, sha256: sha256(FILES.b) };
-  assert.deepEqual(all.find((f) => f.path === "sub/b.safetensors"), b);
-  assert.deepEqual(all.find((f) => f.path === "config.json"), { path: "config.json", size: FILES.cfg.length });
+  assert.deepEqual(
+    all.find((f) => f.path === "sub/b.safetensors"),
+    b,
+  );
+  assert.deepEqual(
+    all.find((f) => f.path === "config.json"),
+    { path: "config.json", size: FILES.cfg.length },
+  );
   assert.ok(hub.stats.seen.filter((s) => s.includes("/tree/")).length > 2, "pages were followed");
-  assert.deepEqual((await c.listFiles("org/models", { path: "sub", recursive: false })).map((f) => f.path), ["sub/b.safetensors"]);
+  assert.deepEqual(
+    (await c.listFiles("org/models", { path: "sub", recursive: false })).map((f) => f.path),
+    ["sub/b.safetensors"],
+  );
   assert.deepEqual((await c.listFiles("org/models", { path: "sub" })).map((f) => f.path).sort(), ["sub/b.safetensors", "sub/deep/d.gguf"]);
-  assert.deepEqual((await c.listFiles("datasets/org/data")).map((f) => f.path), ["x/y.bin"]);
+  assert.deepEqual(
+    (await c.listFiles("datasets/org/data")).map((f) => f.path),
+    ["x/y.bin"],
+  );
   await rejectsWith(c.listFiles("org/private"), "auth", 401);
   await rejectsWith(c.listFiles("org/../x"), "other");
   await rejectsWith(c.listFiles("org/models", { path: "../../api" }), "other");

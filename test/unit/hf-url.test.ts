@@ -11,9 +11,14 @@ test("parseHfUrl: resolve and blob URLs of models, datasets and spaces, into rep
       "https://huggingface.co/black-forest-labs/FLUX.1-dev/resolve/main/flux1-dev.safetensors",
       { repo: "black-forest-labs/FLUX.1-dev", revision: "main", path: "flux1-dev.safetensors" },
     ],
-    ["https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/blob/main/split_files/vae/wan_2.1_vae.safetensors?download=true", {
-      repo: "Comfy-Org/Wan_2.1_ComfyUI_repackaged", revision: "main", path: "split_files/vae/wan_2.1_vae.safetensors",
-    }],
+    [
+      "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/blob/main/split_files/vae/wan_2.1_vae.safetensors?download=true",
+      {
+        repo: "Comfy-Org/Wan_2.1_ComfyUI_repackaged",
+        revision: "main",
+        path: "split_files/vae/wan_2.1_vae.safetensors",
+      },
+    ],
     ["https://hf.co/datasets/org/data/resolve/v1.0/a%20b/c.bin#x", { repo: "datasets/org/data", revision: "v1.0", path: "a b/c.bin" }],
     [
       "https://huggingface.co/spaces/o/s/resolve/0123456789abcdef0123456789abcdef01234567/m.pt",

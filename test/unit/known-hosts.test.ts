@@ -79,7 +79,10 @@ test("a known host presenting a key of another type is changed, not new: plain, 
   assert.equal(c.entry?.line, 2, "the first key on record is reported when none has the presented type");
   assert.equal(c.entry?.keyType, EC);
   assert.equal(entryFingerprint(c.entry!), fingerprint(ec1));
-  assert.deepEqual(c.known?.map((k) => k.line), [2, 4]);
+  assert.deepEqual(
+    c.known?.map((k) => k.line),
+    [2, 4],
+  );
   assert.equal(checkHostKeyDetailed(e, "gpu1", 22, "ssh-rsa", blob("ssh-rsa")).entry?.line, 4, "same type first");
   const h = checkHostKeyDetailed(e, "1.2.3.4", 2222, ED, k1);
   assert.deepEqual([h.status, h.entry?.line], ["changed", 3]);

@@ -7,8 +7,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hashCommand, linkCommand, moveCommand, removeCommand, scanCommand, SCAN_FILES_MARK } from "../../plugins/models/commands.ts";
 import {
-  candidatePaths, folderUsage, indexFiles, neededModels, parseScan, planCleanup, planLinks, planMoves, progressLine, sameSizeGroups,
-  workflowStatus, type ScanFile,
+  candidatePaths,
+  folderUsage,
+  indexFiles,
+  neededModels,
+  parseScan,
+  planCleanup,
+  planLinks,
+  planMoves,
+  progressLine,
+  sameSizeGroups,
+  workflowStatus,
+  type ScanFile,
 } from "../../plugins/models/plan.ts";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -18,12 +28,18 @@ import { flow, REPO } from "../support/cli.ts";
 import { seeded, sha256, startFakeHub } from "../support/fake-hub.ts";
 import { PROTO_NAMES, deepArrayText, doublingSubgraphs, uiWithDeepWidget } from "./comfy/hostile-workflows.ts";
 
-const dep = (folder: string, name: string, optional = false): ModelDep =>
-  ({ name, folder, optional, usedBy: [], found: ["properties.models"] });
+const dep = (folder: string, name: string, optional = false): ModelDep => ({
+  name,
+  folder,
+  optional,
+  usedBy: [],
+  found: ["properties.models"],
+});
 const f = (path: string, size = 10, ino = Math.floor(Math.random() * 1e9), links = 1): ScanFile => ({ path, size, ino, links });
 
 test("parseScan: state, df, NUL records with odd names", () => {
-  const out = `running\n/dev/sda1 1000000 400000 600000 40% /\n${SCAN_FILES_MARK}\n` +
+  const out =
+    `running\n/dev/sda1 1000000 400000 600000 40% /\n${SCAN_FILES_MARK}\n` +
     `12\t5\t1\tloras/a.safetensors\x0034\t6\t2\tweird\nname .pt\x00`;
   const s = parseScan(out);
   assert.equal(s.downloadRunning, true);
@@ -45,7 +61,9 @@ test("command builders run for real against a temp tree and quote hostile names"
   assert.equal(s.downloadRunning, false);
   assert.equal(s.files.length, 2);
   assert.ok(s.files.some((x) => x.path === odd));
-  const hashes = sh(hashCommand(root, [odd, "unet/b.safetensors", "missing.pt"])).trim().split("\n");
+  const hashes = sh(hashCommand(root, [odd, "unet/b.safetensors", "missing.pt"]))
+    .trim()
+    .split("\n");
   assert.equal(hashes[0], hashes[1]);
   assert.equal(hashes[2], "-");
   sh(moveCommand(root, [{ from: odd, to: "diffusion_models/x y.safetensors" }]));
@@ -98,8 +116,10 @@ test("planMoves: wrong folder moved; alias folder left alone; a source needed in
     {
       workflow: "w",
       models: [
-        dep("diffusion_models", "flux.safetensors"), dep("text_encoders", "t5.safetensors"),
-        dep("loras", "shared.safetensors"), dep("controlnet", "shared.safetensors"),
+        dep("diffusion_models", "flux.safetensors"),
+        dep("text_encoders", "t5.safetensors"),
+        dep("loras", "shared.safetensors"),
+        dep("controlnet", "shared.safetensors"),
       ],
     },
   ]);
@@ -112,29 +132,53 @@ test("planMoves: wrong folder moved; alias folder left alone; a source needed in
 
 test("planLinks: only equal-size model files on different inodes are hashed; equal hashes become links", () => {
   const files = [
-    f("a/x.safetensors", 5, 1), f("b/y.safetensors", 5, 2), f("c/z.safetensors", 5, 3), f("d/w.safetensors", 6, 4),
-    f("e/x.safetensors.part", 5, 7), f("h/l.safetensors", 9, 8, 2), f("h/m.safetensors", 9, 8, 2),
+    f("a/x.safetensors", 5, 1),
+    f("b/y.safetensors", 5, 2),
+    f("c/z.safetensors", 5, 3),
+    f("d/w.safetensors", 6, 4),
+    f("e/x.safetensors.part", 5, 7),
+    f("h/l.safetensors", 9, 8, 2),
+    f("h/m.safetensors", 9, 8, 2),
   ];
   const groups = sameSizeGroups(files);
   assert.equal(groups.length, 1);
-  assert.deepEqual(groups[0]!.map((g) => g.path), ["a/x.safetensors", "b/y.safetensors", "c/z.safetensors"]);
-  const links = planLinks(groups, new Map([["a/x.safetensors", "h1"], ["b/y.safetensors", "h2"], ["c/z.safetensors", "h1"]]));
+  assert.deepEqual(
+    groups[0]!.map((g) => g.path),
+    ["a/x.safetensors", "b/y.safetensors", "c/z.safetensors"],
+  );
+  const links = planLinks(
+    groups,
+    new Map([
+      ["a/x.safetensors", "h1"],
+      ["b/y.safetensors", "h2"],
+      ["c/z.safetensors", "h1"],
+    ]),
+  );
   assert.deepEqual(links, [{ keep: "a/x.safetensors", replace: "c/z.safetensors" }]);
 });
 
 test("planCleanup: unused models and sidecars; needed, optional, aliases and non-models kept; .part safe while a download runs", () => {
   const files = [
-    f("loras/used.safetensors"), f("unet/flux.safetensors"), f("loras/old.safetensors", 100), f("loras/.old.safetensors.sha256", 1),
-    f("checkpoints/put_checkpoints_here", 0), f("loras/gone.safetensors.part", 50), f("loras/gone.safetensors.part.state", 1),
+    f("loras/used.safetensors"),
+    f("unet/flux.safetensors"),
+    f("loras/old.safetensors", 100),
+    f("loras/.old.safetensors.sha256", 1),
+    f("checkpoints/put_checkpoints_here", 0),
+    f("loras/gone.safetensors.part", 50),
+    f("loras/gone.safetensors.part.state", 1),
     f("loras/used2.safetensors.part", 30),
   ];
   const needed = [
-    { folder: "loras", name: "used.safetensors" }, { folder: "diffusion_models", name: "flux.safetensors" },
+    { folder: "loras", name: "used.safetensors" },
+    { folder: "diffusion_models", name: "flux.safetensors" },
     { folder: "loras", name: "used2.safetensors" },
   ];
   const idle = planCleanup(files, needed, false);
   assert.deepEqual(idle.remove.map((x) => x.path).sort(), [
-    "loras/.old.safetensors.sha256", "loras/gone.safetensors.part", "loras/gone.safetensors.part.state", "loras/old.safetensors",
+    "loras/.old.safetensors.sha256",
+    "loras/gone.safetensors.part",
+    "loras/gone.safetensors.part.state",
+    "loras/old.safetensors",
   ]);
   const busy = planCleanup(files, needed, true);
   assert.deepEqual(busy.remove.map((x) => x.path).sort(), ["loras/.old.safetensors.sha256", "loras/old.safetensors"]);
@@ -143,14 +187,23 @@ test("planCleanup: unused models and sidecars; needed, optional, aliases and non
 
 test("report: folder usage counts hardlinks once; a workflow is missing bytes until the file has the right size", () => {
   const files = [f("loras/a.safetensors", 10, 1, 2), f("loras/b.safetensors", 10, 1, 2), f("vae/v.safetensors", 7)];
-  assert.deepEqual(folderUsage(files), [{ folder: "loras", files: 2, bytes: 10 }, { folder: "vae", files: 1, bytes: 7 }]);
+  assert.deepEqual(folderUsage(files), [
+    { folder: "loras", files: 2, bytes: 10 },
+    { folder: "vae", files: 1, bytes: 7 },
+  ]);
   const models = [
-    dep("loras", "a.safetensors"), dep("vae", "v.safetensors"), dep("loras", "c.safetensors"), dep("loras", "opt.safetensors", true),
+    dep("loras", "a.safetensors"),
+    dep("vae", "v.safetensors"),
+    dep("loras", "c.safetensors"),
+    dep("loras", "opt.safetensors", true),
   ];
   const w = { workflow: "w", models };
   const st = workflowStatus(w, indexFiles(files), (d) => ({ "v.safetensors": 8, "c.safetensors": 100 })[d.name]);
   assert.equal(st.ready, false);
-  assert.deepEqual(st.missing.map((m) => m.path), ["vae/v.safetensors", "loras/c.safetensors"]);
+  assert.deepEqual(
+    st.missing.map((m) => m.path),
+    ["vae/v.safetensors", "loras/c.safetensors"],
+  );
   assert.equal(st.bytesToDownload, 108);
 });
 
@@ -211,8 +264,12 @@ test("CivitAI: the token goes only to the configured origin; a downloadUrl elsew
 
 // ---------- one writer per final path ----------
 
-const withUrl = (d: ModelDep, url: string, urlFrom: ModelDep["urlFrom"] = "workflow"): ModelDep =>
-  ({ ...d, url, urlFrom, source: { kind: "url" } });
+const withUrl = (d: ModelDep, url: string, urlFrom: ModelDep["urlFrom"] = "workflow"): ModelDep => ({
+  ...d,
+  url,
+  urlFrom,
+  source: { kind: "url" },
+});
 const pathOf = (n: { folder: string; name: string }) => `${n.folder}/${n.name}`;
 
 test("neededModels: one entry per final path: folder aliases, a sub-path on either side, repeated slashes; case is kept", () => {
@@ -220,22 +277,33 @@ test("neededModels: one entry per final path: folder aliases, a sub-path on eith
     {
       workflow: "a.json",
       models: [
-        dep("unet", "flux.safetensors"), dep("clip", "t5.safetensors"), dep("loras/sdxl", "style.safetensors"),
-        dep("controlnet", "Canny.safetensors"), dep("unet/sub", "q.gguf"),
+        dep("unet", "flux.safetensors"),
+        dep("clip", "t5.safetensors"),
+        dep("loras/sdxl", "style.safetensors"),
+        dep("controlnet", "Canny.safetensors"),
+        dep("unet/sub", "q.gguf"),
       ],
     },
     {
       workflow: "b.json",
       models: [
-        dep("diffusion_models", "flux.safetensors"), dep("text_encoders", "t5.safetensors"), dep("loras", "sdxl/style.safetensors"),
-        dep("t2i_adapter", "Canny.safetensors"), dep("controlnet", "canny.safetensors"), dep("diffusion_models", "sub//q.gguf"),
+        dep("diffusion_models", "flux.safetensors"),
+        dep("text_encoders", "t5.safetensors"),
+        dep("loras", "sdxl/style.safetensors"),
+        dep("t2i_adapter", "Canny.safetensors"),
+        dep("controlnet", "canny.safetensors"),
+        dep("diffusion_models", "sub//q.gguf"),
       ],
     },
   ]);
   const paths = needed.map(pathOf).sort();
   assert.deepEqual(paths, [
-    "controlnet/Canny.safetensors", "controlnet/canny.safetensors", "diffusion_models/flux.safetensors", "diffusion_models/sub/q.gguf",
-    "loras/sdxl/style.safetensors", "text_encoders/t5.safetensors",
+    "controlnet/Canny.safetensors",
+    "controlnet/canny.safetensors",
+    "diffusion_models/flux.safetensors",
+    "diffusion_models/sub/q.gguf",
+    "loras/sdxl/style.safetensors",
+    "text_encoders/t5.safetensors",
   ]);
   for (const n of needed) assert.deepEqual(n.workflows, n.name === "canny.safetensors" ? ["b.json"] : ["a.json", "b.json"], pathOf(n));
 });
@@ -304,10 +372,18 @@ test("resolve: a host outside allowHosts is refused before any request: IP liter
     const base = { hfUrl: `http://127.0.0.1:${s.port}`, civitaiUrl: `http://127.0.0.1:${s.port}`, hfToken: "hf_x", timeoutMs: 2000 };
     const p = s.port;
     const urls = [
-      `https://127.0.0.1:${p}/m.safetensors`, `https://2130706433:${p}/m.safetensors`, `https://0x7f000001:${p}/m.safetensors`,
-      `https://0177.0.0.1:${p}/m.safetensors`, `https://127.1:${p}/m.safetensors`, `https://[::1]:${p}/m.safetensors`,
-      `https://[::ffff:127.0.0.1]:${p}/m.safetensors`, `https://0.0.0.0:${p}/m.safetensors`, `https://localhost:${p}/m.safetensors`,
-      "https://169.254.169.254/latest/meta-data/", "https://10.1.2.3/m.safetensors", "https://[fe80::1]/m.safetensors",
+      `https://127.0.0.1:${p}/m.safetensors`,
+      `https://2130706433:${p}/m.safetensors`,
+      `https://0x7f000001:${p}/m.safetensors`,
+      `https://0177.0.0.1:${p}/m.safetensors`,
+      `https://127.1:${p}/m.safetensors`,
+      `https://[::1]:${p}/m.safetensors`,
+      `https://[::ffff:127.0.0.1]:${p}/m.safetensors`,
+      `https://0.0.0.0:${p}/m.safetensors`,
+      `https://localhost:${p}/m.safetensors`,
+      "https://169.254.169.254/latest/meta-data/",
+      "https://10.1.2.3/m.safetensors",
+      "https://[fe80::1]/m.safetensors",
     ];
     for (const url of urls) {
       const r = await resolveModel({ ...dep("loras", "m.safetensors"), url, source: { kind: "url" } }, base);
@@ -318,10 +394,13 @@ test("resolve: a host outside allowHosts is refused before any request: IP liter
     const hf = await resolveModel({ ...dep("loras", "m.safetensors"), url: "https://huggingface.co/o/r/resolve/main/m.safetensors" }, base);
     assert.ok(!hf.ok && /refused .*127\.0\.0\.1.*allowHosts/.test(hf.reason), JSON.stringify(hf));
     const mirrors = { "https://files.example.com/": `http://127.0.0.1:${p}/` };
-    const mirrored = await resolveModel({ ...dep("loras", "m.safetensors"), url: "https://files.example.com/m.safetensors" }, {
-      ...base,
-      mirrors,
-    });
+    const mirrored = await resolveModel(
+      { ...dep("loras", "m.safetensors"), url: "https://files.example.com/m.safetensors" },
+      {
+        ...base,
+        mirrors,
+      },
+    );
     assert.ok(!mirrored.ok, "plain http to 127.0.0.1 without allowHosts");
     assert.equal(s.connections(), 0, `the server saw ${s.connections()} connections: ${s.seen.join(", ")}`);
 
@@ -332,7 +411,9 @@ test("resolve: a host outside allowHosts is refused before any request: IP liter
     assert.equal(ok.file.size, 1234);
     s.seen.length = 0;
     const elsewhere = [
-      `http://localhost:${p}/m.safetensors`, `https://localhost:${p}/m.safetensors`, "https://169.254.169.254/latest/",
+      `http://localhost:${p}/m.safetensors`,
+      `https://localhost:${p}/m.safetensors`,
+      "https://169.254.169.254/latest/",
       `http://127.0.0.1:${p + 1}/m.safetensors`,
     ];
     for (const to of elsewhere) {
@@ -340,7 +421,10 @@ test("resolve: a host outside allowHosts is refused before any request: IP liter
       const r = await resolveModel({ ...dep("loras", "m.safetensors"), url }, allowed);
       assert.ok(!r.ok && /refused redirect/.test(r.reason), `${to}: ${JSON.stringify(r)}`);
     }
-    assert.deepEqual(s.seen.map((x) => x.replace(/\?\S*/, "")), ["HEAD /go -", "HEAD /go -", "HEAD /go -", "HEAD /go -"]);
+    assert.deepEqual(
+      s.seen.map((x) => x.replace(/\?\S*/, "")),
+      ["HEAD /go -", "HEAD /go -", "HEAD /go -", "HEAD /go -"],
+    );
   } finally {
     await s.close();
   }
@@ -432,7 +516,11 @@ test("Hugging Face gated or private: no token: set HF_TOKEN; a token not granted
   });
   try {
     const env = (hfToken?: string) => ({
-      hfUrl: hub.url, civitaiUrl: hub.url, hfToken, allowHosts: [new URL(hub.url).host], retry: { tries: 3, baseMs: 1, maxMs: 5 },
+      hfUrl: hub.url,
+      civitaiUrl: hub.url,
+      hfToken,
+      allowHosts: [new URL(hub.url).host],
+      retry: { tries: 3, baseMs: 1, maxMs: 5 },
     });
     const gated = { ...dep("loras", "g.safetensors"), url: "https://huggingface.co/org/gated/resolve/main/g.safetensors" };
     const priv = { ...dep("loras", "p.safetensors"), url: "https://huggingface.co/org/private/resolve/main/p.safetensors" };
@@ -497,7 +585,10 @@ export default defineFlow({ plugins: [models()] });
   };
   const r = await flow(["run", ...args, "--host", "local", "--json"], { cwd: dir, env, signal: AbortSignal.timeout(120_000) });
   assert.notEqual(r.code, null, `no exit code: killed (120 s limit or out of memory): ${r.stderr.slice(-300)}`);
-  const lines = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const lines = r.stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
   const data = Object.assign({}, ...lines.filter((l) => l.type === "data").map((l) => l.data));
   return { ...r, report: data.modelsReport as { workflows: { workflow: string; missing: { path: string }[] }[] } | undefined };
 }
@@ -528,8 +619,14 @@ test("models:report: a subgraph bomb and a deeply nested file are named; the oth
   assert.equal(r.code, 1, r.stdout + r.stderr);
   assert.match(r.stdout, /workflow_templates\/bomb\.json: .*more than 50,000 nodes/);
   assert.match(r.stdout, /workflow_templates\/deep\.json: .*nested more than 500 levels deep/);
-  assert.deepEqual(r.report?.workflows.map((w) => w.workflow), ["workflow_templates/good.json"]);
-  assert.deepEqual(r.report?.workflows[0]!.missing.map((m) => m.path), ["loras/good.safetensors"]);
+  assert.deepEqual(
+    r.report?.workflows.map((w) => w.workflow),
+    ["workflow_templates/good.json"],
+  );
+  assert.deepEqual(
+    r.report?.workflows[0]!.missing.map((m) => m.path),
+    ["loras/good.safetensors"],
+  );
 });
 
 test("models:cleanup: with a workflow it cannot read, nothing is planned for removal (its models would look unused)", async () => {

@@ -9,7 +9,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import {
-  parsePorts, parseProbe, parseStatus, portWarnings, servedWorkflows, splitSections, statusCommand, statusMarker,
+  parsePorts,
+  parseProbe,
+  parseStatus,
+  portWarnings,
+  servedWorkflows,
+  splitSections,
+  statusCommand,
+  statusMarker,
   type HostStatus,
 } from "../../lib/facts/status.ts";
 import { fleetTable, fmtDuration, rowText, statusCells, statusNotes } from "../../lib/facts/status-view.ts";
@@ -32,22 +39,36 @@ test("a healthy lab host, as captured: every field", () => {
   assert.ok(s.disk!.availableGB > 0);
   assert.equal(s.gpus, null);
   assert.equal(s.docker.state, "ok");
-  assert.deepEqual(s.docker.containers.map((c) => [c.name, c.state]), [["comfyui", "running"]]);
+  assert.deepEqual(
+    s.docker.containers.map((c) => [c.name, c.state]),
+    [["comfyui", "running"]],
+  );
   assert.equal(s.container?.state, "running");
   assert.equal(s.container?.image, "flow-comfy-standin:latest");
   assert.equal(s.container?.uptimeSeconds, 1796006037 - Math.floor(Date.parse("2026-11-30T02:33:50.099Z") / 1000));
   assert.equal(s.container?.restarts, 0);
-  assert.deepEqual(s.api, { url: "http://127.0.0.1:3000", version: "1.18.0", health: { code: 200, status: "healthy" }, ready: { code: 200, status: "ready" } });
+  assert.deepEqual(s.api, {
+    url: "http://127.0.0.1:3000",
+    version: "1.18.0",
+    health: { code: 200, status: "healthy" },
+    ready: { code: 200, status: "ready" },
+  });
   assert.deepEqual(s.queue, { running: 0, pending: 0, total: 0 });
   assert.deepEqual(s.workflows, { served: ["lab/hello"] });
   assert.deepEqual(s.nodePacks, ["ComfyUI-Manager"]);
   // 3000 on every interface (the flowfile's default), 8188 on 127.0.0.1 only
-  assert.deepEqual(s.openPorts.map((p) => `${p.hostIp}:${p.hostPort}->${p.containerPort}`), ["0.0.0.0:3000->3000"]);
+  assert.deepEqual(
+    s.openPorts.map((p) => `${p.hostIp}:${p.hostPort}->${p.containerPort}`),
+    ["0.0.0.0:3000->3000"],
+  );
   assert.equal(s.warnings.length, 1);
   assert.match(s.warnings[0]!, /^comfyui: port 3000->3000\/tcp is open to the world \(published on 0\.0\.0\.0\)$/);
   // the models scan, appended last, comes back raw for the models tier's parser
   const scan = parseScan(splitSections(fixture("status-lab.txt"), MARK).get("models")!);
-  assert.deepEqual(scan.files.map((f) => f.path), ["checkpoints/c.safetensors"]);
+  assert.deepEqual(
+    scan.files.map((f) => f.path),
+    ["checkpoints/c.safetensors"],
+  );
 });
 
 test("the same host with the container stopped: state and exit code, nothing answers, reasons short", () => {
@@ -75,13 +96,31 @@ test("hand-made sections: GPUs, a busy queue, /ready 503, a timeout, no curl, do
     sec("health", probe(200, '{"version":"1.18.1","status":"healthy"}')),
     sec("ready", probe(503, '{"version":"1.18.1","status":"not ready"}')),
     sec("docs", probe(0, "", 28, "curl: (28) Operation timed out after 3001 milliseconds with 0 bytes received")),
-    sec("queue", probe(200, JSON.stringify({ queue_running: [[0, "a", {}, {}, []]], queue_pending: [[1, "b"], [2, "c"]] }))),
+    sec(
+      "queue",
+      probe(
+        200,
+        JSON.stringify({
+          queue_running: [[0, "a", {}, {}, []]],
+          queue_pending: [
+            [1, "b"],
+            [2, "c"],
+          ],
+        }),
+      ),
+    ),
     sec("nodes", "d ComfyUI-Manager\nd __pycache__\nf my_node.py\nd ComfyUI-WanVideoWrapper"),
   ].join("");
   const s = parseStatus(out, "/home/user", { marker: MARK });
   assert.equal(s.docker.state, "missing");
   assert.equal(s.container, null);
-  assert.deepEqual(s.gpus?.map((g) => [g.memoryUsedMB, g.utilization]), [[1024, 37], [2048, null]]);
+  assert.deepEqual(
+    s.gpus?.map((g) => [g.memoryUsedMB, g.utilization]),
+    [
+      [1024, 37],
+      [2048, null],
+    ],
+  );
   assert.equal(s.api.version, "1.18.1");
   assert.deepEqual(s.api.ready, { code: 503, status: "not ready" });
   assert.equal(s.workflowsError, "timed out");
@@ -92,20 +131,29 @@ test("hand-made sections: GPUs, a busy queue, /ready 503, a timeout, no curl, do
   assert.equal(c.comfyui, "docker missing");
   assert.deepEqual([c.health, c.ready, c.queue, c.workflows, c.packs], ["200", "503", "3", "?", "3"]);
   // /queue unusable: GET /prompt's total stands in
-  const viaPrompt = parseStatus(sec("queue", probe(500, "oops")) + sec("prompt", probe(200, '{"exec_info":{"queue_remaining":4}}')), "/", { marker: MARK });
+  const viaPrompt = parseStatus(sec("queue", probe(500, "oops")) + sec("prompt", probe(200, '{"exec_info":{"queue_remaining":4}}')), "/", {
+    marker: MARK,
+  });
   assert.deepEqual(viaPrompt.queue, { running: null, pending: null, total: 4 });
   assert.deepEqual(parseProbe("!no-curl\n"), { code: null, error: "curl is not installed on the host", body: "" });
   assert.deepEqual(parseStatus(sec("nodes", "!missing"), "/", { marker: MARK }).nodePacks, null);
 });
 
 test("ports: docker's notations; one warning per port open to the world, 8188 with advice", () => {
-  const ps = parsePorts("comfyui", "0.0.0.0:8188->8188/tcp, :::8188->8188/tcp, [::]:3000->3000/tcp, 127.0.0.1:9000->9000/tcp, 7000/tcp, 0.0.0.0:5000-5001->5000-5001/udp");
-  assert.deepEqual(ps.map((p) => `${p.hostIp}|${p.hostPort}|${p.containerPort}|${p.proto}`), [
-    "0.0.0.0|8188|8188|tcp", "::|8188|8188|tcp", "[::]|3000|3000|tcp", "127.0.0.1|9000|9000|tcp", "0.0.0.0|5000-5001|5000-5001|udp",
-  ]);
+  const ps = parsePorts(
+    "comfyui",
+    "0.0.0.0:8188->8188/tcp, :::8188->8188/tcp, [::]:3000->3000/tcp, 127.0.0.1:9000->9000/tcp, 7000/tcp, 0.0.0.0:5000-5001->5000-5001/udp",
+  );
+  assert.deepEqual(
+    ps.map((p) => `${p.hostIp}|${p.hostPort}|${p.containerPort}|${p.proto}`),
+    ["0.0.0.0|8188|8188|tcp", "::|8188|8188|tcp", "[::]|3000|3000|tcp", "127.0.0.1|9000|9000|tcp", "0.0.0.0|5000-5001|5000-5001|udp"],
+  );
   const warnings = portWarnings(ps.filter((p) => ["0.0.0.0", "::", "[::]"].includes(p.hostIp)));
   assert.equal(warnings.length, 3);
-  assert.match(warnings[0]!, /port 8188->8188\/tcp is open to the world \(published on 0\.0\.0\.0, ::\): ComfyUI's UI and Manager can install and run any code/);
+  assert.match(
+    warnings[0]!,
+    /port 8188->8188\/tcp is open to the world \(published on 0\.0\.0\.0, ::\): ComfyUI's UI and Manager can install and run any code/,
+  );
   assert.match(warnings[1]!, /port 3000->3000\/tcp .*\(published on \[::\]\)$/);
 });
 
@@ -119,7 +167,10 @@ test("a marker is random, and a section cannot be faked by text printed after it
 
 test("the command runs here under sh and parses, whatever this machine lacks", () => {
   const marker = statusMarker();
-  const r = spawnSync("sh", ["-c", statusCommand("/", { marker, timeoutSeconds: 1, extra: [{ name: "extra", command: "echo hi" }] })], { encoding: "utf8", timeout: 30_000 });
+  const r = spawnSync("sh", ["-c", statusCommand("/", { marker, timeoutSeconds: 1, extra: [{ name: "extra", command: "echo hi" }] })], {
+    encoding: "utf8",
+    timeout: 30_000,
+  });
   assert.equal(r.status, 0, r.stderr);
   const s = parseStatus(r.stdout, "/", { marker });
   assert.ok(s.os.length > 0 && s.disk && s.load);
@@ -128,11 +179,17 @@ test("the command runs here under sh and parses, whatever this machine lacks", (
 });
 
 test("views: durations, labelled lines, the fleet table with unreachable and failed rows, notes", () => {
-  assert.deepEqual([fmtDuration(45), fmtDuration(125), fmtDuration(3 * 3600 + 65), fmtDuration(2 * 86400 + 4 * 3600), fmtDuration(null)], ["45s", "2m", "3h01m", "2d4h", "?"]);
+  assert.deepEqual(
+    [fmtDuration(45), fmtDuration(125), fmtDuration(3 * 3600 + 65), fmtDuration(2 * 86400 + 4 * 3600), fmtDuration(null)],
+    ["45s", "2m", "3h01m", "2d4h", "?"],
+  );
   const s = parseStatus(fixture("status-lab.txt"), "/home/ubuntu", { marker: MARK });
   s.workflows = { served: ["lab/hello"], expected: ["lab/hello", "other"], missing: ["other"], unexpected: [] };
   s.models = { from: "workflow_templates/", needed: 2, ready: 1, missing: ["loras/a.safetensors"], workflows: { total: 1, ready: 0 } };
-  assert.match(rowText(s), /^gpu -  comfyui up \S+  api 1\.18\.0  health 200  ready 200  queue 0  workflows 1\/2  packs 1  models 1\/2  disk free \S+G  load 4\.91$/);
+  assert.match(
+    rowText(s),
+    /^gpu -  comfyui up \S+  api 1\.18\.0  health 200  ready 200  queue 0  workflows 1\/2  packs 1  models 1\/2  disk free \S+G  load 4\.91$/,
+  );
   assert.equal(rowText({ reachable: false, error: "connection refused" }), "unreachable: connection refused");
   const t = fleetTable([
     { host: "lab9", row: s },
@@ -143,19 +200,32 @@ test("views: durations, labelled lines, the fleet table with unreachable and fai
   assert.match(t[1]!, /^lab9\s+-\s+up \S+\s+1\.18\.0\s+200\s+200\s+0\s+1\/2\s+1\s+1\/2\s+\S+G\s+4\.91$/);
   assert.equal(t[2], "dead  unreachable: dead (127.0.0.1:1): connect ECONNREFUSED");
   assert.equal(t[3], "odd   failed: the status command failed");
-  assert.deepEqual(t.slice(5), statusNotes(s).map((n) => `lab9: ${n}`));
-  assert.deepEqual(statusNotes(s).slice(1), ["not served: other (in workflows/, not in GET /docs/json)", "models missing: loras/a.safetensors (flow run models:download)"]);
+  assert.deepEqual(
+    t.slice(5),
+    statusNotes(s).map((n) => `lab9: ${n}`),
+  );
+  assert.deepEqual(statusNotes(s).slice(1), [
+    "not served: other (in workflows/, not in GET /docs/json)",
+    "models missing: loras/a.safetensors (flow run models:download)",
+  ]);
 });
 
 test("what the project expects: workflows/ endpoints (.ts and .js once), models ready / missing from a scan", () => {
   const dir = mkdtempSync(join(tmpdir(), "flow-ops-wf-"));
   mkdirSync(join(dir, "qwen"));
   mkdirSync(join(dir, ".hidden"));
-  for (const f of ["qwen/qwen_base_txt2img.ts", "qwen/qwen_base_txt2img.js", "top.js", "types.d.ts", "README.md", ".hidden/x.ts"]) writeFileSync(join(dir, f), "");
+  for (const f of ["qwen/qwen_base_txt2img.ts", "qwen/qwen_base_txt2img.js", "top.js", "types.d.ts", "README.md", ".hidden/x.ts"])
+    writeFileSync(join(dir, f), "");
   assert.deepEqual(workflowEndpoints(dir), ["qwen/qwen_base_txt2img", "top"]);
   assert.equal(workflowEndpoints(join(dir, "nope")), null);
 
-  const dep = (folder: string, name: string, optional = false) => ({ name, folder, optional, usedBy: [], found: ["properties.models" as const] });
+  const dep = (folder: string, name: string, optional = false) => ({
+    name,
+    folder,
+    optional,
+    usedBy: [],
+    found: ["properties.models" as const],
+  });
   const deps = [
     { workflow: "a.json", models: [dep("loras", "a.safetensors"), dep("checkpoints", "c.safetensors")] },
     { workflow: "b.json", models: [dep("diffusion_models", "u.safetensors"), dep("vae", "opt.safetensors", true)] },
@@ -166,17 +236,37 @@ test("what the project expects: workflows/ endpoints (.ts and .js once), models 
     { folder: "diffusion_models", name: "u.safetensors", optional: false, dep: deps[1]!.models[0]!, workflows: ["b.json"] },
   ];
   // u.safetensors sits in unet/, the old name of diffusion_models: present
-  const scan = { files: [{ path: "checkpoints/c.safetensors", size: 2, ino: 1, links: 1 }, { path: "unet/u.safetensors", size: 2, ino: 2, links: 1 }], downloadRunning: true };
+  const scan = {
+    files: [
+      { path: "checkpoints/c.safetensors", size: 2, ino: 1, links: 1 },
+      { path: "unet/u.safetensors", size: 2, ino: 2, links: 1 },
+    ],
+    downloadRunning: true,
+  };
   assert.deepEqual(modelsStatus({ deps, needed, bad: ["broken.json"] }, scan), {
-    from: "workflow_templates/", needed: 3, ready: 2, missing: ["loras/a.safetensors"], workflows: { total: 2, ready: 1 },
-    downloading: true, error: "unreadable: broken.json",
+    from: "workflow_templates/",
+    needed: 3,
+    ready: 2,
+    missing: ["loras/a.safetensors"],
+    workflows: { total: 2, ready: 1 },
+    downloading: true,
+    error: "unreadable: broken.json",
   });
   assert.equal(modelsStatus({ deps, needed, bad: [] }, null).error, "the models volume was not scanned");
 });
 
 test("exit code: 0 when every reached host reported; unreachable hosts are rows; 1 when a reached host could not report or none was reached", () => {
-  const recap = (host: string, outcome: HostRecap["outcome"], data: Record<string, unknown> = {}, error?: string): HostRecap =>
-    ({ host, outcome, ok: 1, changed: 0, skipped: 0, failed: outcome === "failed" ? 1 : 0, ms: 1, data, error });
+  const recap = (host: string, outcome: HostRecap["outcome"], data: Record<string, unknown> = {}, error?: string): HostRecap => ({
+    host,
+    outcome,
+    ok: 1,
+    changed: 0,
+    skipped: 0,
+    failed: outcome === "failed" ? 1 : 0,
+    ms: 1,
+    data,
+    error,
+  });
   const ok = recap("a", "ok", { status: { reachable: true } });
   const dead = recap("b", "unreachable", {}, "b: connect ECONNREFUSED");
   const lost = recap("c", "failed", { status: { reachable: false, error: "connection lost" } });

@@ -16,9 +16,16 @@ const schema = z.object({
 
 test("options described from the zod schema: type, default, enum values, alias", () => {
   const info = describeOptions(schema);
-  assert.deepEqual(info.map((o) => [o.flag, o.type, o.required]), [
-    ["--file", "array", false], ["--connections", "number", false], ["--yes", "boolean", false], ["--mode", "enum", false], ["--output", "string", false],
-  ]);
+  assert.deepEqual(
+    info.map((o) => [o.flag, o.type, o.required]),
+    [
+      ["--file", "array", false],
+      ["--connections", "number", false],
+      ["--yes", "boolean", false],
+      ["--mode", "enum", false],
+      ["--output", "string", false],
+    ],
+  );
   assert.equal(info[1]!.defaultValue, 16);
   assert.deepEqual(info[3]!.values, ["a", "b"]);
   assert.equal(info[4]!.alias, "o");
@@ -34,7 +41,10 @@ test("flags through citty: --k v, --k=v, repeated lists, --no-x, -o alias, words
   assert.deepEqual(r.rest, ["nvidia-smi", "-L"]);
   assert.deepEqual(r.positionals, []);
   assert.equal(read(["--connections", "x"]).values.connections, "x", "left for zod to reject with the value named");
-  assert.throws(() => read(["--nope"]), (e: Error) => e instanceof FlagError && /unknown option --nope/.test(e.message));
+  assert.throws(
+    () => read(["--nope"]),
+    (e: Error) => e instanceof FlagError && /unknown option --nope/.test(e.message),
+  );
   assert.throws(() => read(["--file"]), /--file needs a value/);
   assert.throws(() => read(["--output"]), /--output needs a value/);
   assert.deepEqual(read(["word", "--yes", "--", "x"]).positionals, ["word"]);
@@ -46,7 +56,10 @@ test(".env parsing: export, quotes, comments; the environment wins", () => {
 });
 
 test("secrets: missing ones named before any host; values redacted everywhere, longest first", () => {
-  assert.throws(() => resolveSecrets("models:download", ["HF_TOKEN", "X"], [], { X: "1" }), (e: Error) => e instanceof MissingSecretsError && e.message === "models:download needs HF_TOKEN: set it in the environment or in .env");
+  assert.throws(
+    () => resolveSecrets("models:download", ["HF_TOKEN", "X"], [], { X: "1" }),
+    (e: Error) => e instanceof MissingSecretsError && e.message === "models:download needs HF_TOKEN: set it in the environment or in .env",
+  );
   assert.deepEqual(resolveSecrets("t", ["A"], ["B", "C"], { A: "aaaa", C: "cccc" }), { A: "aaaa", C: "cccc" });
   const r = new Redactor();
   r.add("hf_secret");
@@ -62,7 +75,7 @@ test("redaction of values happens before encoding: quotes and backslashes in a s
   const v = r.redactValue({ title: `x ${secret} y`, list: [secret, 1, null, { [secret]: true }] });
   assert.equal(JSON.stringify(v), '{"title":"x *** y","list":["***",1,null,{"***":true}]}');
   // after JSON.stringify the secret no longer matches its own text: why values are redacted first
-  assert.ok(r.redact(JSON.stringify({ s: secret })).includes("a\\\"b"), "test premise: encoded text escapes the secret");
+  assert.ok(r.redact(JSON.stringify({ s: secret })).includes('a\\"b'), "test premise: encoded text escapes the secret");
   let deep: unknown = secret;
   for (let i = 0; i < 100_000; i++) deep = [deep];
   let out = r.redactValue(deep) as unknown;
@@ -75,12 +88,23 @@ test("redaction of values happens before encoding: quotes and backslashes in a s
 test("URLs with a credential are masked in any printed text; token values from URLs known", async () => {
   const { urlCredentialValues, stripUrlCredentials, hasUrlCredentials } = await import("../../lib/url-credentials.ts");
   const r = new Redactor();
-  assert.equal(r.redact("GET https://civitai.com/api/download/models/1?type=Model&token=abc123secret failed"),
-    "GET https://civitai.com/api/download/models/1?type=Model&token=*** failed");
+  assert.equal(
+    r.redact("GET https://civitai.com/api/download/models/1?type=Model&token=abc123secret failed"),
+    "GET https://civitai.com/api/download/models/1?type=Model&token=*** failed",
+  );
   assert.equal(r.redact("see https://u:pw@example.com/x"), "see https://example.com/x");
-  assert.equal(r.redact("https://cdn.example/x?X-Amz-Signature=deadbeef&X-Amz-Credential=AKIA&v=1"), "https://cdn.example/x?X-Amz-Signature=***&X-Amz-Credential=***&v=1");
-  assert.equal(stripUrlCredentials("https://civitai.com/api/download/models/1?token=abc&type=Model"), "https://civitai.com/api/download/models/1?type=Model");
-  assert.equal(stripUrlCredentials("https://huggingface.co/a/b/resolve/main/c.safetensors"), "https://huggingface.co/a/b/resolve/main/c.safetensors");
+  assert.equal(
+    r.redact("https://cdn.example/x?X-Amz-Signature=deadbeef&X-Amz-Credential=AKIA&v=1"),
+    "https://cdn.example/x?X-Amz-Signature=***&X-Amz-Credential=***&v=1",
+  );
+  assert.equal(
+    stripUrlCredentials("https://civitai.com/api/download/models/1?token=abc&type=Model"),
+    "https://civitai.com/api/download/models/1?type=Model",
+  );
+  assert.equal(
+    stripUrlCredentials("https://huggingface.co/a/b/resolve/main/c.safetensors"),
+    "https://huggingface.co/a/b/resolve/main/c.safetensors",
+  );
   assert.deepEqual(urlCredentialValues("https://x.io/f?token=t0k3n&apiKey=k3y&download=true"), ["t0k3n", "k3y"]);
   assert.ok(hasUrlCredentials("https://x.io/f?hf_token=1") && !hasUrlCredentials("https://x.io/f?download=true&type=Model"));
 });
@@ -88,13 +112,27 @@ test("URLs with a credential are masked in any printed text; token values from U
 test("a byte stream is redacted across chunk boundaries and otherwise passed through unchanged", () => {
   const r = new Redactor();
   r.add("s3cr3t_value");
-  const data = Buffer.concat([Buffer.from([0, 255, 1]), Buffer.from("head s3cr3t_value mid s3cr3t_valu"), Buffer.from([0xe2, 0x82]), Buffer.from("e end s3cr3t_value")]);
+  const data = Buffer.concat([
+    Buffer.from([0, 255, 1]),
+    Buffer.from("head s3cr3t_value mid s3cr3t_valu"),
+    Buffer.from([0xe2, 0x82]),
+    Buffer.from("e end s3cr3t_value"),
+  ]);
   for (const size of [1, 2, 5, 7, 64]) {
     const got: Buffer[] = [];
     const s = r.stream((c) => got.push(c));
     for (let i = 0; i < data.length; i += size) s.write(data.subarray(i, i + size));
     s.end();
-    assert.deepEqual(Buffer.concat(got), Buffer.concat([Buffer.from([0, 255, 1]), Buffer.from("head *** mid s3cr3t_valu"), Buffer.from([0xe2, 0x82]), Buffer.from("e end ***")]), `chunks of ${size}`);
+    assert.deepEqual(
+      Buffer.concat(got),
+      Buffer.concat([
+        Buffer.from([0, 255, 1]),
+        Buffer.from("head *** mid s3cr3t_valu"),
+        Buffer.from([0xe2, 0x82]),
+        Buffer.from("e end ***"),
+      ]),
+      `chunks of ${size}`,
+    );
   }
   const got2: Buffer[] = [];
   const plain = new Redactor().stream((c) => got2.push(c));

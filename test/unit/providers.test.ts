@@ -13,18 +13,30 @@ import { planTerminate } from "../../providers/cloud/down.ts";
 test("a provider's profile is its one source: defaults for the loader and dataRootOf, the setup task", () => {
   const l = lambda();
   assert.deepEqual(l.defaults, { user: "ubuntu", dataRoot: "/home/ubuntu" });
-  assert.deepEqual(l.tasks.map((t) => t.name), ["setup:lambda"]);
+  assert.deepEqual(
+    l.tasks.map((t) => t.name),
+    ["setup:lambda"],
+  );
   assert.equal(l.setup, l.tasks[0]);
   const d = datacrunch({ volume: "/dev/vdc", dataRoot: "/data" });
   assert.deepEqual(d.defaults, { user: "root", dataRoot: "/data", volume: "/dev/vdc" });
   assert.deepEqual(d.profile, { name: "datacrunch", title: "DataCrunch", user: "root", dataRoot: "/data", volume: { device: "/dev/vdc" } });
   const opts = d.setup.options!.parse({});
   assert.equal(opts.volume, "/dev/vdc");
-  assert.deepEqual(builtinProviders.map((p) => p().name), ["lambda", "datacrunch"]);
+  assert.deepEqual(
+    builtinProviders.map((p) => p().name),
+    ["lambda", "datacrunch"],
+  );
 });
 
 const box = (over: Partial<CloudInstance> = {}): CloudInstance => ({
-  id: "i-1", name: "gpu-a", status: "running", ip: "10.0.0.1", type: "t1", region: "r1", ...over,
+  id: "i-1",
+  name: "gpu-a",
+  status: "running",
+  ip: "10.0.0.1",
+  type: "t1",
+  region: "r1",
+  ...over,
 });
 
 function fakeCloud(log: string[]): CloudApi {
@@ -52,11 +64,20 @@ function fakeCloud(log: string[]): CloudApi {
 test("provider:* works over the flowfile's providers that have a cloud API, a new one included; none: the built-ins", async () => {
   const log: string[] = [];
   const acme = defineProvider({
-    name: "acme", description: "Acme GPUs", profile: { title: "Acme", user: "admin", dataRoot: "/srv/acme" }, cloud: fakeCloud(log),
+    name: "acme",
+    description: "Acme GPUs",
+    profile: { title: "Acme", user: "admin", dataRoot: "/srv/acme" },
+    cloud: fakeCloud(log),
   });
   const flow = validateFlow({ providers: [acme(), lambda()] }, "f");
-  assert.deepEqual(cloudProviders(flow).map((p) => p.name), ["acme", "lambda"]);
-  assert.deepEqual(cloudProviders(validateFlow({}, "f")).map((p) => p.name), ["lambda", "datacrunch"]);
+  assert.deepEqual(
+    cloudProviders(flow).map((p) => p.name),
+    ["acme", "lambda"],
+  );
+  assert.deepEqual(
+    cloudProviders(validateFlow({}, "f")).map((p) => p.name),
+    ["lambda", "datacrunch"],
+  );
 
   const ctx = (secrets: Record<string, string>) => ({ flow, secrets, log: () => undefined }) as unknown as TaskContext;
   assert.throws(() => openCloud(ctx({}), "acme", "provider:up"), /provider:up --provider acme needs ACME_TOKEN: set it in the environment/);

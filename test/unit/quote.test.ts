@@ -13,7 +13,10 @@ test("safe words stay bare, others are single-quoted", () => {
 });
 
 test("a NUL byte is refused with a clear error", () => {
-  assert.throws(() => shQuote("a\0b"), (e: Error) => e instanceof QuoteError && /NUL byte/.test(e.message));
+  assert.throws(
+    () => shQuote("a\0b"),
+    (e: Error) => e instanceof QuoteError && /NUL byte/.test(e.message),
+  );
 });
 
 test("10,000 hostile strings come back unchanged through POSIX sh (dash) printf", () => {

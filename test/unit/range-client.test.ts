@@ -30,7 +30,11 @@ const serveRange: Handler = (req, res) => {
   const [, a, b] = /bytes=(\d+)-(\d+)/.exec(req.headers.range ?? "") ?? [];
   const s = Number(a);
   const e = Math.min(content.length - 1, Number(b));
-  res.writeHead(206, { "content-type": "application/octet-stream", "content-length": e - s + 1, "content-range": `bytes ${s}-${e}/${content.length}` });
+  res.writeHead(206, {
+    "content-type": "application/octet-stream",
+    "content-length": e - s + 1,
+    "content-range": `bytes ${s}-${e}/${content.length}`,
+  });
   res.end(content.subarray(s, e + 1));
 };
 
@@ -128,7 +132,11 @@ describe("range client", () => {
     await assert.rejects(get(c, 0, 9), FallbackError);
     handler = (_req, res) => (res.writeHead(200, { "content-length": content.length }), res.end(content));
     await assert.rejects(get(c, 0, 9), FallbackError);
-    handler = (_req, res) => (res.writeHead(206, { "content-range": `bytes 0-9/${content.length}` }), res.write(content.subarray(0, 5)), res.end(content.subarray(5, 10)));
+    handler = (_req, res) => (
+      res.writeHead(206, { "content-range": `bytes 0-9/${content.length}` }),
+      res.write(content.subarray(0, 5)),
+      res.end(content.subarray(5, 10))
+    );
     await assert.rejects(get(c, 0, 9), FallbackError);
     c.close();
   });
@@ -143,7 +151,10 @@ describe("range client", () => {
       [503, RetryableError, {}],
     ] as const) {
       handler = (_req, res) => (res.writeHead(status, { "content-type": "text/plain", "content-length": 5, ...extra }), res.end("nope!"));
-      const err = await get(c, 0, 9).then(() => undefined, (e: unknown) => e);
+      const err = await get(c, 0, 9).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       assert.ok(err instanceof kind, `${status}: ${String(err)}`);
       if (err instanceof FatalError && status !== 404) assert.equal(err.status, status);
       if (status === 429) assert.equal((err as RetryableError).retryAfterMs, 3000);
@@ -154,7 +165,10 @@ describe("range client", () => {
 
   test("a 206 HTML page is refused; a wrong Content-Range is refused by the caller's head()", T, async () => {
     const c = new RangeConnection(origin, 5000, {}, LOCAL);
-    handler = (_req, res) => (res.writeHead(206, { "content-type": "text/html", "content-length": 10, "content-range": `bytes 0-9/${content.length}` }), res.end("<html></h>"));
+    handler = (_req, res) => (
+      res.writeHead(206, { "content-type": "text/html", "content-length": 10, "content-range": `bytes 0-9/${content.length}` }),
+      res.end("<html></h>")
+    );
     await assert.rejects(get(c, 0, 9), /HTML page/);
     handler = serveRange;
     await assert.rejects(
@@ -209,7 +223,10 @@ describe("range client", () => {
     ] as const;
     for (const [o, policy] of refused) {
       const c = new RangeConnection(o, 2000, {}, { allowHosts: [], ...policy });
-      const err = await get(c, 0, 9, { url: new URL(`${o}/f.bin`) }).then(() => undefined, (e: unknown) => e);
+      const err = await get(c, 0, 9, { url: new URL(`${o}/f.bin`) }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       assert.ok(err instanceof FatalError, `${o}: ${String(err)}`);
       assert.match((err as Error).message, /refused .*(loopback|plain http)/, o);
       c.close();
@@ -221,7 +238,12 @@ describe("range client", () => {
   });
 
   test("request head and response head", () => {
-    const wire = requestHead(new URL("http://h.example:8080/a%20b/c?sig=1&x=2"), { Authorization: "Bearer x", Connection: "upgrade", "Content-Length": "5" }, 10, 19);
+    const wire = requestHead(
+      new URL("http://h.example:8080/a%20b/c?sig=1&x=2"),
+      { Authorization: "Bearer x", Connection: "upgrade", "Content-Length": "5" },
+      10,
+      19,
+    );
     assert.equal(
       wire,
       "GET /a%20b/c?sig=1&x=2 HTTP/1.1\r\nhost: h.example:8080\r\nuser-agent: flow-download\r\naccept-encoding: identity\r\nauthorization: Bearer x\r\nrange: bytes=10-19\r\n\r\n",
@@ -250,7 +272,29 @@ describe("range client over TLS", () => {
   before(async () => {
     if (noOpenssl) return;
     dir = mkdtempSync(join(tmpdir(), "flow-tls-"));
-    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { stdio: "ignore" });
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=DNS:localhost",
+        "-keyout",
+        join(dir, "key.pem"),
+        "-out",
+        join(dir, "cert.pem"),
+      ],
+      { stdio: "ignore" },
+    );
     ca = readFileSync(join(dir, "cert.pem"), "utf8");
     tlsServer = createHttps({ key: readFileSync(join(dir, "key.pem")), cert: ca }, serveRange);
     await new Promise<void>((r) => tlsServer!.listen(0, "127.0.0.1", r));
@@ -264,7 +308,16 @@ describe("range client over TLS", () => {
   const tlsGet = (c: RangeConnection, s: number, e: number) => {
     const parts: Buffer[] = [];
     return c
-      .get({ url: new URL(`${url}/f.bin`), headers: {}, start: s, end: e, signal: new AbortController().signal, label: "f.bin", head: () => {}, body: (b) => (parts.push(Buffer.from(b)), true) })
+      .get({
+        url: new URL(`${url}/f.bin`),
+        headers: {},
+        start: s,
+        end: e,
+        signal: new AbortController().signal,
+        label: "f.bin",
+        head: () => {},
+        body: (b) => (parts.push(Buffer.from(b)), true),
+      })
       .then(() => Buffer.concat(parts));
   };
 
@@ -277,7 +330,10 @@ describe("range client over TLS", () => {
 
   test("an untrusted certificate is refused, not retried", { ...T, skip: noOpenssl }, async () => {
     const c = new RangeConnection(url, 5000, {}, LOCAL);
-    const err = await tlsGet(c, 0, 9).then(() => undefined, (e: unknown) => e);
+    const err = await tlsGet(c, 0, 9).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     assert.ok(err instanceof Error && !(err instanceof RetryableError), String(err));
     assert.match(String((err as Error).message), /certificate/i);
   });
@@ -293,10 +349,21 @@ describe("range client against a broken peer", () => {
     const o = `http://127.0.0.1:${(peer.address() as AddressInfo).port}`;
     const c = new RangeConnection(o, 2000, {}, LOCAL);
     const got: Buffer[] = [];
-    await c.get({ url: new URL(`${o}/x`), headers: {}, start: 0, end: 2, signal: new AbortController().signal, label: "x", head: () => {}, body: (b) => (got.push(Buffer.from(b)), true) }).then(
-      () => assert.fail("accepted extra bytes"),
-      (e: unknown) => assert.ok(e instanceof RetryableError, String(e)),
-    );
+    await c
+      .get({
+        url: new URL(`${o}/x`),
+        headers: {},
+        start: 0,
+        end: 2,
+        signal: new AbortController().signal,
+        label: "x",
+        head: () => {},
+        body: (b) => (got.push(Buffer.from(b)), true),
+      })
+      .then(
+        () => assert.fail("accepted extra bytes"),
+        (e: unknown) => assert.ok(e instanceof RetryableError, String(e)),
+      );
     c.close();
     await new Promise<void>((r) => peer.close(() => r()));
   });
@@ -316,7 +383,16 @@ describe("range client against a broken peer", () => {
     const c = new RangeConnection(o, 2000, {}, LOCAL);
     const one = async () => {
       const got: Buffer[] = [];
-      await c.get({ url: new URL(`${o}/x`), headers: {}, start: 0, end: 2, signal: new AbortController().signal, label: "x", head: () => {}, body: (b) => (got.push(Buffer.from(b)), true) });
+      await c.get({
+        url: new URL(`${o}/x`),
+        headers: {},
+        start: 0,
+        end: 2,
+        signal: new AbortController().signal,
+        label: "x",
+        head: () => {},
+        body: (b) => (got.push(Buffer.from(b)), true),
+      });
       return Buffer.concat(got).toString();
     };
     assert.equal(await one(), "abc");

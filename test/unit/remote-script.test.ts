@@ -20,7 +20,9 @@ async function waitForEvents(remote: string, n: number, total: number): Promise<
 function project(): { dir: string; remote: string; env: Record<string, string> } {
   const dir = mkdtempSync(join(tmpdir(), "flow-rs-"));
   const remote = mkdtempSync(join(tmpdir(), "flow-rs-remote-"));
-  writeFileSync(join(dir, "flowfile.ts"), flowfileSource(`
+  writeFileSync(
+    join(dir, "flowfile.ts"),
+    flowfileSource(`
 export default defineFlow({
   settings: { remoteDir: ${JSON.stringify(remote)} },
   plugins: [definePlugin({ name: "t", tasks: [defineTask({
@@ -39,7 +41,8 @@ export default defineFlow({
       await ctx.step("count", async () => ({ status: "changed", note: r.how + " " + JSON.stringify(r.result) + " last=" + last + " first=" + first }));
     },
   })] })],
-});`));
+});`),
+  );
   symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
   return { dir, remote, env: { FLOW_TEST_TOKEN: "" } };
 }
@@ -89,7 +92,8 @@ test("flow killed while following: the script finishes; a re-run re-attaches or 
   await waitForEvents(remote, 2, 10);
   ac2.abort();
   await third;
-  for (let i = 0; i < 100 && !readFileSync(join(remote, "runs/count/events.jsonl"), "utf8").includes(`"done":10`); i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 100 && !readFileSync(join(remote, "runs/count/events.jsonl"), "utf8").includes(`"done":10`); i++)
+    await new Promise((r) => setTimeout(r, 100));
   const fourth = await flow(["run", "count", "--host", "local", "--steps", "10", "--delay", "100"], { cwd: dir });
   assert.match(fourth.stdout, /finished while nobody watched/);
   assert.match(fourth.stdout, /count: changed \(finished-unwatched \{"counted":10,"sawSecret":false\}/);

@@ -4,7 +4,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import {
-  expandGlob, hostPatternsMatch, loadSshConfig, parseHostSpec, parseLine, resolveSshConfig,
+  expandGlob,
+  hostPatternsMatch,
+  loadSshConfig,
+  parseHostSpec,
+  parseLine,
+  resolveSshConfig,
 } from "../../lib/transport/ssh-config.ts";
 
 const opts = { home: "/home/me", localUser: "me" };
@@ -71,7 +76,7 @@ test("ProxyJump comma list, none, and unset", () => {
 });
 
 test("unknown Match blocks do not apply; Match all does", () => {
-  const text = "Match exec \"true\"\n  User wrong\nMatch all\n  Port 2000\n";
+  const text = 'Match exec "true"\n  User wrong\nMatch all\n  Port 2000\n';
   const r = resolveSshConfig(text, "x", opts);
   assert.equal(r.user, undefined);
   assert.equal(r.port, 2000);

@@ -37,7 +37,14 @@ async function start(env: Record<string, string>): Promise<Running> {
   const comfyPort = await freePort();
   const apiPort = await freePort();
   const proc = spawn(process.execPath, [serverScript, "--listen", "127.0.0.1", "--port", String(comfyPort)], {
-    env: { PATH: process.env.PATH, PORT: String(apiPort), DIRECT_ADDRESS: "127.0.0.1", COMFYUI_PORT_HOST: String(comfyPort), WORKFLOW_DIR: "/nonexistent", ...env },
+    env: {
+      PATH: process.env.PATH,
+      PORT: String(apiPort),
+      DIRECT_ADDRESS: "127.0.0.1",
+      COMFYUI_PORT_HOST: String(comfyPort),
+      WORKFLOW_DIR: "/nonexistent",
+      ...env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -45,7 +52,12 @@ async function start(env: Record<string, string>): Promise<Running> {
   proc.stderr!.on("data", (d) => (out += d));
   const exited = new Promise<number | null>((r) => proc.on("exit", (code) => r(code)));
   return {
-    proc, comfyPort, apiPort, comfy: `http://127.0.0.1:${comfyPort}`, logs: () => out, exited,
+    proc,
+    comfyPort,
+    apiPort,
+    comfy: `http://127.0.0.1:${comfyPort}`,
+    logs: () => out,
+    exited,
     stop: async () => {
       if (proc.exitCode === null) proc.kill("SIGINT"); // what comfyui-api sends its child
       await exited;
@@ -57,7 +69,10 @@ function portOpen(url: string): Promise<boolean> {
   const { port } = new URL(url);
   return new Promise((resolve) => {
     const s = connect(Number(port), "127.0.0.1");
-    s.once("connect", () => { s.destroy(); resolve(true); });
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
     s.once("error", () => resolve(false));
   });
 }
@@ -80,13 +95,20 @@ async function post(url: string, body: unknown): Promise<{ status: number; json:
   const r = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
   const text = await r.text();
   let json: any;
-  try { json = JSON.parse(text); } catch { json = text; }
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
   return { status: r.status, json };
 }
 
 // ---- a websocket client by hand: an http upgrade, then RFC 6455 frames (server frames are unmasked)
 
-interface WsMessage { type: string; data: any }
+interface WsMessage {
+  type: string;
+  data: any;
+}
 class WsClient {
   messages: WsMessage[] = [];
   raw: string[] = [];
@@ -97,11 +119,15 @@ class WsClient {
     const key = randomBytes(16).toString("base64");
     return new Promise((resolve, reject) => {
       const req = http.request({
-        host: "127.0.0.1", port, path: `/ws?clientId=${clientId}`,
+        host: "127.0.0.1",
+        port,
+        path: `/ws?clientId=${clientId}`,
         headers: { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Key": key, "Sec-WebSocket-Version": "13" },
       });
       req.on("upgrade", (res, socket, head) => {
-        const expected = createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
+        const expected = createHash("sha1")
+          .update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+          .digest("base64");
         if (res.headers["sec-websocket-accept"] !== expected) return reject(new Error("bad Sec-WebSocket-Accept"));
         const ws = new WsClient(socket);
         ws.feed(head);
@@ -121,9 +147,17 @@ class WsClient {
       if (this.buf.length < 2) return;
       const opcode = this.buf[0] & 0x0f;
       assert.equal(this.buf[1] & 0x80, 0, "server frames must not be masked");
-      let len = this.buf[1] & 0x7f, off = 2;
-      if (len === 126) { if (this.buf.length < 4) return; len = this.buf.readUInt16BE(2); off = 4; }
-      else if (len === 127) { if (this.buf.length < 10) return; len = Number(this.buf.readBigUInt64BE(2)); off = 10; }
+      let len = this.buf[1] & 0x7f,
+        off = 2;
+      if (len === 126) {
+        if (this.buf.length < 4) return;
+        len = this.buf.readUInt16BE(2);
+        off = 4;
+      } else if (len === 127) {
+        if (this.buf.length < 10) return;
+        len = Number(this.buf.readBigUInt64BE(2));
+        off = 10;
+      }
       if (this.buf.length < off + len) return;
       const payload = this.buf.subarray(off, off + len).toString("utf8");
       this.buf = this.buf.subarray(off + len);
@@ -141,7 +175,10 @@ class WsClient {
       const found = this.messages.find(match);
       if (found) return found;
       if (Date.now() > deadline) throw new Error(`no matching message; got ${this.raw.join("\n")}`);
-      await new Promise<void>((r) => { this.waiters.push(r); setTimeout(r, 100); });
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 100);
+      });
     }
   }
 
@@ -157,7 +194,16 @@ class WsClient {
 function tree(): string {
   const root = mkdtempSync(join(tmpdir(), "flow-standin-"));
   const home = join(root, "ComfyUI");
-  for (const d of ["models/checkpoints", "models/loras/style", "models/clip", "models/text_encoders", "models/vae", "custom_nodes", "input", "output"]) {
+  for (const d of [
+    "models/checkpoints",
+    "models/loras/style",
+    "models/clip",
+    "models/text_encoders",
+    "models/vae",
+    "custom_nodes",
+    "input",
+    "output",
+  ]) {
     mkdirSync(join(home, d), { recursive: true });
   }
   writeFileSync(join(home, "models/checkpoints/sd15.safetensors"), "x");
@@ -200,7 +246,8 @@ describe("stand-in ComfyUI", { timeout: 120_000 }, () => {
 
   test("/models lists ComfyUI's folders; /models/<folder> the files on disk, recursively, live", async () => {
     const folders: string[] = await getJson(`${s.comfy}/models`);
-    for (const f of ["checkpoints", "loras", "vae", "text_encoders", "diffusion_models", "upscale_models"]) assert.ok(folders.includes(f), f);
+    for (const f of ["checkpoints", "loras", "vae", "text_encoders", "diffusion_models", "upscale_models"])
+      assert.ok(folders.includes(f), f);
     assert.ok(!folders.includes("clip"), "legacy clip/ is read as text_encoders");
     assert.deepEqual(await getJson(`${s.comfy}/models/checkpoints`), ["sd15.safetensors"]);
     assert.deepEqual(await getJson(`${s.comfy}/models/loras`), ["style/ink.safetensors"]);
@@ -215,13 +262,34 @@ describe("stand-in ComfyUI", { timeout: 120_000 }, () => {
 
   test("/object_info: core classes with real input specs; model enums follow the disk", async () => {
     const info = await getJson(`${s.comfy}/object_info`);
-    for (const c of ["CheckpointLoaderSimple", "CLIPTextEncode", "KSampler", "EmptyLatentImage", "VAEDecode", "SaveImage",
-      "LoraLoader", "UNETLoader", "VAELoader", "DualCLIPLoader"]) {
+    for (const c of [
+      "CheckpointLoaderSimple",
+      "CLIPTextEncode",
+      "KSampler",
+      "EmptyLatentImage",
+      "VAEDecode",
+      "SaveImage",
+      "LoraLoader",
+      "UNETLoader",
+      "VAELoader",
+      "DualCLIPLoader",
+    ]) {
       assert.ok(info[c], c);
       assert.equal(info[c].name, c);
       assert.ok(Array.isArray(info[c].input_order.required));
     }
-    assert.deepEqual(info.KSampler.input_order.required, ["model", "seed", "steps", "cfg", "sampler_name", "scheduler", "positive", "negative", "latent_image", "denoise"]);
+    assert.deepEqual(info.KSampler.input_order.required, [
+      "model",
+      "seed",
+      "steps",
+      "cfg",
+      "sampler_name",
+      "scheduler",
+      "positive",
+      "negative",
+      "latent_image",
+      "denoise",
+    ]);
     assert.ok(info.KSampler.input.required.sampler_name[0].includes("euler"));
     assert.equal(info.SaveImage.output_node, true);
     assert.deepEqual(info.CheckpointLoaderSimple.output, ["MODEL", "CLIP", "VAE"]);
@@ -245,7 +313,10 @@ describe("stand-in ComfyUI", { timeout: 120_000 }, () => {
     writeFileSync(join(nodes, "pack-a/flow-standin-nodes.json"), JSON.stringify(["StandinManifestNode"]));
     // what a git-cloned pack looks like: literal NODE_CLASS_MAPPINGS keys in its .py files
     mkdirSync(join(nodes, "ComfyUI-Impact-Pack/modules"), { recursive: true });
-    writeFileSync(join(nodes, "ComfyUI-Impact-Pack/__init__.py"), `from .modules.nodes import *\nNODE_CLASS_MAPPINGS = {\n    "ImpactWildcardProcessor": ImpactWildcardProcessor,  # a comment: "NotAClass": x\n    'SAMLoader': SAMLoader,\n    "Nested": {"inner": 1}["inner"],\n}\nNODE_DISPLAY_NAME_MAPPINGS = { "SAMLoader": "SAMLoader (Impact)" }\n`);
+    writeFileSync(
+      join(nodes, "ComfyUI-Impact-Pack/__init__.py"),
+      `from .modules.nodes import *\nNODE_CLASS_MAPPINGS = {\n    "ImpactWildcardProcessor": ImpactWildcardProcessor,  # a comment: "NotAClass": x\n    'SAMLoader': SAMLoader,\n    "Nested": {"inner": 1}["inner"],\n}\nNODE_DISPLAY_NAME_MAPPINGS = { "SAMLoader": "SAMLoader (Impact)" }\n`,
+    );
     writeFileSync(join(nodes, "ComfyUI-Impact-Pack/modules/nodes.py"), `NODE_CLASS_MAPPINGS["DetailerForEach"] = DetailerForEach\n`);
     mkdirSync(join(nodes, "OldPack.disabled"));
     writeFileSync(join(nodes, "OldPack.disabled/__init__.py"), `NODE_CLASS_MAPPINGS = {"DisabledNode": X}\n`);
@@ -271,7 +342,21 @@ describe("stand-in ComfyUI", { timeout: 120_000 }, () => {
         "4": { class_type: "CheckpointLoaderSimple", inputs: { ckpt_name: "sd15.safetensors" } },
         "5": { class_type: "EmptyLatentImage", inputs: { width: 512, height: 512, batch_size: 1 } },
         "6": { class_type: "CLIPTextEncode", inputs: { text: "a cat", clip: ["4", 1] } },
-        "3": { class_type: "KSampler", inputs: { model: ["4", 0], seed: 1, steps: 20, cfg: 8, sampler_name: "euler", scheduler: "normal", positive: ["6", 0], negative: ["6", 0], latent_image: ["5", 0], denoise: 1 } },
+        "3": {
+          class_type: "KSampler",
+          inputs: {
+            model: ["4", 0],
+            seed: 1,
+            steps: 20,
+            cfg: 8,
+            sampler_name: "euler",
+            scheduler: "normal",
+            positive: ["6", 0],
+            negative: ["6", 0],
+            latent_image: ["5", 0],
+            denoise: 1,
+          },
+        },
         "8": { class_type: "VAEDecode", inputs: { samples: ["3", 0], vae: ["4", 2] } },
         "9": { class_type: "SaveImage", inputs: { images: ["8", 0], filename_prefix: "roundtrip_output" } },
       };
@@ -310,7 +395,9 @@ describe("stand-in ComfyUI", { timeout: 120_000 }, () => {
     assert.equal(unknown.status, 400);
     assert.equal(unknown.json.error.type, "invalid_prompt");
     assert.match(unknown.json.error.message, /NoSuchNode does not exist/);
-    const missing = await post(`${s.comfy}/prompt`, { prompt: { "1": { class_type: "CheckpointLoaderSimple", inputs: { ckpt_name: "absent.safetensors" } }, "2": save } });
+    const missing = await post(`${s.comfy}/prompt`, {
+      prompt: { "1": { class_type: "CheckpointLoaderSimple", inputs: { ckpt_name: "absent.safetensors" } }, "2": save },
+    });
     assert.equal(missing.status, 400);
     assert.equal(missing.json.error.type, "prompt_outputs_failed_validation");
     assert.equal(missing.json.node_errors["1"].errors[0].type, "value_not_in_list");
@@ -322,7 +409,10 @@ describe("stand-in ComfyUI", { timeout: 120_000 }, () => {
   test("/interrupt stops the running prompt: execution_interrupted, history says error", async () => {
     const ws = await WsClient.open(s.comfyPort, "test-client-2");
     try {
-      const prompt = { "1": { class_type: "EmptyImage", inputs: { width: 64, height: 64, batch_size: 1, color: 0 } }, "2": { class_type: "SaveImage", inputs: { images: ["1", 0], filename_prefix: "stopped" } } };
+      const prompt = {
+        "1": { class_type: "EmptyImage", inputs: { width: 64, height: 64, batch_size: 1, color: 0 } },
+        "2": { class_type: "SaveImage", inputs: { images: ["1", 0], filename_prefix: "stopped" } },
+      };
       const r = await post(`${s.comfy}/prompt`, { prompt, client_id: "test-client-2" });
       assert.equal(r.status, 200);
       await sleep(100);
@@ -385,7 +475,10 @@ describe("stand-in ComfyUI: start-up and faults (what comfyui-api reacts to)", {
       await waitUp(s);
       const ws = await WsClient.open(s.comfyPort, "client-f");
       try {
-        const prompt = { "1": { class_type: "EmptyImage", inputs: { width: 32, height: 32, batch_size: 1, color: 0 } }, "2": { class_type: "SaveImage", inputs: { images: ["1", 0], filename_prefix: "f" } } };
+        const prompt = {
+          "1": { class_type: "EmptyImage", inputs: { width: 32, height: 32, batch_size: 1, color: 0 } },
+          "2": { class_type: "SaveImage", inputs: { images: ["1", 0], filename_prefix: "f" } },
+        };
         const r = await post(`${s.comfy}/prompt`, { prompt, client_id: "client-f" });
         assert.equal(r.status, 200);
         const m = await ws.next((x) => x.type === "execution_error");
@@ -417,93 +510,111 @@ describe("stand-in ComfyUI: start-up and faults (what comfyui-api reacts to)", {
 // Where the lab image's comfyui-api comes from when ../shared/vendor/comfyui-api is absent (a
 // user's clone): GitHub's tarball of the pinned commit. GitHub cannot be reached here, so a local
 // server plays it (a redirect to a tarball with one top folder, as github.com/<repo>/archive does).
-describe("comfyui-api source for the lab image, without the vendor copy", { skip: existsSync(vendorDir) ? false : `${vendorDir} absent`, timeout: 60_000 }, () => {
-  let server: http.Server;
-  let base = "";
-  let hits = 0;
-  const dirs: string[] = [];
-  before(async () => {
-    const top = `comfyui-api-${COMFYUI_API.commit}`;
-    const tgz = await new Promise<Buffer>((resolve, reject) => {
-      const p = spawn("tar", ["-czf", "-", `--transform=s,^,${top}/,`, "-C", vendorDir, "package.json", "package-lock.json", "tsconfig.json", "src"]);
-      const chunks: Buffer[] = [];
-      p.stdout.on("data", (c: Buffer) => chunks.push(c));
-      p.on("error", reject);
-      p.on("close", (code) => (code === 0 ? resolve(Buffer.concat(chunks)) : reject(new Error(`tar exit ${code}`))));
+describe(
+  "comfyui-api source for the lab image, without the vendor copy",
+  { skip: existsSync(vendorDir) ? false : `${vendorDir} absent`, timeout: 60_000 },
+  () => {
+    let server: http.Server;
+    let base = "";
+    let hits = 0;
+    const dirs: string[] = [];
+    before(async () => {
+      const top = `comfyui-api-${COMFYUI_API.commit}`;
+      const tgz = await new Promise<Buffer>((resolve, reject) => {
+        const p = spawn("tar", [
+          "-czf",
+          "-",
+          `--transform=s,^,${top}/,`,
+          "-C",
+          vendorDir,
+          "package.json",
+          "package-lock.json",
+          "tsconfig.json",
+          "src",
+        ]);
+        const chunks: Buffer[] = [];
+        p.stdout.on("data", (c: Buffer) => chunks.push(c));
+        p.on("error", reject);
+        p.on("close", (code) => (code === 0 ? resolve(Buffer.concat(chunks)) : reject(new Error(`tar exit ${code}`))));
+      });
+      server = http.createServer((req, res) => {
+        if (req.url === `/archive/${COMFYUI_API.commit}.tar.gz`) {
+          res.writeHead(302, { location: `/codeload/${COMFYUI_API.commit}` }).end();
+        } else if (req.url === `/codeload/${COMFYUI_API.commit}`) {
+          hits++;
+          res.writeHead(200, { "content-type": "application/x-gzip", "content-length": tgz.length }).end(tgz);
+        } else res.writeHead(404).end();
+      });
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+      base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
     });
-    server = http.createServer((req, res) => {
-      if (req.url === `/archive/${COMFYUI_API.commit}.tar.gz`) {
-        res.writeHead(302, { location: `/codeload/${COMFYUI_API.commit}` }).end();
-      } else if (req.url === `/codeload/${COMFYUI_API.commit}`) {
-        hits++;
-        res.writeHead(200, { "content-type": "application/x-gzip", "content-length": tgz.length }).end(tgz);
-      } else res.writeHead(404).end();
+    after(() => {
+      server?.close();
+      dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
     });
-    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-  });
-  after(() => {
-    server?.close();
-    dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
-  });
-  const cache = () => {
-    const d = mkdtempSync(join(tmpdir(), "flow-capi-src-"));
-    dirs.push(d);
-    return d;
-  };
+    const cache = () => {
+      const d = mkdtempSync(join(tmpdir(), "flow-capi-src-"));
+      dirs.push(d);
+      return d;
+    };
 
-  test("downloaded once into the cache; the same content hash as the vendor copy, so the same build", async () => {
-    const c = cache();
-    const opts = { vendor: join(c, "no-vendor"), url: `${base}/archive/${COMFYUI_API.commit}.tar.gz`, cache: c };
-    const logged: string[] = [];
-    const got = await comfyuiApiSource((m) => logged.push(m), opts);
-    assert.match(got.origin, /^github 4dfc930/);
-    assert.ok(got.dir.startsWith(c));
-    assert.ok(existsSync(join(got.dir, "src/index.ts")));
-    assert.match(logged.join("\n"), /no-vendor is absent; downloading http/);
-    assert.equal(await comfyuiApiHash(got.dir), await comfyuiApiHash(vendorDir));
-    const again = await comfyuiApiSource(() => {}, opts);
-    assert.equal(again.dir, got.dir);
-    assert.equal(hits, 1, "the second call uses the cached source");
-  });
+    test("downloaded once into the cache; the same content hash as the vendor copy, so the same build", async () => {
+      const c = cache();
+      const opts = { vendor: join(c, "no-vendor"), url: `${base}/archive/${COMFYUI_API.commit}.tar.gz`, cache: c };
+      const logged: string[] = [];
+      const got = await comfyuiApiSource((m) => logged.push(m), opts);
+      assert.match(got.origin, /^github 4dfc930/);
+      assert.ok(got.dir.startsWith(c));
+      assert.ok(existsSync(join(got.dir, "src/index.ts")));
+      assert.match(logged.join("\n"), /no-vendor is absent; downloading http/);
+      assert.equal(await comfyuiApiHash(got.dir), await comfyuiApiHash(vendorDir));
+      const again = await comfyuiApiSource(() => {}, opts);
+      assert.equal(again.dir, got.dir);
+      assert.equal(hits, 1, "the second call uses the cached source");
+    });
 
-  test("offline: fails at once with a message that says what is missing and what to do", async () => {
-    const c = cache();
-    const closed = await freePort();
-    await assert.rejects(
-      comfyuiApiSource(() => {}, { vendor: join(c, "no-vendor"), url: `http://127.0.0.1:${closed}/archive/x.tar.gz`, cache: c }),
-      (err: Error) => {
-        assert.match(err.message, /needs comfyui-api 1\.18\.0's source and cannot get it/);
-        assert.match(err.message, /no-vendor is absent/);
-        assert.match(err.message, /downloading http:\/\/127\.0\.0\.1:\d+\/archive\/x\.tar\.gz failed \(fetch failed: .*ECONNREFUSED/);
-        assert.match(err.message, /offline\?/);
-        assert.match(err.message, /FLOW_LAB_COMFYUI_API_SRC/);
-        return true;
-      },
-    );
-    assert.deepEqual(readdirSync(c), [], "nothing half-written is left in the cache");
-  });
+    test("offline: fails at once with a message that says what is missing and what to do", async () => {
+      const c = cache();
+      const closed = await freePort();
+      await assert.rejects(
+        comfyuiApiSource(() => {}, { vendor: join(c, "no-vendor"), url: `http://127.0.0.1:${closed}/archive/x.tar.gz`, cache: c }),
+        (err: Error) => {
+          assert.match(err.message, /needs comfyui-api 1\.18\.0's source and cannot get it/);
+          assert.match(err.message, /no-vendor is absent/);
+          assert.match(err.message, /downloading http:\/\/127\.0\.0\.1:\d+\/archive\/x\.tar\.gz failed \(fetch failed: .*ECONNREFUSED/);
+          assert.match(err.message, /offline\?/);
+          assert.match(err.message, /FLOW_LAB_COMFYUI_API_SRC/);
+          return true;
+        },
+      );
+      assert.deepEqual(readdirSync(c), [], "nothing half-written is left in the cache");
+    });
 
-  test("a tarball of another version, or an HTTP error, is refused and leaves nothing behind", async () => {
-    const c = cache();
-    const other = join(c, "other");
-    mkdirSync(join(other, "src"), { recursive: true });
-    const pkg = JSON.parse(readFileSync(join(vendorDir, "package.json"), "utf8"));
-    writeFileSync(join(other, "package.json"), JSON.stringify({ ...pkg, version: "9.9.9" }));
-    for (const f of ["package-lock.json", "tsconfig.json", "src/index.ts"]) writeFileSync(join(other, f), readFileSync(join(vendorDir, f)));
-    const tgz = spawnSync("tar", ["-czf", "-", "--transform=s,^\\.,comfyui-api-x,", "-C", other, "."]).stdout;
-    const srv = http.createServer((_req, res) => res.writeHead(200, { "content-length": tgz.length }).end(tgz));
-    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-    try {
-      const url = `http://127.0.0.1:${(srv.address() as { port: number }).port}/x.tar.gz`;
-      await assert.rejects(comfyuiApiSource(() => {}, { vendor: join(c, "no-vendor"), url, cache: c }), /is comfyui-api 9\.9\.9; the lab pins 1\.18\.0/);
-    } finally {
-      srv.close();
-    }
-    await assert.rejects(
-      comfyuiApiSource(() => {}, { vendor: join(c, "no-vendor"), url: `${base}/nothing-here`, cache: c }),
-      /downloading .* failed \(HTTP 404/,
-    );
-    assert.deepEqual(readdirSync(c).sort(), ["other"]);
-  });
-});
+    test("a tarball of another version, or an HTTP error, is refused and leaves nothing behind", async () => {
+      const c = cache();
+      const other = join(c, "other");
+      mkdirSync(join(other, "src"), { recursive: true });
+      const pkg = JSON.parse(readFileSync(join(vendorDir, "package.json"), "utf8"));
+      writeFileSync(join(other, "package.json"), JSON.stringify({ ...pkg, version: "9.9.9" }));
+      for (const f of ["package-lock.json", "tsconfig.json", "src/index.ts"])
+        writeFileSync(join(other, f), readFileSync(join(vendorDir, f)));
+      const tgz = spawnSync("tar", ["-czf", "-", "--transform=s,^\\.,comfyui-api-x,", "-C", other, "."]).stdout;
+      const srv = http.createServer((_req, res) => res.writeHead(200, { "content-length": tgz.length }).end(tgz));
+      await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+      try {
+        const url = `http://127.0.0.1:${(srv.address() as { port: number }).port}/x.tar.gz`;
+        await assert.rejects(
+          comfyuiApiSource(() => {}, { vendor: join(c, "no-vendor"), url, cache: c }),
+          /is comfyui-api 9\.9\.9; the lab pins 1\.18\.0/,
+        );
+      } finally {
+        srv.close();
+      }
+      await assert.rejects(
+        comfyuiApiSource(() => {}, { vendor: join(c, "no-vendor"), url: `${base}/nothing-here`, cache: c }),
+        /downloading .* failed \(HTTP 404/,
+      );
+      assert.deepEqual(readdirSync(c).sort(), ["other"]);
+    });
+  },
+);

@@ -19,7 +19,9 @@ test("a task option named like a run option is an error when the task is defined
 
 test("scope may depend on the options", () => {
   const t = defineTask({
-    name: "t:s", description: "d", run: body,
+    name: "t:s",
+    description: "d",
+    run: body,
     options: z.object({ file: z.string().optional() }),
     scope: (o) => (o.file ? "local" : "host"),
   });

@@ -55,7 +55,10 @@ export default defineFlow({ plugins: [workflow()], settings: { allowHosts: [${JS
 
 /** The `data` event of a --json run. */
 function dataOf(stdout: string): Record<string, any> {
-  const lines = stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const lines = stdout
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l));
   return Object.assign({}, ...lines.filter((l) => l.type === "data").map((l) => l.data));
 }
 
@@ -304,7 +307,10 @@ test("workflow:lock: hostile files are named as unreadable and left out; the oth
   assert.deepEqual(Object.keys(lock.workflows).sort(), GOOD_FILES);
   const proto = lock.workflows["workflow_templates/proto.json"];
   for (const name of PROTO_NAMES)
-    assert.ok(proto.unresolved.some((u: string) => u.startsWith(`class ${name}: `)), proto.unresolved.join("; "));
+    assert.ok(
+      proto.unresolved.some((u: string) => u.startsWith(`class ${name}: `)),
+      proto.unresolved.join("; "),
+    );
 });
 
 test("workflow:convert: a 20-level subgraph bomb and deep nesting are refused by name, nothing written", { skip: SKIP }, async () => {
@@ -312,7 +318,10 @@ test("workflow:convert: a 20-level subgraph bomb and deep nesting are refused by
   writeFileSync(join(dir, "bomb.json"), JSON.stringify(doublingSubgraphs(20, { type: "EmptyLatentImage", widgets_values: [512, 512, 1] })));
   writeFileSync(join(dir, "deep.json"), uiWithDeepWidget(deepArrayText(100_000)));
   const oi = data("comfy-cli/sd15_object_info.json");
-  for (const [file, why] of [["bomb.json", /more than 50,000 nodes/], ["deep.json", /nested more than 500 levels deep/]] as const) {
+  for (const [file, why] of [
+    ["bomb.json", /more than 50,000 nodes/],
+    ["deep.json", /nested more than 500 levels deep/],
+  ] as const) {
     const out = join(dir, `${file}.api.json`);
     const args = ["run", "workflow:convert", "--file", file, "--object-info", oi, "-o", out];
     const r = await flow(args, { cwd: dir, ...bounded(fakeEnv(fake, cache)) });

@@ -73,8 +73,15 @@ export class FileDownload {
   result(status: FileResult["status"], why?: string): FileResult {
     const reason = why === undefined ? undefined : maskUrlsInText(why); // the summary is written down too
     return {
-      name: this.name, target: this.target, url: this.label, status, reason, size: this.part.size, sha256: this.sha,
-      fetched: this.part.received, seconds: (Date.now() - this.started) / 1000,
+      name: this.name,
+      target: this.target,
+      url: this.label,
+      status,
+      reason,
+      size: this.part.size,
+      sha256: this.sha,
+      fetched: this.part.received,
+      seconds: (Date.now() - this.started) / 1000,
     };
   }
 

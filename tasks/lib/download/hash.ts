@@ -38,7 +38,10 @@ export class Hasher {
    * thread and hashing take CPU that, on a small box, the connections need while they ramp up;
    * the hash catches up later (it runs at ~1.5 GB/s, faster than any link it follows).
    */
-  constructor(private readonly path: string, private readonly startAt = 0) {
+  constructor(
+    private readonly path: string,
+    private readonly startAt = 0,
+  ) {
     if (startAt <= 0) void this.worker;
   }
 
@@ -89,7 +92,12 @@ export function verifiedPath(target: string): string {
   return join(dirname(target), `.${basename(target)}.sha256`);
 }
 
-interface Verified { sha256: string; size: number; mtimeMs: number; ino: number }
+interface Verified {
+  sha256: string;
+  size: number;
+  mtimeMs: number;
+  ino: number;
+}
 
 /** The hash verified earlier, if the file has not changed since (same size, mtime, inode). */
 export function readVerified(target: string, st: Stats): string | undefined {

@@ -6,7 +6,10 @@ import { parseRetryAfter } from "../../../lib/retry.ts";
 
 /** The file fails with this message; retrying would not help (401, 403, 404, HTML, size mismatch). */
 export class FatalError extends Error {
-  constructor(message: string, readonly status?: number) {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
     super(message);
   }
 }
@@ -16,7 +19,10 @@ export class MismatchError extends FatalError {}
 
 /** Worth another attempt (5xx, 429, resets, timeouts); retryAfterMs when the server said so. */
 export class RetryableError extends Error {
-  constructor(message: string, readonly retryAfterMs?: number) {
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
     super(message);
   }
 }
@@ -54,8 +60,20 @@ export interface OpenOptions {
 }
 
 const NETWORK_CODES = new Set([
-  "ECONNRESET", "ECONNREFUSED", "ECONNABORTED", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENETDOWN", "EAI_AGAIN",
-  "UND_ERR_SOCKET", "UND_ERR_CONNECT_TIMEOUT", "UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "UND_ERR_CLOSED",
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENETDOWN",
+  "EAI_AGAIN",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_HEADERS_TIMEOUT",
+  "UND_ERR_BODY_TIMEOUT",
+  "UND_ERR_CLOSED",
   "UND_ERR_RESPONSE_STATUS_CODE",
 ]);
 
@@ -113,7 +131,9 @@ export async function open(url: string, o: OpenOptions): Promise<Opened> {
       dispatcher: o.dispatcher,
       method: "GET",
       headers: {
-        "accept-encoding": "identity", "user-agent": "flow-download", ...headers,
+        "accept-encoding": "identity",
+        "user-agent": "flow-download",
+        ...headers,
         ...(o.range ? { range: `bytes=${o.range[0]}-${o.range[1]}` } : {}),
       },
       signal: o.signal,
@@ -158,7 +178,11 @@ export async function open(url: string, o: OpenOptions): Promise<Opened> {
  * (401, 403, 404, 416, other 4xx), retryable for 429, 408, 425 and 5xx. page: a title, or "".
  */
 export function statusError(
-  status: number, headers: Opened["headers"], page: string, url: string, label: string,
+  status: number,
+  headers: Opened["headers"],
+  page: string,
+  url: string,
+  label: string,
 ): FatalError | RetryableError {
   const message = header(headers, "x-error-message");
   const why = message ? `: ${message.slice(0, 200)}` : "";
@@ -196,7 +220,13 @@ export function contentLength(h: Opened["headers"]): number | undefined {
  * end there too (the range path reads the body by Content-Length; undici's path stops at the end itself).
  */
 export function checkContentRange(
-  headers: Opened["headers"], start: number, end: number, exactEnd: boolean, size: number | undefined, from: string, label: string,
+  headers: Opened["headers"],
+  start: number,
+  end: number,
+  exactEnd: boolean,
+  size: number | undefined,
+  from: string,
+  label: string,
 ): void {
   const cr = contentRange(headers);
   if (!cr || cr.start !== start || (exactEnd && cr.end !== end)) {

@@ -58,7 +58,11 @@ export class PartFile {
     const st = readState(this.target);
     const partSt = statOrUndefined(this.path);
     const resumable =
-      st && this.size !== undefined && st.size === this.size && st.url === this.stateUrl && (st.sha256 ?? "") === (this.sha ?? "") &&
+      st &&
+      this.size !== undefined &&
+      st.size === this.size &&
+      st.url === this.stateUrl &&
+      (st.sha256 ?? "") === (this.sha ?? "") &&
       partSt?.size === this.size;
     this.done = new RangeSet(resumable ? st.ranges : []);
     this._doneBytes = this.done.bytes;

@@ -8,7 +8,13 @@ import { statOrUndefined } from "./part-file.ts";
 /** Size unknown: ask for one byte (a GET works where HEAD is not wired the same way). */
 export async function probeSize(f: FileDownload, signal: AbortSignal): Promise<void> {
   const res = await open(f.url, {
-    dispatcher: f.agent, headers: f.headers, range: [0, 0], signal, timeoutMs: f.s.timeoutMs, label: f.label, policy: f.s.policy,
+    dispatcher: f.agent,
+    headers: f.headers,
+    range: [0, 0],
+    signal,
+    timeoutMs: f.s.timeoutMs,
+    label: f.label,
+    policy: f.s.policy,
   });
   discard(res.body);
   f.resolvedTo(res.url, res.sendHeaders);

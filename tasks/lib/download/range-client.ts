@@ -45,7 +45,10 @@ const CRLF = /[\r\n\0]/;
 export function requestHead(url: URL, headers: Record<string, string>, start: number, end: number): string {
   const lines = [`GET ${url.pathname || "/"}${url.search} HTTP/1.1`, `host: ${url.host}`];
   const all: Record<string, string> = {
-    "user-agent": "flow-download", "accept-encoding": "identity", ...headers, range: `bytes=${start}-${end}`,
+    "user-agent": "flow-download",
+    "accept-encoding": "identity",
+    ...headers,
+    range: `bytes=${start}-${end}`,
   };
   const seen = new Set<string>(["host"]);
   for (const [k, v] of Object.entries(all)) {
@@ -166,12 +169,16 @@ export class RangeConnection {
         resolve(s);
       };
       const cleanup = () => {
-        s.off("error", onError).off("timeout", onTimeout).off(url.protocol === "https:" ? "secureConnect" : "connect", onReady);
+        s.off("error", onError)
+          .off("timeout", onTimeout)
+          .off(url.protocol === "https:" ? "secureConnect" : "connect", onReady);
         signal.removeEventListener("abort", onAbort);
         s.setTimeout(0);
       };
       s.setTimeout(this.timeoutMs);
-      s.once("error", onError).once("timeout", onTimeout).once(url.protocol === "https:" ? "secureConnect" : "connect", onReady);
+      s.once("error", onError)
+        .once("timeout", onTimeout)
+        .once(url.protocol === "https:" ? "secureConnect" : "connect", onReady);
       signal.addEventListener("abort", onAbort, { once: true });
     });
   }

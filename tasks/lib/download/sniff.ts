@@ -25,10 +25,18 @@ export function sniff(head: Buffer, target: string, size?: number): string | und
   if (isSafetensorsHeader(head, size)) return undefined;
   let i = head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? 3 : 0; // UTF-8 BOM
   while (i < head.length && (head[i] === 0x20 || (head[i]! >= 0x09 && head[i]! <= 0x0d))) i++;
-  const text = head.subarray(i, i + 64).toString("latin1").toLowerCase();
+  const text = head
+    .subarray(i, i + 64)
+    .toString("latin1")
+    .toLowerCase();
   const what = HTML.test(text) ? "an HTML page" : XML.test(text) ? "an XML document" : JSON_TEXT.test(text) ? "a JSON document" : undefined;
   if (!what) return undefined;
-  const excerpt = JSON.stringify(head.subarray(i, i + 60).toString("latin1").replace(/[^\x20-\x7e]+/g, " "));
+  const excerpt = JSON.stringify(
+    head
+      .subarray(i, i + 60)
+      .toString("latin1")
+      .replace(/[^\x20-\x7e]+/g, " "),
+  );
   return `server sent ${what}, not a model (it begins ${excerpt})`;
 }
 

@@ -118,4 +118,3 @@ export class StateFile {
 export function removeState(target: string): void {
   rmSync(statePath(target), { force: true });
 }
-

@@ -2,7 +2,15 @@
 // pages, whether Range works), and every request to a server the range connections leave to it.
 import type { FileDownload } from "./file.ts";
 import {
-  MismatchError, RetryableError, checkContentRange, contentLength, contentRange, discard, open, shown, type Opened,
+  MismatchError,
+  RetryableError,
+  checkContentRange,
+  contentLength,
+  contentRange,
+  discard,
+  open,
+  shown,
+  type Opened,
 } from "./http.ts";
 import type { Assignment } from "./scheduler.ts";
 import { Writer } from "./writer.ts";

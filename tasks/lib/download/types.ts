@@ -56,7 +56,11 @@ export interface FileProgress {
 
 export type DownloadEvent =
   | {
-      type: "file"; status: "start" | "skipped" | "downloaded" | "failed" | "verifying"; name: string; target: string; reason?: string;
+      type: "file";
+      status: "start" | "skipped" | "downloaded" | "failed" | "verifying";
+      name: string;
+      target: string;
+      reason?: string;
       bytes?: number;
     }
   | ({ type: "progress"; files: FileProgress[] } & Omit<FileProgress, "name">)

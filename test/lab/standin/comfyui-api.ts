@@ -53,8 +53,14 @@ const RECIPE = {
   install: ["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
   prune: ["prune", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
   trimFiles: ["*.map", "*.ts", "*.d.cts", "*.d.mts", "*.md"],
-  trimPaths: ["node_modules/@img/sharp-linuxmusl-x64", "node_modules/@img/sharp-libvips-linuxmusl-x64",
-    "node_modules/typescript/lib/_tsc.js", "node_modules/typescript/lib/tsc.js", "node_modules/typescript/bin/tsc", "node_modules/.bin/tsc"],
+  trimPaths: [
+    "node_modules/@img/sharp-linuxmusl-x64",
+    "node_modules/@img/sharp-libvips-linuxmusl-x64",
+    "node_modules/typescript/lib/_tsc.js",
+    "node_modules/typescript/lib/tsc.js",
+    "node_modules/typescript/bin/tsc",
+    "node_modules/.bin/tsc",
+  ],
 };
 
 const LAUNCHER_SH = `#!/bin/sh
@@ -120,7 +126,10 @@ async function build(src: string, origin: string, hash: string, dir: string, log
     await rm(join(work, "tsconfig.json"), { force: true });
     await writeFile(join(work, LAUNCHER), LAUNCHER_SH);
     await chmod(join(work, LAUNCHER), 0o755);
-    await writeFile(join(work, "flow-build.json"), JSON.stringify({ ...COMFYUI_API, source: origin, hash, builtAt: new Date().toISOString() }, null, 2) + "\n");
+    await writeFile(
+      join(work, "flow-build.json"),
+      JSON.stringify({ ...COMFYUI_API, source: origin, hash, builtAt: new Date().toISOString() }, null, 2) + "\n",
+    );
     await chmod(work, 0o755); // mkdtemp made it 0700
     const du = await run("du", ["-sm", work]);
     log(`comfyui-api built in ${Math.round((Date.now() - t0) / 1000)}s: ${du.stdout.split("\t")[0]} MB`);
@@ -158,7 +167,10 @@ export interface SourceOptions {
 }
 
 /** Where comfyui-api's source is: see the top of this file. The options are for tests. */
-export async function comfyuiApiSource(log: (msg: string) => void = () => {}, opts: SourceOptions = {}): Promise<{ dir: string; origin: string }> {
+export async function comfyuiApiSource(
+  log: (msg: string) => void = () => {},
+  opts: SourceOptions = {},
+): Promise<{ dir: string; origin: string }> {
   const vendor = opts.vendor ?? vendorDir;
   const override = process.env.FLOW_LAB_COMFYUI_API_SRC;
   if (override && !opts.vendor) {

@@ -63,8 +63,18 @@ const EXTRA_FILES = ["/usr/bin/dash", "/etc/passwd", "/etc/group", "/etc/nsswitc
 // What the real image has where the flowfile mounts things: ComfyUI's model folders,
 // ComfyUI-Manager inside custom_nodes (a mount over custom_nodes must not hide it),
 // input/output, /workflows.
-const MODEL_FOLDERS = ["checkpoints", "loras", "vae", "text_encoders", "diffusion_models", "clip_vision", "controlnet",
-  "upscale_models", "embeddings", "configs"];
+const MODEL_FOLDERS = [
+  "checkpoints",
+  "loras",
+  "vae",
+  "text_encoders",
+  "diffusion_models",
+  "clip_vision",
+  "controlnet",
+  "upscale_models",
+  "embeddings",
+  "configs",
+];
 const MANAGER_INIT = `# stand-in for ComfyUI-Manager as baked into the comfyui-api image (it registers no nodes)
 NODE_CLASS_MAPPINGS = {}
 `;
@@ -96,7 +106,20 @@ const IMPORT_CHANGES = [
 export async function standinHash(apiHash: string): Promise<string> {
   const script = await readFile(serverScript);
   return createHash("sha256")
-    .update(JSON.stringify({ base: recipeHash, EXTRA_FILES, MODEL_FOLDERS, MANAGER_INIT, COMFY_VERSION_PY, IMPORT_CHANGES, IMAGE_PATHS, apiHash, NODE_VERSION, v: 2 }))
+    .update(
+      JSON.stringify({
+        base: recipeHash,
+        EXTRA_FILES,
+        MODEL_FOLDERS,
+        MANAGER_INIT,
+        COMFY_VERSION_PY,
+        IMPORT_CHANGES,
+        IMAGE_PATHS,
+        apiHash,
+        NODE_VERSION,
+        v: 2,
+      }),
+    )
     .update(script)
     .digest("hex")
     .slice(0, 16);
@@ -130,7 +153,8 @@ export async function buildStandinTarball(log: (msg: string) => void = () => {})
     if (existsSync(path)) return result(false);
     const base = join(cacheDir, `rootfs-${recipeHash}.tar`);
     if (!existsSync(base)) await ensureImage(log); // builds the debootstrap rootfs tarball
-    if (!existsSync(base)) throw new Error(`${base} missing (the lab image exists but its rootfs tarball is gone: rm the flow-lab image and retry)`);
+    if (!existsSync(base))
+      throw new Error(`${base} missing (the lab image exists but its rootfs tarball is gone: rm the flow-lab image and retry)`);
     const work = await mkdtemp(join(cacheDir, "standin-build-"));
     try {
       const t0 = Date.now();
@@ -144,8 +168,26 @@ export async function buildStandinTarball(log: (msg: string) => void = () => {})
       await chmod(join(full, IMAGE_PATHS.node), 0o755);
       await mkdir(dirname(join(full, IMAGE_PATHS.api)), { recursive: true });
       await run("cp", ["-al", api.dir, join(full, IMAGE_PATHS.api)]);
-      const natives = (await run("find", [join(full, IMAGE_PATHS.api), "-type", "f", "(", "-name", "*.node", "-o", "-name", "*.so", "-o", "-name", "*.so.*", ")"]))
-        .stdout.split("\n").filter(Boolean).map((p) => p.slice(full.length));
+      const natives = (
+        await run("find", [
+          join(full, IMAGE_PATHS.api),
+          "-type",
+          "f",
+          "(",
+          "-name",
+          "*.node",
+          "-o",
+          "-name",
+          "*.so",
+          "-o",
+          "-name",
+          "*.so.*",
+          ")",
+        ])
+      ).stdout
+        .split("\n")
+        .filter(Boolean)
+        .map((p) => p.slice(full.length));
       const libs = new Set<string>();
       for (const bin of [IMAGE_PATHS.node, ...natives]) {
         const listed = await run("chroot", [full, "/lib64/ld-linux-x86-64.so.2", "--list", bin]);
@@ -153,10 +195,24 @@ export async function buildStandinTarball(log: (msg: string) => void = () => {})
         if (listed.stdout.includes("not found")) throw new Error(`ld.so --list ${bin}: a library is missing\n${listed.stdout}`);
         for (const l of found) if (!l.startsWith(`${IMAGE_PATHS.api}/`) && l !== bin) libs.add(l);
       }
-      if (![...libs].some((l) => l.includes("libstdc++"))) throw new Error(`ld.so --list ${IMAGE_PATHS.node}: unexpected output (no libstdc++)`);
+      if (![...libs].some((l) => l.includes("libstdc++")))
+        throw new Error(`ld.so --list ${IMAGE_PATHS.node}: unexpected output (no libstdc++)`);
 
       await mkdir(out);
-      for (const p of ["/tmp", "/root", "/proc", "/sys", "/dev", "/etc", "/usr/bin", "/usr/sbin", "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/local/bin", IMAGE_PATHS.workflows]) {
+      for (const p of [
+        "/tmp",
+        "/root",
+        "/proc",
+        "/sys",
+        "/dev",
+        "/etc",
+        "/usr/bin",
+        "/usr/sbin",
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib64",
+        "/usr/local/bin",
+        IMAGE_PATHS.workflows,
+      ]) {
         await mkdir(join(out, p), { recursive: true });
       }
       await chmod(join(out, "tmp"), 0o1777);
@@ -186,9 +242,13 @@ export async function buildStandinTarball(log: (msg: string) => void = () => {})
       await writeFile(join(comfy, "comfyui_version.py"), COMFY_VERSION_PY);
       await copyFile(serverScript, join(out, IMAGE_PATHS.comfyMain));
       // does it run? (inside its own tiny root, so a missing library shows here, not in a lab host)
-      const check = await run("chroot", [out, IMAGE_PATHS.node, "-e",
+      const check = await run("chroot", [
+        out,
+        IMAGE_PATHS.node,
+        "-e",
         `process.chdir("${IMAGE_PATHS.api}"); require("${IMAGE_PATHS.api}/node_modules/sharp"); ` +
-        `process.stdout.write(process.version + " comfyui-api " + require("${IMAGE_PATHS.api}/dist/package.json").version)`]);
+          `process.stdout.write(process.version + " comfyui-api " + require("${IMAGE_PATHS.api}/dist/package.json").version)`,
+      ]);
       if (!check.stdout.endsWith(` comfyui-api ${COMFYUI_API.version}`)) throw new Error(`stand-in rootfs check: ${check.stdout}`);
       const du = await run("du", ["-sm", out]);
       log(`stand-in rootfs: node ${check.stdout}, ${libs.size} libraries, ${du.stdout.split("\t")[0]} MB, built in ${Date.now() - t0} ms`);
@@ -247,8 +307,11 @@ export async function ensureStandinImage(inv: LabInventory, hostName: string, lo
 }
 
 async function inspect(container: string): Promise<{ hash: string; bytes: number } | null> {
-  const r = await run("docker", ["exec", container, "docker", "image", "inspect", "--format",
-    `{{index .Config.Labels "${HASH_LABEL}"}} {{.Size}}`, STANDIN_TAG], { allowFail: true });
+  const r = await run(
+    "docker",
+    ["exec", container, "docker", "image", "inspect", "--format", `{{index .Config.Labels "${HASH_LABEL}"}} {{.Size}}`, STANDIN_TAG],
+    { allowFail: true },
+  );
   if (r.code !== 0) return null;
   const [hash, size] = r.stdout.trim().split(" ");
   return { hash, bytes: Number(size) };
@@ -260,7 +323,8 @@ async function waitForInnerEngine(container: string, timeoutMs = 60_000): Promis
   for (;;) {
     const r = await run("docker", ["exec", container, "docker", "info", "--format", "{{.Driver}}"], { allowFail: true, timeoutMs: 20_000 });
     if (r.code === 0) return;
-    if (Date.now() > deadline) throw new Error(`${container}: inner Docker engine does not answer (was the host started with docker: false?)\n${r.stderr.trim()}`);
+    if (Date.now() > deadline)
+      throw new Error(`${container}: inner Docker engine does not answer (was the host started with docker: false?)\n${r.stderr.trim()}`);
     await sleep(500);
   }
 }

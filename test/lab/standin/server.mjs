@@ -123,7 +123,13 @@ function readJson(req, limit = 50 * 1024 * 1024) {
   });
 }
 
-const isDir = (p) => { try { return statSync(p).isDirectory(); } catch { return false; } };
+const isDir = (p) => {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+};
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------- models on disk
@@ -166,7 +172,11 @@ function folderNames() {
 }
 
 function safeReaddir(dir) {
-  try { return readdirSync(dir); } catch { return []; }
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }
 
 /** Files of one folder, recursively, "/"-separated and sorted; null for an unknown folder. */
@@ -174,7 +184,8 @@ function listFolder(folder) {
   let dirs, exts;
   if (folder === "custom_nodes") [dirs, exts] = [[cfg.customNodesDir], []];
   else if (folder in FOLDERS) [dirs, exts] = [FOLDERS[folder][0].map((d) => join(cfg.modelDir, d)), FOLDERS[folder][1]];
-  else if (!folder.startsWith(".") && !folder.includes("/") && isDir(join(cfg.modelDir, folder))) [dirs, exts] = [[join(cfg.modelDir, folder)], PT];
+  else if (!folder.startsWith(".") && !folder.includes("/") && isDir(join(cfg.modelDir, folder)))
+    [dirs, exts] = [[join(cfg.modelDir, folder)], PT];
   else return null;
   const out = new Set();
   for (const root of dirs) {
@@ -196,7 +207,11 @@ function walk(dir, visit, depth = 0) {
     if (name === ".git") continue;
     const p = join(dir, name);
     let st;
-    try { st = statSync(p); } catch { continue; } // dangling link
+    try {
+      st = statSync(p);
+    } catch {
+      continue;
+    } // dangling link
     if (st.isDirectory()) walk(p, visit, depth + 1);
     else if (st.isFile()) visit(p);
   }
@@ -204,14 +219,63 @@ function walk(dir, visit, depth = 0) {
 
 // ---------------------------------------------------------------- node classes
 
-const SAMPLERS = ["euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2", "dpm_2",
-  "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive", "dpmpp_2s_ancestral", "dpmpp_2s_ancestral_cfg_pp", "dpmpp_sde",
-  "dpmpp_sde_gpu", "dpmpp_2m", "dpmpp_2m_cfg_pp", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu",
-  "ddpm", "lcm", "ipndm", "ipndm_v", "deis", "res_multistep", "res_multistep_cfg_pp", "gradient_estimation", "er_sde",
-  "seeds_2", "seeds_3", "sa_solver", "ddim", "uni_pc", "uni_pc_bh2"];
+const SAMPLERS = [
+  "euler",
+  "euler_cfg_pp",
+  "euler_ancestral",
+  "euler_ancestral_cfg_pp",
+  "heun",
+  "heunpp2",
+  "dpm_2",
+  "dpm_2_ancestral",
+  "lms",
+  "dpm_fast",
+  "dpm_adaptive",
+  "dpmpp_2s_ancestral",
+  "dpmpp_2s_ancestral_cfg_pp",
+  "dpmpp_sde",
+  "dpmpp_sde_gpu",
+  "dpmpp_2m",
+  "dpmpp_2m_cfg_pp",
+  "dpmpp_2m_sde",
+  "dpmpp_2m_sde_gpu",
+  "dpmpp_3m_sde",
+  "dpmpp_3m_sde_gpu",
+  "ddpm",
+  "lcm",
+  "ipndm",
+  "ipndm_v",
+  "deis",
+  "res_multistep",
+  "res_multistep_cfg_pp",
+  "gradient_estimation",
+  "er_sde",
+  "seeds_2",
+  "seeds_3",
+  "sa_solver",
+  "ddim",
+  "uni_pc",
+  "uni_pc_bh2",
+];
 const SCHEDULERS = ["simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta", "normal", "linear_quadratic", "kl_optimal"];
-const CLIP_TYPES = ["stable_diffusion", "stable_cascade", "sd3", "stable_audio", "mochi", "ltxv", "pixart", "cosmos",
-  "lumina2", "wan", "hidream", "chroma", "ace", "omnigen2", "qwen_image", "hunyuan_image"];
+const CLIP_TYPES = [
+  "stable_diffusion",
+  "stable_cascade",
+  "sd3",
+  "stable_audio",
+  "mochi",
+  "ltxv",
+  "pixart",
+  "cosmos",
+  "lumina2",
+  "wan",
+  "hidream",
+  "chroma",
+  "ace",
+  "omnigen2",
+  "qwen_image",
+  "hunyuan_image",
+];
 const DUAL_CLIP_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_image"];
 
 const INT = (d, min, max, more = {}) => ["INT", { default: d, min, max, ...more }];
@@ -228,54 +292,151 @@ function def(name, category, required, outputs, more = {}) {
   const order = { required: Object.keys(required) };
   if (optional) order.optional = Object.keys(optional);
   return {
-    input, input_order: order,
-    output: outputs.map((o) => o[0]), output_is_list: outputs.map(() => false), output_name: outputs.map((o) => o[1]),
-    name, display_name: display || name, description: "", python_module: module, category, output_node,
+    input,
+    input_order: order,
+    output: outputs.map((o) => o[0]),
+    output_is_list: outputs.map(() => false),
+    output_name: outputs.map((o) => o[1]),
+    name,
+    display_name: display || name,
+    description: "",
+    python_module: module,
+    category,
+    output_node,
   };
 }
 
 /** The core classes, built per request so enums list the files present right now. */
 function coreNodes() {
   const m = (folder) => [listFolder(folder) || []];
-  const images = safeReaddir(cfg.inputDir).filter((f) => isFileSync(join(cfg.inputDir, f))).sort();
+  const images = safeReaddir(cfg.inputDir)
+    .filter((f) => isFileSync(join(cfg.inputDir, f)))
+    .sort();
   const list = [
-    def("CheckpointLoaderSimple", "loaders", { ckpt_name: m("checkpoints") }, [["MODEL", "MODEL"], ["CLIP", "CLIP"], ["VAE", "VAE"]], { display: "Load Checkpoint" }),
-    def("CLIPTextEncode", "conditioning", { text: ["STRING", { multiline: true, dynamicPrompts: true }], clip: ["CLIP"] }, [["CONDITIONING", "CONDITIONING"]], { display: "CLIP Text Encode (Prompt)" }),
-    def("KSampler", "sampling", {
-      model: ["MODEL"], seed: SEED, steps: INT(20, 1, 10000), cfg: FLOAT(8.0, 0.0, 100.0, 0.1, { round: 0.01 }),
-      sampler_name: [SAMPLERS], scheduler: [SCHEDULERS], positive: ["CONDITIONING"], negative: ["CONDITIONING"],
-      latent_image: ["LATENT"], denoise: FLOAT(1.0, 0.0, 1.0, 0.01),
-    }, [["LATENT", "LATENT"]]),
-    def("EmptyLatentImage", "latent", { width: DIM, height: DIM, batch_size: INT(1, 1, 4096) }, [["LATENT", "LATENT"]], { display: "Empty Latent Image" }),
+    def(
+      "CheckpointLoaderSimple",
+      "loaders",
+      { ckpt_name: m("checkpoints") },
+      [
+        ["MODEL", "MODEL"],
+        ["CLIP", "CLIP"],
+        ["VAE", "VAE"],
+      ],
+      { display: "Load Checkpoint" },
+    ),
+    def(
+      "CLIPTextEncode",
+      "conditioning",
+      { text: ["STRING", { multiline: true, dynamicPrompts: true }], clip: ["CLIP"] },
+      [["CONDITIONING", "CONDITIONING"]],
+      { display: "CLIP Text Encode (Prompt)" },
+    ),
+    def(
+      "KSampler",
+      "sampling",
+      {
+        model: ["MODEL"],
+        seed: SEED,
+        steps: INT(20, 1, 10000),
+        cfg: FLOAT(8.0, 0.0, 100.0, 0.1, { round: 0.01 }),
+        sampler_name: [SAMPLERS],
+        scheduler: [SCHEDULERS],
+        positive: ["CONDITIONING"],
+        negative: ["CONDITIONING"],
+        latent_image: ["LATENT"],
+        denoise: FLOAT(1.0, 0.0, 1.0, 0.01),
+      },
+      [["LATENT", "LATENT"]],
+    ),
+    def("EmptyLatentImage", "latent", { width: DIM, height: DIM, batch_size: INT(1, 1, 4096) }, [["LATENT", "LATENT"]], {
+      display: "Empty Latent Image",
+    }),
     def("VAEDecode", "latent", { samples: ["LATENT"], vae: ["VAE"] }, [["IMAGE", "IMAGE"]], { display: "VAE Decode" }),
     def("VAEEncode", "latent", { pixels: ["IMAGE"], vae: ["VAE"] }, [["LATENT", "LATENT"]], { display: "VAE Encode" }),
-    def("SaveImage", "image", { images: ["IMAGE"], filename_prefix: ["STRING", { default: "ComfyUI" }] }, [],
-      { hidden: { prompt: "PROMPT", extra_pnginfo: "EXTRA_PNGINFO" }, output_node: true, display: "Save Image" }),
-    def("PreviewImage", "image", { images: ["IMAGE"] }, [], { hidden: { prompt: "PROMPT", extra_pnginfo: "EXTRA_PNGINFO" }, output_node: true, display: "Preview Image" }),
-    def("LoadImage", "image", { image: [images, { image_upload: true }] }, [["IMAGE", "IMAGE"], ["MASK", "MASK"]], { display: "Load Image" }),
-    def("EmptyImage", "image", { width: DIM, height: DIM, batch_size: INT(1, 1, 4096), color: INT(0, 0, 0xffffff, { display: "color" }) },
-      [["IMAGE", "IMAGE"]], { module: "comfy_extras.nodes_images" }),
-    def("LoraLoader", "loaders", {
-      model: ["MODEL"], clip: ["CLIP"], lora_name: m("loras"),
-      strength_model: FLOAT(1.0, -100.0, 100.0, 0.01), strength_clip: FLOAT(1.0, -100.0, 100.0, 0.01),
-    }, [["MODEL", "MODEL"], ["CLIP", "CLIP"]], { display: "Load LoRA" }),
-    def("LoraLoaderModelOnly", "loaders", { model: ["MODEL"], lora_name: m("loras"), strength_model: FLOAT(1.0, -100.0, 100.0, 0.01) }, [["MODEL", "MODEL"]]),
-    def("UNETLoader", "advanced/loaders", { unet_name: m("diffusion_models"), weight_dtype: [["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]] },
-      [["MODEL", "MODEL"]], { display: "Load Diffusion Model" }),
+    def("SaveImage", "image", { images: ["IMAGE"], filename_prefix: ["STRING", { default: "ComfyUI" }] }, [], {
+      hidden: { prompt: "PROMPT", extra_pnginfo: "EXTRA_PNGINFO" },
+      output_node: true,
+      display: "Save Image",
+    }),
+    def("PreviewImage", "image", { images: ["IMAGE"] }, [], {
+      hidden: { prompt: "PROMPT", extra_pnginfo: "EXTRA_PNGINFO" },
+      output_node: true,
+      display: "Preview Image",
+    }),
+    def(
+      "LoadImage",
+      "image",
+      { image: [images, { image_upload: true }] },
+      [
+        ["IMAGE", "IMAGE"],
+        ["MASK", "MASK"],
+      ],
+      { display: "Load Image" },
+    ),
+    def(
+      "EmptyImage",
+      "image",
+      { width: DIM, height: DIM, batch_size: INT(1, 1, 4096), color: INT(0, 0, 0xffffff, { display: "color" }) },
+      [["IMAGE", "IMAGE"]],
+      { module: "comfy_extras.nodes_images" },
+    ),
+    def(
+      "LoraLoader",
+      "loaders",
+      {
+        model: ["MODEL"],
+        clip: ["CLIP"],
+        lora_name: m("loras"),
+        strength_model: FLOAT(1.0, -100.0, 100.0, 0.01),
+        strength_clip: FLOAT(1.0, -100.0, 100.0, 0.01),
+      },
+      [
+        ["MODEL", "MODEL"],
+        ["CLIP", "CLIP"],
+      ],
+      { display: "Load LoRA" },
+    ),
+    def("LoraLoaderModelOnly", "loaders", { model: ["MODEL"], lora_name: m("loras"), strength_model: FLOAT(1.0, -100.0, 100.0, 0.01) }, [
+      ["MODEL", "MODEL"],
+    ]),
+    def(
+      "UNETLoader",
+      "advanced/loaders",
+      { unet_name: m("diffusion_models"), weight_dtype: [["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]] },
+      [["MODEL", "MODEL"]],
+      { display: "Load Diffusion Model" },
+    ),
     def("VAELoader", "loaders", { vae_name: m("vae") }, [["VAE", "VAE"]], { display: "Load VAE" }),
-    def("CLIPLoader", "advanced/loaders", { clip_name: m("text_encoders"), type: [CLIP_TYPES] }, [["CLIP", "CLIP"]],
-      { optional: { device: [["default", "cpu"], { advanced: true }] }, display: "Load CLIP" }),
-    def("DualCLIPLoader", "advanced/loaders", { clip_name1: m("text_encoders"), clip_name2: m("text_encoders"), type: [DUAL_CLIP_TYPES] },
-      [["CLIP", "CLIP"]], { optional: { device: [["default", "cpu"], { advanced: true }] } }),
+    def("CLIPLoader", "advanced/loaders", { clip_name: m("text_encoders"), type: [CLIP_TYPES] }, [["CLIP", "CLIP"]], {
+      optional: { device: [["default", "cpu"], { advanced: true }] },
+      display: "Load CLIP",
+    }),
+    def(
+      "DualCLIPLoader",
+      "advanced/loaders",
+      { clip_name1: m("text_encoders"), clip_name2: m("text_encoders"), type: [DUAL_CLIP_TYPES] },
+      [["CLIP", "CLIP"]],
+      { optional: { device: [["default", "cpu"], { advanced: true }] } },
+    ),
     def("CLIPVisionLoader", "loaders", { clip_name: m("clip_vision") }, [["CLIP_VISION", "CLIP_VISION"]], { display: "Load CLIP Vision" }),
-    def("ControlNetLoader", "loaders", { control_net_name: m("controlnet") }, [["CONTROL_NET", "CONTROL_NET"]], { display: "Load ControlNet Model" }),
-    def("UpscaleModelLoader", "loaders", { model_name: m("upscale_models") }, [["UPSCALE_MODEL", "UPSCALE_MODEL"]],
-      { display: "Load Upscale Model", module: "comfy_extras.nodes_upscale_model" }),
+    def("ControlNetLoader", "loaders", { control_net_name: m("controlnet") }, [["CONTROL_NET", "CONTROL_NET"]], {
+      display: "Load ControlNet Model",
+    }),
+    def("UpscaleModelLoader", "loaders", { model_name: m("upscale_models") }, [["UPSCALE_MODEL", "UPSCALE_MODEL"]], {
+      display: "Load Upscale Model",
+      module: "comfy_extras.nodes_upscale_model",
+    }),
   ];
   return Object.fromEntries(list.map((d) => [d.name, d]));
 }
 
-const isFileSync = (p) => { try { return statSync(p).isFile(); } catch { return false; } };
+const isFileSync = (p) => {
+  try {
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
+};
 
 /** Class names a .py file registers with literal keys. */
 function pyClassNames(text) {
@@ -284,7 +445,8 @@ function pyClassNames(text) {
   // NODE_CLASS_MAPPINGS = { ... }   and   NODE_CLASS_MAPPINGS.update({ ... })
   const opener = /NODE_CLASS_MAPPINGS\s*(?::[^=\n]*)?(?:=|\.update\()\s*\{/g;
   for (let m = opener.exec(text); m; m = opener.exec(text)) {
-    let depth = 1, i = m.index + m[0].length;
+    let depth = 1,
+      i = m.index + m[0].length;
     const start = i;
     while (i < text.length && depth > 0) {
       if (text[i] === "{") depth++;
@@ -293,7 +455,10 @@ function pyClassNames(text) {
     }
     // only the top level of the dict: drop nested {...} before collecting keys
     let body = text.slice(start, i - 1);
-    for (let prev; prev !== body;) { prev = body; body = body.replace(/\{[^{}]*\}/g, ""); }
+    for (let prev; prev !== body;) {
+      prev = body;
+      body = body.replace(/\{[^{}]*\}/g, "");
+    }
     body = body.replace(/#[^\n]*/g, "");
     for (let k = quoted.exec(body); k; k = quoted.exec(body)) names.add(k[1]);
   }
@@ -334,7 +499,11 @@ function customNodes() {
 }
 
 function readText(file) {
-  try { return readFileSync(file, "utf8").slice(0, 2_000_000); } catch { return ""; }
+  try {
+    return readFileSync(file, "utf8").slice(0, 2_000_000);
+  } catch {
+    return "";
+  }
 }
 
 const objectInfo = () => ({ ...customNodes(), ...coreNodes() });
@@ -347,8 +516,17 @@ function wsFrame(opcode, payload) {
   const len = payload.length;
   let head;
   if (len < 126) head = Buffer.from([0x80 | opcode, len]);
-  else if (len < 65536) { head = Buffer.alloc(4); head[0] = 0x80 | opcode; head[1] = 126; head.writeUInt16BE(len, 2); }
-  else { head = Buffer.alloc(10); head[0] = 0x80 | opcode; head[1] = 127; head.writeBigUInt64BE(BigInt(len), 2); }
+  else if (len < 65536) {
+    head = Buffer.alloc(4);
+    head[0] = 0x80 | opcode;
+    head[1] = 126;
+    head.writeUInt16BE(len, 2);
+  } else {
+    head = Buffer.alloc(10);
+    head[0] = 0x80 | opcode;
+    head[1] = 127;
+    head.writeBigUInt64BE(BigInt(len), 2);
+  }
   return Buffer.concat([head, payload]);
 }
 
@@ -356,14 +534,19 @@ function wsUpgrade(req, socket) {
   const url = new URL(req.url, "http://x");
   const key = req.headers["sec-websocket-key"];
   if (url.pathname !== "/ws") return socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
-  if (!key || String(req.headers.upgrade).toLowerCase() !== "websocket") return socket.end("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
-  const accept = createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
+  if (!key || String(req.headers.upgrade).toLowerCase() !== "websocket")
+    return socket.end("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+  const accept = createHash("sha1")
+    .update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+    .digest("base64");
   socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
   // ComfyUI keeps the client's id when it gives one, else makes one up
   const sid = url.searchParams.get("clientId") || randomUUID().replace(/-/g, "");
   sockets.set(sid, socket); // a reconnect with the same id takes over its messages
   socket.setNoDelay(true);
-  const forget = () => { if (sockets.get(sid) === socket) sockets.delete(sid); };
+  const forget = () => {
+    if (sockets.get(sid) === socket) sockets.delete(sid);
+  };
   socket.on("close", forget);
   socket.on("error", forget);
   let buf = Buffer.alloc(0);
@@ -371,17 +554,30 @@ function wsUpgrade(req, socket) {
     buf = Buffer.concat([buf, chunk]);
     for (;;) {
       if (buf.length < 2) return;
-      const opcode = buf[0] & 0x0f, masked = buf[1] & 0x80;
-      let len = buf[1] & 0x7f, off = 2;
-      if (len === 126) { if (buf.length < 4) return; len = buf.readUInt16BE(2); off = 4; }
-      else if (len === 127) { if (buf.length < 10) return; len = Number(buf.readBigUInt64BE(2)); off = 10; }
+      const opcode = buf[0] & 0x0f,
+        masked = buf[1] & 0x80;
+      let len = buf[1] & 0x7f,
+        off = 2;
+      if (len === 126) {
+        if (buf.length < 4) return;
+        len = buf.readUInt16BE(2);
+        off = 4;
+      } else if (len === 127) {
+        if (buf.length < 10) return;
+        len = Number(buf.readBigUInt64BE(2));
+        off = 10;
+      }
       const maskOff = off;
       if (masked) off += 4;
       if (buf.length < off + len) return;
       const payload = Buffer.from(buf.subarray(off, off + len));
       if (masked) for (let i = 0; i < len; i++) payload[i] ^= buf[maskOff + (i % 4)];
       buf = buf.subarray(off + len);
-      if (opcode === 0x8) { socket.end(wsFrame(0x8, payload.subarray(0, 2))); forget(); return; }
+      if (opcode === 0x8) {
+        socket.end(wsFrame(0x8, payload.subarray(0, 2)));
+        forget();
+        return;
+      }
       if (opcode === 0x9) socket.write(wsFrame(0xa, payload));
       // text from clients (feature flags) is accepted and ignored
     }
@@ -430,7 +626,8 @@ function validatePrompt(prompt) {
       if (!s[0].includes(value)) {
         nodeErrors[id] ??= { errors: [], dependent_outputs: outputs, class_type: node.class_type };
         nodeErrors[id].errors.push({
-          type: "value_not_in_list", message: "Value not in list",
+          type: "value_not_in_list",
+          message: "Value not in list",
           details: `${name}: '${value}' not in ${JSON.stringify(s[0])}`,
           extra_info: { input_name: name, input_config: s, received_value: value },
         });
@@ -459,7 +656,10 @@ async function execute(p) {
   const executed = [];
   const outputs = {};
   const messages = [];
-  const note = (type, data) => { messages.push([type, { ...data, timestamp: Date.now() }]); wsSend(to, type, { ...data, timestamp: Date.now() }); };
+  const note = (type, data) => {
+    messages.push([type, { ...data, timestamp: Date.now() }]);
+    wsSend(to, type, { ...data, timestamp: Date.now() });
+  };
   comfyLog("got prompt");
   note("execution_start", { prompt_id: p.id });
   note("execution_cached", { nodes: [], prompt_id: p.id });
@@ -473,10 +673,20 @@ async function execute(p) {
     }
     wsSend(to, "executing", { node: id, display_node: id, prompt_id: p.id });
     if (cfg.failPrompts && i === ids.length - 1) {
-      end = ["execution_error", {
-        prompt_id: p.id, node_id: id, node_type: node.class_type, executed: [...executed],
-        exception_message: "FAIL_PROMPTS=1 (stand-in)", exception_type: "RuntimeError", traceback: [], current_inputs: {}, current_outputs: {},
-      }];
+      end = [
+        "execution_error",
+        {
+          prompt_id: p.id,
+          node_id: id,
+          node_type: node.class_type,
+          executed: [...executed],
+          exception_message: "FAIL_PROMPTS=1 (stand-in)",
+          exception_type: "RuntimeError",
+          traceback: [],
+          current_inputs: {},
+          current_outputs: {},
+        },
+      ];
       break;
     }
     const output = runNode(node, p.prompt);
@@ -488,15 +698,20 @@ async function execute(p) {
   }
   if (end) {
     note(...end);
-    comfyLog(end[0] === "execution_interrupted" ? "Processing interrupted" : `!!! Exception during processing !!! ${end[1].exception_message}`);
+    comfyLog(
+      end[0] === "execution_interrupted" ? "Processing interrupted" : `!!! Exception during processing !!! ${end[1].exception_message}`,
+    );
   } else {
     note("execution_success", { prompt_id: p.id });
   }
   // history is written before "executing null", as ComfyUI's worker does
   history.set(p.id, {
-    prompt: queueItem(p), outputs,
+    prompt: queueItem(p),
+    outputs,
     status: { status_str: end ? "error" : "success", completed: !end, messages },
-    meta: Object.fromEntries(Object.keys(outputs).map((id) => [id, { node_id: id, display_node: id, parent_node: null, real_node_id: id }])),
+    meta: Object.fromEntries(
+      Object.keys(outputs).map((id) => [id, { node_id: id, display_node: id, parent_node: null, real_node_id: id }]),
+    ),
   });
   wsSend(to, "executing", { node: null, prompt_id: p.id });
   comfyLog(`Prompt executed in ${((Date.now() - started) / 1000).toFixed(2)} seconds`);
@@ -516,7 +731,8 @@ function runNode(node, prompt) {
   // ComfyUI counts on from the highest counter already on disk for this prefix
   const taken = safeReaddir(dir)
     .map((f) => f.startsWith(`${base}_`) && /^(\d{5})_\.png$/.exec(f.slice(base.length + 1)))
-    .filter(Boolean).map((m) => Number(m[1]));
+    .filter(Boolean)
+    .map((m) => Number(m[1]));
   const n = (taken.length ? Math.max(...taken) : 0) + 1;
   const filename = `${base}_${String(n).padStart(5, "0")}_.png`;
   const src = upstreamSize(prompt, inputs.images);
@@ -552,18 +768,27 @@ function crc32(buf) {
 }
 function png(width, height, [r, g, b]) {
   const chunk = (type, data) => {
-    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
     const td = Buffer.concat([Buffer.from(type, "ascii"), data]);
-    const crc = Buffer.alloc(4); crc.writeUInt32BE(crc32(td));
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(td));
     return Buffer.concat([len, td, crc]);
   };
   const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0); ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; ihdr[9] = 2; // 8 bits, truecolour; compression, filter, interlace 0
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8;
+  ihdr[9] = 2; // 8 bits, truecolour; compression, filter, interlace 0
   const row = Buffer.alloc(1 + width * 3);
   for (let x = 0; x < width; x++) row.set([r, g, b], 1 + x * 3);
   const raw = Buffer.concat(Array.from({ length: height }, () => row));
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", ihdr), chunk("IDAT", deflateSync(raw)), chunk("IEND", Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", deflateSync(raw)),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
 }
 
 // ---------------------------------------------------------------- ComfyUI side (8188)
@@ -572,13 +797,27 @@ async function comfyRoutes(req, res) {
   const url = new URL(req.url, "http://x");
   const path = url.pathname;
   const route = `${req.method} ${path}`;
-  if (route === "GET /") return send(res, 200, `<!DOCTYPE html><html><head><title>ComfyUI</title></head><body><div id="vue-app"></div></body></html>`, "text/html; charset=utf-8");
+  if (route === "GET /")
+    return send(
+      res,
+      200,
+      `<!DOCTYPE html><html><head><title>ComfyUI</title></head><body><div id="vue-app"></div></body></html>`,
+      "text/html; charset=utf-8",
+    );
   if (route === "GET /ws") return send(res, 400, "Expected a websocket upgrade", "text/plain");
   if (route === "GET /system_stats") {
     return send(res, 200, {
-      system: { os: "posix", ram_total: os.totalmem(), ram_free: os.freemem(), comfyui_version: COMFY_VERSION,
-        required_frontend_version: "1.28.8", python_version: "3.12.3 (stand-in)", pytorch_version: "2.8.0+cu128",
-        embedded_python: false, argv: ["main.py", ...process.argv.slice(2)] },
+      system: {
+        os: "posix",
+        ram_total: os.totalmem(),
+        ram_free: os.freemem(),
+        comfyui_version: COMFY_VERSION,
+        required_frontend_version: "1.28.8",
+        python_version: "3.12.3 (stand-in)",
+        pytorch_version: "2.8.0+cu128",
+        embedded_python: false,
+        argv: ["main.py", ...process.argv.slice(2)],
+      },
       devices: [{ name: "cpu", type: "cpu", index: null, vram_total: 0, vram_free: 0, torch_vram_total: 0, torch_vram_free: 0 }],
     });
   }
@@ -595,29 +834,48 @@ async function comfyRoutes(req, res) {
   }
   // ComfyUI-Manager's routes exist only while its folder does (a mount over custom_nodes hides it)
   if (route === "GET /manager/version" || route === "GET /v2/manager/version") {
-    return isDir(join(cfg.customNodesDir, "ComfyUI-Manager")) ? send(res, 200, "V3.37 (stand-in)", "text/plain") : send(res, 404, "404: Not Found", "text/plain");
+    return isDir(join(cfg.customNodesDir, "ComfyUI-Manager"))
+      ? send(res, 200, "V3.37 (stand-in)", "text/plain")
+      : send(res, 404, "404: Not Found", "text/plain");
   }
-  if (route === "GET /embeddings") return send(res, 200, (listFolder("embeddings") || []).map((f) => f.replace(/\.[^.]+$/, "")));
+  if (route === "GET /embeddings")
+    return send(
+      res,
+      200,
+      (listFolder("embeddings") || []).map((f) => f.replace(/\.[^.]+$/, "")),
+    );
   if (route === "POST /prompt") {
     const body = await readJson(req);
-    if (!body || typeof body !== "object") return send(res, 400, { error: { type: "invalid_prompt", message: "invalid json", details: "", extra_info: {} }, node_errors: {} });
+    if (!body || typeof body !== "object")
+      return send(res, 400, { error: { type: "invalid_prompt", message: "invalid json", details: "", extra_info: {} }, node_errors: {} });
     const checked = validatePrompt(body.prompt);
     if (checked.error) {
       comfyLog(`invalid prompt: ${checked.error.message}`);
       return send(res, 400, checked);
     }
-    const item = { number: counter++, id: body.prompt_id || randomUUID(), prompt: body.prompt, clientId: body.client_id, outputs: checked.outputs };
+    const item = {
+      number: counter++,
+      id: body.prompt_id || randomUUID(),
+      prompt: body.prompt,
+      clientId: body.client_id,
+      outputs: checked.outputs,
+    };
     queue.push(item);
     broadcastStatus();
     setImmediate(runQueue);
     return send(res, 200, { prompt_id: item.id, number: item.number, node_errors: {} });
   }
   if (route === "GET /prompt") return send(res, 200, { exec_info: { queue_remaining: queueRemaining() } });
-  if (route === "GET /queue") return send(res, 200, { queue_running: running ? [queueItem(running)] : [], queue_pending: queue.map(queueItem) });
+  if (route === "GET /queue")
+    return send(res, 200, { queue_running: running ? [queueItem(running)] : [], queue_pending: queue.map(queueItem) });
   if (route === "POST /queue") {
     const body = (await readJson(req)) || {};
     if (body.clear) queue.length = 0;
-    if (Array.isArray(body.delete)) for (const id of body.delete) { const i = queue.findIndex((p) => p.id === id); if (i >= 0) queue.splice(i, 1); }
+    if (Array.isArray(body.delete))
+      for (const id of body.delete) {
+        const i = queue.findIndex((p) => p.id === id);
+        if (i >= 0) queue.splice(i, 1);
+      }
     broadcastStatus();
     return send(res, 200, "", "text/plain");
   }
@@ -643,7 +901,11 @@ async function comfyRoutes(req, res) {
     const name = url.searchParams.get("filename") || "";
     const sub = url.searchParams.get("subfolder") || "";
     if (!root || !name || name.includes("..") || sub.includes("..")) return send(res, 400, "bad request", "text/plain");
-    try { return send(res, 200, readFileSync(join(root, sub, name)), "image/png"); } catch { return send(res, 404, "404: Not Found", "text/plain"); }
+    try {
+      return send(res, 200, readFileSync(join(root, sub, name)), "image/png");
+    } catch {
+      return send(res, 404, "404: Not Found", "text/plain");
+    }
   }
   return send(res, 404, "404: Not Found", "text/plain");
 }

@@ -8,7 +8,10 @@ import { SHARED, SKIP_MSG, jsonShared, needs } from "./shared-data.ts";
 
 const oi = parseObjectInfo({
   Src: { input: { required: { n: ["INT", {}] } }, output: ["IMAGE"] },
-  Seeded: { input: { required: { seed: ["INT", { control_after_generate: true }], steps: ["INT", {}], image: ["IMAGE"] } }, output: ["IMAGE"] },
+  Seeded: {
+    input: { required: { seed: ["INT", { control_after_generate: true }], steps: ["INT", {}], image: ["IMAGE"] } },
+    output: ["IMAGE"],
+  },
   Pass: { input: { required: { image: ["IMAGE"], s: ["STRING", {}] } }, output: ["IMAGE"] },
   Out: { input: { required: { images: ["IMAGE"] } }, output: [], output_node: true, display_name: "Output" },
 });
@@ -16,7 +19,13 @@ const L = (id: number, o: number, os: number, t: number, ts: number) => [id, o, 
 
 test("widgets in object_info order, control_after_generate companion dropped, links after", () => {
   const r = convertUiToApi(
-    { nodes: [{ id: 1, type: "Src", widgets_values: [7] }, { id: 2, type: "Seeded", widgets_values: [42, "randomize", 20], inputs: [{ name: "image", link: 1 }] }], links: [L(1, 1, 0, 2, 0)] },
+    {
+      nodes: [
+        { id: 1, type: "Src", widgets_values: [7] },
+        { id: 2, type: "Seeded", widgets_values: [42, "randomize", 20], inputs: [{ name: "image", link: 1 }] },
+      ],
+      links: [L(1, 1, 0, 2, 0)],
+    },
     oi,
   );
   assert.deepEqual(r.prompt["2"].inputs, { seed: 42, steps: 20, image: ["1", 0] });
@@ -29,7 +38,14 @@ test("links followed through Reroute and bypassed nodes; muted and Note nodes dr
       nodes: [
         { id: 1, type: "Src", widgets_values: [1] },
         { id: 2, type: "Reroute", inputs: [{ name: "", type: "*", link: 1 }], outputs: [{ type: "*" }] },
-        { id: 3, type: "Pass", mode: 4, widgets_values: ["x"], inputs: [{ name: "image", type: "IMAGE", link: 2 }], outputs: [{ type: "IMAGE" }] },
+        {
+          id: 3,
+          type: "Pass",
+          mode: 4,
+          widgets_values: ["x"],
+          inputs: [{ name: "image", type: "IMAGE", link: 2 }],
+          outputs: [{ type: "IMAGE" }],
+        },
         { id: 4, type: "Out", inputs: [{ name: "images", link: 3 }] },
         { id: 5, type: "Pass", mode: 2, widgets_values: ["m"] },
         { id: 6, type: "Note", widgets_values: ["hi"] },
@@ -44,7 +60,13 @@ test("links followed through Reroute and bypassed nodes; muted and Note nodes dr
 
 test("PrimitiveNode values are inlined", () => {
   const r = convertUiToApi(
-    { nodes: [{ id: 1, type: "PrimitiveNode", widgets_values: [99, "fixed"], outputs: [{ type: "INT" }] }, { id: 2, type: "Src", widgets_values: [0], inputs: [{ name: "n", widget: { name: "n" }, link: 1 }] }], links: [[1, 1, 0, 2, 0, "INT"]] },
+    {
+      nodes: [
+        { id: 1, type: "PrimitiveNode", widgets_values: [99, "fixed"], outputs: [{ type: "INT" }] },
+        { id: 2, type: "Src", widgets_values: [0], inputs: [{ name: "n", widget: { name: "n" }, link: 1 }] },
+      ],
+      links: [[1, 1, 0, 2, 0, "INT"]],
+    },
     oi,
   );
   assert.deepEqual(r.prompt, { "2": { inputs: { n: 99 }, class_type: "Src", _meta: { title: "Src" } } });
@@ -81,17 +103,24 @@ test("subgraphs expand with ids <instance>:<inner>, links crossing the boundary 
   assert.deepEqual(r.prompt["3"].inputs, { images: ["2:5", 0] });
 });
 
-test("acceptance: sd15 comfy-cli fixture converts to exactly the expected API JSON", { skip: needs("comfy-cli/sd15_ui_workflow.json") }, () => {
-  const r = convertUiToApi(jsonShared("comfy-cli/sd15_ui_workflow.json"), parseObjectInfo(jsonShared("comfy-cli/sd15_object_info.json")));
-  assert.deepEqual(r.prompt, jsonShared("comfy-cli/sd15_expected_api.json"));
-  assert.deepEqual(r.issues, []);
-});
+test(
+  "acceptance: sd15 comfy-cli fixture converts to exactly the expected API JSON",
+  { skip: needs("comfy-cli/sd15_ui_workflow.json") },
+  () => {
+    const r = convertUiToApi(jsonShared("comfy-cli/sd15_ui_workflow.json"), parseObjectInfo(jsonShared("comfy-cli/sd15_object_info.json")));
+    assert.deepEqual(r.prompt, jsonShared("comfy-cli/sd15_expected_api.json"));
+    assert.deepEqual(r.issues, []);
+  },
+);
 
 test("acceptance: subgraph template expands with no node lost", { skip: needs("comfy-cli/subgraph_template_ui.json") }, () => {
   const ui = jsonShared("comfy-cli/subgraph_template_ui.json");
   const r = convertUiToApi(ui, parseObjectInfo(jsonShared("comfy-cli/subgraph_object_info.json")));
   // Every executable node inside every instance must appear (frontend-only ones excepted).
-  const expected = readWorkflow(ui, "sg.json").nodes.filter((n) => !["MarkdownNote", "Note"].includes(n.type)).map((n) => n.key).sort();
+  const expected = readWorkflow(ui, "sg.json")
+    .nodes.filter((n) => !["MarkdownNote", "Note"].includes(n.type))
+    .map((n) => n.key)
+    .sort();
   assert.deepEqual(Object.keys(r.prompt).sort(), expected);
   assert.equal(expected.length, 15);
 });

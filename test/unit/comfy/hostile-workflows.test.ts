@@ -59,7 +59,10 @@ test("the limit is exact: 15 levels (49,150 expanded nodes) are read and convert
 test("a group node holding itself is reported as a cycle; the rest of the workflow is read", async () => {
   const d = succeeded(await bounded("deps", { gen: "groupNodeRing", n: 1, file: "self.json" }));
   assert.deepEqual(d.models, ["loras/in-ring0.safetensors", "vae/outside.safetensors"]);
-  assert.ok(d.warnings.some((w: string) => /cycle/.test(w) && /ring0 > .*ring0/.test(w)), d.warnings.join("\n"));
+  assert.ok(
+    d.warnings.some((w: string) => /cycle/.test(w) && /ring0 > .*ring0/.test(w)),
+    d.warnings.join("\n"),
+  );
 });
 
 test("group nodes holding each other (rings of 2 and 5, both type spellings) are reported as a cycle", async () => {
@@ -77,12 +80,18 @@ test("subgraphs that contain each other are reported as a cycle, naming the subg
     id,
     inputs: [],
     outputs: [],
-    nodes: [{ id: 1, type: inner }, { id: 2, type: "VAELoader" }],
+    nodes: [
+      { id: 1, type: inner },
+      { id: 2, type: "VAELoader" },
+    ],
     links: [],
   });
   const json = { nodes: [{ id: 7, type: a }], links: [], definitions: { subgraphs: [sg(a, b), sg(b, a)] } };
   const wf = readWorkflow(json, "mutual.json");
-  assert.deepEqual(wf.nodes.map((n) => n.key), ["7:1:2", "7:2"]);
+  assert.deepEqual(
+    wf.nodes.map((n) => n.key),
+    ["7:1:2", "7:2"],
+  );
   assert.equal(wf.warnings.length, 1);
   assert.match(wf.warnings[0]!, /cycle/);
   assert.ok(wf.warnings[0]!.includes(`${a} > ${b} > ${a}`), wf.warnings[0]);
@@ -117,15 +126,19 @@ test("50,000 top-level nodes naming 50,000 different model files, or one file 50
   assert.deepEqual(s.models, ["?/same.safetensors"]);
 });
 
-test("resolution: 50,000 classes claimed by two packs in use (real map) are tie-broken in < 5 s", { skip: needs("comfyui-manager/extension-node-map.json") }, async () => {
-  const n = 50_000;
-  const r = succeeded(await bounded("resolveManyAmbiguous", { n }));
-  const pair = ["https://github.com/jtrue/comfyui-jarue", "https://github.com/jtrue/comfyui-wordembeddings"];
-  assert.deepEqual(r.candidates.sort(), pair, "the map changed: pick other names");
-  assert.equal(r.resolved, n);
-  assert.equal(r.packs.length, 1, r.packs.join(", "));
-  assert.ok(r.ms < FAST_MS, `resolution took ${r.ms} ms`);
-});
+test(
+  "resolution: 50,000 classes claimed by two packs in use (real map) are tie-broken in < 5 s",
+  { skip: needs("comfyui-manager/extension-node-map.json") },
+  async () => {
+    const n = 50_000;
+    const r = succeeded(await bounded("resolveManyAmbiguous", { n }));
+    const pair = ["https://github.com/jtrue/comfyui-jarue", "https://github.com/jtrue/comfyui-wordembeddings"];
+    assert.deepEqual(r.candidates.sort(), pair, "the map changed: pick other names");
+    assert.equal(r.resolved, n);
+    assert.equal(r.packs.length, 1, r.packs.join(", "));
+    assert.ok(r.ms < FAST_MS, `resolution took ${r.ms} ms`);
+  },
+);
 
 test("150,000 top-level nodes naming different model files: the text report renders (no 150,000-argument call)", async () => {
   const n = 150_000;

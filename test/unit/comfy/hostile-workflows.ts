@@ -12,10 +12,19 @@ const LEAF = { type: "LoraLoader", widgets_values: ["leaf.safetensors", 1, 1] };
 export function doublingSubgraphs(levels: number, leaf: Record<string, unknown> = LEAF) {
   const subgraphs = [];
   for (let i = 0; i < levels; i++) {
-    const nodes = i < levels - 1 ? [{ id: 1, type: sgId(i + 1) }, { id: 2, type: sgId(i + 1) }] : [{ id: 1, ...leaf }];
+    const nodes =
+      i < levels - 1
+        ? [
+            { id: 1, type: sgId(i + 1) },
+            { id: 2, type: sgId(i + 1) },
+          ]
+        : [{ id: 1, ...leaf }];
     subgraphs.push({ id: sgId(i), name: `level${i}`, inputs: [], outputs: [], nodes, links: [] });
   }
-  const nodes = [{ id: 1, type: sgId(0) }, { id: 2, type: "VAELoader", widgets_values: ["top.safetensors"] }];
+  const nodes = [
+    { id: 1, type: sgId(0) },
+    { id: 2, type: "VAELoader", widgets_values: ["top.safetensors"] },
+  ];
   return { nodes, links: [], definitions: { subgraphs } };
 }
 
@@ -29,7 +38,10 @@ export function doublingGroupNodes(levels: number) {
     groupNodes[`g${i}`] = {
       nodes:
         i < levels - 1
-          ? [{ id: -1, index: 0, type: `workflow>g${i + 1}` }, { id: -1, index: 1, type: `workflow/g${i + 1}` }]
+          ? [
+              { id: -1, index: 0, type: `workflow>g${i + 1}` },
+              { id: -1, index: 1, type: `workflow/g${i + 1}` },
+            ]
           : [{ id: -1, index: 0, type: "LoraLoader", widgets_values: ["leaf.safetensors", 1, 1] }],
       links: [],
     };
@@ -50,7 +62,10 @@ export function groupNodeRing(ring: number) {
     groupNodes[`ring${i}`] = { nodes, links: [] };
   }
   return {
-    nodes: [{ id: 1, type: "workflow>ring0" }, { id: 2, type: "VAELoader", widgets_values: ["outside.safetensors"] }],
+    nodes: [
+      { id: 1, type: "workflow>ring0" },
+      { id: 2, type: "VAELoader", widgets_values: ["outside.safetensors"] },
+    ],
     links: [],
     extra: { groupNodes },
   };

@@ -14,7 +14,12 @@ const idx = buildIndex({ extensionNodeMap: map, coreClasses: new Set(["LoraLoade
 const json = {
   nodes: [
     { id: 1, type: "Foo", properties: { cnr_id: "pack", ver: "1.0.0" } },
-    { id: 2, type: "LoraLoader", widgets_values: ["l.safetensors"], properties: { models: [{ name: "l.safetensors", directory: "loras", url: "https://e.com/l", hash: "ff" }] } },
+    {
+      id: 2,
+      type: "LoraLoader",
+      widgets_values: ["l.safetensors"],
+      properties: { models: [{ name: "l.safetensors", directory: "loras", url: "https://e.com/l", hash: "ff" }] },
+    },
     { id: 3, type: "LoraLoader", widgets_values: ["nosrc.safetensors"] },
   ],
   links: [],
@@ -23,14 +28,24 @@ const json = {
 test("lock: registry packs with version, models with url/size/sha256; unresolved listed", () => {
   const wf = readWorkflow(json, "w.json");
   const l = lockWorkflow(json, resolveWorkflowNodes(wf, idx), modelDeps(wf).models, { models: { "https://e.com/l": { size: 123 } } });
-  assert.deepEqual(l.packs, [{ kind: "registry", id: "pack", version: "1.0.0", repo: "https://github.com/a/pack", classes: ["Foo"], optional: false }]);
-  assert.deepEqual(l.models, [{ folder: "loras", name: "l.safetensors", url: "https://e.com/l", size: 123, sha256: "ff", optional: false }]);
+  assert.deepEqual(l.packs, [
+    { kind: "registry", id: "pack", version: "1.0.0", repo: "https://github.com/a/pack", classes: ["Foo"], optional: false },
+  ]);
+  assert.deepEqual(l.models, [
+    { folder: "loras", name: "l.safetensors", url: "https://e.com/l", size: 123, sha256: "ff", optional: false },
+  ]);
   assert.deepEqual(l.unresolved, ["model loras/nosrc.safetensors: no source URL"]);
 });
 
 test("lock --check: hash ignores key order, detects changes, additions, removals", () => {
   assert.equal(workflowContentHash({ a: 1, b: [1, { c: 2, d: 3 }] }), workflowContentHash({ b: [1, { d: 3, c: 2 }], a: 1 }));
-  const lock: LockFile = { version: 1, workflows: { w: { contentHash: workflowContentHash(json), packs: [], models: [], unresolved: [] }, gone: { contentHash: "x", packs: [], models: [], unresolved: [] } } };
+  const lock: LockFile = {
+    version: 1,
+    workflows: {
+      w: { contentHash: workflowContentHash(json), packs: [], models: [], unresolved: [] },
+      gone: { contentHash: "x", packs: [], models: [], unresolved: [] },
+    },
+  };
   assert.deepEqual(checkLock(lock, { w: json, n: {} }), { changed: [], added: ["n"], removed: ["gone"] });
   assert.deepEqual(checkLock(lock, { w: { ...json, links: [[1]] } }).changed, ["w"]);
   assert.ok(serializeLock(lock).endsWith("\n"));
@@ -41,7 +56,16 @@ test("deps report: stable JSON shape and a readable table with the how-to for mi
   const rep = buildDepsReport(wf, resolveWorkflowNodes(wf, idx), modelDeps(wf));
   assert.equal(rep.schema, "flow.workflow-deps/1");
   assert.deepEqual(Object.keys(rep), ["schema", "file", "format", "packs", "problems", "models", "refused", "warnings"]);
-  assert.deepEqual(rep.packs[0], { repo: "https://github.com/a/pack", registryId: "pack", version: "1.0.0", commit: null, classes: ["Foo"], how: "cnr_id", runnersUp: [], optional: false });
+  assert.deepEqual(rep.packs[0], {
+    repo: "https://github.com/a/pack",
+    registryId: "pack",
+    version: "1.0.0",
+    commit: null,
+    classes: ["Foo"],
+    how: "cnr_id",
+    runnersUp: [],
+    optional: false,
+  });
   const text = renderDepsText(rep);
   assert.match(text, /pack\s+classes used\s+source\s+version/);
   assert.match(text, /no source known for loras\/nosrc\.safetensors: add it to the flowfile/);
@@ -50,7 +74,11 @@ test("deps report: stable JSON shape and a readable table with the how-to for mi
 test("timing: deps (read + resolve + models + report) over the 41 templates, data already loaded", { skip: SKIP_MSG }, () => {
   let t = performance.now();
   const m = parseExtensionNodeMap(jsonShared("comfyui-manager/extension-node-map.json"));
-  const real = buildIndex({ extensionNodeMap: m, coreClasses: coreClassesFrom(m, parseObjectInfo(jsonShared("comfyui/object_info.json"))), githubStats: parseGithubStats(jsonShared("comfyui-manager/github-stats.json")) });
+  const real = buildIndex({
+    extensionNodeMap: m,
+    coreClasses: coreClassesFrom(m, parseObjectInfo(jsonShared("comfyui/object_info.json"))),
+    githubStats: parseGithubStats(jsonShared("comfyui-manager/github-stats.json")),
+  });
   const ml = parseModelList(jsonShared("comfyui-manager/model-list.json"));
   const load = performance.now() - t;
   const files = readdirSync(SHARED + "templates/").filter((f) => f.endsWith(".json"));
@@ -67,7 +95,18 @@ test("timing: deps (read + resolve + models + report) over the 41 templates, dat
 
 test("lock: a model URL's token (from the flowfile's models map) never reaches flow.lock.json", () => {
   const tokenJson = {
-    nodes: [{ id: 2, type: "LoraLoader", widgets_values: ["l.safetensors"], properties: { models: [{ name: "l.safetensors", directory: "loras", url: "https://civitai.com/api/download/models/9?type=Model&token=sekrit123" }] } }],
+    nodes: [
+      {
+        id: 2,
+        type: "LoraLoader",
+        widgets_values: ["l.safetensors"],
+        properties: {
+          models: [
+            { name: "l.safetensors", directory: "loras", url: "https://civitai.com/api/download/models/9?type=Model&token=sekrit123" },
+          ],
+        },
+      },
+    ],
     links: [],
   };
   const wf = readWorkflow(tokenJson, "w.json");

@@ -32,7 +32,24 @@ test("loader widgets map to folders by node and widget index, multi-CLIP loaders
 
 test("properties.models gives name, folder, url, hash; legacy folder aliases resolved", () => {
   const r = modelDeps(
-    wf([{ id: 1, type: "CLIPLoader", widgets_values: ["t.safetensors"], properties: { models: [{ name: "t.safetensors", directory: "clip", url: "https://huggingface.co/o/r/resolve/main/split/t.safetensors?download=true", hash: "ab", hash_type: "sha256" }] } }]),
+    wf([
+      {
+        id: 1,
+        type: "CLIPLoader",
+        widgets_values: ["t.safetensors"],
+        properties: {
+          models: [
+            {
+              name: "t.safetensors",
+              directory: "clip",
+              url: "https://huggingface.co/o/r/resolve/main/split/t.safetensors?download=true",
+              hash: "ab",
+              hash_type: "sha256",
+            },
+          ],
+        },
+      },
+    ]),
   );
   assert.equal(r.models.length, 1);
   const m = r.models[0];
@@ -43,7 +60,16 @@ test("properties.models gives name, folder, url, hash; legacy folder aliases res
 });
 
 test("API format: known loader inputs and any string ending in a model extension", () => {
-  const r = modelDeps(readWorkflow({ "1": { class_type: "VAELoader", inputs: { vae_name: "v.safetensors" } }, "2": { class_type: "UnetLoaderGGUF", inputs: { unet_name: "f.gguf" } }, "3": { class_type: "X", inputs: { thing: "w.pth", text: "hello" } } }, "a.json"));
+  const r = modelDeps(
+    readWorkflow(
+      {
+        "1": { class_type: "VAELoader", inputs: { vae_name: "v.safetensors" } },
+        "2": { class_type: "UnetLoaderGGUF", inputs: { unet_name: "f.gguf" } },
+        "3": { class_type: "X", inputs: { thing: "w.pth", text: "hello" } },
+      },
+      "a.json",
+    ),
+  );
   assert.equal(find(r, "v.safetensors")?.folder, "vae");
   assert.equal(find(r, "f.gguf")?.folder, "diffusion_models");
   assert.ok(find(r, "w.pth"));
@@ -51,26 +77,56 @@ test("API format: known loader inputs and any string ending in a model extension
 });
 
 test("models used only by muted or bypassed nodes are optional", () => {
-  const r = modelDeps(wf([{ id: 1, type: "LoraLoader", mode: 4, widgets_values: ["a.safetensors"] }, { id: 2, type: "LoraLoader", mode: 2, widgets_values: ["b.safetensors"] }, { id: 3, type: "LoraLoader", widgets_values: ["b.safetensors"] }]));
+  const r = modelDeps(
+    wf([
+      { id: 1, type: "LoraLoader", mode: 4, widgets_values: ["a.safetensors"] },
+      { id: 2, type: "LoraLoader", mode: 2, widgets_values: ["b.safetensors"] },
+      { id: 3, type: "LoraLoader", widgets_values: ["b.safetensors"] },
+    ]),
+  );
   assert.equal(find(r, "a.safetensors")?.optional, true);
   assert.equal(find(r, "b.safetensors")?.optional, false);
 });
 
 test("source precedence: workflow url, then user map, then model-list.json", () => {
-  const ml = parseModelList({ models: [{ name: "x", type: "lora", save_path: "default", filename: "m.safetensors", url: "https://example.com/m", filename2: 1 }, { name: "y", type: "checkpoint", save_path: "default", filename: "u.safetensors", url: "https://example.com/list-u" }] });
-  const r = modelDeps(wf([{ id: 1, type: "LoraLoader", widgets_values: ["m.safetensors"] }, { id: 2, type: "CheckpointLoaderSimple", widgets_values: ["u.safetensors"] }]), {
-    modelList: ml,
-    userModels: { "u.safetensors": "https://civitai.com/models/1234?modelVersionId=5678" },
+  const ml = parseModelList({
+    models: [
+      { name: "x", type: "lora", save_path: "default", filename: "m.safetensors", url: "https://example.com/m", filename2: 1 },
+      { name: "y", type: "checkpoint", save_path: "default", filename: "u.safetensors", url: "https://example.com/list-u" },
+    ],
   });
+  const r = modelDeps(
+    wf([
+      { id: 1, type: "LoraLoader", widgets_values: ["m.safetensors"] },
+      { id: 2, type: "CheckpointLoaderSimple", widgets_values: ["u.safetensors"] },
+    ]),
+    {
+      modelList: ml,
+      userModels: { "u.safetensors": "https://civitai.com/models/1234?modelVersionId=5678" },
+    },
+  );
   assert.equal(find(r, "m.safetensors")?.urlFrom, "model-list");
   assert.equal(find(r, "u.safetensors")?.urlFrom, "user-map");
   assert.deepEqual(find(r, "u.safetensors")?.source, { kind: "civitai", modelVersionId: "5678", modelId: "1234" });
 });
 
 test("URL parsing: HF resolve/blob, datasets, CivitAI download API", () => {
-  assert.deepEqual(parseModelUrl("https://huggingface.co/Comfy-Org/x/blob/abc123/a/b.safetensors"), { kind: "huggingface", repo: "Comfy-Org/x", revision: "abc123", path: "a/b.safetensors" });
-  assert.deepEqual(parseModelUrl("https://huggingface.co/datasets/o/d/resolve/main/f.bin"), { kind: "huggingface", repo: "datasets/o/d", revision: "main", path: "f.bin" });
-  assert.deepEqual(parseModelUrl("https://civitai.com/api/download/models/998877?type=Model"), { kind: "civitai", modelVersionId: "998877" });
+  assert.deepEqual(parseModelUrl("https://huggingface.co/Comfy-Org/x/blob/abc123/a/b.safetensors"), {
+    kind: "huggingface",
+    repo: "Comfy-Org/x",
+    revision: "abc123",
+    path: "a/b.safetensors",
+  });
+  assert.deepEqual(parseModelUrl("https://huggingface.co/datasets/o/d/resolve/main/f.bin"), {
+    kind: "huggingface",
+    repo: "datasets/o/d",
+    revision: "main",
+    path: "f.bin",
+  });
+  assert.deepEqual(parseModelUrl("https://civitai.com/api/download/models/998877?type=Model"), {
+    kind: "civitai",
+    modelVersionId: "998877",
+  });
   assert.deepEqual(parseModelUrl("https://example.com/x"), { kind: "url" });
 });
 
@@ -79,10 +135,23 @@ test("hostile names and URLs are refused, not returned", () => {
     wf([
       { id: 1, type: "LoraLoader", widgets_values: ["../../etc/passwd.safetensors"] },
       { id: 2, type: "VAELoader", widgets_values: ["/abs.safetensors"] },
-      { id: 3, type: "X", properties: { models: [{ name: "ok.safetensors", directory: "../..", url: "https://e.com/a" }, { name: "a;rm -rf.safetensors", directory: "loras" }, { name: "fine.safetensors", directory: "loras", url: "file:///etc/passwd" }] } },
+      {
+        id: 3,
+        type: "X",
+        properties: {
+          models: [
+            { name: "ok.safetensors", directory: "../..", url: "https://e.com/a" },
+            { name: "a;rm -rf.safetensors", directory: "loras" },
+            { name: "fine.safetensors", directory: "loras", url: "file:///etc/passwd" },
+          ],
+        },
+      },
     ]),
   );
-  assert.deepEqual(r.models.map((m) => m.name), ["fine.safetensors"]);
+  assert.deepEqual(
+    r.models.map((m) => m.name),
+    ["fine.safetensors"],
+  );
   assert.equal(r.models[0].url, undefined);
   assert.equal(r.refused.length, 5);
 });
@@ -111,13 +180,30 @@ test("acceptance: every properties.models entry of the 41 templates found with s
 test("a Hugging Face URL with a malformed escape is read as a plain URL, not thrown through the whole workflow", () => {
   assert.deepEqual(parseModelUrl("https://huggingface.co/org/repo/resolve/main/x%E0%A4%A.safetensors"), { kind: "url" });
   assert.deepEqual(parseModelUrl("https://huggingface.co/org/repo/resolve/main/..%2F..%2Fapi%2Fwhoami-v2"), { kind: "url" });
-  const wf = readWorkflow({
-    nodes: [
-      { id: 1, type: "LoraLoader", widgets_values: ["bad.safetensors"], properties: { models: [{ name: "bad.safetensors", directory: "loras", url: "https://huggingface.co/o/r/resolve/main/x%E0%A4%A.safetensors" }] } },
-      { id: 2, type: "LoraLoader", widgets_values: ["good.safetensors"], properties: { models: [{ name: "good.safetensors", directory: "loras", url: "https://huggingface.co/o/r/resolve/main/good.safetensors" }] } },
-    ],
-    links: [],
-  }, "w.json");
+  const wf = readWorkflow(
+    {
+      nodes: [
+        {
+          id: 1,
+          type: "LoraLoader",
+          widgets_values: ["bad.safetensors"],
+          properties: {
+            models: [{ name: "bad.safetensors", directory: "loras", url: "https://huggingface.co/o/r/resolve/main/x%E0%A4%A.safetensors" }],
+          },
+        },
+        {
+          id: 2,
+          type: "LoraLoader",
+          widgets_values: ["good.safetensors"],
+          properties: {
+            models: [{ name: "good.safetensors", directory: "loras", url: "https://huggingface.co/o/r/resolve/main/good.safetensors" }],
+          },
+        },
+      ],
+      links: [],
+    },
+    "w.json",
+  );
   const names = modelDeps(wf).models.map((m) => `${m.name}:${m.source?.kind}`);
   assert.deepEqual(names.sort(), ["bad.safetensors:url", "good.safetensors:huggingface"]);
 });

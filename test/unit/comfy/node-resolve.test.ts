@@ -18,13 +18,26 @@ const map = parseExtensionNodeMap({
 });
 const stars = parseGithubStats({ [GH + "a/pack-a"]: { stars: 10 }, [GH + "b/pack-b"]: { stars: 500 }, [GH + "d/pack-d"]: { stars: 9999 } });
 const list = parseCustomNodeList({ custom_nodes: [{ reference: GH + "f/ComfyUI-Foo", files: [GH + "f/ComfyUI-Foo"], id: "comfyui-foo" }] });
-const data = (extra: Partial<ResolveData> = {}): ResolveData => ({ extensionNodeMap: map, customNodeList: list, githubStats: stars, coreClasses: coreClassesFrom(map), ...extra });
+const data = (extra: Partial<ResolveData> = {}): ResolveData => ({
+  extensionNodeMap: map,
+  customNodeList: list,
+  githubStats: stars,
+  coreClasses: coreClassesFrom(map),
+  ...extra,
+});
 const idx = buildIndex(data());
 const wf = (nodes: unknown[], extra: Record<string, unknown> = {}) => readWorkflow({ nodes, links: [], ...extra }, "t.json");
-const res = (nodes: unknown[], i = idx, extra?: Record<string, unknown>) => new Map(resolveWorkflowNodes(wf(nodes, extra), i).classes.map((c) => [c.classType, c]));
+const res = (nodes: unknown[], i = idx, extra?: Record<string, unknown>) =>
+  new Map(resolveWorkflowNodes(wf(nodes, extra), i).classes.map((c) => [c.classType, c]));
 
 test("core, frontend-only and subgraph types are not custom", () => {
-  const r = res([{ id: 1, type: "KSampler" }, { id: 2, type: "Note" }, { id: 3, type: "Reroute" }, { id: 4, type: "PrimitiveNode" }, { id: 5, type: "MarkdownNote" }]);
+  const r = res([
+    { id: 1, type: "KSampler" },
+    { id: 2, type: "Note" },
+    { id: 3, type: "Reroute" },
+    { id: 4, type: "PrimitiveNode" },
+    { id: 5, type: "MarkdownNote" },
+  ]);
   assert.equal(r.get("KSampler")?.status, "core");
   for (const t of ["Note", "Reroute", "PrimitiveNode", "MarkdownNote"]) assert.equal(r.get(t)?.status, "frontend-only");
 });
@@ -42,14 +55,21 @@ test("cnr_id wins, with ver as registry version or commit; registry id maps to i
 });
 
 test("aux_id (owner/repo) is next; a malformed aux_id is ignored", () => {
-  const r = res([{ id: 1, type: "Shared", properties: { aux_id: "zz/fork" } }, { id: 2, type: "OnlyA", properties: { aux_id: "../../x" } }]);
+  const r = res([
+    { id: 1, type: "Shared", properties: { aux_id: "zz/fork" } },
+    { id: 2, type: "OnlyA", properties: { aux_id: "../../x" } },
+  ]);
   assert.equal(r.get("Shared")?.pack?.repo, "https://github.com/zz/fork");
   assert.equal(r.get("Shared")?.how, "aux_id");
   assert.equal(r.get("OnlyA")?.how, "extension-node-map");
 });
 
 test("exact map name, then nodename_pattern; unknown is reported with a reason", () => {
-  const r = res([{ id: 1, type: "OnlyA" }, { id: 2, type: "X (pat)" }, { id: 3, type: "Nobody" }]);
+  const r = res([
+    { id: 1, type: "OnlyA" },
+    { id: 2, type: "X (pat)" },
+    { id: 3, type: "Nobody" },
+  ]);
   assert.equal(r.get("OnlyA")?.pack?.repo, GH + "a/pack-a");
   assert.equal(r.get("X (pat)")?.how, "nodename_pattern");
   assert.equal(r.get("X (pat)")?.pack?.repo, GH + "e/pat");
@@ -62,16 +82,30 @@ test("preemptions win over stars", () => {
 });
 
 test("tie-break 1: the pack already chosen for the workflow", () => {
-  const r = res([{ id: 1, type: "Shared" }, { id: 2, type: "OnlyA" }]);
+  const r = res([
+    { id: 1, type: "Shared" },
+    { id: 2, type: "OnlyA" },
+  ]);
   assert.equal(r.get("Shared")?.pack?.repo, GH + "a/pack-a");
   assert.deepEqual(r.get("Shared")?.runnersUp, [GH + "b/pack-b"]);
   assert.match(r.get("Shared")?.reason ?? "", /already used/);
 });
 
 test("tie-break 2: the pack claiming more of the workflow's classes", () => {
-  const m2 = parseExtensionNodeMap({ ...map, [GH + "a/pack-a"]: [["Shared", "Both2", "Both3"], {}], [GH + "b/pack-b"]: [["Shared", "Both2"], {}] });
+  const m2 = parseExtensionNodeMap({
+    ...map,
+    [GH + "a/pack-a"]: [["Shared", "Both2", "Both3"], {}],
+    [GH + "b/pack-b"]: [["Shared", "Both2"], {}],
+  });
   const i2 = buildIndex({ ...data(), extensionNodeMap: m2 });
-  const r = res([{ id: 1, type: "Shared" }, { id: 2, type: "Both2" }, { id: 3, type: "Both3" }], i2);
+  const r = res(
+    [
+      { id: 1, type: "Shared" },
+      { id: 2, type: "Both2" },
+      { id: 3, type: "Both3" },
+    ],
+    i2,
+  );
   assert.equal(r.get("Shared")?.pack?.repo, GH + "a/pack-a");
 });
 
@@ -82,8 +116,20 @@ test("tie-break 3: popularity (github-stats) when nothing else decides", () => {
 });
 
 test("packs used only by muted/bypassed nodes are optional", () => {
-  const r = resolveWorkflowNodes(wf([{ id: 1, type: "OnlyA", mode: 4 }, { id: 2, type: "OnlyB" }]), idx);
-  assert.deepEqual(r.packs.map((p) => [p.key, p.optional]), [[repoKey(GH + "a/pack-a"), true], [repoKey(GH + "b/pack-b"), false]]);
+  const r = resolveWorkflowNodes(
+    wf([
+      { id: 1, type: "OnlyA", mode: 4 },
+      { id: 2, type: "OnlyB" },
+    ]),
+    idx,
+  );
+  assert.deepEqual(
+    r.packs.map((p) => [p.key, p.optional]),
+    [
+      [repoKey(GH + "a/pack-a"), true],
+      [repoKey(GH + "b/pack-b"), false],
+    ],
+  );
 });
 
 test("cnr_id comfy-core on a class the host lacks: ComfyUI is too old", () => {
@@ -94,7 +140,10 @@ test("cnr_id comfy-core on a class the host lacks: ComfyUI is too old", () => {
 });
 
 test("core list refreshable from object_info (custom_nodes modules excluded)", () => {
-  const oi = parseObjectInfo({ NewCore: { input: {}, python_module: "comfy_extras.nodes_x" }, Cust: { input: {}, python_module: "custom_nodes.foo" } });
+  const oi = parseObjectInfo({
+    NewCore: { input: {}, python_module: "comfy_extras.nodes_x" },
+    Cust: { input: {}, python_module: "custom_nodes.foo" },
+  });
   const s = coreClassesFrom(map, oi);
   assert.ok(s.has("NewCore") && s.has("KSampler") && !s.has("Cust"));
 });
@@ -137,7 +186,11 @@ test("acceptance: templates: no core node reported custom, every non-core node g
   const m = parseExtensionNodeMap(jsonShared("comfyui-manager/extension-node-map.json"));
   // The real object_info refreshes the core list (API nodes newer than ComfyUI-Manager's list).
   const core = coreClassesFrom(m, parseObjectInfo(jsonShared("comfyui/object_info.json")));
-  const real = buildIndex({ extensionNodeMap: m, coreClasses: core, githubStats: parseGithubStats(jsonShared("comfyui-manager/github-stats.json")) });
+  const real = buildIndex({
+    extensionNodeMap: m,
+    coreClasses: core,
+    githubStats: parseGithubStats(jsonShared("comfyui-manager/github-stats.json")),
+  });
   const srcCore = new Set(readShared("comfyui/builtin_nodes.txt").toString().split("\n").filter(Boolean));
   const files = readdirSync(SHARED + "templates/").filter((f) => f.endsWith(".json"));
   assert.equal(files.length, 41);

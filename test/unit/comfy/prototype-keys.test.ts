@@ -47,7 +47,12 @@ const idx = buildIndex({
 });
 
 // [key, type] of the four nodes both workflows start with
-const SAME = [[P, "LoraLoader"], ["constructor", "constructor"], ["toString", "toString"], ["hasOwnProperty", "hasOwnProperty"]];
+const SAME = [
+  [P, "LoraLoader"],
+  ["constructor", "constructor"],
+  ["toString", "toString"],
+  ["hasOwnProperty", "hasOwnProperty"],
+];
 
 test("readWorkflow keeps nodes, group nodes and node_versions named like Object.prototype members", () => {
   const wf = readWorkflow(UI_TEXT, "proto-ui.json");
@@ -56,15 +61,24 @@ test("readWorkflow keeps nodes, group nodes and node_versions named like Object.
     [...SAME, ["5", P], ["6", "workflow>constructor"], ["7:0", "VAELoader"]],
   );
   assert.equal(wf.nodes.at(-1)!.where, `group:${P}`);
-  assert.deepEqual(Object.entries(wf.nodeVersions), [[P, "1.0.0"], ["constructor", "2.0.0"]]);
+  assert.deepEqual(Object.entries(wf.nodeVersions), [
+    [P, "1.0.0"],
+    ["constructor", "2.0.0"],
+  ]);
   const api = readWorkflow(API_TEXT, "proto-api.json");
   assert.equal(api.format, "api");
-  assert.deepEqual(api.nodes.map((n) => [n.key, n.type]), SAME);
+  assert.deepEqual(
+    api.nodes.map((n) => [n.key, n.type]),
+    SAME,
+  );
   assert.deepEqual(own(api.nodes[1]!.apiInputs!), ["constructor", P, "toString"]);
 });
 
 test("deps: classes named constructor, toString, hasOwnProperty, __proto__ are unknown (missing), not Object's members", () => {
-  for (const [text, file] of [[UI_TEXT, "proto-ui.json"], [API_TEXT, "proto-api.json"]] as const) {
+  for (const [text, file] of [
+    [UI_TEXT, "proto-ui.json"],
+    [API_TEXT, "proto-api.json"],
+  ] as const) {
     const wf = readWorkflow(text, file);
     const res = resolveWorkflowNodes(wf, idx);
     for (const name of PROTO_NAMES) {
@@ -109,7 +123,14 @@ test("convert: a node with id __proto__ is kept with its inputs; prototype-named
     JSON.stringify({
       nodes: [
         { id: P, type: "Src", widgets_values: [5] },
-        { id: "constructor", type: "Out", inputs: [{ name: "images", link: 1 }, { name: P, link: 2 }] },
+        {
+          id: "constructor",
+          type: "Out",
+          inputs: [
+            { name: "images", link: 1 },
+            { name: P, link: 2 },
+          ],
+        },
         { id: "toString", type: "constructor", widgets_values: [1] },
         { id: "hasOwnProperty", type: "toString" },
         { id: 9, type: "Out", inputs: [{ name: "images", link: 3 }] },
@@ -135,10 +156,7 @@ test("convert: a node with id __proto__ is kept with its inputs; prototype-named
       }),
     ),
   );
-  assert.deepEqual(
-    r.issues.map((i) => `${i.node} ${i.classType}`).sort(),
-    ["10 Out", "hasOwnProperty toString", "toString constructor"],
-  );
+  assert.deepEqual(r.issues.map((i) => `${i.node} ${i.classType}`).sort(), ["10 Out", "hasOwnProperty toString", "toString constructor"]);
   assert.match(r.issues.find((i) => i.node === "10")!.message, /linked to dropped node valueOf/);
 });
 
@@ -147,7 +165,10 @@ test("lockfile: prototype-named classes unresolved, the __proto__ node hashed, w
   const json = JSON.parse(API_TEXT);
   const l = lockWorkflow(json, resolveWorkflowNodes(api, idx), modelDeps(api).models);
   for (const name of ["constructor", "toString", "hasOwnProperty"])
-    assert.ok(l.unresolved.some((u) => u.startsWith(`class ${name}: `)), `${name}: ${l.unresolved.join("; ")}`);
+    assert.ok(
+      l.unresolved.some((u) => u.startsWith(`class ${name}: `)),
+      `${name}: ${l.unresolved.join("; ")}`,
+    );
   // The __proto__ node is part of the content: editing it changes the hash.
   const edited = JSON.parse(API_TEXT.replace("a.safetensors", "z.safetensors"));
   assert.notEqual(workflowContentHash(edited), l.contentHash);

@@ -11,7 +11,27 @@ test("model names: normal ones pass, Windows backslashes normalised", () => {
 });
 
 test("model names: traversal, absolute, NUL, shell metacharacters, options, URLs refused", () => {
-  for (const bad of ["../x", "a/../../x", "/etc/passwd", "C:\\x", "a\0b", "a;b", "$(id)", "`id`", "a|b", "a\nb", "-rf", "..", ".", "", "a//", "http://x/y", "~/x", "a'b", 'a"b'])
+  for (const bad of [
+    "../x",
+    "a/../../x",
+    "/etc/passwd",
+    "C:\\x",
+    "a\0b",
+    "a;b",
+    "$(id)",
+    "`id`",
+    "a|b",
+    "a\nb",
+    "-rf",
+    "..",
+    ".",
+    "",
+    "a//",
+    "http://x/y",
+    "~/x",
+    "a'b",
+    'a"b',
+  ])
     assert.equal(safeModelRelPath(bad).ok, false, JSON.stringify(bad));
 });
 
@@ -21,17 +41,54 @@ test("folders, pack dirs, URLs, repo URLs", () => {
   assert.equal(safePackDir("a/b").ok, false);
   assert.equal(safePackDir(".git").ok, false);
   assert.ok(safeUrl("https://huggingface.co/a/b/resolve/main/c").ok);
-  for (const u of ["file:///etc/passwd", "https://user:pw@host/x", "javascript:alert(1)", "https://h/a b", "ftp://x/y"]) assert.equal(safeUrl(u).ok, false, u);
-  assert.deepEqual(safeRepoUrl("https://github.com/kijai/ComfyUI-KJNodes.git"), { ok: true, value: "https://github.com/kijai/ComfyUI-KJNodes" });
-  for (const u of ["https://github.com/a/..", "https://github.com/a/b/c", "https://evil.com/a/b", "https://github.com/a/-b"]) assert.equal(safeRepoUrl(u).ok, false, u);
+  for (const u of ["file:///etc/passwd", "https://user:pw@host/x", "javascript:alert(1)", "https://h/a b", "ftp://x/y"])
+    assert.equal(safeUrl(u).ok, false, u);
+  assert.deepEqual(safeRepoUrl("https://github.com/kijai/ComfyUI-KJNodes.git"), {
+    ok: true,
+    value: "https://github.com/kijai/ComfyUI-KJNodes",
+  });
+  for (const u of ["https://github.com/a/..", "https://github.com/a/b/c", "https://evil.com/a/b", "https://github.com/a/-b"])
+    assert.equal(safeRepoUrl(u).ok, false, u);
   assert.equal(joinInside("/m/loras", "../x").ok, false);
 });
 
 // Deterministic generator so a failure reproduces.
 function rng(seed: number) {
-  return () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  return () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
 }
-const PIECES = ["..", ".", "/", "\\", "\0", ";", "$(", "`", "|", "&", ">", "~", "%2e%2e", "C:", "//", "\n", " ", "-", "a", "loras", "x.safetensors", "é", "*", "?", "'", '"', "file:", "http://", "..\\..\\", "/etc/passwd", "\u202e"];
+const PIECES = [
+  "..",
+  ".",
+  "/",
+  "\\",
+  "\0",
+  ";",
+  "$(",
+  "`",
+  "|",
+  "&",
+  ">",
+  "~",
+  "%2e%2e",
+  "C:",
+  "//",
+  "\n",
+  " ",
+  "-",
+  "a",
+  "loras",
+  "x.safetensors",
+  "é",
+  "*",
+  "?",
+  "'",
+  '"',
+  "file:",
+  "http://",
+  "..\\..\\",
+  "/etc/passwd",
+  "\u202e",
+];
 
 test("fuzz: 1,000 generated hostile workflows, no resolved path leaves its models folder", () => {
   const r = rng(42);
@@ -45,7 +102,9 @@ test("fuzz: 1,000 generated hostile workflows, no resolved path leaves its model
       type: loaders[Math.floor(r() * loaders.length)],
       mode: [0, 2, 4][Math.floor(r() * 3)],
       widgets_values: [word() + (r() < 0.5 ? ".safetensors" : ""), word()],
-      properties: { models: [{ name: word(), directory: r() < 0.5 ? word() : "loras", url: r() < 0.5 ? "https://h.co/" + word() : word() }] },
+      properties: {
+        models: [{ name: word(), directory: r() < 0.5 ? word() : "loras", url: r() < 0.5 ? "https://h.co/" + word() : word() }],
+      },
     }));
     const res = modelDeps(readWorkflow({ nodes, links: [] }, `fuzz${i}.json`));
     for (const m of res.models) {

@@ -9,7 +9,9 @@ export const FIXTURES = fileURLToPath(new URL("../../fixtures/data/", import.met
 export const SHARED = process.env.FLOW_TEST_SHARED_DATA ?? fileURLToPath(new URL("../../../../shared/data/", import.meta.url));
 export const HAVE_SHARED = existsSync(SHARED);
 /** For tests over whole corpora that only ../shared/data holds. */
-export const SKIP_MSG = HAVE_SHARED ? false : `the reference corpora (templates, community workflows) are not beside this clone at ${SHARED}`;
+export const SKIP_MSG = HAVE_SHARED
+  ? false
+  : `the reference corpora (templates, community workflows) are not beside this clone at ${SHARED}`;
 
 /** Where a data file is: the fixtures first, then the shared corpora; undefined when neither has it. */
 export function dataPath(rel: string): string | undefined {
