@@ -3,7 +3,11 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { maskUrlsInText } from "./url-credentials.ts";
 
-/** KEY=value lines; `export ` prefix, quotes and # comments understood. Values already in the environment win. */
+/**
+ * KEY=value lines; `export ` prefix, quotes and # comments understood. Values already in the environment win.
+ * Not Node's util.parseEnv: on Node 20 a line without "=" swallows the next line's key
+ * ("broken line\nHF_TOKEN=x" gives the key "broken line\nHF_TOKEN"), silently losing that secret.
+ */
 export function parseDotEnv(text: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const raw of text.split(/\r?\n/)) {

@@ -139,3 +139,7 @@ test("a byte stream is redacted across chunk boundaries and otherwise passed thr
   plain.write(Buffer.from("abc"));
   assert.equal(Buffer.concat(got2).toString(), "abc", "no secrets: nothing held back");
 });
+
+test(".env: a stray line without '=' does not swallow the next secret (why not util.parseEnv on Node 20)", () => {
+  assert.deepEqual(parseDotEnv("broken line\nHF_TOKEN=hf_x\n"), { HF_TOKEN: "hf_x" });
+});
