@@ -410,6 +410,14 @@ function prepareOnce(path: string, projectDir: string): Promise<LocalBuild> {
   return p;
 }
 
+const healthTimeoutOption = z
+  .number()
+  .int()
+  .positive()
+  .optional()
+  .describe(`seconds for GET /health and /ready after the switch (default ${DEFAULT_HEALTH_TIMEOUT})`);
+const dataRootOption = z.string().optional().describe("data root on the host (default: the host's or its provider's)");
+
 export function updateTasks(settings: UpdateSettings = {}) {
   const container = settings.container ?? CONTAINER;
   const update = defineTask({
@@ -425,14 +433,9 @@ export function updateTasks(settings: UpdateSettings = {}) {
         .optional()
         .describe("the file's expected sha256 (URL or release)"),
       releaseUrl: z.string().url().optional().describe(`where releases are fetched from (default ${RELEASES_URL}, or $${RELEASES_ENV})`),
-      healthTimeout: z
-        .number()
-        .int()
-        .positive()
-        .optional()
-        .describe(`seconds for GET /health and /ready after the switch (default ${DEFAULT_HEALTH_TIMEOUT})`),
+      healthTimeout: healthTimeoutOption,
       keep: z.number().int().min(1).optional().describe(`builds kept on the host, the current one included (default ${KEEP_BUILDS})`),
-      dataRoot: z.string().optional().describe("data root on the host (default: the host's or its provider's)"),
+      dataRoot: dataRootOption,
     }),
     // before any host: a refused URL or an unreadable build stops the run (and a build is read once for every host)
     async preflight(ctx, o) {
@@ -508,13 +511,8 @@ export function updateTasks(settings: UpdateSettings = {}) {
     description: "Switch comfyui-api back to the build that ran before the current one (or --to a build), verify",
     options: z.object({
       to: z.string().min(1).optional().describe(`a build on the host (see api:builds), or ${IMAGE} for the image's own comfyui-api`),
-      healthTimeout: z
-        .number()
-        .int()
-        .positive()
-        .optional()
-        .describe(`seconds for GET /health and /ready after the switch (default ${DEFAULT_HEALTH_TIMEOUT})`),
-      dataRoot: z.string().optional().describe("data root on the host (default: the host's or its provider's)"),
+      healthTimeout: healthTimeoutOption,
+      dataRoot: dataRootOption,
     }),
     async run(ctx, o) {
       const healthTimeout = o.healthTimeout ?? settings.healthTimeoutSeconds ?? DEFAULT_HEALTH_TIMEOUT;
@@ -566,7 +564,7 @@ export function updateTasks(settings: UpdateSettings = {}) {
     name: "api:builds",
     description: "The comfyui-api builds on each host: which one runs, where each came from",
     lock: false,
-    options: z.object({ dataRoot: z.string().optional().describe("data root on the host (default: the host's or its provider's)") }),
+    options: z.object({ dataRoot: dataRootOption }),
     async run(ctx, o) {
       const bin = comfyLayout(dataRootOf(ctx, o.dataRoot)).bin;
       await ctx.step("builds", async () => {
