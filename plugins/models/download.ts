@@ -95,9 +95,9 @@ export async function runDownload(ctx: TaskContext, o: DownloadOptions, plugin: 
   };
   let summary: DownloadSummary | null = null;
   await ctx.step(`download ${files_(files.length)} (${job.connections ?? DEFAULT_CONNECTIONS} connections each)`, async () => {
+    // the run's --dry-run, read here once: the preview says what would be fetched; nothing is pushed
     if (ctx.dryRun) return preview(ctx, root, files);
     let run = await ctx.remoteScript(DOWNLOAD_KEY, { key: DOWNLOAD_KEY, job, onProgress });
-    if (run.how === "dry-run") return { status: "changed", note: `would download what is missing of ${files.length} files` };
     if (run.how !== "started") {
       // that run carried an earlier job: report it, then run ours (what it already placed is skipped)
       const earlier = run.result as DownloadSummary | null;

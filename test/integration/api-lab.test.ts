@@ -23,45 +23,70 @@ const MODELS = `${ROOT}/comfyui/models`;
 const STARTED = "ComfyUI API 1.18.0 started.";
 
 // Written for this test on the model of comfyui-api's example-workflows/sd1.5/txt2img.ts.
-const workflow = (o: { summary: string; folder?: string; loader?: string; input?: string; example?: string; typo?: boolean }) => `
+const workflow = (o: { summary: string; folder?: string; loader?: string; input?: string; example?: string; typo?: boolean }) =>
+  `
 import { z } from "zod";
 import { ComfyPrompt, Workflow } from "../types";
-import config from "../config";
+import config ` +
+  `from "../config";
 
 const RequestSchema = z.object({
-  prompt: z.string().describe("The positive prompt for image generation"),
-  negative_prompt: z.string().optional().default("blurry").describe("The negative prompt"),
-  width: z.number().int().min(64).max(2048).optional().default(512).describe("Width of the generated image"),
-  height: z.number().int().min(64).max(2048).optional().default(512).describe("Height of the generated image"),
-  seed: z.number().int().optional().default(() => Math.floor(Math.random() * 1e9)).describe("Seed"),
-  steps: z.number().int().min(1).max(100).optional().default(20).describe("Number of sampling steps"),
-  cfg_scale: z.number().min(0).max(20).optional().default(8).describe("Classifier-free guidance scale"),
-  sampler_name: config.samplers.optional().default("euler").describe("Name of the sampler to use"),
-  scheduler: config.schedulers.optional().default("normal").describe("Type of scheduler to use"),
-  model: config.models.${o.folder ?? "checkpoints"}.enum.optional().default(config.models.${o.folder ?? "checkpoints"}.all[0]).describe("Model file"),
+  prompt: z.string().describe("The positive ` +
+  `prompt for image generation"),
+  negative_prompt: z.string().optional().default("blurry").describe("The ` +
+  `negative prompt"),
+  width: z.number().int().min(64).max(2048).optional().default(512).describe("Width ` +
+  `of the generated image"),
+  height: z.number().int().min(64).max(2048).optional().default(512).describe("Height ` +
+  `of the generated image"),
+  seed: z.number().int().optional().default(() => Math.floor(Math.random() ` +
+  `* 1e9)).describe("Seed"),
+  steps: z.number().int().min(1).max(100).optional().default(20).describe("Number ` +
+  `of sampling steps"),
+  cfg_scale: z.number().min(0).max(20).optional().default(8).describe("Classifier-free ` +
+  `guidance scale"),
+  sampler_name: config.samplers.optional().default("euler").describe("Name ` +
+  `of the sampler to use"),
+  scheduler: config.schedulers.optional().default("normal").describe("Type ` +
+  `of scheduler to use"),
+  model: config.models.${o.folder ?? "checkpoints"}.enum.optional()
+    .default(config.models.${o.folder ?? "checkpoints"}.all[0]).describe("Model ` +
+  `file"),
 });
 
 type InputType = z.infer<typeof RequestSchema>;
 ${o.example ? `\nexport const example = ${o.example};\n` : ""}
-function generateWorkflow(input: InputType): ComfyPrompt {
+function ` +
+  `generateWorkflow(input: InputType): ComfyPrompt {
   return {
     "3": {
       inputs: {
-        seed: input.${o.typo ? "sed" : "seed"}, steps: input.steps, cfg: input.cfg_scale, sampler_name: input.sampler_name,
-        scheduler: input.scheduler, denoise: 1, model: ["4", 0], positive: ["6", 0], negative: ["7", 0], latent_image: ["5", 0],
+  ` +
+  `      seed: input.${o.typo ? "sed" : "seed"}, steps: input.steps, cfg: input.cfg_scale, sampler_name: ` +
+  `input.sampler_name,
+        scheduler: input.scheduler, denoise: 1, model: ["4", 0], positive: ` +
+  `["6", 0], negative: ["7", 0], latent_image: ["5", 0],
       },
       class_type: "KSampler",
-    },
-    "4": { inputs: { ${o.input ?? "ckpt_name"}: input.model }, class_type: "${o.loader ?? "CheckpointLoaderSimple"}" },
-    "5": { inputs: { width: input.width, height: input.height, batch_size: 1 }, class_type: "EmptyLatentImage" },
-    "6": { inputs: { text: input.prompt, clip: ["4", 1] }, class_type: "CLIPTextEncode" },
-    "7": { inputs: { text: input.negative_prompt, clip: ["4", 1] }, class_type: "CLIPTextEncode" },
-    "8": { inputs: { samples: ["3", 0], vae: ["4", 2] }, class_type: "VAEDecode" },
-    "9": { inputs: { filename_prefix: "lab", images: ["8", 0] }, class_type: "SaveImage" },
+ ` +
+  `   },
+    "4": { inputs: { ${o.input ?? "ckpt_name"}: input.model }, class_type: "${o.loader ?? "CheckpointLoaderSimple"}" ` +
+  `},
+    "5": { inputs: { width: input.width, height: input.height, batch_size: 1 }, class_type: ` +
+  `"EmptyLatentImage" },
+    "6": { inputs: { text: input.prompt, clip: ["4", 1] }, class_type: ` +
+  `"CLIPTextEncode" },
+    "7": { inputs: { text: input.negative_prompt, clip: ["4", 1] }, class_type: ` +
+  `"CLIPTextEncode" },
+    "8": { inputs: { samples: ["3", 0], vae: ["4", 2] }, class_type: "VAEDecode" ` +
+  `},
+    "9": { inputs: { filename_prefix: "lab", images: ["8", 0] }, class_type: "SaveImage" ` +
+  `},
   };
 }
 
-const workflow: Workflow = { RequestSchema, generateWorkflow, summary: ${JSON.stringify(o.summary)} };
+const workflow: Workflow = { RequestSchema, generateWorkflow, summary: ${JSON.stringify(o.summary)} ` +
+  `};
 
 export default workflow;
 `;
@@ -137,31 +162,35 @@ export default defineFlow({
     if (timings.length) process.stderr.write(`api-lab timings: ${timings.join("; ")}\n`);
   });
 
-  test("two workflows (one in a sub-folder) synced: type-checked, sent, one restart, both in /docs/json, both answer POST with an image", async () => {
-    const before = await starts();
-    const r = await flowRun("first sync + smoke", ["api:workflows", "--smoke"]);
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /type-check against comfyui-api 1\.18\.0: ok \(2 workflows pass/);
-    assert.match(r.stdout, /workflows in \/home\/ubuntu\/comfyui-api\/workflows: changed \(sent 2: sd15\/small\.ts, txt2img\.ts\)/);
-    assert.match(r.stdout, /comfyui-api restarted to load the workflows: changed \(restarted; \/ready after/);
-    assert.equal(await starts(), before + 1, "one restart");
-    assert.deepEqual(await paths(), ["/workflow/sd15/small", "/workflow/txt2img"]);
-    // comfyui-api transpiled each .ts beside itself
-    assert.deepEqual(await hostFiles(), ["sd15/small.js", "sd15/small.ts", "txt2img.js", "txt2img.ts"]);
-    // --smoke: each POSTed (small with its example, txt2img with its defaults + a made-up prompt), each with an image
-    assert.match(r.stdout, /^lab7\s+POST \/workflow\/sd15\/small\s+200\s+[\d.]+\s+\S+_lab_00001_\.png \(input: its example\)$/m);
-    assert.match(
-      r.stdout,
-      /^lab7\s+POST \/workflow\/txt2img\s+200\s+[\d.]+\s+\S+_lab_00001_\.png \(input: its defaults, made up: prompt\)$/m,
-    );
-    // and without flow: the real server, the stand-in ComfyUI, a PNG back
-    const out = await sh(
-      `curl -sS -H 'content-type: application/json' -d '{"input":{"prompt":"a cat","width":96,"height":64}}' http://127.0.0.1:3000/workflow/sd15/small`,
-    );
-    const png = Buffer.from(JSON.parse(out).images[0], "base64");
-    assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]);
-    assert.equal(png.readUInt32BE(16), 96);
-  });
+  test(
+    "two workflows (one in a sub-folder) synced: type-checked, sent, one restart, both in " + "/docs/json, both answer POST with an image",
+    async () => {
+      const before = await starts();
+      const r = await flowRun("first sync + smoke", ["api:workflows", "--smoke"]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /type-check against comfyui-api 1\.18\.0: ok \(2 workflows pass/);
+      assert.match(r.stdout, /workflows in \/home\/ubuntu\/comfyui-api\/workflows: changed \(sent 2: sd15\/small\.ts, txt2img\.ts\)/);
+      assert.match(r.stdout, /comfyui-api restarted to load the workflows: changed \(restarted; \/ready after/);
+      assert.equal(await starts(), before + 1, "one restart");
+      assert.deepEqual(await paths(), ["/workflow/sd15/small", "/workflow/txt2img"]);
+      // comfyui-api transpiled each .ts beside itself
+      assert.deepEqual(await hostFiles(), ["sd15/small.js", "sd15/small.ts", "txt2img.js", "txt2img.ts"]);
+      // --smoke: each POSTed (small with its example, txt2img with its defaults + a made-up prompt), each with an image
+      assert.match(r.stdout, /^lab7\s+POST \/workflow\/sd15\/small\s+200\s+[\d.]+\s+\S+_lab_00001_\.png \(input: its example\)$/m);
+      assert.match(
+        r.stdout,
+        /^lab7\s+POST \/workflow\/txt2img\s+200\s+[\d.]+\s+\S+_lab_00001_\.png \(input: its defaults, made up: prompt\)$/m,
+      );
+      // and without flow: the real server, the stand-in ComfyUI, a PNG back
+      const out = await sh(
+        `curl -sS -H 'content-type: application/json' -d '{"input":{"prompt":"a cat","width":96,"height":64}}' ` +
+          `http://127.0.0.1:3000/workflow/sd15/small`,
+      );
+      const png = Buffer.from(JSON.parse(out).images[0], "base64");
+      assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]);
+      assert.equal(png.readUInt32BE(16), 96);
+    },
+  );
 
   test("a second run sends nothing and does not restart", async () => {
     const since = await startedAt();
@@ -212,7 +241,10 @@ export default defineFlow({
     assert.equal(r.code, 1, r.stdout);
     assert.match(
       r.stdout,
-      /type-check against comfyui-api 1\.18\.0: failed \(1 problem; nothing was changed on the host:\nbad\/typo\.ts:\d+:\d+: Property 'sed' does not exist on type .*Did you mean 'seed'\?/,
+      new RegExp(
+        String.raw`type-check against comfyui-api 1\.18\.0: failed \(1 problem; nothing was changed on the ho` +
+          String.raw`st:\nbad\/typo\.ts:\d+:\d+: Property 'sed' does not exist on type .*Did you mean 'seed'\?`,
+      ),
     );
     assert.doesNotMatch(r.stdout, /workflows in \S+: (changed|ok)/);
     assert.equal(await sh(`cd ${WF} && find . -type f -exec sha256sum {} + | sort`), listing);
@@ -220,41 +252,55 @@ export default defineFlow({
     rmSync(join(dir, "workflows/bad"), { recursive: true });
   });
 
-  test("model folders: one the host lacks is refused; synced once there; gone after a restart, api:verify names it with comfyui-api's log line (and an emptied one by its empty enum)", async () => {
-    write("extra/ipadapter.ts", workflow({ summary: "needs models/ipadapter", folder: "ipadapter" }));
-    write("extra/lora.ts", workflow({ summary: "needs a lora", folder: "loras", loader: "LoraLoaderModelOnly", input: "lora_name" }));
-    const refused = await flowRun("missing model folder refused", ["api:workflows"]);
-    assert.equal(refused.code, 1, refused.stdout);
-    assert.match(
-      refused.stdout,
-      /extra\/ipadapter\.ts: reads config\.models\.ipadapter, but models\/ipadapter is not a folder on the host/,
-    );
-    assert.match(refused.stdout, /extra\/lora\.ts: reads config\.models\.loras, but models\/loras on the host is empty/);
-    assert.deepEqual(await hostFiles(), ["sd15/small.js", "sd15/small.ts"], "nothing sent");
+  test(
+    "model folders: one the host lacks is refused; synced once there; gone after a restart, " +
+      "api:verify names it with comfyui-api's log line (and an emptied one by its empty enum)",
+    async () => {
+      write("extra/ipadapter.ts", workflow({ summary: "needs models/ipadapter", folder: "ipadapter" }));
+      write("extra/lora.ts", workflow({ summary: "needs a lora", folder: "loras", loader: "LoraLoaderModelOnly", input: "lora_name" }));
+      const refused = await flowRun("missing model folder refused", ["api:workflows"]);
+      assert.equal(refused.code, 1, refused.stdout);
+      assert.match(
+        refused.stdout,
+        /extra\/ipadapter\.ts: reads config\.models\.ipadapter, but models\/ipadapter is not a folder on the host/,
+      );
+      assert.match(refused.stdout, /extra\/lora\.ts: reads config\.models\.loras, but models\/loras on the host is empty/);
+      assert.deepEqual(await hostFiles(), ["sd15/small.js", "sd15/small.ts"], "nothing sent");
 
-    await sh(
-      `mkdir -p ${MODELS}/ipadapter && echo x > ${MODELS}/ipadapter/ip-adapter_sd15.safetensors && echo x > ${MODELS}/loras/style.safetensors`,
-    );
-    const ok = await flowRun("synced once the models are there", ["api:workflows"]);
-    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
-    assert.deepEqual(await paths(), ["/workflow/extra/ipadapter", "/workflow/extra/lora", "/workflow/sd15/small"]);
+      await sh(
+        `mkdir -p ${MODELS}/ipadapter && echo x > ${MODELS}/ipadapter/ip-adapter_sd15.safetensors ` +
+          `&& echo x > ${MODELS}/loras/style.safetensors`,
+      );
+      const ok = await flowRun("synced once the models are there", ["api:workflows"]);
+      assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+      assert.deepEqual(await paths(), ["/workflow/extra/ipadapter", "/workflow/extra/lora", "/workflow/sd15/small"]);
 
-    // the models go (a cleanup, another tool), and the box restarts: comfyui-api builds config.models anew
-    await sh(`rm -rf ${MODELS}/ipadapter ${MODELS}/loras/style.safetensors
+      // the models go (a cleanup, another tool), and the box restarts: comfyui-api builds config.models anew
+      await sh(`rm -rf ${MODELS}/ipadapter ${MODELS}/loras/style.safetensors
 docker restart comfyui >/dev/null
 for i in $(seq 120); do curl -fsS -o /dev/null http://127.0.0.1:3000/ready 2>/dev/null && exit 0; sleep 0.5; done; exit 1`);
-    const v = await flowRun("api:verify names the broken ones", ["api:verify"]);
-    assert.equal(v.code, 1, v.stdout);
-    assert.match(
-      v.stdout,
-      /^lab7\s+\/workflow\/extra\/ipadapter\s+missing\s+comfyui-api: "Failed to evaluate workflow file" \(\/workflows\/extra\/ipadapter\.js\): Cannot read properties of undefined \(reading 'enum'\)$/m,
-    );
-    assert.match(
-      v.stdout,
-      /^lab7\s+\/workflow\/extra\/lora\s+empty enum\s+input\.model accepts no value: an empty enum \(it reads config\.models\.loras: models\/loras had no files when comfyui-api started\)$/m,
-    );
-    assert.match(v.stdout, /^lab7\s+\/workflow\/sd15\/small\s+served$/m);
-    assert.match(v.stdout, /^lab7\s+\/health\s+200\s/m);
-    assert.equal(recapOf(v.stdout, HOST).failed, 1);
-  });
+      const v = await flowRun("api:verify names the broken ones", ["api:verify"]);
+      assert.equal(v.code, 1, v.stdout);
+      assert.match(
+        v.stdout,
+        new RegExp(
+          String.raw`^lab7\s+\/workflow\/extra\/ipadapter\s+missing\s+comfyui-api: "Failed to evaluate workflow` +
+            String.raw` file" \(\/workflows\/extra\/ipadapter\.js\): Cannot read properties of undefined \(readin` +
+            String.raw`g 'enum'\)$`,
+          "m",
+        ),
+      );
+      assert.match(
+        v.stdout,
+        new RegExp(
+          String.raw`^lab7\s+\/workflow\/extra\/lora\s+empty enum\s+input\.model accepts no value: an empty enu` +
+            String.raw`m \(it reads config\.models\.loras: models\/loras had no files when comfyui-api started\)$`,
+          "m",
+        ),
+      );
+      assert.match(v.stdout, /^lab7\s+\/workflow\/sd15\/small\s+served$/m);
+      assert.match(v.stdout, /^lab7\s+\/health\s+200\s/m);
+      assert.equal(recapOf(v.stdout, HOST).failed, 1);
+    },
+  );
 });

@@ -163,49 +163,57 @@ export default defineFlow({
     assert.equal(await hostOut(`curl -s -o /dev/null -w '%{http_code}' --max-time 3 http://${ip}:3000/health`), "200");
   });
 
-  test("api:update to the real build folder, then to a build that fails to start: it switches back by itself and the old build serves", async (t) => {
-    const good = await timed(["api:update", "--from", realBuild, "--health-timeout", "60"]);
-    assert.equal(good.code, 0, good.stdout + good.stderr);
-    const id = /comfyui-api from \S+ on the host: changed \(([0-9a-f]{12}): sent /.exec(good.stdout)?.[1];
-    assert.ok(id, good.stdout);
-    assert.match(
-      good.stdout,
-      /switch to build [0-9a-f]{12}, check GET \/health and \/ready: changed \(re-created; serves comfyui-api 1\.18\.0; was the image's own comfyui-api\)/,
-    );
-    assert.equal(await current(), id);
-    assert.equal(await hostOut("sudo -n docker inspect -f '{{json .Config.Cmd}}' comfyui"), '["/app/bin/current/comfyui-api"]');
-    assert.match(await hostOut("sudo -n docker top comfyui -o pid,args"), /node \/app\/bin\/current\/dist\/src\/index\.js/);
-    assert.equal(await health(), `{"version":"${COMFYUI_API.version}","status":"healthy"} 200`);
-    t.diagnostic(`api:update --from the real build folder (62 MB, 6000+ files): ${good.ms} ms`);
+  test(
+    "api:update to the real build folder, then to a build that fails to start: it switches " + "back by itself and the old build serves",
+    async (t) => {
+      const good = await timed(["api:update", "--from", realBuild, "--health-timeout", "60"]);
+      assert.equal(good.code, 0, good.stdout + good.stderr);
+      const id = /comfyui-api from \S+ on the host: changed \(([0-9a-f]{12}): sent /.exec(good.stdout)?.[1];
+      assert.ok(id, good.stdout);
+      assert.match(
+        good.stdout,
+        new RegExp(
+          String.raw`switch to build [0-9a-f]{12}, check GET \/health and \/ready: changed \(re-created; serves` +
+            String.raw` comfyui-api 1\.18\.0; was the image's own comfyui-api\)`,
+        ),
+      );
+      assert.equal(await current(), id);
+      assert.equal(await hostOut("sudo -n docker inspect -f '{{json .Config.Cmd}}' comfyui"), '["/app/bin/current/comfyui-api"]');
+      assert.match(await hostOut("sudo -n docker top comfyui -o pid,args"), /node \/app\/bin\/current\/dist\/src\/index\.js/);
+      assert.equal(await health(), `{"version":"${COMFYUI_API.version}","status":"healthy"} 200`);
+      t.diagnostic(`api:update --from the real build folder (62 MB, 6000+ files): ${good.ms} ms`);
 
-    const again = await timed(["api:update", "--from", realBuild]);
-    assert.equal(again.code, 0, again.stdout);
-    assert.match(again.stdout, /already on the host \(not sent\), sha256 checked/);
-    assert.equal(recap(again.stdout).changed, 0, again.stdout);
+      const again = await timed(["api:update", "--from", realBuild]);
+      assert.equal(again.code, 0, again.stdout);
+      assert.match(again.stdout, /already on the host \(not sent\), sha256 checked/);
+      assert.equal(recap(again.stdout).changed, 0, again.stdout);
 
-    const broken = await timed(["api:update", "--from", buildFile("broken", BROKEN), "--health-timeout", "60"]);
-    assert.equal(broken.code, 1, broken.stdout);
-    const bad = /comfyui-api from broken on the host: changed \(([0-9a-f]{12}):/.exec(broken.stdout)?.[1];
-    assert.ok(bad, broken.stdout);
-    assert.match(
-      broken.stdout,
-      new RegExp(`switch to build ${bad}, check GET /health and /ready: failed \\(comfyui-api exited after \\d+s`),
-    );
-    assert.match(broken.stdout, new RegExp(`switch back to build ${id}: changed \\(serves comfyui-api 1\\.18\\.0 again\\)`));
-    assert.match(
-      broken.stdout,
-      new RegExp(`build ${bad} failed its check \\(comfyui-api exited after \\d+s[^)]*\\)\\): switched back to build ${id}, which serves`),
-    );
-    assert.match(
-      broken.stdout,
-      /last 30 lines of the comfyui container's log \(build [0-9a-f]{12}\):\n(.*\n)*.*this build is broken on purpose/,
-    );
-    assert.ok(broken.ms < 30_000, `a start-up failure is seen at once, not at the timeout (${broken.ms} ms)`);
-    assert.equal(await current(), id);
-    assert.equal(await health(), `{"version":"${COMFYUI_API.version}","status":"healthy"} 200`);
-    assert.match(await hostOut(`cat ${BIN}/${bad}/.flow-build.json`), /"failedAt"/);
-    t.diagnostic(`a failed api:update, switched back: ${broken.ms} ms`);
-  });
+      const broken = await timed(["api:update", "--from", buildFile("broken", BROKEN), "--health-timeout", "60"]);
+      assert.equal(broken.code, 1, broken.stdout);
+      const bad = /comfyui-api from broken on the host: changed \(([0-9a-f]{12}):/.exec(broken.stdout)?.[1];
+      assert.ok(bad, broken.stdout);
+      assert.match(
+        broken.stdout,
+        new RegExp(`switch to build ${bad}, check GET /health and /ready: failed \\(comfyui-api exited after \\d+s`),
+      );
+      assert.match(broken.stdout, new RegExp(`switch back to build ${id}: changed \\(serves comfyui-api 1\\.18\\.0 again\\)`));
+      assert.match(
+        broken.stdout,
+        new RegExp(
+          `build ${bad} failed its check \\(comfyui-api exited after \\d+s[^)]*\\)\\): switched back to build ${id}, which serves`,
+        ),
+      );
+      assert.match(
+        broken.stdout,
+        /last 30 lines of the comfyui container's log \(build [0-9a-f]{12}\):\n(.*\n)*.*this build is broken on purpose/,
+      );
+      assert.ok(broken.ms < 30_000, `a start-up failure is seen at once, not at the timeout (${broken.ms} ms)`);
+      assert.equal(await current(), id);
+      assert.equal(await health(), `{"version":"${COMFYUI_API.version}","status":"healthy"} 200`);
+      assert.match(await hostOut(`cat ${BIN}/${bad}/.flow-build.json`), /"failedAt"/);
+      t.diagnostic(`a failed api:update, switched back: ${broken.ms} ms`);
+    },
+  );
 
   test("a release downloaded by the host, api:rollback on request, the last 3 builds kept", async (t) => {
     const dry = await run(["api:update", "--from", buildFile("dry", wrapper("dry")), "--dry-run"]);
@@ -252,7 +260,8 @@ export default defineFlow({
     assert.match(
       rb.stdout,
       new RegExp(
-        `roll back to build ${RELEASE.replace(/\./g, "\\.")}, check GET /health and /ready: changed \\(restarted; serves comfyui-api 1\\.18\\.0; was build ${good2}\\)`,
+        `roll back to build ${RELEASE.replace(/\./g, "\\.")}, check GET /health and /ready: changed ` +
+          `\\(restarted; serves comfyui-api 1\\.18\\.0; was build ${good2}\\)`,
       ),
     );
     assert.equal(await current(), RELEASE);
@@ -275,7 +284,11 @@ export default defineFlow({
     assert.equal(r.code, 0, r.stdout);
     assert.match(
       r.stdout,
-      /comfyui-api is the container's PID 1 \(\/app\/bin\/current\/comfyui-api\) and starts ComfyUI as its child \(CMD=node \/opt\/ComfyUI\/main\.mjs[^)]*\): the API cannot restart alone, so both restart/,
+      new RegExp(
+        String.raw`comfyui-api is the container's PID 1 \(\/app\/bin\/current\/comfyui-api\) and starts Comfy` +
+          String.raw`UI as its child \(CMD=node \/opt\/ComfyUI\/main\.mjs[^)]*\): the API cannot restart alone,` +
+          String.raw` so both restart`,
+      ),
     );
     assert.match(r.stdout, /queue drained \(GET :8188\/queue\): ok \(waited \d+s for 1 running, 0 pending\)/);
     assert.match(r.stdout, /comfyui-api healthy \(GET :3000\/health and \/ready\): ok \(after \d+s, serves comfyui-api 1\.18\.0\)/);
@@ -312,7 +325,10 @@ export default workflow;
     assert.equal(u.code, 1, u.stdout);
     assert.match(
       u.stdout,
-      /check GET \/health, \/ready and its 1 workflow: failed \(it does not serve 1 of the 1 workflow the build before served: \/workflow\/lab\/echo\)/,
+      new RegExp(
+        String.raw`check GET \/health, \/ready and its 1 workflow: failed \(it does not serve 1 of the 1 work` +
+          String.raw`flow the build before served: \/workflow\/lab\/echo\)`,
+      ),
     );
     assert.match(u.stdout, new RegExp(`switched back to build ${was}, which serves`));
     assert.equal(await current(), was);

@@ -112,13 +112,19 @@ export default defineFlow({
     const up = await runFlow(["comfyui:up", "--hosts", HOST]);
     assert.equal(up.code, 0, up.stdout + up.stderr);
     // on the host: one of the two workflows, one of the two models, and a container with a port open to the world
-    await onHost(`mkdir -p ~/comfyui-api/workflows/lab && cat > ~/comfyui-api/workflows/lab/hello.ts <<'EOF'
+    await onHost(
+      `mkdir -p ~/comfyui-api/workflows/lab && cat > ~/comfyui-api/workflows/lab/hello.ts <<'EOF'
 ${WORKFLOW}
 EOF
-echo x > ~/comfyui/models/checkpoints/c.safetensors
+echo ` +
+        `x > ~/comfyui/models/checkpoints/c.safetensors
 sudo -n docker restart -t 1 comfyui >/dev/null
-sudo -n docker run -d --name opslab-open -p 0.0.0.0:18188:8188 --entrypoint /usr/local/bin/node ${STANDIN_TAG} -e 'setInterval(() => {}, 1e9)' >/dev/null
-for i in $(seq 300); do curl -fsS -o /dev/null http://127.0.0.1:3000/ready 2>/dev/null && exit 0; sleep 0.1; done; exit 1`);
+sudo ` +
+        `-n docker run -d --name opslab-open -p 0.0.0.0:18188:8188 --entrypoint /usr/local/bin/node ` +
+        `${STANDIN_TAG} -e 'setInterval(() => {}, 1e9)' >/dev/null
+for i in $(seq 300); do curl -fsS ` +
+        `-o /dev/null http://127.0.0.1:3000/ready 2>/dev/null && exit 0; sleep 0.1; done; exit 1`,
+    );
     console.log(`# ops lab: ${HOST} reset, image loaded, comfyui:up and restart in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
   });
 
@@ -246,7 +252,9 @@ for i in $(seq 300); do curl -fsS -o /dev/null http://127.0.0.1:3000/ready 2>/de
 
   test("logs --errors finds a provoked error (a failed download) and nothing ordinary; the secret in it is redacted", async () => {
     await onHost(
-      `curl -s -o /dev/null -H 'content-type: application/json' -d '{"url":"http://127.0.0.1:9/${SECRET}.safetensors","model_type":"checkpoints","wait":true}' http://127.0.0.1:3000/download`,
+      `curl -s -o /dev/null -H 'content-type: application/json' ` +
+        `-d '{"url":"http://127.0.0.1:9/${SECRET}.safetensors","model_type":"checkpoints","wait":true}' ` +
+        `http://127.0.0.1:3000/download`,
     );
     const r = await runFlow(["logs", "--hosts", HOST, "--errors", "--since", "10m"]);
     assert.equal(r.code, 0, r.stdout + r.stderr);

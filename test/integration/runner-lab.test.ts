@@ -37,36 +37,50 @@ function project(inventoryFile: string, extraHosts = ""): string {
   const dir = mkdtempSync(join(tmpdir(), "flow-lab-proj-"));
   writeFileSync(
     join(dir, "flowfile.ts"),
-    flowfileSource(`
+    flowfileSource(
+      `
 export default defineFlow({
   hosts: { ${extraHosts} },
   inventory: [${JSON.stringify(inventoryFile)}],
-  settings: { connectTimeoutMs: 4000 },
-  plugins: [ops(), definePlugin({ name: "t", tasks: [
+ ` +
+        ` settings: { connectTimeoutMs: 4000 },
+  plugins: [ops(), definePlugin({ name: "t", tasks: ` +
+        `[
     defineTask({
       name: "t:count",
       description: "detached counting script",
-      optionalSecrets: ["FLOW_TEST_TOKEN"],
-      options: z.object({ steps: z.number().default(5), delay: z.number().default(50) }),
+ ` +
+        `     optionalSecrets: ["FLOW_TEST_TOKEN"],
+      options: z.object({ steps: z.number().default(5), ` +
+        `delay: z.number().default(50) }),
       async run(ctx, o) {
-        const r = await ctx.remoteScript(${JSON.stringify(COUNT)}, { key: "count", job: { steps: o.steps, delayMs: o.delay, secret: ctx.secrets.FLOW_TEST_TOKEN } });
-        await ctx.step("count", async () => ({ status: "changed", note: r.how + " " + JSON.stringify(r.result) }));
+        const r = await ctx.remoteScript(${JSON.stringify(COUNT)}, ` +
+        `{ key: "count", job: { steps: o.steps, delayMs: o.delay, secret: ctx.secrets.FLOW_TEST_TOKEN ` +
+        `} });
+        await ctx.step("count", async () => ({ status: "changed", note: r.how + " " ` +
+        `+ JSON.stringify(r.result) }));
       },
     }),
     defineTask({
       name: "t:secret",
-      description: "hands a secret to a slow remote command over stdin",
+ ` +
+        `     description: "hands a secret to a slow remote command over stdin",
       secrets: ["FLOW_TEST_TOKEN"],
-      options: z.object({}),
+ ` +
+        `     options: z.object({}),
       async run(ctx) {
-        await ctx.step("use secret", async () => {
-          const out = await ctx.sh("read -r t; sleep 3; printf %s \\"$t\\" | sha256sum", { stdin: ctx.secrets.FLOW_TEST_TOKEN + "\\n" });
-          ctx.log("token " + ctx.secrets.FLOW_TEST_TOKEN + " hashed to " + out.slice(0, 12));
+        await ctx.step("use secret", async ` +
+        `() => {
+          const out = await ctx.sh("read -r t; sleep 3; printf %s \\"$t\\" | sha256sum", ` +
+        `{ stdin: ctx.secrets.FLOW_TEST_TOKEN + "\\n" });
+          ctx.log("token " + ctx.secrets.FLOW_TEST_TOKEN ` +
+        `+ " hashed to " + out.slice(0, 12));
         });
       },
     }),
   ] })],
-});`),
+});`,
+    ),
   );
   symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
   return dir;

@@ -101,7 +101,8 @@ export default defineFlow({
     assert.equal(secondRecap.changed, 0, second.stdout);
     assert.equal(secondRecap.failed, 0);
     console.log(
-      `# setup:lambda on a lab host: first run ${firstRecap.seconds}s (${firstRecap.changed} changed), second ${secondRecap.seconds}s (0 changed), ratio ${(secondRecap.seconds / firstRecap.seconds).toFixed(2)}`,
+      `# setup:lambda on a lab host: first run ${firstRecap.seconds}s (${firstRecap.changed} changed), ` +
+        `second ${secondRecap.seconds}s (0 changed), ratio ${(secondRecap.seconds / firstRecap.seconds).toFixed(2)}`,
     );
   });
 

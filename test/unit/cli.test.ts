@@ -13,61 +13,84 @@ function project(body: string): string {
   return dir;
 }
 
-const SAMPLE = `
+const SAMPLE =
+  `
 const remote = (d: string) => d;
 export default defineFlow({
-  settings: { remoteDir: process.env.FLOW_TEST_REMOTE_DIR ?? "/tmp/flow-cli-test" },
-  plugins: [ops(), definePlugin({ name: "demo", description: "test tasks", tasks: [
+  settings: { remoteDir: process.env.FLOW_TEST_REMOTE_DIR ` +
+  `?? "/tmp/flow-cli-test" },
+  plugins: [ops(), definePlugin({ name: "demo", description: "test ` +
+  `tasks", tasks: [
     defineTask({
       name: "demo:touch",
-      description: "create a file when missing",
-      options: z.object({ path: z.string().describe("file to create"), count: z.number().int().default(1), mode: z.enum(["a", "b"]).default("a") }),
-      async run(ctx, o) {
+      description: "create a file ` +
+  `when missing",
+      options: z.object({ path: z.string().describe("file to create"), count: ` +
+  `z.number().int().default(1), mode: z.enum(["a", "b"]).default("a") }),
+      async run(ctx, ` +
+  `o) {
         await ctx.ensure({
           title: "file " + o.path,
-          check: async () => (await ctx.exec("test -f " + shQuote(o.path))).code === 0,
-          apply: async () => void (await ctx.sh("echo " + o.count + " > " + shQuote(o.path))),
+          check: async ` +
+  `() => (await ctx.exec("test -f " + shQuote(o.path))).code === 0,
+          apply: async () ` +
+  `=> void (await ctx.sh("echo " + o.count + " > " + shQuote(o.path))),
         });
       },
-    }),
+ ` +
+  `   }),
     defineTask({
       name: "demo:secret",
       description: "needs a secret",
-      secrets: ["FLOW_TEST_TOKEN"],
+  ` +
+  `    secrets: ["FLOW_TEST_TOKEN"],
       lock: false,
       options: z.object({}),
-      async run(ctx) {
+      async ` +
+  `run(ctx) {
         await ctx.step("use it", async () => {
-          const seen = await ctx.sh("cat", { stdin: ctx.secrets.FLOW_TEST_TOKEN });
+          const seen = await ctx.sh("cat", ` +
+  `{ stdin: ctx.secrets.FLOW_TEST_TOKEN });
           ctx.log("the token is " + seen);
-          return { status: "ok", note: "token " + ctx.secrets.FLOW_TEST_TOKEN };
+      ` +
+  `    return { status: "ok", note: "token " + ctx.secrets.FLOW_TEST_TOKEN };
         });
-      },
+   ` +
+  `   },
     }),
     defineTask({
       name: "demo:hold",
-      description: "hold the host lock a while",
+      description: "hold the host ` +
+  `lock a while",
       options: z.object({ ms: z.number().default(1500) }),
-      async run(ctx, o) {
-        await ctx.step("hold", async () => { await new Promise((r) => setTimeout(r, o.ms)); return "changed"; });
+      async run(ctx, ` +
+  `o) {
+        await ctx.step("hold", async () => { await new Promise((r) => setTimeout(r, o.ms)); ` +
+  `return "changed"; });
       },
     }),
     defineTask({
       name: "demo:wipe",
-      description: "destroys something",
+      description: ` +
+  `"destroys something",
       destructive: "wipe the demo",
       lock: false,
-      options: z.object({}),
+      options: ` +
+  `z.object({}),
       async run(ctx) {
-        await ctx.step("wipe", async () => ({ status: "ok", note: ctx.confirmed ? "wiped" : "listed only" }));
+        await ctx.step("wipe", async () => ({ status: ` +
+  `"ok", note: ctx.confirmed ? "wiped" : "listed only" }));
       },
     }),
     defineTask({
-      name: "demo:both",
+ ` +
+  `     name: "demo:both",
       description: "runs other tasks",
-      options: z.object({ path: z.string() }),
+      options: z.object({ path: ` +
+  `z.string() }),
       async run(ctx, o) {
-        await ctx.runTask("demo:touch", { path: o.path, count: 7 });
+        await ctx.runTask("demo:touch", { path: o.path, ` +
+  `count: 7 });
         await ctx.runTask("status");
       },
     }),

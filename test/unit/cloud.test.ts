@@ -215,7 +215,10 @@ test("bad or missing credentials: clear errors that never show the secret", asyn
   assert.equal(d.code, 1);
   assert.match(
     d.stdout,
-    /DataCrunch API POST \/oauth2\/token: 401 unauthorized_request: Invalid client id or client secret \(check DATACRUNCH_CLIENT_ID and DATACRUNCH_CLIENT_SECRET\)/,
+    new RegExp(
+      String.raw`DataCrunch API POST \/oauth2\/token: 401 unauthorized_request: Invalid client id or client` +
+        String.raw` secret \(check DATACRUNCH_CLIENT_ID and DATACRUNCH_CLIENT_SECRET\)`,
+    ),
   );
   assert.ok(!(d.stdout + d.stderr).includes(wrongSecret), "secret leaked");
   const missing = await flow(["run", "provider:up", "--provider", "datacrunch", "--type", "1A100.22V", "--region", "FIN-01"], {
@@ -319,7 +322,10 @@ test("provider:up (datacrunch): OAuth token reused, renewed after a 401; root lo
   assert.equal(slow.code, 1);
   assert.match(
     slow.stdout,
-    /gave no SSH banner within 1s; dc-mute not added to the inventory; instance \S+ is still running \(and billed\).*provider:down --provider datacrunch --id/,
+    new RegExp(
+      String.raw`gave no SSH banner within 1s; dc-mute not added to the inventory; instance \S+ is still ru` +
+        String.raw`nning \(and billed\).*provider:down --provider datacrunch --id`,
+    ),
   );
   assert.equal(inventory().hosts["dc-mute"], undefined);
   // down by name finds it at the provider even though it never joined the inventory

@@ -135,7 +135,8 @@ describe("the health wait's loop (real sh and curl, a fake docker)", () => {
     const s = await serve(() => 500);
     const base = `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
     const count = `/tmp/flow-hw-${process.pid}`;
-    const script = `echo 0 > ${count}; (sleep 1; echo 1 > ${count}) &\n${fakeDocker(count)}${healthWaitCommand("c", [`${base}/health`], 60)}`;
+    const wait = healthWaitCommand("c", [`${base}/health`], 60);
+    const script = `echo 0 > ${count}; (sleep 1; echo 1 > ${count}) &\n${fakeDocker(count)}${wait}`;
     const r = await runLoop(script);
     s.close();
     const w = parseHealthWait(r.out);
@@ -182,7 +183,10 @@ describe("restart and tunnel, the pure parts", () => {
     assert.equal(api.comfyuiAlone, false);
     assert.match(
       api.note!,
-      /comfyui-api is the container's PID 1 \(\/app\/bin\/current\/comfyui-api\) and starts ComfyUI as its child .*cannot restart alone, so both restart/,
+      new RegExp(
+        String.raw`comfyui-api is the container's PID 1 \(\/app\/bin\/current\/comfyui-api\) and starts Comfy` +
+          String.raw`UI as its child .*cannot restart alone, so both restart`,
+      ),
     );
     assert.match(restartPlan("comfyui", l).note!, /exits when it does \(ALWAYS_RESTART_COMFYUI is not true\): both restart/);
     const relaunching = parseLayout("/opt/comfyui-api/comfyui-api \nALWAYS_RESTART_COMFYUI=True\n");

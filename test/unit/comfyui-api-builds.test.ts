@@ -271,40 +271,43 @@ describe("install, verify, switch, prune: the shell text in a temp folder", () =
     assert.notEqual(sh(verifyBuildCommand(bin, id)).status, 0);
   });
 
-  test("a folder (sent as a tarball) from prepareLocalBuild: same name from the folder and from its .tgz, unpacked and checked", async () => {
-    const src = join(tmp, "src-build");
-    mkdirSync(join(src, "dist/src"), { recursive: true });
-    writeFileSync(join(src, "comfyui-api"), '#!/bin/sh\nhere=${0%/*}\nexec cat "$here/dist/src/index.js"\n');
-    chmodSync(join(src, "comfyui-api"), 0o755);
-    writeFileSync(join(src, "dist/src/index.js"), "console.log('api')\n");
-    writeFileSync(join(src, "flow-build.json"), JSON.stringify({ version: "1.18.0" }));
-    symlinkSync("dist/src/index.js", join(src, "main.js"));
-    const local = await prepareLocalBuild(src);
-    assert.equal(local.kind, "folder");
-    assert.equal(local.version, "1.18.0");
-    assert.equal(local.files, 3);
-    // the same folder as a tarball with one top folder
-    const tgz = join(tmp, "b.tgz");
-    assert.equal(sh(`tar -czf ${tgz} -C ${tmp} src-build`).status, 0);
-    const fromTgz = await prepareLocalBuild(tgz);
-    assert.equal(fromTgz.sha256, local.sha256);
-    await fromTgz.cleanup();
-    const id = local.sha256.slice(0, 12);
-    sh(`cp ${local.upload} ${join(bin, ".incoming", `${id}.tgz`)}`);
-    writeFileSync(join(bin, ".incoming", `${id}.sha256`), local.sums!);
-    const r = sh(installUploadCommand(bin, id, "tgz"), marker(id));
-    assert.equal(r.status, 0, r.stderr);
-    assert.equal(sh(join(bin, id, "comfyui-api")).stdout, "console.log('api')\n");
-    assert.equal(readlinkSync(join(bin, id, "main.js")), "dist/src/index.js");
-    assert.equal(existsSync(join(bin, ".incoming", `${id}.tgz`)), false, "the upload is cleaned away");
-    await local.cleanup();
-    // no launcher: refused before anything is sent
-    const nolauncher = join(tmp, "nolauncher");
-    mkdirSync(nolauncher);
-    writeFileSync(join(nolauncher, "x"), "x");
-    await assert.rejects(prepareLocalBuild(nolauncher), /launcher comfyui-api at the top/);
-    await assert.rejects(prepareLocalBuild(join(tmp, "absent")), /no such file or folder/);
-  });
+  test(
+    "a folder (sent as a tarball) from prepareLocalBuild: same name from the folder and from " + "its .tgz, unpacked and checked",
+    async () => {
+      const src = join(tmp, "src-build");
+      mkdirSync(join(src, "dist/src"), { recursive: true });
+      writeFileSync(join(src, "comfyui-api"), '#!/bin/sh\nhere=${0%/*}\nexec cat "$here/dist/src/index.js"\n');
+      chmodSync(join(src, "comfyui-api"), 0o755);
+      writeFileSync(join(src, "dist/src/index.js"), "console.log('api')\n");
+      writeFileSync(join(src, "flow-build.json"), JSON.stringify({ version: "1.18.0" }));
+      symlinkSync("dist/src/index.js", join(src, "main.js"));
+      const local = await prepareLocalBuild(src);
+      assert.equal(local.kind, "folder");
+      assert.equal(local.version, "1.18.0");
+      assert.equal(local.files, 3);
+      // the same folder as a tarball with one top folder
+      const tgz = join(tmp, "b.tgz");
+      assert.equal(sh(`tar -czf ${tgz} -C ${tmp} src-build`).status, 0);
+      const fromTgz = await prepareLocalBuild(tgz);
+      assert.equal(fromTgz.sha256, local.sha256);
+      await fromTgz.cleanup();
+      const id = local.sha256.slice(0, 12);
+      sh(`cp ${local.upload} ${join(bin, ".incoming", `${id}.tgz`)}`);
+      writeFileSync(join(bin, ".incoming", `${id}.sha256`), local.sums!);
+      const r = sh(installUploadCommand(bin, id, "tgz"), marker(id));
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(sh(join(bin, id, "comfyui-api")).stdout, "console.log('api')\n");
+      assert.equal(readlinkSync(join(bin, id, "main.js")), "dist/src/index.js");
+      assert.equal(existsSync(join(bin, ".incoming", `${id}.tgz`)), false, "the upload is cleaned away");
+      await local.cleanup();
+      // no launcher: refused before anything is sent
+      const nolauncher = join(tmp, "nolauncher");
+      mkdirSync(nolauncher);
+      writeFileSync(join(nolauncher, "x"), "x");
+      await assert.rejects(prepareLocalBuild(nolauncher), /launcher comfyui-api at the top/);
+      await assert.rejects(prepareLocalBuild(join(tmp, "absent")), /no such file or folder/);
+    },
+  );
 
   test("a download: named by its sha256 (or the release), an archive's top folder stepped into, the marker filled in", () => {
     const dl = join(bin, ".incoming", "dl-1");

@@ -106,7 +106,8 @@ test("the log line about a skipped workflow: comfyui-api's own pino line for its
   const log = [
     "Traceback (most recent call last):",
     `{"level":30,"time":1,"msg":"Loaded workflow","workflow":"txt2img","file":"/workflows/sd15/txt2img.js"}`,
-    `{"level":50,"time":2,"file":"/workflows/wan/i2v.js","error":"Cannot read properties of undefined (reading 'enum')","stack":"TypeError: ...","msg":"Failed to evaluate workflow file"}`,
+    `{"level":50,"time":2,"file":"/workflows/wan/i2v.js","error":"Cannot read properties of undefined ` +
+      `(reading 'enum')","stack":"TypeError: ...","msg":"Failed to evaluate workflow file"}`,
     `{"level":40,"time":3,"file":"/workflows/odd.js","msg":"File does not export a valid Workflow object"}`,
     `{"broken json`,
   ].join("\n");

@@ -24,147 +24,162 @@ describe("type-check against comfyui-api 1.18.0's types", { skip }, () => {
     example = read("example-workflows/sd1.5/txt2img.ts");
   });
 
-  test("comfyui-api's own example passes, at the top and in a sub-folder (../types means the same there); problems name file and line", (t) => {
-    const t0 = performance.now();
-    const problems = typecheckWorkflows(
-      [
-        { rel: "txt2img.ts", text: example },
-        { rel: "sd15/deep/txt2img.ts", text: example },
-        { rel: "bad/typo.ts", text: example.replace("seed: input.seed,", "seed: input.sed,") },
-        { rel: "bad/schema.ts", text: example.replace(".default(512)", '.default("512")') },
-        { rel: "bad/no-default.ts", text: example.replace("export default workflow;", "") },
-        {
-          rel: "bad/not-workflow.ts",
-          text: `import { z } from "zod";\nexport default { RequestSchema: z.string(), generateWorkflow: () => ({}) };\n`,
-        },
-        { rel: "bad/zod4.ts", text: example.replace(`.describe("Denoising strength")`, `.meta({ title: "zod 4 only" })`) },
-      ],
-      api,
-    );
-    const shown = problems.map(formatTypeProblem);
-    const ms = performance.now() - t0;
-    assert.equal(problems.filter((p) => !p.rel.startsWith("bad/")).length, 0, shown.join("\n"));
-    assert.match(
-      shown.find((s) => s.startsWith("bad/typo.ts"))!,
-      /^bad\/typo\.ts:\d+:\d+: Property 'sed' does not exist .*Did you mean 'seed'\?/,
-    );
-    assert.match(
-      shown.find((s) => s.startsWith("bad/schema.ts"))!,
-      /^bad\/schema\.ts:\d+:\d+: .*'string'.*'number'/s,
-    );
-    assert.ok(
-      shown.includes(
-        "bad/no-default.ts: no default export: comfyui-api needs `export default` of a Workflow ({ RequestSchema, generateWorkflow })",
-      ),
-      shown.join("\n"),
-    );
-    assert.match(
-      shown.find((s) => s.startsWith("bad/not-workflow.ts"))!,
-      /its default export is not a comfyui-api Workflow: .*ZodString/s,
-    );
-    assert.match(
-      shown.find((s) => s.startsWith("bad/zod4.ts"))!,
-      /Property 'meta' does not exist/,
-      "zod is zod 3's API, as comfyui-api's",
-    );
-    t.diagnostic(`type-check of 7 workflows: ${(ms / 1000).toFixed(1)}s`);
-  });
-
-  test("imports resolve as they do on the host: comfyui-api's modules and dependencies yes, files beside the workflow and other packages no", () => {
-    const withImports = (imports: string, use: string) =>
-      example.replace(`import config from "../config";`, `import config from "../config";\n${imports}\nvoid (${use});`);
-    const problems = typecheckWorkflows(
-      [
-        {
-          rel: "ok/imports.ts",
-          text: withImports(
-            `import fs from "fs";\nimport { join } from "node:path";\nimport yaml from "yaml";\nimport { foo } from "../utils";`,
-            "[fs.readFileSync, join, yaml.parse, foo, process.env.HOME]",
-          ),
-        },
-        { rel: "bad/relative.ts", text: withImports(`import common from "./common";`, "common") },
-        { rel: "bad/package.ts", text: withImports(`import _ from "lodash";`, "_") },
-      ],
-      api,
-    ).map(formatTypeProblem);
-    assert.deepEqual(
-      problems.filter((p) => p.startsWith("ok/")),
-      [],
-    );
-    assert.match(
-      problems.find((p) => p.startsWith("bad/relative.ts"))!,
-      /cannot import '\.\/common': comfyui-api evaluates every workflow inside its own dist\/src\/workflows/,
-    );
-    assert.match(
-      problems.find((p) => p.startsWith("bad/package.ts"))!,
-      /cannot import 'lodash': comfyui-api does not depend on lodash/,
-    );
-  });
-
-  test("without @types/node (a user's install: it is a devDependency) Node's modules and globals are stubs, and the same files pass or fail", () => {
-    const uses = example.replace(
-      `import config from "../config";`,
-      `import config from "../config";\nimport fs from "node:fs";\nimport { join } from "path";\nvoid [fs.existsSync, join, process.env.HOME, Buffer.from, console.log, setTimeout];`,
-    );
-    const problems = typecheckWorkflows(
-      [
-        { rel: "node.ts", text: uses },
-        { rel: "bad/typo.ts", text: example.replace("seed: input.seed,", "seed: input.sed,") },
-      ],
-      api,
-      { nodeTypes: false },
-    ).map(formatTypeProblem);
-    assert.equal(problems.length, 1, problems.join("\n"));
-    assert.match(problems[0]!, /^bad\/typo\.ts:\d+:\d+: Property 'sed'/);
-  });
-
-  test("checkLocal over a folder: names, load rule and types in one list; the same folder is checked once; a pass is remembered on disk", () => {
-    const dir = mkdtempSync(join(tmpdir(), "flow-wf-"));
-    const cache = mkdtempSync(join(tmpdir(), "flow-wf-cache-"));
-    try {
-      mkdirSync(join(dir, "sd15"), { recursive: true });
-      writeFileSync(join(dir, "sd15/txt2img.ts"), example);
-      writeFileSync(
-        join(dir, "late.ts"),
-        example.replace("export default workflow;", 'export default workflow;\nexport const example = { prompt: "x" };'),
+  test(
+    "comfyui-api's own example passes, at the top and in a sub-folder (../types means the same " + "there); problems name file and line",
+    (t) => {
+      const t0 = performance.now();
+      const problems = typecheckWorkflows(
+        [
+          { rel: "txt2img.ts", text: example },
+          { rel: "sd15/deep/txt2img.ts", text: example },
+          { rel: "bad/typo.ts", text: example.replace("seed: input.seed,", "seed: input.sed,") },
+          { rel: "bad/schema.ts", text: example.replace(".default(512)", '.default("512")') },
+          { rel: "bad/no-default.ts", text: example.replace("export default workflow;", "") },
+          {
+            rel: "bad/not-workflow.ts",
+            text: `import { z } from "zod";\nexport default { RequestSchema: z.string(), generateWorkflow: () => ({}) };\n`,
+          },
+          { rel: "bad/zod4.ts", text: example.replace(`.describe("Denoising strength")`, `.meta({ title: "zod 4 only" })`) },
+        ],
+        api,
       );
-      writeFileSync(join(dir, "my.tsfile.ts"), example);
-      writeFileSync(join(dir, "README.md"), "notes");
-      writeFileSync(join(dir, ".hidden.ts"), "nonsense(");
-      const local = readLocalWorkflows(tmpdir(), dir);
-      assert.deepEqual(
-        local.files.map((f) => f.rel),
-        ["late.ts", "my.tsfile.ts", "sd15/txt2img.ts"],
+      const shown = problems.map(formatTypeProblem);
+      const ms = performance.now() - t0;
+      assert.equal(problems.filter((p) => !p.rel.startsWith("bad/")).length, 0, shown.join("\n"));
+      assert.match(
+        shown.find((s) => s.startsWith("bad/typo.ts"))!,
+        /^bad\/typo\.ts:\d+:\d+: Property 'sed' does not exist .*Did you mean 'seed'\?/,
       );
-      assert.deepEqual(local.ignored, ["README.md"]);
-      assert.deepEqual(local.endpoints, ["/workflow/late", "/workflow/my.tsfile", "/workflow/sd15/txt2img"]);
-      const c = checkLocal(local, api, cache);
-      assert.equal(c.problems.length, 2, c.problems.join("\n"));
-      assert.match(c.problems[0]!, /^my\.tsfile\.ts: file name "my\.tsfile\.ts"/);
-      assert.match(c.problems[1]!, /^late\.ts: comfyui-api takes the value of the file's last statement/);
-      assert.equal(checkLocal(readLocalWorkflows(tmpdir(), dir), api, cache), c, "memoized");
-      // (what each source says is cached by its bytes in comfyui-api-facts; a check's verdict only when it passed)
+      assert.match(
+        shown.find((s) => s.startsWith("bad/schema.ts"))!,
+        /^bad\/schema\.ts:\d+:\d+: .*'string'.*'number'/s,
+      );
+      assert.ok(
+        shown.includes(
+          "bad/no-default.ts: no default export: comfyui-api needs `export default` of a Workflow ({ RequestSchema, generateWorkflow })",
+        ),
+        shown.join("\n"),
+      );
+      assert.match(
+        shown.find((s) => s.startsWith("bad/not-workflow.ts"))!,
+        /its default export is not a comfyui-api Workflow: .*ZodString/s,
+      );
+      assert.match(
+        shown.find((s) => s.startsWith("bad/zod4.ts"))!,
+        /Property 'meta' does not exist/,
+        "zod is zod 3's API, as comfyui-api's",
+      );
+      t.diagnostic(`type-check of 7 workflows: ${(ms / 1000).toFixed(1)}s`);
+    },
+  );
+
+  test(
+    "imports resolve as they do on the host: comfyui-api's modules and dependencies yes, files " +
+      "beside the workflow and other packages no",
+    () => {
+      const withImports = (imports: string, use: string) =>
+        example.replace(`import config from "../config";`, `import config from "../config";\n${imports}\nvoid (${use});`);
+      const problems = typecheckWorkflows(
+        [
+          {
+            rel: "ok/imports.ts",
+            text: withImports(
+              `import fs from "fs";\nimport { join } from "node:path";\nimport yaml from "yaml";\nimport { foo } from "../utils";`,
+              "[fs.readFileSync, join, yaml.parse, foo, process.env.HOME]",
+            ),
+          },
+          { rel: "bad/relative.ts", text: withImports(`import common from "./common";`, "common") },
+          { rel: "bad/package.ts", text: withImports(`import _ from "lodash";`, "_") },
+        ],
+        api,
+      ).map(formatTypeProblem);
       assert.deepEqual(
-        readdirSync(cache).filter((d) => d !== "comfyui-api-facts"),
+        problems.filter((p) => p.startsWith("ok/")),
         [],
-        "a failure is not remembered",
       );
-      // fixed: passes, and the pass is remembered, so a new process does not compile it again
-      rmSync(join(dir, "my.tsfile.ts"));
-      writeFileSync(join(dir, "late.ts"), example);
-      assert.deepEqual(checkLocal(readLocalWorkflows(tmpdir(), dir), api, cache).problems, []);
-      assert.equal(readdirSync(join(cache, "comfyui-api-checks")).length, 1, "the pass is remembered");
-      resetLocalChecks();
-      let compiled = 0;
-      const counting: typeof typecheckWorkflows = (...a) => (compiled++, typecheckWorkflows(...a));
-      assert.deepEqual(checkLocal(readLocalWorkflows(tmpdir(), dir), api, cache, counting).problems, []);
-      assert.equal(compiled, 0, "a remembered pass is not compiled again");
-      assert.throws(() => readLocalWorkflows(tmpdir(), join(dir, "nope")), /no workflows folder/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-      rmSync(cache, { recursive: true, force: true });
-    }
-  });
+      assert.match(
+        problems.find((p) => p.startsWith("bad/relative.ts"))!,
+        /cannot import '\.\/common': comfyui-api evaluates every workflow inside its own dist\/src\/workflows/,
+      );
+      assert.match(
+        problems.find((p) => p.startsWith("bad/package.ts"))!,
+        /cannot import 'lodash': comfyui-api does not depend on lodash/,
+      );
+    },
+  );
+
+  test(
+    "without @types/node (a user's install: it is a devDependency) Node's modules and globals " +
+      "are stubs, and the same files pass or fail",
+    () => {
+      const uses = example.replace(
+        `import config from "../config";`,
+        `import config from "../config";\nimport fs from "node:fs";\nimport { join } from "path";\nvoid ` +
+          `[fs.existsSync, join, process.env.HOME, Buffer.from, console.log, setTimeout];`,
+      );
+      const problems = typecheckWorkflows(
+        [
+          { rel: "node.ts", text: uses },
+          { rel: "bad/typo.ts", text: example.replace("seed: input.seed,", "seed: input.sed,") },
+        ],
+        api,
+        { nodeTypes: false },
+      ).map(formatTypeProblem);
+      assert.equal(problems.length, 1, problems.join("\n"));
+      assert.match(problems[0]!, /^bad\/typo\.ts:\d+:\d+: Property 'sed'/);
+    },
+  );
+
+  test(
+    "checkLocal over a folder: names, load rule and types in one list; the same folder is " + "checked once; a pass is remembered on disk",
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), "flow-wf-"));
+      const cache = mkdtempSync(join(tmpdir(), "flow-wf-cache-"));
+      try {
+        mkdirSync(join(dir, "sd15"), { recursive: true });
+        writeFileSync(join(dir, "sd15/txt2img.ts"), example);
+        writeFileSync(
+          join(dir, "late.ts"),
+          example.replace("export default workflow;", 'export default workflow;\nexport const example = { prompt: "x" };'),
+        );
+        writeFileSync(join(dir, "my.tsfile.ts"), example);
+        writeFileSync(join(dir, "README.md"), "notes");
+        writeFileSync(join(dir, ".hidden.ts"), "nonsense(");
+        const local = readLocalWorkflows(tmpdir(), dir);
+        assert.deepEqual(
+          local.files.map((f) => f.rel),
+          ["late.ts", "my.tsfile.ts", "sd15/txt2img.ts"],
+        );
+        assert.deepEqual(local.ignored, ["README.md"]);
+        assert.deepEqual(local.endpoints, ["/workflow/late", "/workflow/my.tsfile", "/workflow/sd15/txt2img"]);
+        const c = checkLocal(local, api, cache);
+        assert.equal(c.problems.length, 2, c.problems.join("\n"));
+        assert.match(c.problems[0]!, /^my\.tsfile\.ts: file name "my\.tsfile\.ts"/);
+        assert.match(c.problems[1]!, /^late\.ts: comfyui-api takes the value of the file's last statement/);
+        assert.equal(checkLocal(readLocalWorkflows(tmpdir(), dir), api, cache), c, "memoized");
+        // (what each source says is cached by its bytes in comfyui-api-facts; a check's verdict only when it passed)
+        assert.deepEqual(
+          readdirSync(cache).filter((d) => d !== "comfyui-api-facts"),
+          [],
+          "a failure is not remembered",
+        );
+        // fixed: passes, and the pass is remembered, so a new process does not compile it again
+        rmSync(join(dir, "my.tsfile.ts"));
+        writeFileSync(join(dir, "late.ts"), example);
+        assert.deepEqual(checkLocal(readLocalWorkflows(tmpdir(), dir), api, cache).problems, []);
+        assert.equal(readdirSync(join(cache, "comfyui-api-checks")).length, 1, "the pass is remembered");
+        resetLocalChecks();
+        let compiled = 0;
+        const counting: typeof typecheckWorkflows = (...a) => (compiled++, typecheckWorkflows(...a));
+        assert.deepEqual(checkLocal(readLocalWorkflows(tmpdir(), dir), api, cache, counting).problems, []);
+        assert.equal(compiled, 0, "a remembered pass is not compiled again");
+        assert.throws(() => readLocalWorkflows(tmpdir(), join(dir, "nope")), /no workflows folder/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+        rmSync(cache, { recursive: true, force: true });
+      }
+    },
+  );
 });
 
 describe("comfyui-api's sources for the type-check", { skip }, () => {

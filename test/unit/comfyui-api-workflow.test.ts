@@ -34,26 +34,31 @@ const workflow: Workflow = { RequestSchema, generateWorkflow };
 export default workflow;
 `;
 
-test("analyzeWorkflow: config.models folders, literal model files (core loaders, custom loaders by input name, metadata), classes, example", () => {
-  const f = analyzeWorkflow("a/wf.ts", WF);
-  assert.deepEqual(f.modelFolders, ["checkpoints", "unet", "upscale_models"]);
-  assert.deepEqual(f.modelFiles, [
-    { folder: "diffusion_models", name: "flux-q8.gguf", via: "UnetLoaderGGUF.unet_name" },
-    { folder: "loras", name: "style.safetensors", via: "metadata.models" },
-    { folder: "vae", name: "fixed-vae.safetensors", via: "VAELoader.vae_name" },
-    { folder: "vae", name: "sd15/vae.pt", via: "metadata.models" },
-  ]);
-  assert.deepEqual(f.classTypes, ["CheckpointLoaderSimple", "KSampler", "SaveImage", "UnetLoaderGGUF", "VAELoader"]);
-  assert.deepEqual(f.example, { prompt: "a red fox", width: 256, steps: -1, tags: ["a", "b"], extra: null });
-  assert.deepEqual(f.problems, []);
-  // a .js workflow that requires config
-  const js = analyzeWorkflow(
-    "b.js",
-    `const config = require("../config").default;\nconst x = config.models.loras;\nmodule.exports = { RequestSchema: 1, generateWorkflow: 2 };\n`,
-  );
-  assert.deepEqual(js.modelFolders, ["loras"]);
-  assert.deepEqual(js.problems, []);
-});
+test(
+  "analyzeWorkflow: config.models folders, literal model files (core loaders, custom loaders " +
+    "by input name, metadata), classes, example",
+  () => {
+    const f = analyzeWorkflow("a/wf.ts", WF);
+    assert.deepEqual(f.modelFolders, ["checkpoints", "unet", "upscale_models"]);
+    assert.deepEqual(f.modelFiles, [
+      { folder: "diffusion_models", name: "flux-q8.gguf", via: "UnetLoaderGGUF.unet_name" },
+      { folder: "loras", name: "style.safetensors", via: "metadata.models" },
+      { folder: "vae", name: "fixed-vae.safetensors", via: "VAELoader.vae_name" },
+      { folder: "vae", name: "sd15/vae.pt", via: "metadata.models" },
+    ]);
+    assert.deepEqual(f.classTypes, ["CheckpointLoaderSimple", "KSampler", "SaveImage", "UnetLoaderGGUF", "VAELoader"]);
+    assert.deepEqual(f.example, { prompt: "a red fox", width: 256, steps: -1, tags: ["a", "b"], extra: null });
+    assert.deepEqual(f.problems, []);
+    // a .js workflow that requires config
+    const js = analyzeWorkflow(
+      "b.js",
+      `const config = require("../config").default;\nconst x = config.models.loras;\nmodule.exports ` +
+        `= { RequestSchema: 1, generateWorkflow: 2 };\n`,
+    );
+    assert.deepEqual(js.modelFolders, ["loras"]);
+    assert.deepEqual(js.problems, []);
+  },
+);
 
 test("analyzeWorkflow: an example that is not a literal is named; __proto__ in one is a plain key", () => {
   const f = analyzeWorkflow(
@@ -81,7 +86,8 @@ test("loadProblem agrees with comfyui-api's eval: the file's last value must be 
     ["ok.ts", `const workflow = { RequestSchema: 1, generateWorkflow: 2 };\nexport default workflow;\n`, true],
     [
       "ok-trailing-decls.ts",
-      `const w = { RequestSchema: 1, generateWorkflow: 2 };\nexport default w;\nfunction helper() {}\ninterface X { a: 1 }\ntype Y = string;\nconst z = 3;\n`,
+      `const w = { RequestSchema: 1, generateWorkflow: 2 };\nexport default w;\nfunction helper() ` +
+        `{}\ninterface X { a: 1 }\ntype Y = string;\nconst z = 3;\n`,
       true,
     ],
     [
@@ -118,7 +124,9 @@ test("loadProblem agrees with comfyui-api's eval: the file's last value must be 
   // (its examples, its docs); the type-check asks for that, so flow does not lean on the accident
   assert.equal(
     loadProblem("named.ts", `export const w = { RequestSchema: 1, generateWorkflow: 2 };\n`),
-    "comfyui-api takes the value of the file's last statement as the workflow, and here that is `exports.w = { RequestSchema: 1, generateWorkflow: 2 };`: put `export default <workflow>` last",
+    "comfyui-api takes the value of the file's last statement as the workflow, and here that " +
+      "is `exports.w = { RequestSchema: 1, generateWorkflow: 2 };`: put `export default " +
+      "<workflow>` last",
   );
 });
 
@@ -157,7 +165,8 @@ test("hostProblems: a missing or empty model folder, a missing file, a missing n
     ]),
   });
   assert.deepEqual(problems, [
-    'reads config.models.upscale_models, but models/upscale_models is not a folder on the host: comfyui-api would fail to load it ("Cannot read properties of undefined")',
+    "reads config.models.upscale_models, but models/upscale_models is not a folder on the " +
+      'host: comfyui-api would fail to load it ("Cannot read properties of undefined")',
     "metadata.models names loras/style.safetensors, which is not on the host (models:download fetches what workflows name)",
     "VAELoader.vae_name names vae/fixed-vae.safetensors, which is not on the host (models:download fetches what workflows name)",
     "uses node class UnetLoaderGGUF, which the host's ComfyUI does not have (its custom node pack is not installed?)",

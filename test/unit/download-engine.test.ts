@@ -252,7 +252,10 @@ describe("download engine", () => {
     assert.equal(s.failed.length, 2);
     assert.match(
       s.failed[0]!.reason!,
-      /^token missing or wrong for http:\/\/127\.0\.0\.1:\d+\/black-forest-labs\/FLUX\.1-dev\/resolve\/main\/flux1-dev\.safetensors \(HTTP 401/,
+      new RegExp(
+        String.raw`^token missing or wrong for http:\/\/127\.0\.0\.1:\d+\/black-forest-labs\/FLUX\.1-dev\/res` +
+          String.raw`olve\/main\/flux1-dev\.safetensors \(HTTP 401`,
+      ),
     );
     assert.equal(s.failed[0]!.name, "flux1-dev.safetensors");
     assert.match(s.failed[1]!.reason!, /token missing or wrong for .*\/api\/download\/models\/101/);

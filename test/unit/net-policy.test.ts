@@ -131,7 +131,8 @@ test("the URL forms of those addresses are refused before any lookup; a public h
   // the message names the URL, with a credential in it masked
   assert.equal(
     checkUrl(p, "https://10.0.0.2/m.safetensors?token=abc&x=1"),
-    "refused https://10.0.0.2/m.safetensors?token=***&x=1: 10.0.0.2 is a private address (list the host in the flowfile's settings.allowHosts to allow it)",
+    "refused https://10.0.0.2/m.safetensors?token=***&x=1: 10.0.0.2 is a private address (list " +
+      "the host in the flowfile's settings.allowHosts to allow it)",
   );
 });
 

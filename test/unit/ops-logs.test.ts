@@ -41,7 +41,8 @@ test("pino lines become readable: time, level name, message, request and respons
   const failed = lines.find((l) => l.msg.startsWith("Download failed"))!;
   assert.equal(
     formatLogLine(failed),
-    "2026-11-30 02:34:06 ERROR api   Download failed: fetch failed url=http://127.0.0.1:9/x.safetensors model_type=checkpoints hasAuth=false",
+    "2026-11-30 02:34:06 ERROR api   Download failed: fetch failed " +
+      "url=http://127.0.0.1:9/x.safetensors model_type=checkpoints hasAuth=false",
   );
   // ComfyUI's text keeps docker's time
   const text = lines.find((l) => l.msg.startsWith("Failed to get ComfyUI description"))!;

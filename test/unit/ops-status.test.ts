@@ -188,7 +188,10 @@ test("views: durations, labelled lines, the fleet table with unreachable and fai
   s.models = { from: "workflow_templates/", needed: 2, ready: 1, missing: ["loras/a.safetensors"], workflows: { total: 1, ready: 0 } };
   assert.match(
     rowText(s),
-    /^gpu -  comfyui up \S+  api 1\.18\.0  health 200  ready 200  queue 0  workflows 1\/2  packs 1  models 1\/2  disk free \S+G  load 4\.91$/,
+    new RegExp(
+      String.raw`^gpu -  comfyui up \S+  api 1\.18\.0  health 200  ready 200  queue 0  workflows 1\/2  pack` +
+        String.raw`s 1  models 1\/2  disk free \S+G  load 4\.91$`,
+    ),
   );
   assert.equal(rowText({ reachable: false, error: "connection refused" }), "unreachable: connection refused");
   const t = fleetTable([
@@ -255,31 +258,35 @@ test("what the project expects: workflows/ endpoints (.ts and .js once), models 
   assert.equal(modelsStatus({ deps, needed, bad: [] }, null).error, "the models volume was not scanned");
 });
 
-test("exit code: 0 when every reached host reported; unreachable hosts are rows; 1 when a reached host could not report or none was reached", () => {
-  const recap = (host: string, outcome: HostRecap["outcome"], data: Record<string, unknown> = {}, error?: string): HostRecap => ({
-    host,
-    outcome,
-    ok: 1,
-    changed: 0,
-    skipped: 0,
-    failed: outcome === "failed" ? 1 : 0,
-    ms: 1,
-    data,
-    error,
-  });
-  const ok = recap("a", "ok", { status: { reachable: true } });
-  const dead = recap("b", "unreachable", {}, "b: connect ECONNREFUSED");
-  const lost = recap("c", "failed", { status: { reachable: false, error: "connection lost" } });
-  const broken = recap("d", "failed", {}, "status: the status command failed");
-  assert.equal(statusExitCode([ok, dead]), 0);
-  assert.equal(statusExitCode([ok, lost]), 0);
-  assert.equal(statusExitCode([ok, broken]), 1);
-  assert.equal(statusExitCode([dead]), 1);
-  assert.equal(statusExitCode([]), 1);
-  const t = statusTable([dead, broken]);
-  assert.match(t, /^b\s+unreachable: b: connect ECONNREFUSED$/m);
-  assert.match(t, /^d\s+failed: status: the status command failed$/m);
-});
+test(
+  "exit code: 0 when every reached host reported; unreachable hosts are rows; 1 when a " +
+    "reached host could not report or none was reached",
+  () => {
+    const recap = (host: string, outcome: HostRecap["outcome"], data: Record<string, unknown> = {}, error?: string): HostRecap => ({
+      host,
+      outcome,
+      ok: 1,
+      changed: 0,
+      skipped: 0,
+      failed: outcome === "failed" ? 1 : 0,
+      ms: 1,
+      data,
+      error,
+    });
+    const ok = recap("a", "ok", { status: { reachable: true } });
+    const dead = recap("b", "unreachable", {}, "b: connect ECONNREFUSED");
+    const lost = recap("c", "failed", { status: { reachable: false, error: "connection lost" } });
+    const broken = recap("d", "failed", {}, "status: the status command failed");
+    assert.equal(statusExitCode([ok, dead]), 0);
+    assert.equal(statusExitCode([ok, lost]), 0);
+    assert.equal(statusExitCode([ok, broken]), 1);
+    assert.equal(statusExitCode([dead]), 1);
+    assert.equal(statusExitCode([]), 1);
+    const t = statusTable([dead, broken]);
+    assert.match(t, /^b\s+unreachable: b: connect ECONNREFUSED$/m);
+    assert.match(t, /^d\s+failed: status: the status command failed$/m);
+  },
+);
 
 test("one host's status as the task emits it: a TaskContext double answering from the captured output", async () => {
   const { status } = await import("../../plugins/ops.ts");

@@ -50,7 +50,10 @@ before(async () => {
 });
 after(() => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))));
 
-/** Collects the body of one range (copies: a chunk is the connection's reused read buffer); stopAt: return false from body() once that many bytes came. */
+/**
+ * Collects the body of one range (copies: a chunk is the connection's reused read buffer);
+ * stopAt: return false from body() once that many bytes came.
+ */
 function get(conn: RangeConnection, start: number, end: number, over: Partial<RangeGet> = {}, stopAt = Infinity) {
   const parts: Buffer[] = [];
   let got = 0;
@@ -246,7 +249,8 @@ describe("range client", () => {
     );
     assert.equal(
       wire,
-      "GET /a%20b/c?sig=1&x=2 HTTP/1.1\r\nhost: h.example:8080\r\nuser-agent: flow-download\r\naccept-encoding: identity\r\nauthorization: Bearer x\r\nrange: bytes=10-19\r\n\r\n",
+      "GET /a%20b/c?sig=1&x=2 HTTP/1.1\r\nhost: h.example:8080\r\nuser-agent: " +
+        "flow-download\r\naccept-encoding: identity\r\nauthorization: Bearer x\r\nrange: bytes=10-19\r\n\r\n",
     );
     assert.throws(() => requestHead(new URL("http://h/"), { "bad name": "x" }, 0, 1), FatalError);
     const h = parseHead("HTTP/1.0 206 Partial Content\r\nContent-Length: 10\r\nX-A: 1\r\nx-a: 2");

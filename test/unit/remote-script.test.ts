@@ -22,26 +22,37 @@ function project(): { dir: string; remote: string; env: Record<string, string> }
   const remote = mkdtempSync(join(tmpdir(), "flow-rs-remote-"));
   writeFileSync(
     join(dir, "flowfile.ts"),
-    flowfileSource(`
+    flowfileSource(
+      `
 export default defineFlow({
   settings: { remoteDir: ${JSON.stringify(remote)} },
-  plugins: [definePlugin({ name: "t", tasks: [defineTask({
+  plugins: ` +
+        `[definePlugin({ name: "t", tasks: [defineTask({
     name: "count",
-    description: "run the counting script detached",
+    description: "run the ` +
+        `counting script detached",
     optionalSecrets: ["FLOW_TEST_TOKEN"],
-    options: z.object({ steps: z.number().default(5), delay: z.number().default(50), fail: z.boolean().default(false) }),
+    options: z.object({ ` +
+        `steps: z.number().default(5), delay: z.number().default(50), fail: z.boolean().default(false) ` +
+        `}),
     async run(ctx, o) {
       let last = 0;
       let first = 0;
-      const r = await ctx.remoteScript(${JSON.stringify(SCRIPT)}, {
+      const r = await ` +
+        `ctx.remoteScript(${JSON.stringify(SCRIPT)}, {
         key: "count",
-        job: { steps: o.steps, delayMs: o.delay, secret: ctx.secrets.FLOW_TEST_TOKEN, fail: o.fail },
-        onProgress: (e) => { if (e.type === "progress") { last = e.done as number; first ||= last; } },
-      });
-      await ctx.step("count", async () => ({ status: "changed", note: r.how + " " + JSON.stringify(r.result) + " last=" + last + " first=" + first }));
+        job: { steps: ` +
+        `o.steps, delayMs: o.delay, secret: ctx.secrets.FLOW_TEST_TOKEN, fail: o.fail },
+        onProgress: ` +
+        `(e) => { if (e.type === "progress") { last = e.done as number; first ||= last; } },
+      ` +
+        `});
+      await ctx.step("count", async () => ({ status: "changed", note: r.how + " " + JSON.stringify(r.result) ` +
+        `+ " last=" + last + " first=" + first }));
     },
   })] })],
-});`),
+});`,
+    ),
   );
   symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
   return { dir, remote, env: { FLOW_TEST_TOKEN: "" } };

@@ -315,7 +315,9 @@ describe("stand-in ComfyUI", { timeout: 120_000 }, () => {
     mkdirSync(join(nodes, "ComfyUI-Impact-Pack/modules"), { recursive: true });
     writeFileSync(
       join(nodes, "ComfyUI-Impact-Pack/__init__.py"),
-      `from .modules.nodes import *\nNODE_CLASS_MAPPINGS = {\n    "ImpactWildcardProcessor": ImpactWildcardProcessor,  # a comment: "NotAClass": x\n    'SAMLoader': SAMLoader,\n    "Nested": {"inner": 1}["inner"],\n}\nNODE_DISPLAY_NAME_MAPPINGS = { "SAMLoader": "SAMLoader (Impact)" }\n`,
+      `from .modules.nodes import *\nNODE_CLASS_MAPPINGS = {\n    "ImpactWildcardProcessor": ImpactWildcardProcessor, ` +
+        ` # a comment: "NotAClass": x\n    'SAMLoader': SAMLoader,\n    "Nested": {"inner": 1}["inner"],\n}\nNODE_DISPLAY_NAME_MAPPINGS ` +
+        `= { "SAMLoader": "SAMLoader (Impact)" }\n`,
     );
     writeFileSync(join(nodes, "ComfyUI-Impact-Pack/modules/nodes.py"), `NODE_CLASS_MAPPINGS["DetailerForEach"] = DetailerForEach\n`);
     mkdirSync(join(nodes, "OldPack.disabled"));
