@@ -157,13 +157,15 @@ async function main() {
 
   const floor = median(times["OpenSSH floor (20 ssh, one session each)"]!);
   const lines = [
-    `fan-out: ${hosts.length} lab hosts, ${RUNS} interleaved runs, median wall time (load at start: ${spawnSync("cat", ["/proc/loadavg"]).stdout.toString().trim()})`,
+    `fan-out: ${hosts.length} lab hosts, ${RUNS} interleaved runs, median wall time ` +
+      `(load at start: ${spawnSync("cat", ["/proc/loadavg"]).stdout.toString().trim()})`,
     "",
     "| contender | median s | x floor |",
     "|---|---|---|",
     ...Object.entries(times).map(
       ([k, xs]) =>
-        `| ${k} (${xs.length} runs: ${xs.map((x) => (x / 1000).toFixed(1)).join(", ")}) | ${(median(xs) / 1000).toFixed(2)} | ${(median(xs) / floor).toFixed(2)} |`,
+        `| ${k} (${xs.length} runs: ${xs.map((x) => (x / 1000).toFixed(1)).join(", ")}) | ` +
+        `${(median(xs) / 1000).toFixed(2)} | ${(median(xs) / floor).toFixed(2)} |`,
     ),
     "",
     "per-step overhead, one host:",

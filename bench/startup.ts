@@ -28,6 +28,7 @@ for (let i = 0; i < rounds; i++) {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 for (const [name, xs] of Object.entries(times)) {
   console.log(
-    `${name.padEnd(32)} median ${median(xs).toFixed(0).padStart(4)} ms  (min ${Math.min(...xs).toFixed(0)}, max ${Math.max(...xs).toFixed(0)}, ${xs.length} runs)`,
+    `${name.padEnd(32)} median ${median(xs).toFixed(0).padStart(4)} ms  ` +
+      `(min ${Math.min(...xs).toFixed(0)}, max ${Math.max(...xs).toFixed(0)}, ${xs.length} runs)`,
   );
 }

@@ -107,7 +107,8 @@ export async function runRemoteScript(
     });
   } catch (err) {
     throw new TaskError(
-      `lost the connection while following ${script} (${(err as Error).message}); it keeps running on the host: run the same command again to re-attach`,
+      `lost the connection while following ${script} (${(err as Error).message}); ` +
+        `it keeps running on the host: run the same command again to re-attach`,
     );
   }
   if (followed.code === null) {

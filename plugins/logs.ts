@@ -296,7 +296,8 @@ export function logsTask(collectStatus: StatusOf) {
   return defineTask({
     name: "logs",
     description:
-      "ComfyUI's and comfyui-api's lines from the comfyui container, readable: --since, --errors, --follow (many hosts, Ctrl-C ends), --export DIR",
+      "ComfyUI's and comfyui-api's lines from the comfyui container, readable: " +
+      "--since, --errors, --follow (many hosts, Ctrl-C ends), --export DIR",
     lock: false,
     // one host without --json: the lines go to the terminal as they are, so they can be piped
     passthrough: true,

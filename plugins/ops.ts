@@ -196,7 +196,10 @@ async function statusRow(ctx: TaskContext, o: Partial<StatusOptions>): Promise<S
 function oneLine(s: StatusRow): string {
   if (!s.reachable) return `unreachable: ${s.error}`;
   const c = statusCells(s);
-  return `${s.os}, load ${c.load}, ${c["disk free"]} free on ${s.disk?.path ?? "?"}, comfyui ${c.comfyui}, api ${c.api} health ${c.health} ready ${c.ready}, queue ${c.queue}, workflows ${c.workflows}, models ${c.models}`;
+  return (
+    `${s.os}, load ${c.load}, ${c["disk free"]} free on ${s.disk?.path ?? "?"}, comfyui ${c.comfyui}, ` +
+    `api ${c.api} health ${c.health} ready ${c.ready}, queue ${c.queue}, workflows ${c.workflows}, models ${c.models}`
+  );
 }
 
 // --watch: every host's latest row, so the live lines line up across hosts
@@ -261,7 +264,8 @@ export function statusTable(recaps: HostRecap[]): string {
 export const status = defineTask({
   name: "status",
   description:
-    "OS, uptime, load, GPUs, disk and the comfyui container of each host: comfyui-api version, /health, /ready, queue, workflows served, node packs, models; warns about ports open to the world",
+    "OS, uptime, load, GPUs, disk and the comfyui container of each host: comfyui-api version, /health, /ready, queue, " +
+    "workflows served, node packs, models; warns about ports open to the world",
   lock: false,
   options: statusOptions,
   async run(ctx, opts) {

@@ -12,7 +12,8 @@ await runScript<DownloadJob, DownloadSummary>(async (run) => {
   const free = need > 0 ? await freeBytes(run.job.modelsRoot) : undefined;
   if (free !== undefined && need > free) {
     throw new Error(
-      `not enough space on the models volume (${run.job.modelsRoot}): ${(need / GB).toFixed(1)} GB to download, ${(free / GB).toFixed(1)} GB free`,
+      `not enough space on the models volume (${run.job.modelsRoot}): ` +
+        `${(need / GB).toFixed(1)} GB to download, ${(free / GB).toFixed(1)} GB free`,
     );
   }
   const summary = await downloadAll(run.job, { onProgress: (event) => run.progress(event) });

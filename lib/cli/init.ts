@@ -26,7 +26,8 @@ export function initProject(dir: string, secrets: string[]): string[] {
     ["flowfile.ts", FLOWFILE],
     [
       ".env.example",
-      `# Secrets flow reads from the environment or from .env (copy this file to .env; never commit .env)\n${secrets.map((s) => `${s}=\n`).join("")}`,
+      `# Secrets flow reads from the environment or from .env (copy this file to .env; never commit .env)\n` +
+        `${secrets.map((s) => `${s}=\n`).join("")}`,
     ],
     ["workflow_templates/.gitkeep", ""],
     ["workflows/.gitkeep", ""],

@@ -41,7 +41,8 @@ export function listText(flow: LoadedFlow, groups: TaskGroup[]): string {
     out.push(`${g.kind} ${g.title}${g.description ? ` — ${g.description}` : ""}`);
     for (const t of g.tasks) {
       out.push(
-        `  ${t.name.padEnd(width)}  ${t.description}${t.scope === "local" ? " [local]" : typeof t.scope === "function" ? " [local or host]" : ""}`,
+        `  ${t.name.padEnd(width)}  ${t.description}` +
+          `${t.scope === "local" ? " [local]" : typeof t.scope === "function" ? " [local or host]" : ""}`,
       );
       const opts = describeOptions(t.options);
       if (opts.length) out.push(`  ${"".padEnd(width)}  options: ${opts.map((o) => o.flag + (o.required ? "*" : "")).join(" ")}`);

@@ -57,7 +57,8 @@ export function hostProblems(w: WorkflowFacts, host: HostFacts): string[] {
   for (const f of w.modelFolders) {
     if (!host.models.folders.has(f)) {
       out.push(
-        `reads config.models.${f}, but models/${f} is not a folder on the host: comfyui-api would fail to load it ("Cannot read properties of undefined")`,
+        `reads config.models.${f}, but models/${f} is not a folder on the host: ` +
+          `comfyui-api would fail to load it ("Cannot read properties of undefined")`,
       );
     } else if (!(host.models.entries.get(f) ?? []).length) {
       out.push(`reads config.models.${f}, but models/${f} on the host is empty: its model enum would offer nothing`);

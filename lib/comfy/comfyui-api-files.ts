@@ -37,7 +37,10 @@ export function nameProblem(rel: RelPath): string | undefined {
   }
   const m = /^(.+)\.(ts|js)$/.exec(file);
   if (!m || !SEGMENT.test(m[1]!)) {
-    return `file name "${file}": use letters, digits, "_" and "-" before one .ts or .js (comfyui-api cuts the name at its first ".ts"/".js")`;
+    return (
+      `file name "${file}": use letters, digits, "_" and "-" before one .ts or .js ` +
+      `(comfyui-api cuts the name at its first ".ts"/".js")`
+    );
   }
   return undefined;
 }

@@ -243,7 +243,10 @@ export function loadProblem(rel: string, text: string): string | undefined {
         (lazyTs.canHaveModifiers(st) && lazyTs.getModifiers(st)?.some((m) => m.kind === lazyTs.SyntaxKind.ExportKeyword)),
     )
   ) {
-    return "a .js workflow is evaluated as it is, as CommonJS: `import` / `export` fail there; use require and module.exports, or name it .ts";
+    return (
+      "a .js workflow is evaluated as it is, as CommonJS: `import` / `export` fail there; " +
+      "use require and module.exports, or name it .ts"
+    );
   }
   for (let i = sf.statements.length - 1; i >= 0; i--) {
     const st = sf.statements[i]!;
@@ -251,7 +254,10 @@ export function loadProblem(rel: string, text: string): string | undefined {
       continue;
     if (lazyTs.isExpressionStatement(st) && setsExport(st.expression)) return undefined;
     const what = js.slice(st.getStart(sf), st.getEnd()).split("\n")[0]!.slice(0, 60);
-    return `comfyui-api takes the value of the file's last statement as the workflow, and here that is \`${what}\`: put \`export default <workflow>\` last`;
+    return (
+      `comfyui-api takes the value of the file's last statement as the workflow, ` +
+      `and here that is \`${what}\`: put \`export default <workflow>\` last`
+    );
   }
   return "no default export: comfyui-api needs `export default` of a Workflow ({ RequestSchema, generateWorkflow })";
 }

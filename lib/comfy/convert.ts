@@ -218,7 +218,9 @@ export function convertUiToApi(workflow: unknown, objectInfo: ObjectInfo, opts: 
         issues.push({
           node: key,
           classType: n.type,
-          message: `class ${n.type} is not in object_info: widget values cannot be named (missing custom node, or a subgraph the file does not define)`,
+          message:
+            `class ${n.type} is not in object_info: widget values cannot be named ` +
+            `(missing custom node, or a subgraph the file does not define)`,
         });
       } else {
         const wv = n.widgets_values;

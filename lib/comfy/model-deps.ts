@@ -273,5 +273,8 @@ export function modelDeps(wf: Workflow, opts: ModelDepsOptions = {}): ModelDepsR
 
 /** The hint `workflow:deps` prints for a model without a known source. */
 export function missingSourceHint(dep: ModelDep): string {
-  return `no source known for ${dep.folder ?? "?"}/${dep.name}: add it to the flowfile, e.g. defineFlow({ models: { ${JSON.stringify(dep.name)}: "https://huggingface.co/<owner>/<repo>/resolve/main/<path>" } })`;
+  return (
+    `no source known for ${dep.folder ?? "?"}/${dep.name}: add it to the flowfile, e.g. ` +
+    `defineFlow({ models: { ${JSON.stringify(dep.name)}: "https://huggingface.co/<owner>/<repo>/resolve/main/<path>" } })`
+  );
 }

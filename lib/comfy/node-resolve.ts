@@ -299,7 +299,8 @@ export function resolveWorkflowNodes(wf: Workflow, idx: ResolveIndex): WorkflowR
       status: "unknown",
       how: "none",
       reason:
-        `no pack claims ${JSON.stringify(type)} in ComfyUI-Manager's extension-node-map (exact or pattern), and the node has no cnr_id/aux_id` +
+        `no pack claims ${JSON.stringify(type)} in ComfyUI-Manager's extension-node-map (exact or pattern), ` +
+        `and the node has no cnr_id/aux_id` +
         (declared.length ? `; the workflow's node_versions names: ${declared.join(", ")}` : ""),
     });
   }

@@ -90,7 +90,8 @@ export interface Workflow {
 }
 
 const EXPECTED =
-  "expected a ComfyUI workflow: UI format ({nodes, links}), API format ({\"<id>\": {class_type, inputs}}), or a PNG with a 'workflow' or 'prompt' text chunk";
+  'expected a ComfyUI workflow: UI format ({nodes, links}), API format ({"<id>": {class_type, inputs}}), ' +
+  "or a PNG with a 'workflow' or 'prompt' text chunk";
 
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Group nodes (legacy) are typed "workflow>name" (older frontends: "workflow/name"). */

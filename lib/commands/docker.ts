@@ -144,7 +144,8 @@ export function healthWaitCommand(name: string, urls: string[], timeoutSeconds: 
     "  ok=1; last=",
     ...urls.map(
       (u) =>
-        `  if [ $ok = 1 ]; then c=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 ${shQuote(u)} || true); [ "$c" = 200 ] || { ok=0; last=${shQuote(u)}" $c"; }; fi`,
+        `  if [ $ok = 1 ]; then c=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 ${shQuote(u)} || true); ` +
+        `[ "$c" = 200 ] || { ok=0; last=${shQuote(u)}" $c"; }; fi`,
     ),
     `  el=$(( $(date +%s) - t0 ))`,
     `  if [ $ok = 1 ]; then echo "ok $el"; curl -s --max-time 2 ${shQuote(urls[0] ?? "")} || true; exit 0; fi`,

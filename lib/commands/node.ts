@@ -46,7 +46,8 @@ export function installNode(remoteDir: string, url: string): string {
     `mkdir -p -- ${root}`,
     `tmp=$(mktemp -d ${root}/node.tmp.XXXXXX)`,
     `trap 'rm -rf "$tmp"' EXIT`,
-    `if command -v curl >/dev/null; then curl -fsSL --retry 3 ${shQuote(url)}; else wget -qO- ${shQuote(url)}; fi | ${untar} -C "$tmp" --strip-components=1`,
+    `if command -v curl >/dev/null; then curl -fsSL --retry 3 ${shQuote(url)}; else wget -qO- ${shQuote(url)}; fi ` +
+      `| ${untar} -C "$tmp" --strip-components=1`,
     `"$tmp"/bin/node -e 'process.stdout.write(process.versions.node)'`,
     `rm -rf ${root}/node.old`,
     `if [ -d ${root}/node ]; then mv ${root}/node ${root}/node.old; fi`,

@@ -60,7 +60,8 @@ export function follow(remoteDir: string, key: string): string {
     // whole lines only: one being written now is line n+1, which tail prints once complete
     `n=$(wc -l < "$d/events.jsonl")`,
     `head -n "$n" "$d/events.jsonl" | ${past}`,
-    `if [ ! -f "$d/exit" ]; then tail -s 0.2 -n +$((n + 1)) -F --pid="$(cat "$d/pid")" "$d/events.jsonl" 2>/dev/null; else tail -n +$((n + 1)) "$d/events.jsonl"; fi`,
+    `if [ ! -f "$d/exit" ]; then tail -s 0.2 -n +$((n + 1)) -F --pid="$(cat "$d/pid")" "$d/events.jsonl" 2>/dev/null; ` +
+      `else tail -n +$((n + 1)) "$d/events.jsonl"; fi`,
   ].join("\n");
 }
 

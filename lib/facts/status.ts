@@ -45,7 +45,8 @@ const PROBES = [
 
 // `docker inspect` of the comfyui container as one JSON object
 const INSPECT_FORMAT =
-  '{"state":{{json .State}},"restarts":{{.RestartCount}},"image":{{json .Config.Image}},"created":{{json .Created}},"ports":{{json .NetworkSettings.Ports}}}';
+  '{"state":{{json .State}},"restarts":{{.RestartCount}},"image":{{json .Config.Image}},' +
+  '"created":{{json .Created}},"ports":{{json .NetworkSettings.Ports}}}';
 
 export function statusCommand(dataPath: string, opts: StatusCommandOptions = {}): string {
   const M = opts.marker ?? MARK;
@@ -58,32 +59,44 @@ export function statusCommand(dataPath: string, opts: StatusCommandOptions = {})
     loadavg: "cat /proc/loadavg 2>/dev/null",
     meminfo: "grep -E '^(MemTotal|MemAvailable):' /proc/meminfo 2>/dev/null",
     disk: `df -Pk ${shQuote(dataPath)} 2>/dev/null | tail -n 1`,
-    docker: `case "$D" in -) echo '!docker-missing';; '') echo '!docker-unavailable';; *) $D ps -a --format '{{json .}}' 2>/dev/null || echo '!docker-unavailable';; esac`,
-    gpu: `if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi --query-gpu=name,memory.used,memory.total,utilization.gpu,temperature.gpu --format=csv,noheader,nounits 2>/dev/null; else echo '!no-nvidia-smi'; fi`,
+    docker:
+      `case "$D" in -) echo '!docker-missing';; '') echo '!docker-unavailable';; ` +
+      `*) $D ps -a --format '{{json .}}' 2>/dev/null || echo '!docker-unavailable';; esac`,
+    gpu:
+      `if command -v nvidia-smi >/dev/null 2>&1; then ` +
+      `nvidia-smi --query-gpu=name,memory.used,memory.total,utilization.gpu,temperature.gpu --format=csv,noheader,nounits 2>/dev/null; ` +
+      `else echo '!no-nvidia-smi'; fi`,
   };
   const probeUrl = (side: "api" | "comfy", path: string) => `"http://$${side}${path}"`;
   return [
     // who may talk to docker: the login user (docker group), else sudo -n (never a prompt)
-    `if command -v docker >/dev/null 2>&1; then if docker ps -q >/dev/null 2>&1; then D=docker; elif sudo -n docker ps -q >/dev/null 2>&1; then D='sudo -n docker'; else D=; fi; else D=-; fi`,
+    `if command -v docker >/dev/null 2>&1; then if docker ps -q >/dev/null 2>&1; then D=docker; ` +
+      `elif sudo -n docker ps -q >/dev/null 2>&1; then D='sudo -n docker'; else D=; fi; else D=-; fi`,
     ...SECTIONS.map((s) => `echo ${M}${s}; ${parts[s]}`),
     `echo ${M}now; date +%s`,
-    `echo ${M}container; if [ -n "$D" ] && [ "$D" != - ]; then $D inspect --format ${shQuote(INSPECT_FORMAT)} ${name} 2>/dev/null || echo '!no-container'; else echo '!docker-unavailable'; fi`,
+    `echo ${M}container; if [ -n "$D" ] && [ "$D" != - ]; then ` +
+      `$D inspect --format ${shQuote(INSPECT_FORMAT)} ${name} 2>/dev/null || echo '!no-container'; ` +
+      `else echo '!docker-unavailable'; fi`,
     // where the container publishes 3000 and 8188 (all interfaces -> 127.0.0.1); the defaults without one
-    `hp() { a=; if [ -n "$D" ] && [ "$D" != - ]; then a=$($D port ${name} "$1/tcp" 2>/dev/null | head -n 1); fi; p=\${a##*:}; h=\${a%:*}; case "$h" in ''|0.0.0.0|'[::]'|::) h=127.0.0.1;; esac; [ -n "$p" ] || p=$1; echo "$h:$p"; }`,
+    `hp() { a=; if [ -n "$D" ] && [ "$D" != - ]; then a=$($D port ${name} "$1/tcp" 2>/dev/null | head -n 1); fi; ` +
+      `p=\${a##*:}; h=\${a%:*}; case "$h" in ''|0.0.0.0|'[::]'|::) h=127.0.0.1;; esac; [ -n "$p" ] || p=$1; echo "$h:$p"; }`,
     `api=$(hp ${API_PORT}); comfy=$(hp ${COMFY_PORT})`,
     `echo ${M}endpoints; echo "$api $comfy"`,
     // every request at once, each into its own files: status costs the slowest, not the sum
     `t=$(mktemp -d 2>/dev/null) || { t=/tmp/flow-status.$$; mkdir -p "$t"; }`,
     `if command -v curl >/dev/null 2>&1; then`,
-    `  pr() { curl -sS -g --connect-timeout 2 -m ${secs} -o "$t/$1" -w '%{http_code}' "$2" >"$t/$1.code" 2>"$t/$1.err"; echo $? >"$t/$1.rc"; }`,
+    `  pr() { curl -sS -g --connect-timeout 2 -m ${secs} -o "$t/$1" -w '%{http_code}' "$2" ` +
+      `>"$t/$1.code" 2>"$t/$1.err"; echo $? >"$t/$1.rc"; }`,
     ...PROBES.map(([id, side, path]) => `  pr ${id} ${probeUrl(side, path)} &`),
     `  wait`,
     `fi`,
     // per probe: "<curl exit> <http code>", curl's first error line (maybe empty), the body
-    `show() { echo ${M}$1; if [ -e "$t/$1.rc" ]; then printf '%s %s\\n' "$(cat "$t/$1.rc")" "$(cat "$t/$1.code" 2>/dev/null)"; printf '%s\\n' "$(head -n 1 "$t/$1.err" 2>/dev/null)"; cat "$t/$1" 2>/dev/null; echo; else echo '!no-curl'; fi; }`,
+    `show() { echo ${M}$1; if [ -e "$t/$1.rc" ]; then printf '%s %s\\n' "$(cat "$t/$1.rc")" "$(cat "$t/$1.code" 2>/dev/null)"; ` +
+      `printf '%s\\n' "$(head -n 1 "$t/$1.err" 2>/dev/null)"; cat "$t/$1" 2>/dev/null; echo; else echo '!no-curl'; fi; }`,
     ...PROBES.map(([id]) => `show ${id}`),
     `rm -rf "$t"`,
-    `echo ${M}nodes; if [ -d ${cn} ]; then for d in ${cn}/*; do [ -e "$d" ] || continue; n=\${d##*/}; if [ -d "$d" ]; then echo "d $n"; else case "$n" in *.py) echo "f $n";; esac; fi; done; else echo '!missing'; fi`,
+    `echo ${M}nodes; if [ -d ${cn} ]; then for d in ${cn}/*; do [ -e "$d" ] || continue; n=\${d##*/}; ` +
+      `if [ -d "$d" ]; then echo "d $n"; else case "$n" in *.py) echo "f $n";; esac; fi; done; else echo '!missing'; fi`,
     ...(opts.extra ?? []).map((x) => `echo ${M}${x.name}\n${x.command}`),
     "true",
   ].join("\n");

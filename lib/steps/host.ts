@@ -41,7 +41,8 @@ export async function stopUnattendedUpgrades(ctx: TaskContext): Promise<StepStat
 }
 
 /** Docker's own apt repository on Ubuntu/Debian (the distribution's docker.io lags). */
-const INSTALL_DOCKER = `set -e
+const INSTALL_DOCKER =
+  `set -e
 . /etc/os-release
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
@@ -49,7 +50,8 @@ apt-get install -y -qq ca-certificates curl
 install -m 0755 -d /etc/apt/keyrings
 curl -fsSL "https://download.docker.com/linux/$ID/gpg" -o /etc/apt/keyrings/docker.asc
 chmod a+r /etc/apt/keyrings/docker.asc
-echo "deb [arch=$(dpkg --print-architecture) signed-by=/etc/apt/keyrings/docker.asc] https://download.docker.com/linux/$ID $VERSION_CODENAME stable" > /etc/apt/sources.list.d/docker.list
+echo "deb [arch=$(dpkg --print-architecture) signed-by=/etc/apt/keyrings/docker.asc] ` +
+  `https://download.docker.com/linux/$ID $VERSION_CODENAME stable" > /etc/apt/sources.list.d/docker.list
 apt-get update -qq
 apt-get install -y -qq docker-ce docker-ce-cli containerd.io docker-buildx-plugin`;
 
@@ -81,10 +83,14 @@ export async function detectGpu(ctx: TaskContext): Promise<GpuFact> {
   return { gpus: r.code === 0 ? r.stdout.split("\n").filter((l) => l.startsWith("GPU ")) : [] };
 }
 
-const INSTALL_NVIDIA_TOOLKIT = `set -e
+const INSTALL_NVIDIA_TOOLKIT =
+  `set -e
 export DEBIAN_FRONTEND=noninteractive
-curl -fsSL https://nvidia.github.io/libnvidia-container/gpgkey | gpg --dearmor --yes -o /usr/share/keyrings/nvidia-container-toolkit-keyring.gpg
-curl -fsSL https://nvidia.github.io/libnvidia-container/stable/deb/nvidia-container-toolkit.list | sed 's#deb https://#deb [signed-by=/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg] https://#g' > /etc/apt/sources.list.d/nvidia-container-toolkit.list
+curl -fsSL https://nvidia.github.io/libnvidia-container/gpgkey | ` +
+  `gpg --dearmor --yes -o /usr/share/keyrings/nvidia-container-toolkit-keyring.gpg
+curl -fsSL https://nvidia.github.io/libnvidia-container/stable/deb/nvidia-container-toolkit.list | ` +
+  `sed 's#deb https://#deb [signed-by=/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg] https://#g' ` +
+  `> /etc/apt/sources.list.d/nvidia-container-toolkit.list
 apt-get update -qq
 apt-get install -y -qq nvidia-container-toolkit`;
 

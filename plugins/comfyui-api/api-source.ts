@@ -71,7 +71,8 @@ async function fromDir(dir: string, wanted: string): Promise<LoadedSources> {
       texts.push(await readFile(join(dir, f), "utf8"));
     } catch (e) {
       throw new TaskError(
-        `comfyui-api source ${dir}: cannot read ${f} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); FLOW_COMFYUI_API_SRC / source.dir must be a comfyui-api checkout`,
+        `comfyui-api source ${dir}: cannot read ${f} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ` +
+          `FLOW_COMFYUI_API_SRC / source.dir must be a comfyui-api checkout`,
       );
     }
   }
@@ -96,7 +97,8 @@ async function fromUrl(base: string, o: LoadSourceOptions): Promise<LoadedSource
     } catch (e) {
       if (e instanceof CacheError) {
         throw new TaskError(
-          `comfyui-api ${o.version}'s ${f}, needed to type-check workflows: ${e.message} (set FLOW_COMFYUI_API_URL to a mirror, or FLOW_COMFYUI_API_SRC to a comfyui-api checkout)`,
+          `comfyui-api ${o.version}'s ${f}, needed to type-check workflows: ${e.message} ` +
+            `(set FLOW_COMFYUI_API_URL to a mirror, or FLOW_COMFYUI_API_SRC to a comfyui-api checkout)`,
         );
       }
       throw e;

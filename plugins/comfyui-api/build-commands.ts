@@ -20,7 +20,8 @@ export function buildsFactCommand(bin: string, container: string): string {
     `echo ${q(FACT_MARKS.history)}; cat ${q(`${bin}/${HISTORY}`)} 2>/dev/null || true`,
     `echo ${q(FACT_MARKS.builds)}`,
     // a marker is one JSON object; newlines dropped so each build is one line
-    `for d in ${b}/*/; do n=$(basename "$d"); [ "$n" = current ] && continue; [ -f "$d${MARKER}" ] || continue; printf '%s\\t' "$n"; tr -d '\\n' < "$d${MARKER}"; echo; done 2>/dev/null || true`,
+    `for d in ${b}/*/; do n=$(basename "$d"); [ "$n" = current ] && continue; [ -f "$d${MARKER}" ] || continue; ` +
+      `printf '%s\\t' "$n"; tr -d '\\n' < "$d${MARKER}"; echo; done 2>/dev/null || true`,
     `echo ${q(FACT_MARKS.ports)}; docker port ${q(container)} 2>/dev/null || true`,
   ].join("\n");
 }
@@ -85,7 +86,8 @@ export function installDownloadCommand(bin: string, file: string, opts: { versio
     `h=$(sha256sum < ${f} | cut -d' ' -f1); bytes=$(wc -c < ${f} | tr -d ' ')`,
     ...(opts.expect
       ? [
-          `[ "$h" = ${q(opts.expect.toLowerCase())} ] || { echo "sha256 of the download is $h, expected ${opts.expect.toLowerCase()}" >&2; exit 5; }`,
+          `[ "$h" = ${q(opts.expect.toLowerCase())} ] || ` +
+            `{ echo "sha256 of the download is $h, expected ${opts.expect.toLowerCase()}" >&2; exit 5; }`,
         ]
       : []),
     opts.version ? `id=${q(checkId(opts.version))}` : `id=$(printf %s "$h" | cut -c1-12)`,
@@ -96,8 +98,10 @@ export function installDownloadCommand(bin: string, file: string, opts: { versio
       ? [
           `tar -xf ${f} -C "$dir" --no-same-owner`,
           // one top folder and no launcher beside it: that folder is the build
-          `if [ ! -e "$dir"/${LAUNCHER} ] && [ $(ls -A "$dir" | wc -l) = 1 ] && [ -d "$dir"/"$(ls -A "$dir")" ]; then t="$dir"/"$(ls -A "$dir")"; mv -- "$t" "$dir.top"; rmdir -- "$dir"; mv -- "$dir.top" "$dir"; fi`,
-          `(cd -- "$dir" && find . -type f ! -name ${MANIFEST} ! -name ${MARKER} -print | LC_ALL=C sort | sed 's|^\\./||' | tr '\\n' '\\0' | xargs -0 -r sha256sum > ${MANIFEST})`,
+          `if [ ! -e "$dir"/${LAUNCHER} ] && [ $(ls -A "$dir" | wc -l) = 1 ] && [ -d "$dir"/"$(ls -A "$dir")" ]; ` +
+            `then t="$dir"/"$(ls -A "$dir")"; mv -- "$t" "$dir.top"; rmdir -- "$dir"; mv -- "$dir.top" "$dir"; fi`,
+          `(cd -- "$dir" && find . -type f ! -name ${MANIFEST} ! -name ${MARKER} -print | LC_ALL=C sort | ` +
+            `sed 's|^\\./||' | tr '\\n' '\\0' | xargs -0 -r sha256sum > ${MANIFEST})`,
         ]
       : [`mv -- ${f} "$dir"/${LAUNCHER}`, `chmod 755 "$dir"/${LAUNCHER}`, `(cd -- "$dir" && sha256sum ${LAUNCHER} > ${MANIFEST})`]),
     `test -f "$dir"/${LAUNCHER} || { echo "the build has no ${LAUNCHER} at its top" >&2; exit 4; }`,

@@ -63,7 +63,8 @@ export function addressLines(container: string): string[] {
   const c = shQuote(container);
   return [
     `ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' ${c} 2>/dev/null | awk '{print $1}')`,
-    `pub() { p=$(docker port ${c} "$1/tcp" 2>/dev/null | head -n 1); case "$p" in '') [ -n "$ip" ] && echo "$ip:$1" ;; 0.0.0.0:*|'[::]':*) echo "127.0.0.1:\${p##*:}" ;; *) echo "$p" ;; esac; }`,
+    `pub() { p=$(docker port ${c} "$1/tcp" 2>/dev/null | head -n 1); ` +
+      `case "$p" in '') [ -n "$ip" ] && echo "$ip:$1" ;; 0.0.0.0:*|'[::]':*) echo "127.0.0.1:\${p##*:}" ;; *) echo "$p" ;; esac; }`,
     `api=$(pub ${API_PORT}); comfy=$(pub ${COMFY_PORT})`,
   ];
 }
@@ -188,9 +189,11 @@ export function restartCommand(container: string, readyTimeoutSeconds: number, s
     `st() { docker inspect -f '{{.State.Running}} {{.State.Restarting}} {{.State.StartedAt}}' ${c}; }`,
     `set -- $(st); before=$3`,
     `docker kill -s INT ${c} >/dev/null 2>&1 || true`,
-    `i=0; while [ $i -lt ${Math.max(1, Math.ceil(stopSeconds * 5))} ]; do set -- $(st); { [ "$2" = true ] || [ "$1 $3" = "true $before" ]; } || break; sleep 0.2; i=$((i+1)); done`,
+    `i=0; while [ $i -lt ${Math.max(1, Math.ceil(stopSeconds * 5))} ]; do set -- $(st); ` +
+      `{ [ "$2" = true ] || [ "$1 $3" = "true $before" ]; } || break; sleep 0.2; i=$((i+1)); done`,
     `set -- $(st)`,
-    `if [ "$1" = true ] && [ "$3" = "$before" ]; then docker restart -t 10 ${c} >/dev/null; elif [ "$1" != true ]; then docker start ${c} >/dev/null; fi`,
+    `if [ "$1" = true ] && [ "$3" = "$before" ]; then docker restart -t 10 ${c} >/dev/null; ` +
+      `elif [ "$1" != true ]; then docker start ${c} >/dev/null; fi`,
     waitReadyCommand(container, readyTimeoutSeconds),
   ].join("\n");
 }
@@ -200,7 +203,8 @@ export function waitReadyCommand(container: string, timeoutSeconds: number): str
   return [
     ...addressLines(container),
     `i=0; while [ $i -lt ${Math.max(1, Math.ceil(timeoutSeconds))} ]; do`,
-    `  [ -z "$api" ] && { ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' ${shQuote(container)} 2>/dev/null | awk '{print $1}'); api=$(pub ${API_PORT}); }`,
+    `  [ -z "$api" ] && { ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' ${shQuote(container)} ` +
+      `2>/dev/null | awk '{print $1}'); api=$(pub ${API_PORT}); }`,
     `  [ -n "$api" ] && [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://$api/ready")" = 200 ] && { echo $i; exit 0; }`,
     `  sleep 1; i=$((i+1))`,
     `done; exit 1`,
@@ -210,7 +214,10 @@ export function waitReadyCommand(container: string, timeoutSeconds: number): str
 /** comfyui-api's log lines about workflow files since the container last started. */
 export function loadLogCommand(container: string): string {
   const c = shQuote(container);
-  return `since=$(docker inspect -f '{{.State.StartedAt}}' ${c}) && docker logs --since "$since" ${c} 2>&1 | grep -F '"file":"' | tail -n 500`;
+  return (
+    `since=$(docker inspect -f '{{.State.StartedAt}}' ${c}) && ` +
+    `docker logs --since "$since" ${c} 2>&1 | grep -F '"file":"' | tail -n 500`
+  );
 }
 
 /** The last lines of the container's log (for a failed start). */
@@ -260,7 +267,8 @@ export function postCommand(container: string, path: string, timeoutSeconds: num
   return [
     ...addressLines(container),
     `t=$(mktemp); trap 'rm -f "$t"' EXIT`,
-    `w=$(curl -s -o "$t" -m ${shQuote(timeoutSeconds)} -w '%{http_code} %{time_total}' -H 'content-type: application/json' --data-binary @- "http://$api"${shQuote(path)}) || true`,
+    `w=$(curl -s -o "$t" -m ${shQuote(timeoutSeconds)} -w '%{http_code} %{time_total}' ` +
+      `-H 'content-type: application/json' --data-binary @- "http://$api"${shQuote(path)}) || true`,
     `echo "$w"; cat "$t"`,
   ].join("\n");
 }

@@ -45,7 +45,8 @@ export function readLocalWorkflows(projectDir: string, dir: string): LocalWorkfl
   const shown = rel0 && !rel0.startsWith("..") && !isAbsolute(rel0) ? `${rel0}/` : `${dir}/`;
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new TaskError(
-      `no workflows folder ${shown} (in ${projectDir}): put comfyui-api workflows there (workflows/<dir>/<name>.ts), or name the folder with --dir`,
+      `no workflows folder ${shown} (in ${projectDir}): ` +
+        `put comfyui-api workflows there (workflows/<dir>/<name>.ts), or name the folder with --dir`,
     );
   }
   const files: LocalFile[] = [];

@@ -94,7 +94,8 @@ export async function drainQueue(ctx: TaskContext, comfy: PublishedPort, timeout
       if (ctx.dryRun) return { status: "ok", note: `${queueText(q)}: a run would wait up to ${timeoutSeconds}s` };
       if (waited >= timeoutSeconds) {
         throw new TaskError(
-          `the queue did not drain within ${timeoutSeconds}s (${queueText(q)}): nothing was restarted; --force restarts anyway, --drain-timeout waits longer`,
+          `the queue did not drain within ${timeoutSeconds}s (${queueText(q)}): nothing was restarted; ` +
+            `--force restarts anyway, --drain-timeout waits longer`,
         );
       }
       ctx.progress(`waiting for the queue to drain: ${queueText(q)} (${waited}s)`);
@@ -147,7 +148,8 @@ async function restartComfyuiAlone(
       if (now.some((n) => !old.includes(n))) break;
       if (Date.now() > deadline) {
         throw new TaskError(
-          `comfyui-api did not start ComfyUI again within 30s (restart both with --what both); last ${o.lines} lines of the log:\n${await lastLogLines(ctx, o.lines, container)}`,
+          `comfyui-api did not start ComfyUI again within 30s (restart both with --what both); ` +
+            `last ${o.lines} lines of the log:\n${await lastLogLines(ctx, o.lines, container)}`,
         );
       }
       await new Promise((r) => setTimeout(r, 500));
@@ -166,7 +168,8 @@ async function restartComfyuiAlone(
     );
     if (w.outcome === "ok") return { status: "ok", note: `after ${w.seconds}s` };
     throw new TaskError(
-      `${waitProblem(w, o.healthTimeout)}; last ${o.lines} lines of the ${container} container's log:\n${await lastLogLines(ctx, o.lines, container)}`,
+      `${waitProblem(w, o.healthTimeout)}; last ${o.lines} lines of the ${container} container's log:\n` +
+        `${await lastLogLines(ctx, o.lines, container)}`,
     );
   });
 }

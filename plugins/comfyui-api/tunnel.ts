@@ -92,7 +92,8 @@ export function tunnelTasks(settings: { container?: string } = {}) {
         for (const [i, f] of forwards.entries()) {
           const p = plan[i]!;
           ctx.log(
-            `${p.name.padEnd(12)} ${localUrl(f)}${p.path !== "/" ? `  (${localUrl(f, p.path)})` : ""}  ->  ${ctx.host.name} ${p.remoteHost}:${p.remotePort}`,
+            `${p.name.padEnd(12)} ${localUrl(f)}${p.path !== "/" ? `  (${localUrl(f, p.path)})` : ""}  ->  ` +
+              `${ctx.host.name} ${p.remoteHost}:${p.remotePort}`,
           );
         }
         ctx.emit({ tunnel: Object.fromEntries(forwards.map((f, i) => [plan[i]!.name === "ComfyUI" ? "comfyui" : "api", localUrl(f)])) });

@@ -161,7 +161,8 @@ export function typecheckWorkflows(files: WorkflowSource[], api: ApiSources, opt
     const target = path.replace(/\.ts$/, "");
     virtual.set(
       check,
-      `import type { Workflow } from ${JSON.stringify(`${SRC}/types`)};\nimport workflow from ${JSON.stringify(target)};\nconst flowCheck: Workflow = workflow;\nexport {};\n`,
+      `import type { Workflow } from ${JSON.stringify(`${SRC}/types`)};\n` +
+        `import workflow from ${JSON.stringify(target)};\nconst flowCheck: Workflow = workflow;\nexport {};\n`,
     );
     byVirtual.set(check, f.rel);
     checks.push(check);
@@ -264,10 +265,16 @@ function explain(text: string, deps: Set<string>): string {
   if (!m) return text;
   const spec = m[1]!;
   if (spec.startsWith(".")) {
-    return `cannot import '${spec}': comfyui-api evaluates every workflow inside its own dist/src/workflows, so a relative import reaches only comfyui-api's modules (../types, ../config), not files beside the workflow`;
+    return (
+      `cannot import '${spec}': comfyui-api evaluates every workflow inside its own dist/src/workflows, ` +
+      `so a relative import reaches only comfyui-api's modules (../types, ../config), not files beside the workflow`
+    );
   }
   if (!deps.has(packageName(spec)))
-    return `cannot import '${spec}': comfyui-api does not depend on ${packageName(spec)}, so requiring it on the host fails and the workflow is skipped`;
+    return (
+      `cannot import '${spec}': comfyui-api does not depend on ${packageName(spec)}, ` +
+      `so requiring it on the host fails and the workflow is skipped`
+    );
   return text;
 }
 

@@ -263,7 +263,8 @@ async function activate(ctx: TaskContext, sw: Switch, fact: BuildsFact, id: stri
   } catch (e) {
     if (/no task named comfyui:up/.test((e as Error).message)) {
       throw new TaskError(
-        `the ${container} container must be re-created to run ${label(id)}, which needs comfyui:up: add comfyui() to the flowfile's plugins`,
+        `the ${container} container must be re-created to run ${label(id)}, ` +
+          `which needs comfyui:up: add comfyui() to the flowfile's plugins`,
       );
     }
     throw e;
@@ -271,7 +272,8 @@ async function activate(ctx: TaskContext, sw: Switch, fact: BuildsFact, id: stri
   const after = await readFact(ctx, sw);
   if (!image && !runsCurrent(after.command, CONTAINER_CURRENT_BINARY)) {
     throw new TaskError(
-      `comfyui:up did not switch the container to ${CONTAINER_CURRENT_BINARY}: the flowfile's comfyui({ customBinary: false }) keeps the image's own comfyui-api`,
+      `comfyui:up did not switch the container to ${CONTAINER_CURRENT_BINARY}: ` +
+        `the flowfile's comfyui({ customBinary: false }) keeps the image's own comfyui-api`,
     );
   }
   return { how: "re-created" };
@@ -314,7 +316,9 @@ async function switchAndVerify(ctx: TaskContext, sw: Switch, fact: BuildsFact, i
     const served = new Set((await servedWorkflows(ctx, ends.api)) ?? []);
     const missing = expect.filter((p) => !served.has(p));
     if (missing.length) {
-      const problem = `it does not serve ${missing.length} of the ${expect.length} workflow${expect.length === 1 ? "" : "s"} the build before served: ${missing.join(", ")}`;
+      const problem =
+        `it does not serve ${missing.length} of the ${expect.length} workflow${expect.length === 1 ? "" : "s"} ` +
+        `the build before served: ${missing.join(", ")}`;
       return { ok: false, problem, logs: await lastLogLines(ctx, LOG_LINES, container, since) };
     }
   }
@@ -367,11 +371,13 @@ async function switchWithRollback(ctx: TaskContext, sw: Switch, id: string, prev
   const logs = result.logs ? `\nlast ${LOG_LINES} lines of the ${sw.container} container's log (${label(id)}):\n${result.logs}` : "";
   if (!back.ok) {
     throw new TaskError(
-      `${label(id)} failed its check (${result.problem}) and switching back to ${label(previous)} failed too (${back.problem}): comfyui-api is down on this host${logs}`,
+      `${label(id)} failed its check (${result.problem}) and switching back to ${label(previous)} failed too ` +
+        `(${back.problem}): comfyui-api is down on this host${logs}`,
     );
   }
   throw new TaskError(
-    `${label(id)} failed its check (${result.problem}): switched back to ${label(previous)}, which serves (GET /health and /ready 200)${logs}`,
+    `${label(id)} failed its check (${result.problem}): switched back to ${label(previous)}, ` +
+      `which serves (GET /health and /ready 200)${logs}`,
   );
 }
 
@@ -455,7 +461,9 @@ export function updateTasks(settings: UpdateSettings = {}) {
           const what = local.kind === "binary" ? "a binary" : `a build folder, ${local.files} files`;
           return {
             status: "ok",
-            note: `${what}, ${fmtBytes(local.bytes)}, sha256 ${local.sha256.slice(0, 12)}…${local.version ? `, version ${local.version}` : ""}`,
+            note:
+              `${what}, ${fmtBytes(local.bytes)}, sha256 ${local.sha256.slice(0, 12)}…` +
+              `${local.version ? `, version ${local.version}` : ""}`,
           };
         });
       }

@@ -92,7 +92,8 @@ async function verify(
         const rel = relOf.get(e)!;
         const why =
           loadFailureOf(log, containerFileOf(rel)) ??
-          "comfyui-api logged nothing about its file since it started: is the file on the host, and was comfyui-api restarted after it came? (api:workflows does both)";
+          "comfyui-api logged nothing about its file since it started: is the file on the host, " +
+            "and was comfyui-api restarted after it came? (api:workflows does both)";
         rows.push({ endpoint: e, status: "missing", ok: false, note: why });
         problems.push(`${e} (${rel}) is not served: ${why}`);
       }
@@ -107,7 +108,8 @@ async function verify(
       }
       const folders = facts.get(e)?.modelFolders ?? [];
       const hint = folders.length
-        ? ` (it reads config.models.${folders.join(", config.models.")}: ${folders.map((f) => `models/${f}`).join(", ")} had no files when comfyui-api started)`
+        ? ` (it reads config.models.${folders.join(", config.models.")}: ` +
+          `${folders.map((f) => `models/${f}`).join(", ")} had no files when comfyui-api started)`
         : "";
       const why = `${fields.join(", ")} accepts no value: an empty enum${hint}`;
       rows.push({ endpoint: e, status: "empty enum", ok: false, note: why });

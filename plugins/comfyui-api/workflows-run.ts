@@ -64,7 +64,8 @@ export async function syncWorkflows(ctx: TaskContext, o: Partial<WorkflowsTaskOp
     const check = checkLocal(local, api);
     if (check.problems.length) {
       throw new TaskError(
-        `${check.problems.length} problem${check.problems.length === 1 ? "" : "s"}; nothing was changed on the host:\n${check.problems.join("\n")}`,
+        `${check.problems.length} problem${check.problems.length === 1 ? "" : "s"}; nothing was changed on the host:\n` +
+          `${check.problems.join("\n")}`,
       );
     }
     return { status: "ok", note: `${local.files.length} workflow${local.files.length === 1 ? "" : "s"} pass (types from ${api.origin})` };
@@ -85,7 +86,8 @@ export async function syncWorkflows(ctx: TaskContext, o: Partial<WorkflowsTaskOp
       return { status: "ok", note: `${problems.length} missing (--deps warn)` };
     }
     throw new TaskError(
-      `the host lacks what ${problems.length === 1 ? "a workflow needs" : "workflows need"}; nothing was changed on the host (--deps warn sends them anyway):\n${problems.join("\n")}`,
+      `the host lacks what ${problems.length === 1 ? "a workflow needs" : "workflows need"}; ` +
+        `nothing was changed on the host (--deps warn sends them anyway):\n${problems.join("\n")}`,
     );
   });
 
@@ -153,6 +155,8 @@ export async function restartApi(ctx: TaskContext, container: string, readyTimeo
   if (r.code === 0) return `restarted; /ready after ${((Date.now() - t0) / 1000).toFixed(1)}s`;
   const log = await ctx.exec(tailLogCommand(container, 40), root);
   throw new TaskError(
-    `${container} restarted but GET /ready did not answer 200 within ${readyTimeoutSeconds}s${r.stderr.trim() ? ` (${r.stderr.trim().split("\n").pop()})` : ""}; the container's last 40 log lines:\n${log.stdout.trimEnd()}`,
+    `${container} restarted but GET /ready did not answer 200 within ${readyTimeoutSeconds}s` +
+      `${r.stderr.trim() ? ` (${r.stderr.trim().split("\n").pop()})` : ""}; ` +
+      `the container's last 40 log lines:\n${log.stdout.trimEnd()}`,
   );
 }

@@ -89,8 +89,10 @@ async function seedCustomNodes(ctx: TaskContext, image: string, dest: string): P
           `trap 'rm -rf "$tmp"; docker rm -f ${name} >/dev/null 2>&1 || true' EXIT`,
           `docker create --name ${name} ${shQuote(image)} >/dev/null`,
           // an image without custom_nodes has nothing to keep; any other failure must not mark the seed done
-          `if ! docker cp ${shQuote(`${name}:${COMFY_HOME}/custom_nodes/.`)} "$tmp"/ 2>"$tmp.err"; then grep -qi 'could not find' "$tmp.err" || { cat "$tmp.err" >&2; rm -f "$tmp.err"; exit 1; }; fi; rm -f "$tmp.err"`,
-          `for d in "$tmp"/* "$tmp"/.[!.]*; do [ -e "$d" ] || continue; n=$(basename "$d"); [ -e ${shQuote(dest)}/"$n" ] || { cp -a "$d" ${shQuote(dest)}/; echo "$n"; }; done`,
+          `if ! docker cp ${shQuote(`${name}:${COMFY_HOME}/custom_nodes/.`)} "$tmp"/ 2>"$tmp.err"; ` +
+            `then grep -qi 'could not find' "$tmp.err" || { cat "$tmp.err" >&2; rm -f "$tmp.err"; exit 1; }; fi; rm -f "$tmp.err"`,
+          `for d in "$tmp"/* "$tmp"/.[!.]*; do [ -e "$d" ] || continue; n=$(basename "$d"); ` +
+            `[ -e ${shQuote(dest)}/"$n" ] || { cp -a "$d" ${shQuote(dest)}/; echo "$n"; }; done`,
           `touch ${shQuote(marker)}`,
         ].join("\n"),
         root,
@@ -156,7 +158,9 @@ async function waitHealthy(ctx: TaskContext, cfg: ComfyContainerConfig, timeoutS
     const logs = await ctx.exec(containerLogs(name, 50), root);
     const why =
       w.outcome === "exited"
-        ? `comfyui-api exited after ${w.seconds}s (the container is ${w.state}${w.restarts ? `, restarted ${w.restarts} time${w.restarts === 1 ? "" : "s"} by docker` : ""}), so there will be no 200 from ${url} within ${timeoutSeconds}s`
+        ? `comfyui-api exited after ${w.seconds}s (the container is ${w.state}` +
+          `${w.restarts ? `, restarted ${w.restarts} time${w.restarts === 1 ? "" : "s"} by docker` : ""}), ` +
+          `so there will be no 200 from ${url} within ${timeoutSeconds}s`
         : `no 200 from ${url} within ${timeoutSeconds}s`;
     throw new TaskError(`${why}; last 50 lines of the ${name} container's log:\n${logs.stdout.trimEnd()}`);
   });
