@@ -12,7 +12,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { flow, FLOW_BIN, flowfileSource, REPO, type CliResult } from "../support/cli.ts";
-import { ensureLab, labUnavailableReason, resetHost, type LabInventory } from "../lab/lab.ts";
+import { ensureLab, labUnavailableReason, resetHost, sshTarget, type LabInventory } from "../lab/lab.ts";
 import { COMFYUI_API, ensureComfyuiApiBuild } from "../lab/standin/comfyui-api.ts";
 import { ensureStandinImage, IMAGE_PATHS, STANDIN_TAG } from "../lab/standin/image.ts";
 
@@ -40,20 +40,7 @@ describe("comfyui-api builds, restart, tunnel on a lab host", { skip: why ?? fal
   let forward: ChildProcess | undefined;
   const seen: string[] = [];
 
-  const sshArgs = () => {
-    const h = inv.hosts[HOST]!;
-    return [
-      "-i",
-      h.identityFile,
-      "-o",
-      `UserKnownHostsFile=${inv.knownHostsFile}`,
-      "-o",
-      "BatchMode=yes",
-      "-p",
-      String(h.port),
-      `${h.user}@127.0.0.1`,
-    ];
-  };
+  const sshArgs = () => sshTarget(inv.hosts[HOST]!.port, inv.hosts[HOST]!.user);
   // async: the release server lives in this process
   const onHost = (command: string) =>
     new Promise<{ code: number | null; out: string }>((resolve) => {

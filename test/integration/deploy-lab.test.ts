@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { flow, flowfileSource, REPO } from "../support/cli.ts";
-import { labUnavailableReason, resetHost, sshArgv, type LabInventory } from "../lab/lab.ts";
+import { labUnavailableReason, resetHost, sshArgv, sshTarget, type LabInventory } from "../lab/lab.ts";
 import { ensureStandinImage, STANDIN_TAG } from "../lab/standin/image.ts";
 import { run } from "../lab/util.ts";
 
@@ -88,21 +88,7 @@ describe("deploy on a lab host with the real comfyui-api", { skip: reason ?? fal
     const ports = [new URL(hub.url).port, new URL(hub.cdnUrl).port];
     tunnel = spawn(
       "ssh",
-      [
-        "-N",
-        "-o",
-        "ExitOnForwardFailure=yes",
-        ...ports.flatMap((p) => ["-R", `${p}:127.0.0.1:${p}`]),
-        "-i",
-        h.identityFile,
-        "-o",
-        `UserKnownHostsFile=${inv.knownHostsFile}`,
-        "-o",
-        "BatchMode=yes",
-        "-p",
-        String(h.port),
-        `${h.user}@127.0.0.1`,
-      ],
+      ["-N", "-o", "ExitOnForwardFailure=yes", ...ports.flatMap((p) => ["-R", `${p}:127.0.0.1:${p}`]), ...sshTarget(h.port, h.user)],
       { stdio: "ignore" },
     );
     for (let i = 0; i < 100; i++) {

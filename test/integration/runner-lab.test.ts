@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { flow, flowfileSource, REPO } from "../support/cli.ts";
-import { ensureLab, labUnavailableReason, resetHost, type LabInventory } from "../lab/lab.ts";
+import { ensureLab, labUnavailableReason, resetHost, sshArgv, type LabInventory } from "../lab/lab.ts";
 import { hostileStrings } from "../support/fuzz.ts";
 import { shQuote } from "../../lib/quote.ts";
 import { SshTransport } from "../../lib/transport/ssh.ts";
@@ -17,18 +17,7 @@ const COUNT = join(REPO, "test/fixtures/tasks/count.ts");
 
 function sshOn(inv: LabInventory, name: string, command: string): string {
   const h = inv.hosts[name]!;
-  const r = spawnSync("ssh", [
-    "-i",
-    h.identityFile,
-    "-o",
-    `UserKnownHostsFile=${inv.knownHostsFile}`,
-    "-o",
-    "BatchMode=yes",
-    "-p",
-    String(h.port),
-    `${h.user}@127.0.0.1`,
-    command,
-  ]);
+  const r = spawnSync("ssh", sshArgv(h.port, h.user, command));
   return r.stdout.toString();
 }
 

@@ -8,25 +8,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { flow, flowfileSource, REPO } from "../support/cli.ts";
-import { ensureLab, labUnavailableReason, resetHost, type LabInventory } from "../lab/lab.ts";
+import { ensureLab, labUnavailableReason, resetHost, sshArgv, type LabInventory } from "../lab/lab.ts";
 import { ensureStandinImage, STANDIN_TAG } from "../lab/standin/image.ts";
 
 const why = await labUnavailableReason();
 
 function ssh(inv: LabInventory, name: string, command: string, user?: string): { code: number | null; out: string } {
   const h = inv.hosts[name]!;
-  const r = spawnSync("ssh", [
-    "-i",
-    h.identityFile,
-    "-o",
-    `UserKnownHostsFile=${inv.knownHostsFile}`,
-    "-o",
-    "BatchMode=yes",
-    "-p",
-    String(h.port),
-    `${user ?? h.user}@127.0.0.1`,
-    command,
-  ]);
+  const r = spawnSync("ssh", sshArgv(h.port, user ?? h.user, command));
   return { code: r.status, out: r.stdout.toString() + r.stderr.toString() };
 }
 

@@ -285,7 +285,8 @@ export async function readInventory(): Promise<LabInventory> {
 }
 
 /** OpenSSH argv for running `command` on a lab host, verifying its host key. */
-export function sshArgv(port: number, user: string, command: string): string[] {
+/** ssh's options and destination for a lab host (no command: callers add one, or -N and forwards before it). */
+export function sshTarget(port: number, user: string): string[] {
   return [
     "-F",
     "/dev/null",
@@ -304,8 +305,11 @@ export function sshArgv(port: number, user: string, command: string): string[] {
     "-p",
     String(port),
     `${user}@127.0.0.1`,
-    command,
   ];
+}
+
+export function sshArgv(port: number, user: string, command: string): string[] {
+  return [...sshTarget(port, user), command];
 }
 
 /** Wait until every host's sshd accepts the lab key as ubuntu. */

@@ -22,7 +22,7 @@ import { have, labDir, sleep } from "./util.ts";
 
 export type { LabHost, LabInventory } from "./hosts.ts";
 export { ensureEngine } from "./engine.ts";
-export { inventoryPath, sshArgv } from "./hosts.ts";
+export { inventoryPath, sshArgv, sshTarget } from "./hosts.ts";
 import type { LabInventory } from "./hosts.ts";
 
 export interface LabOptions {
