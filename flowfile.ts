@@ -2,7 +2,7 @@
 // `.lab/inventory.json` is written by `npm run lab -- up` (group `lab`).
 import { defineFlow } from "./lib/index.ts";
 import { cloudBoxes, datacrunch, lambda } from "./providers/index.ts";
-import { comfyui, comfyuiApi, models, ops, workflow } from "./plugins/index.ts";
+import { comfyui, comfyuiApi, models, nodes, ops, workflow } from "./plugins/index.ts";
 
 // In the lab, the stand-in image plays comfyui-api (built by test/lab/standin/image.ts).
 const inLab = process.env.FLOW_LAB === "1";
@@ -18,6 +18,8 @@ export default defineFlow({
     ops(),
     workflow(),
     models(),
+    // custom-node packs as flow.lock.json pins them; nodes({ pins }) holds the fleet to a commit
+    nodes(),
     comfyui(inLab ? { image: "flow-comfy-standin:latest" } : {}),
     // workflows/ served by comfyui-api; the lab type-checks them against the vendored comfyui-api source
     comfyuiApi(inLab ? { source: { dir: "../shared/vendor/comfyui-api" } } : {}),

@@ -91,6 +91,11 @@ export interface TaskDef<S extends z.ZodObject = z.ZodObject> {
   lock?: boolean;
   /** the task takes words after `--` */
   takesRest?: boolean;
+  /**
+   * Option keys that words without a flag fill, in order (`comfyui:snapshot restore ID`); an array
+   * option takes every word left (`nodes:install PACK PACK`). A word also given as a flag is an error.
+   */
+  positionals?: string[];
   /** what the task destroys, as a phrase ("delete model files no workflow needs"): asked on a terminal, else --yes */
   destructive?: string;
   /** on one host without --json, the task writes its output as is (`ctx.raw`); flow's own lines go to stderr */
@@ -137,6 +142,8 @@ export function defineTask<S extends z.ZodObject>(task: TaskDef<S>): TaskDef<S> 
       `task ${task.name}: ${flags} ${many ? "are" : "is"} a run option of every task; rename the task's option${many ? "s" : ""}`,
     );
   }
+  const unknown = (task.positionals ?? []).filter((k) => !(task.options?.shape && k in task.options.shape));
+  if (unknown.length) throw new TaskError(`task ${task.name}: positionals name no option: ${unknown.join(", ")}`);
   return task;
 }
 

@@ -4,7 +4,7 @@
 import { defineCommand, renderUsage, type CommandDef } from "citty";
 import type { LoadedFlow } from "../flowfile/load.ts";
 import { scopeOf, type TaskDef } from "../task.ts";
-import { describeOptions } from "./options.ts";
+import { describeOptions, type OptionInfo } from "./options.ts";
 import { cittyArgs, readArgs } from "./args.ts";
 import { GLOBALS, globalsSchema, validateFlags, type Globals } from "./globals.ts";
 import { selectHosts } from "../select.ts";
@@ -34,8 +34,7 @@ export function taskCommand(
       const values = validateFlags(globalsSchema, raw, "bad run options");
       setVerbosity(values);
       if (values.help) return void process.stdout.write(await taskHelp({ ...cmd, args: cittyArgs(infos, true) }, task));
-      if (positionals.length)
-        throw new UsageError(`${task.name} takes no arguments (got ${positionals.join(" ")}); see flow run ${task.name} --help`);
+      placePositionals(task, infos, positionals, raw);
       if (rest.length && !task.takesRest) throw new UsageError(`${task.name} takes no words after --`);
       const options = task.options ? validateFlags(task.options, raw, `${task.name}: bad options`) : {};
       done(await runOne(flow, index, task, options as Record<string, unknown>, rest, values));
@@ -44,9 +43,31 @@ export function taskCommand(
   return cmd;
 }
 
+/** Words without a flag fill the task's `positionals` keys in order; an array key takes the rest. */
+export function placePositionals(task: TaskDef<any>, infos: OptionInfo[], words: string[], raw: Record<string, unknown>): void {
+  const keys = task.positionals ?? [];
+  let i = 0;
+  for (const key of keys) {
+    if (i >= words.length) break;
+    const info = infos.find((o) => o.key === key);
+    if (raw[key] !== undefined) throw new UsageError(`${task.name}: ${words[i]} and ${info?.flag ?? key} both give ${key}`);
+    if (info?.type === "array") {
+      raw[key] = words.slice(i);
+      i = words.length;
+    } else raw[key] = words[i++];
+  }
+  if (i < words.length) {
+    const what = keys.length
+      ? `takes at most ${keys.length} word${keys.length === 1 ? "" : "s"} (${keys.join(", ")})`
+      : "takes no arguments";
+    throw new UsageError(`${task.name} ${what} (got ${words.join(" ")}); see flow run ${task.name} --help`);
+  }
+}
+
 async function taskHelp(cmd: CommandDef, task: TaskDef<any>): Promise<string> {
   const usage = await renderUsage(cmd, { meta: { name: "flow run" } });
-  const tail = task.takesRest ? "\nWords after -- are the command: flow run " + task.name + " --host HOST -- <command>\n" : "";
+  const words = task.positionals?.length ? `\nWords without a flag give: ${task.positionals.join(", ")}\n` : "";
+  const tail = words + (task.takesRest ? "\nWords after -- are the command: flow run " + task.name + " --host HOST -- <command>\n" : "");
   return `${usage}\n${tail}${task.secrets?.length ? `\nSecrets needed: ${task.secrets.join(", ")}\n` : ""}`;
 }
 

@@ -1,6 +1,6 @@
 // deploy: the seed's --deploy-all as one command. Every part is a task of its own, run on the same
 // host through the runner, whose typed tally says whether it changed anything: workflows synced
-// (without their own restart), the node packs the workflows need (once the nodes tier exists), the
+// (without their own restart), the node packs the workflows need (as flow.lock.json pins them), the
 // models they need, then ONE restart when anything changed, then the proof (api:verify). A second
 // run changes nothing and does not restart.
 import { z } from "zod";
@@ -26,7 +26,12 @@ export const DEPLOY_PARTS = [
       offline: o.offline,
     }),
   },
-  { task: "nodes:install", what: "custom node packs", options: (_o: DeployOptions) => ({}) },
+  {
+    task: "nodes:install",
+    what: "custom node packs",
+    // deploy restarts once for every part; the verify after it proves the workflows load
+    options: (o: DeployOptions) => ({ restart: false, verify: false, dataRoot: o.dataRoot }),
+  },
   { task: "models:download", what: "models", options: (o: DeployOptions) => ({ offline: o.offline }) },
 ] as const;
 

@@ -23,6 +23,10 @@ export interface UpstreamClient {
   registryLatest(id: string): Promise<string>;
   /** true when the registry lists that version of the pack */
   registryHasVersion(id: string, version: string): Promise<boolean>;
+  /** the pack's repository URL, when the registry knows one */
+  registryPack(id: string): Promise<{ repository?: string }>;
+  /** where the archive of that version is (the registry's `downloadUrl`) */
+  registryDownloadUrl(id: string, version: string): Promise<string>;
 }
 
 export class UpstreamError extends Error {}
@@ -72,6 +76,17 @@ export function upstreamClient(urls: UpstreamUrls, o: UpstreamOptions = {}): Ups
       const body = await json(`${urls.registry}/nodes/${enc(id)}/versions`);
       if (!Array.isArray(body)) throw new UpstreamError(`registry pack ${id}: versions is not a list`);
       return body.some((v) => (v as { version?: unknown }).version === version);
+    },
+    async registryPack(id) {
+      const body = (await json(`${urls.registry}/nodes/${enc(id)}`)) as { repository?: unknown };
+      return typeof body.repository === "string" && body.repository ? { repository: body.repository } : {};
+    },
+    async registryDownloadUrl(id, version) {
+      const body = (await json(`${urls.registry}/nodes/${enc(id)}/versions/${enc(version)}`)) as { downloadUrl?: unknown };
+      if (typeof body.downloadUrl !== "string" || !/^https?:\/\//.test(body.downloadUrl)) {
+        throw new UpstreamError(`registry pack ${id}@${version}: no download URL`);
+      }
+      return body.downloadUrl;
     },
   };
 }

@@ -8,6 +8,7 @@ import { after, before, describe, test } from "node:test";
 import { comfyContainerSpec, comfyLayout } from "../../lib/comfy/deploy.ts";
 import { runArgv } from "../../lib/commands/docker.ts";
 import { shJoin } from "../../lib/quote.ts";
+import { parseImportReport } from "../../lib/comfy/import-log.ts";
 import { ensureLab, labUnavailableReason, sshArgv, type LabInventory } from "../lab/lab.ts";
 import { COMFYUI_API } from "../lab/standin/comfyui-api.ts";
 import { ensureStandinImage, IMAGE_PATHS, STANDIN_TAG, type StandinLoad } from "../lab/standin/image.ts";
@@ -85,12 +86,46 @@ const WORKFLOWS: Record<string, string> = {
   "wan/clip_vision.ts": modelWorkflow("clip_vision", "CLIPVisionLoader", "clip_name", "needs a clip_vision model"),
 };
 
+// Packs the stand-in imports with the image's python, as ComfyUI imports them (introspect.py).
 const PACK_INIT = `from .nodes import LabPackSampler, LabPackLoader
 NODE_CLASS_MAPPINGS = {
     "LabPackSampler": LabPackSampler,
     "LabPackLoader": LabPackLoader,
 }
+NODE_DISPLAY_NAME_MAPPINGS = {"LabPackLoader": "Lab Pack Loader"}
 `;
+const PACK_NODES = `import torch  # the image's (a stub in the stand-in)
+import folder_paths
+
+class LabPackLoader:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"ckpt_name": (folder_paths.get_filename_list("checkpoints"),)}}
+    RETURN_TYPES = ("MODEL",)
+    FUNCTION = "load"
+    CATEGORY = "lab"
+
+class LabPackSampler:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "steps": ("INT", {"default": 20, "min": 1})}}
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "sample"
+    CATEGORY = "lab"
+`;
+/** A pack that imports `module` (none of the image's) at load time, and registers `cls`. */
+const needsPack = (cls: string, module: string) => `import ${module}
+
+class ${cls}:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("STRING", {"default": getattr(${module}, "VALUE", "")})}}
+    RETURN_TYPES = ("STRING",)
+    FUNCTION = "run"
+
+NODE_CLASS_MAPPINGS = {"${cls}": ${cls}}
+`;
+const DEP = "flow_lab_dep"; // what LabPackNeedsDep imports: a wheel pip installs into /opt/flow/python below
 
 describe("the lab's comfyui-api image in a lab host", { skip: reason ?? false, timeout: 15 * 60_000 }, () => {
   let inv: LabInventory;
@@ -140,12 +175,18 @@ echo; cat ` +
 docker rm -f ${NAME} ${NAME}-custom >/dev/null 2>&1 || true
 rm -rf ${ROOT}
 mkdir -p ${L.models}/checkpoints ` +
-        `${L.models}/diffusion_models ${L.models}/loras ${L.customNodes}/LabPack ${L.input} ${L.output} ` +
-        `${L.workflows}
+        `${L.models}/diffusion_models ${L.models}/loras ${L.customNodes}/LabPack ${L.customNodes}/LabPackNeedsDep ` +
+        `${L.input} ${L.output} ${L.python} ${L.workflows}
 echo 'not really a model' > ${L.models}/checkpoints/${CHECKPOINT}
 cat > ${L.customNodes}/LabPack/__init__.py ` +
         `<<'EOF'
 ${PACK_INIT}
+EOF
+cat > ${L.customNodes}/LabPack/nodes.py <<'EOF'
+${PACK_NODES}
+EOF
+cat > ${L.customNodes}/LabPackNeedsDep/__init__.py <<'EOF'
+${needsPack("LabPackNeedsDepNode", DEP)}
 EOF
 ${files}`,
     );
@@ -278,7 +319,10 @@ ${files}`,
   test("the stand-in ComfyUI reflects the host: a pack in custom_nodes in /object_info, a model added later in /models", async () => {
     const info = await getJson("/object_info", 8188);
     assert.equal(info.LabPackSampler?.python_module, "custom_nodes.LabPack");
-    assert.ok(info.LabPackLoader);
+    // imported by the image's python: the definitions are the pack's own, combos read from the disk
+    assert.deepEqual(info.LabPackSampler.input.required.steps, ["INT", { default: 20, min: 1 }]);
+    assert.deepEqual(info.LabPackLoader.input.required.ckpt_name, [[CHECKPOINT]]);
+    assert.equal(info.LabPackLoader.display_name, "Lab Pack Loader");
     assert.deepEqual(info.CheckpointLoaderSimple.input.required.ckpt_name[0], [CHECKPOINT]);
     await shOk(`echo x > ${L.models}/loras/added-later.safetensors`);
     assert.deepEqual(await getJson("/models/loras", 8188), ["added-later.safetensors"]);
@@ -290,6 +334,83 @@ ${files}`,
     const stats = await getJson("/system_stats", 8188);
     assert.equal(stats.system.comfyui_version, "0.19.3-standin");
   });
+
+  test("python and pip in the container; a pack whose requirement is missing is logged as IMPORT FAILED, as ComfyUI does", async () => {
+    // the real image's python comes from conda, with `python` and `python3`
+    assert.match(await shOk(`docker exec ${NAME} python3 -m pip --version`), /^pip \d+\.\d+(\.\d+)? from \S+ \(python 3\.\d+\)/);
+    assert.match(await shOk(`docker exec ${NAME} python --version`), /^Python 3\.\d+\.\d+/);
+    assert.equal((await shOk(`docker exec ${NAME} sh -c 'echo $PYTHONPATH'`)).trim(), "/opt/flow/python");
+    const log = await logs();
+    const path = `${IMAGE_PATHS.comfyHome}/custom_nodes/LabPackNeedsDep`;
+    const cannot = `Cannot import ${path} module for custom nodes: No module named '${DEP}'`;
+    assert.ok(log.includes(`ModuleNotFoundError: No module named '${DEP}'\n\n${cannot}\n`), log);
+    const report = parseImportReport(log);
+    assert.deepEqual(report.failed, [{ pack: "LabPackNeedsDep", path, error: `No module named '${DEP}'` }]);
+    assert.deepEqual(report.loaded.sort(), ["LabPack"]); // the mount over custom_nodes hides the image's ComfyUI-Manager
+    assert.equal((await getJson("/object_info", 8188)).LabPackNeedsDepNode, undefined);
+  });
+
+  test(
+    "pip install --target /opt/flow/python from an index (--index-url) inside the container; packs load once: " +
+      "a new pack and the one whose requirement pip installed appear only after a restart",
+    async (t) => {
+      // a PEP 503 index on the lab host with one wheel, reached from the container through its gateway
+      const index = "/tmp/flow-standin-index";
+      await shOk(`rm -rf ${index}; mkdir -p ${index}/simple/flow-lab-dep
+cd ${index}/simple/flow-lab-dep
+python3 - <<'EOF'
+import base64, hashlib, zipfile
+info = "flow_lab_dep-1.0.dist-info"
+files = {
+    "${DEP}/__init__.py": "VALUE = 'from the index'\\n",
+    info + "/METADATA": "Metadata-Version: 2.1\\nName: flow-lab-dep\\nVersion: 1.0\\n",
+    info + "/WHEEL": "Wheel-Version: 1.0\\nGenerator: flow-test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+}
+digest = lambda d: base64.urlsafe_b64encode(hashlib.sha256(d.encode()).digest()).rstrip(b"=").decode()
+record = "".join(f"{p},sha256={digest(d)},{len(d)}\\n" for p, d in files.items())
+files[info + "/RECORD"] = record + info + "/RECORD,,\\n"
+with zipfile.ZipFile("flow_lab_dep-1.0-py3-none-any.whl", "w") as z:
+    for p, d in files.items():
+        z.writestr(p, d)
+EOF
+echo '<a href="flow_lab_dep-1.0-py3-none-any.whl">flow_lab_dep-1.0-py3-none-any.whl</a>' > index.html
+nohup python3 -m http.server 18765 --bind 0.0.0.0 --directory ${index} </dev/null >/dev/null 2>&1 &
+echo $! > ${index}.pid`);
+      try {
+        const gw = (await shOk(`docker inspect -f '{{range .NetworkSettings.Networks}}{{.Gateway}}{{end}}' ${NAME}`)).trim();
+        const url = `http://${gw}:18765/simple`;
+        await shOk(`for i in $(seq 50); do curl -fsS -o /dev/null ${url}/flow-lab-dep/ && exit 0; sleep 0.1; done; exit 1`);
+        // a pack installed while it runs
+        await shOk(`mkdir -p ${L.customNodes}/LabPackLate
+cat > ${L.customNodes}/LabPackLate/__init__.py <<'EOF'
+${needsPack("LabPackLateNode", "json")}
+EOF`);
+        const pip = await sh(
+          `docker exec ${NAME} python3 -m pip install --disable-pip-version-check --index-url ${url} --trusted-host ${gw} ` +
+            `--target /opt/flow/python flow-lab-dep`,
+        );
+        assert.equal(pip.code, 0, pip.stdout + pip.stderr);
+        assert.match(pip.stdout, /Successfully installed flow-lab-dep-1\.0/);
+        await shOk(`test -f ${L.python}/${DEP}/__init__.py`); // on the host: a re-created container keeps it
+        // ComfyUI loaded its packs at start-up: neither shows yet
+        const before = await getJson("/object_info", 8188);
+        assert.equal(before.LabPackLateNode, undefined);
+        assert.equal(before.LabPackNeedsDepNode, undefined);
+        const t0 = Date.now();
+        await shOk(`docker restart ${NAME} >/dev/null\n${waitReady(3000)}`);
+        t.diagnostic(`docker restart to /ready: ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+        const info = await getJson("/object_info", 8188);
+        assert.equal(info.LabPackLateNode?.python_module, "custom_nodes.LabPackLate");
+        assert.equal(info.LabPackNeedsDepNode?.python_module, "custom_nodes.LabPackNeedsDep");
+        assert.deepEqual(info.LabPackNeedsDepNode.input.required.value, ["STRING", { default: "from the index" }]);
+        const report = parseImportReport(await logs()); // the last start's
+        assert.deepEqual(report.failed, []);
+        assert.deepEqual(report.loaded.sort(), ["LabPack", "LabPackLate", "LabPackNeedsDep"]);
+      } finally {
+        await sh(`kill $(cat ${index}.pid) || true; rm -rf ${index} ${index}.pid`);
+      }
+    },
+  );
 
   test("flow's customBinary run: a build folder in <data root>/comfyui-api/bin runs as /app/bin/comfyui-api", async () => {
     // a lab "binary" is the build folder: launcher comfyui-api + dist + node_modules (here: the image's own)

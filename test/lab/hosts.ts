@@ -65,6 +65,8 @@ PermitRootLogin prohibit-password
 MaxStartups 100:30:200
 UseDNS no
 HostKey /etc/ssh/ssh_host_ed25519_key
+# a remote forward may ask for its bind address (ssh -R 0.0.0.0:PORT:...): the host's comfyui container reaches it on docker0
+GatewayPorts clientspecified
 `;
 
 // ---------- local files: keys, boot files, Node tarball ----------

@@ -18,6 +18,8 @@ const PACKAGES = [
   "openssh-server",
   "sudo",
   "python3",
+  // pip for the stand-in ComfyUI image (test/lab/standin/image.ts copies python from here)
+  "python3-pip",
   "git",
   "docker.io",
   "iptables",

@@ -1,8 +1,9 @@
 // The lab's stand-in ComfyUI (test/lab/standin/server.mjs), run locally with node the way the
 // real comfyui-api runs it (through CMD, with ComfyUI's own --listen/--port flags and comfyui-api's
 // environment, PORT included), against ../shared/comfyui-api-contract.md: it must reflect the disk
-// on every request and speak ComfyUI's websocket and prompt protocol. The real comfyui-api in front
-// of it is tested in a lab host: test/integration/standin-lab.test.ts.
+// (models on every request, node packs as loaded at start-up) and speak ComfyUI's websocket and
+// prompt protocol. The real comfyui-api in front of it is tested in a lab host:
+// test/integration/standin-lab.test.ts; its pack loader with python: standin-introspect.test.ts.
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -304,10 +305,11 @@ describe("stand-in ComfyUI", { timeout: 120_000 }, () => {
     assert.deepEqual(Object.keys(one), ["UNETLoader"]);
   });
 
-  test("/object_info: node packs present under custom_nodes appear and disappear without restart", async () => {
-    const nodes = join(home, "custom_nodes");
-    const before = await getJson(`${s.comfy}/object_info`);
-    assert.ok(!before.StandinManifestNode && !before.ImpactWildcardProcessor);
+  test("/object_info: node packs under custom_nodes, read once at start-up (here without python: literal class names)", async () => {
+    // packs load once, as in ComfyUI; with python3 they are imported for real (standin-introspect.test.ts)
+    const h = join(home, "..", "packs-home");
+    const nodes = join(h, "custom_nodes");
+    mkdirSync(nodes, { recursive: true });
     // the convention file
     mkdirSync(join(nodes, "pack-a"));
     writeFileSync(join(nodes, "pack-a/flow-standin-nodes.json"), JSON.stringify(["StandinManifestNode"]));
@@ -322,17 +324,29 @@ describe("stand-in ComfyUI", { timeout: 120_000 }, () => {
     writeFileSync(join(nodes, "ComfyUI-Impact-Pack/modules/nodes.py"), `NODE_CLASS_MAPPINGS["DetailerForEach"] = DetailerForEach\n`);
     mkdirSync(join(nodes, "OldPack.disabled"));
     writeFileSync(join(nodes, "OldPack.disabled/__init__.py"), `NODE_CLASS_MAPPINGS = {"DisabledNode": X}\n`);
-    const info = await getJson(`${s.comfy}/object_info`);
-    for (const c of ["StandinManifestNode", "ImpactWildcardProcessor", "SAMLoader", "Nested", "DetailerForEach"]) assert.ok(info[c], c);
-    for (const c of ["NotAClass", "inner", "DisabledNode"]) assert.ok(!info[c], c);
-    assert.equal(info.SAMLoader.python_module, "custom_nodes.ComfyUI-Impact-Pack");
-    // ComfyUI-Manager registers no classes, but its routes show whether it is there
-    assert.equal((await fetch(`${s.comfy}/manager/version`)).status, 404);
-    mkdirSync(join(nodes, "ComfyUI-Manager"));
-    assert.equal((await fetch(`${s.comfy}/manager/version`)).status, 200);
-    rmSync(join(nodes, "ComfyUI-Impact-Pack"), { recursive: true });
-    const gone = await getJson(`${s.comfy}/object_info`);
-    assert.ok(!gone.SAMLoader && gone.StandinManifestNode);
+    let p = await start({ COMFY_HOME: h, STANDIN_PYTHON: "none" });
+    try {
+      await waitUp(p);
+      const info = await getJson(`${p.comfy}/object_info`);
+      for (const c of ["StandinManifestNode", "ImpactWildcardProcessor", "SAMLoader", "Nested", "DetailerForEach"]) assert.ok(info[c], c);
+      for (const c of ["NotAClass", "inner", "DisabledNode"]) assert.ok(!info[c], c);
+      assert.equal(info.SAMLoader.python_module, "custom_nodes.ComfyUI-Impact-Pack");
+      assert.match(p.logs(), /Import times for custom nodes:\n {3}0\.0 seconds: \S+\/ComfyUI-Impact-Pack\n {3}0\.0 seconds: \S+\/pack-a\n/);
+      // ComfyUI-Manager registers no classes, but its routes show whether it is there
+      assert.equal((await fetch(`${p.comfy}/manager/version`)).status, 404);
+      mkdirSync(join(nodes, "ComfyUI-Manager"));
+      assert.equal((await fetch(`${p.comfy}/manager/version`)).status, 200);
+      // a pack removed (or added) while ComfyUI runs changes nothing until a restart
+      rmSync(join(nodes, "ComfyUI-Impact-Pack"), { recursive: true });
+      assert.ok((await getJson(`${p.comfy}/object_info`)).SAMLoader);
+      await p.stop();
+      p = await start({ COMFY_HOME: h, STANDIN_PYTHON: "none" });
+      await waitUp(p);
+      const gone = await getJson(`${p.comfy}/object_info`);
+      assert.ok(!gone.SAMLoader && gone.StandinManifestNode);
+    } finally {
+      await p.stop();
+    }
   });
 
   test("/prompt round trip over a real websocket: execution_success, then history with outputs and a PNG on disk", async () => {

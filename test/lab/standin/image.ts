@@ -13,13 +13,21 @@
 //                                production node_modules/ (see comfyui-api.ts); the default
 //                                command is its launcher, as the real image runs ./comfyui-api
 //   /usr/local/bin/node          the official Node 20 binary (NODE_VERSION; stripped when `strip` is here)
-//   /opt/ComfyUI/                main.mjs (the stand-in), comfyui_version.py, models/<folders>,
-//                                custom_nodes/ComfyUI-Manager, input/, output/, user/
+//   /opt/ComfyUI/                main.mjs (the stand-in), introspect.py (its pack loader),
+//                                comfyui_version.py, models/<folders>, custom_nodes/ComfyUI-Manager,
+//                                input/, output/, user/
+//   /usr/bin/python3, python     Debian's python 3.11 (python -> python3, as the real image's conda
+//                                has both), its standard library, /usr/lib/python3/dist-packages
+//                                (pip, setuptools, wheel) and the CA bundle pip verifies with
 //   /workflows                   WORKFLOW_DIR (flow mounts the host's folder over it)
 //   dash as /bin/sh (the launcher; comfyui-api's execSync), glibc and the shared libraries that
 //   node and sharp's native module link (found with ld.so --list, not guessed), /etc/passwd.
-// No python: comfyui-api then falls back to its default sampler/scheduler lists and reads
-// ComfyUI's version from /opt/ComfyUI/comfyui_version.py. No docs, locales or apt lists.
+// python runs the stand-in's pack loader and `python3 -m pip install --target /opt/flow/python`
+// (flow's requirements folder, on PYTHONPATH) as in the real image: Debian's EXTERNALLY-MANAGED
+// marker is left out, so pip installs without --break-system-packages. No torch and no ComfyUI
+// modules: comfyui-api's `import comfy.samplers` fails, so it falls back to its default
+// sampler/scheduler lists and reads ComfyUI's version from /opt/ComfyUI/comfyui_version.py.
+// No docs, locales, apt lists or python bytecode (python compiles what it imports).
 //
 // flow's custom binary (comfyui({ customBinary: true })): the container command becomes
 // /app/bin/comfyui-api with <data root>/comfyui-api/bin mounted read-only at /app/bin. For the lab
@@ -46,6 +54,7 @@ import { COMFYUI_API, ensureComfyuiApiBuild, ensureNodeRuntime, LAUNCHER, NODE_V
 export const STANDIN_TAG = "flow-comfy-standin:latest";
 export const HASH_LABEL = "flow.standin.hash";
 export const serverScript = join(dirname(fileURLToPath(import.meta.url)), "server.mjs");
+export const introspectScript = join(dirname(fileURLToPath(import.meta.url)), "introspect.py");
 
 /** Where things are inside the image. */
 export const IMAGE_PATHS = {
@@ -54,12 +63,46 @@ export const IMAGE_PATHS = {
   node: "/usr/local/bin/node",
   comfyHome: "/opt/ComfyUI",
   comfyMain: "/opt/ComfyUI/main.mjs",
+  // server.mjs looks for it beside itself
+  introspect: "/opt/ComfyUI/introspect.py",
+  python: "/usr/bin/python3.11",
   workflows: "/workflows",
 } as const;
 export const COMFY_STANDIN_VERSION = "0.19.3-standin";
 
 // Files copied from the lab rootfs besides the libraries found by ld.so --list.
 const EXTRA_FILES = ["/usr/bin/dash", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf"];
+// python: these trees copied whole (symlinks kept), less PYTHON_DROP; pip's launchers and the
+// CA bundle (Debian's pip reads /etc/ssl/certs; OpenSSL's default is /usr/lib/ssl/cert.pem).
+const PYTHON_TREES = ["/usr/lib/python3.11", "/usr/lib/python3/dist-packages", "/etc/python3.11"];
+const PYTHON_FILES = ["/usr/bin/pip", "/usr/bin/pip3", "/etc/ssl/certs/ca-certificates.crt"];
+const PYTHON_LINKS: [string, string][] = [
+  ["/usr/bin/python3", "python3.11"],
+  ["/usr/bin/python", "python3"],
+  ["/usr/lib/ssl/cert.pem", "/etc/ssl/certs/ca-certificates.crt"],
+];
+// Left out (find -path "*/<entry>"): bytecode, the test suite and C test modules, GUI and terminal
+// modules, NIS and dbm (with the Kerberos and Berkeley DB libraries they would pull in), python's
+// own build configuration, and the marker that makes Debian's pip refuse to install (PEP 668):
+// the real image's conda python has none.
+const PYTHON_DROP = [
+  "__pycache__",
+  "python3.11/test",
+  "python3.11/idlelib",
+  "python3.11/tkinter",
+  "python3.11/turtledemo",
+  "python3.11/pydoc_data",
+  "python3.11/config-3.11-*",
+  "python3.11/EXTERNALLY-MANAGED",
+  "lib-dynload/_test*",
+  "lib-dynload/_ctypes_test*",
+  "lib-dynload/*xx*",
+  "lib-dynload/nis.*",
+  "lib-dynload/_dbm.*",
+  "lib-dynload/_gdbm.*",
+  "lib-dynload/_curses*",
+  "lib-dynload/readline.*",
+];
 // What the real image has where the flowfile mounts things: ComfyUI's model folders,
 // ComfyUI-Manager inside custom_nodes (a mount over custom_nodes must not hide it),
 // input/output, /workflows.
@@ -110,6 +153,10 @@ export async function standinHash(apiHash: string): Promise<string> {
       JSON.stringify({
         base: recipeHash,
         EXTRA_FILES,
+        PYTHON_TREES,
+        PYTHON_FILES,
+        PYTHON_LINKS,
+        PYTHON_DROP,
         MODEL_FOLDERS,
         MANAGER_INIT,
         COMFY_VERSION_PY,
@@ -117,10 +164,11 @@ export async function standinHash(apiHash: string): Promise<string> {
         IMAGE_PATHS,
         apiHash,
         NODE_VERSION,
-        v: 2,
+        v: 3,
       }),
     )
     .update(script)
+    .update(await readFile(introspectScript))
     .digest("hex")
     .slice(0, 16);
 }
@@ -168,6 +216,13 @@ export async function buildStandinTarball(log: (msg: string) => void = () => {})
       await chmod(join(full, IMAGE_PATHS.node), 0o755);
       await mkdir(dirname(join(full, IMAGE_PATHS.api)), { recursive: true });
       await run("cp", ["-al", api.dir, join(full, IMAGE_PATHS.api)]);
+      // python's trees less what the image leaves out, before ld.so --list looks at what is kept
+      const drop = PYTHON_DROP.flatMap((n, i) => [...(i ? ["-o"] : []), "-path", `*/${n}`]);
+      await run("find", [...PYTHON_TREES.map((t) => join(full, t)), "(", ...drop, ")", "-prune", "-exec", "rm", "-rf", "{}", "+"]);
+      const pythonNatives = (await run("find", [...PYTHON_TREES.map((t) => join(full, t)), "-type", "f", "-name", "*.so"])).stdout
+        .split("\n")
+        .filter(Boolean)
+        .map((p) => p.slice(full.length));
       const natives = (
         await run("find", [
           join(full, IMAGE_PATHS.api),
@@ -189,7 +244,7 @@ export async function buildStandinTarball(log: (msg: string) => void = () => {})
         .filter(Boolean)
         .map((p) => p.slice(full.length));
       const libs = new Set<string>();
-      for (const bin of [IMAGE_PATHS.node, ...natives]) {
+      for (const bin of [IMAGE_PATHS.node, ...natives, IMAGE_PATHS.python, ...pythonNatives]) {
         const listed = await run("chroot", [full, "/lib64/ld-linux-x86-64.so.2", "--list", bin]);
         const found = [...listed.stdout.matchAll(/(?:=>\s*)?(\/\S+)\s+\(0x/g)].map((m) => m[1]!);
         if (listed.stdout.includes("not found")) throw new Error(`ld.so --list ${bin}: a library is missing\n${listed.stdout}`);
@@ -219,7 +274,7 @@ export async function buildStandinTarball(log: (msg: string) => void = () => {})
       await chmod(join(out, "root"), 0o700);
       // merged /usr, as Debian has it: /bin, /lib, /lib64 are links into /usr
       for (const l of ["bin", "lib", "lib64", "sbin"]) await run("ln", ["-s", `usr/${l}`, join(out, l)]);
-      for (const file of [...EXTRA_FILES, ...libs]) {
+      for (const file of [...EXTRA_FILES, IMAGE_PATHS.python, ...PYTHON_FILES, ...libs]) {
         // copy what a link points at, under the name the loader asks for
         const src = await realInRoot(full, file);
         const dest = join(out, file.replace(/^\/(lib|lib64|bin)\//, "/usr/$1/"));
@@ -228,6 +283,14 @@ export async function buildStandinTarball(log: (msg: string) => void = () => {})
         await chmod(dest, (await stat(src)).mode & 0o7777);
       }
       await run("ln", ["-s", "dash", join(out, "usr/bin/sh")]);
+      for (const t of PYTHON_TREES) {
+        await mkdir(dirname(join(out, t)), { recursive: true });
+        await run("cp", ["-a", join(full, t), join(out, t)]);
+      }
+      for (const [link, target] of PYTHON_LINKS) {
+        await mkdir(dirname(join(out, link)), { recursive: true });
+        await run("ln", ["-s", target, join(out, link)]);
+      }
       await writeFile(join(out, "etc/hosts"), "127.0.0.1 localhost\n");
       // node: the official binary carries its debug symbols (~12 MB); strip them when we can
       await copyFile(node.path, join(out, IMAGE_PATHS.node));
@@ -241,6 +304,7 @@ export async function buildStandinTarball(log: (msg: string) => void = () => {})
       await writeFile(join(comfy, "custom_nodes/ComfyUI-Manager/__init__.py"), MANAGER_INIT);
       await writeFile(join(comfy, "comfyui_version.py"), COMFY_VERSION_PY);
       await copyFile(serverScript, join(out, IMAGE_PATHS.comfyMain));
+      await copyFile(introspectScript, join(out, IMAGE_PATHS.introspect));
       // does it run? (inside its own tiny root, so a missing library shows here, not in a lab host)
       const check = await run("chroot", [
         out,
@@ -250,8 +314,18 @@ export async function buildStandinTarball(log: (msg: string) => void = () => {})
           `process.stdout.write(process.version + " comfyui-api " + require("${IMAGE_PATHS.api}/dist/package.json").version)`,
       ]);
       if (!check.stdout.endsWith(` comfyui-api ${COMFYUI_API.version}`)) throw new Error(`stand-in rootfs check: ${check.stdout}`);
+      // python with the modules pip needs, and pip itself
+      const py = await run("chroot", [out, "/usr/bin/python", "-B", "-c", "import ssl, hashlib, zlib, ctypes, lzma, bz2, sqlite3, json"], {
+        allowFail: true,
+      });
+      if (py.code !== 0) throw new Error(`stand-in rootfs check: python: ${py.stderr}`);
+      const pip = await run("chroot", [out, "/usr/bin/python3", "-B", "-m", "pip", "--version"]);
+      if (!pip.stdout.startsWith("pip ")) throw new Error(`stand-in rootfs check: ${pip.stdout}`);
       const du = await run("du", ["-sm", out]);
-      log(`stand-in rootfs: node ${check.stdout}, ${libs.size} libraries, ${du.stdout.split("\t")[0]} MB, built in ${Date.now() - t0} ms`);
+      log(
+        `stand-in rootfs: node ${check.stdout}, ${pip.stdout.trim()}, ${libs.size} libraries, ${du.stdout.split("\t")[0]} MB, ` +
+          `built in ${Date.now() - t0} ms`,
+      );
       const partial = `${path}.partial`;
       await run("tar", ["--numeric-owner", "--owner=0", "--group=0", "-C", out, "-cf", partial, "."]);
       await rename(partial, path);

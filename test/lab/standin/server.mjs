@@ -5,9 +5,9 @@
 // dependency-free Node script (node: built-ins only).
 //
 // It follows ../../../../shared/comfyui-api-contract.md and, unlike a mock, reads the host's
-// real state on every request: model files on disk appear in /models/<folder> and in
-// /object_info enums, node packs under custom_nodes appear in /object_info (with their
-// python_module), prompts write real PNG files to OUTPUT_DIR.
+// real state: model files on disk appear in /models/<folder> and in /object_info enums on every
+// request, node packs under custom_nodes appear in /object_info (with their python_module) as
+// loaded at start-up, prompts write real PNG files to OUTPUT_DIR.
 //
 // It serves ComfyUI's side only. comfyui-api passes its own environment to its child, PORT=3000
 // included, so PORT is ignored here (as real ComfyUI ignores it); the port comes from ComfyUI's
@@ -27,17 +27,24 @@
 // The stand-in once imitated comfyui-api's own half (port 3000) too; that imitation is gone:
 // every fault a test needs is one of ComfyUI's, above, and the real server shows what follows.
 //
-// Custom node classes: a pack directory custom_nodes/<pack>/ contributes
-//   - the keys of every literal `NODE_CLASS_MAPPINGS = { "Name": ... }` (and
-//     `NODE_CLASS_MAPPINGS["Name"] = ...`) in its .py files, so a real git clone shows up;
-//   - the file flow-standin-nodes.json: ["Name", ...] or {"Name": {partial definition}}.
-// Packs named *.disabled, hidden ones and __pycache__ are skipped, as ComfyUI does.
+// Custom node classes: loaded once at start-up, as ComfyUI loads them (a pack installed later
+// needs a restart). With python3 (STANDIN_PYTHON, "none" for never), ./introspect.py imports each
+// pack for real, stubbing only what ComfyUI's image provides: a pack whose requirements are not
+// importable fails with ComfyUI's log lines, the others give their real definitions. Without
+// python, a pack contributes the keys of every literal `NODE_CLASS_MAPPINGS = { "Name": ... }`
+// (and `NODE_CLASS_MAPPINGS["Name"] = ...`) in its .py files. Either way a pack folder may hold
+// flow-standin-nodes.json: ["Name", ...] or {"Name": {partial definition}}, classes declared
+// without python (such a folder needs no __init__.py). After loading, ComfyUI's "Import times
+// for custom nodes:" summary. Packs named *.disabled, hidden ones and __pycache__ are skipped.
+//   STANDIN_LOAD_TIMEOUT_MS   how long loading packs with python may take (300000), then the regex way
 // GET /manager/version answers while custom_nodes/ComfyUI-Manager exists (the image has one).
+import { spawn, spawnSync } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import { basename, dirname, extname, join, relative, sep } from "node:path";
+import { fileURLToPath } from "node:url";
 import { deflateSync } from "node:zlib";
 
 const env = process.env;
@@ -312,6 +319,7 @@ function coreNodes() {
   const images = safeReaddir(cfg.inputDir)
     .filter((f) => isFileSync(join(cfg.inputDir, f)))
     .sort();
+  const audios = images.filter((f) => /\.(wav|mp3|flac|ogg|m4a)$/i.test(f));
   const list = [
     def(
       "CheckpointLoaderSimple",
@@ -373,6 +381,11 @@ function coreNodes() {
       ],
       { display: "Load Image" },
     ),
+    // ComfyUI's audio loader (comfy_extras.nodes_audio): InfiniteTalk's workflow starts from it
+    def("LoadAudio", "audio", { audio: [audios, { audio_upload: true }] }, [["AUDIO", "AUDIO"]], {
+      module: "comfy_extras.nodes_audio",
+      display: "Load Audio",
+    }),
     def(
       "EmptyImage",
       "image",
@@ -466,33 +479,50 @@ function pyClassNames(text) {
   return names;
 }
 
-/** Classes of every pack present under custom_nodes right now. */
-function customNodes() {
+const skipPack = (name) => name.startsWith(".") || name === "__pycache__" || name.endsWith(".disabled");
+/** What ComfyUI tries to load: folders, and single .py files, under custom_nodes (name order). */
+const packPaths = () =>
+  safeReaddir(cfg.customNodesDir)
+    .sort()
+    .filter((n) => !skipPack(n) && (isDir(join(cfg.customNodesDir, n)) || n.endsWith(".py")))
+    .map((n) => join(cfg.customNodesDir, n));
+const packModule = (path) => `custom_nodes.${basename(path).replace(/\.py$/, "")}`;
+const packDef = (path, name, partial = {}) => ({
+  ...def(name, basename(path).replace(/\.py$/, ""), {}, [], { module: packModule(path) }),
+  ...partial,
+  name,
+});
+
+/** The regex way, without python: literal NODE_CLASS_MAPPINGS keys in a pack's .py files. */
+function literalNodes() {
   const out = {};
-  for (const pack of safeReaddir(cfg.customNodesDir).sort()) {
-    if (pack.startsWith(".") || pack === "__pycache__" || pack.endsWith(".disabled")) continue;
-    const dir = join(cfg.customNodesDir, pack);
-    const module = `custom_nodes.${pack.replace(/\.py$/, "")}`;
-    const add = (name, partial = {}) => {
-      out[name] = { ...def(name, pack.replace(/\.py$/, ""), {}, [], { module }), ...partial, name };
-    };
-    if (!isDir(dir)) {
-      if (pack.endsWith(".py")) for (const n of pyClassNames(readText(dir))) add(n);
+  for (const path of packPaths()) {
+    const add = (n) => (out[n] = packDef(path, n));
+    if (!isDir(path)) {
+      for (const n of pyClassNames(readText(path))) add(n);
       continue;
     }
     let files = 0;
-    walk(dir, (file) => {
+    walk(path, (file) => {
       if (file.endsWith(".py") && files++ < 500) for (const n of pyClassNames(readText(file))) add(n);
     });
-    const manifest = join(dir, "flow-standin-nodes.json");
-    if (existsSync(manifest)) {
-      try {
-        const listed = JSON.parse(readText(manifest));
-        if (Array.isArray(listed)) listed.forEach((n) => add(String(n)));
-        else for (const [n, partial] of Object.entries(listed)) add(n, partial && typeof partial === "object" ? partial : {});
-      } catch (err) {
-        comfyLog(`Cannot import ${dir} module for custom nodes: ${err.message}`);
-      }
+  }
+  return out;
+}
+
+/** Classes that packs declare in flow-standin-nodes.json (with python or without). */
+function manifestNodes() {
+  const out = {};
+  for (const path of packPaths()) {
+    const manifest = join(path, "flow-standin-nodes.json");
+    if (!existsSync(manifest)) continue;
+    try {
+      const listed = JSON.parse(readText(manifest));
+      if (Array.isArray(listed)) for (const n of listed) out[String(n)] = packDef(path, String(n));
+      else
+        for (const [n, partial] of Object.entries(listed)) out[n] = packDef(path, n, partial && typeof partial === "object" ? partial : {});
+    } catch (err) {
+      comfyLog(`Cannot import ${path} module for custom nodes: ${err.message}`);
     }
   }
   return out;
@@ -506,7 +536,106 @@ function readText(file) {
   }
 }
 
-const objectInfo = () => ({ ...customNodes(), ...coreNodes() });
+// Packs are loaded once, before the server listens, as ComfyUI does: a pack installed later
+// shows only after a restart. With python3, ./introspect.py imports them for real (stubs for
+// what ComfyUI's image provides) and stays up to answer each /object_info, calling INPUT_TYPES()
+// again as ComfyUI does, so model lists in pack nodes follow the disk. STANDIN_PYTHON names the
+// interpreter (default python3; "none" for the regex way).
+const introspectScript = join(dirname(fileURLToPath(import.meta.url)), "introspect.py");
+const packs = { declared: {}, child: null, pending: [], last: {} };
+
+function pythonCommand() {
+  const py = env.STANDIN_PYTHON ?? "python3";
+  if (!py || py === "none" || !existsSync(introspectScript)) return null;
+  return spawnSync(py, ["--version"], { stdio: "ignore" }).status === 0 ? py : null;
+}
+
+/** Starts introspect.py --serve; resolves with its first answer ({packs, nodes}) once every pack is loaded. */
+function startIntrospect(py, timeoutMs) {
+  const child = spawn(py, [introspectScript, "--serve"], {
+    env: { ...env, COMFY_HOME, MODEL_DIR: cfg.modelDir, INPUT_DIR: cfg.inputDir, OUTPUT_DIR: cfg.outputDir },
+    // its log lines (ComfyUI's and the packs') go where ComfyUI's go: our stdout
+    stdio: ["pipe", "pipe", 1],
+  });
+  packs.child = child;
+  let buf = "";
+  child.stdout.setEncoding("utf8");
+  child.stdout.on("data", (d) => {
+    buf += d;
+    for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      packs.pending.shift()?.(line);
+    }
+  });
+  child.stdin.on("error", () => {});
+  const gone = (why) => {
+    if (packs.child !== child) return;
+    packs.child = null;
+    comfyLog(`(stand-in) introspect.py ${why}; /object_info keeps the classes it had`);
+    for (const r of packs.pending.splice(0)) r(null);
+  };
+  child.on("error", (err) => gone(`failed: ${err.message}`));
+  child.on("exit", (code, sig) => gone(`exited (${sig || code})`));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`no answer in ${timeoutMs / 1000}s`));
+    }, timeoutMs);
+    packs.pending.push((line) => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(line));
+      } catch {
+        reject(new Error(line === null ? "it exited while loading" : `not JSON: ${line.slice(0, 200)}`));
+      }
+    });
+  });
+}
+
+/** The packs' classes now: asked of introspect.py while it runs, else what was loaded at start-up. */
+async function packNodes() {
+  if (!packs.child) return packs.last;
+  const line = await new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(null), 30_000);
+    packs.pending.push((l) => {
+      clearTimeout(timer);
+      resolve(l);
+    });
+    packs.child.stdin.write("object_info\n");
+  });
+  try {
+    if (line) packs.last = JSON.parse(line).nodes;
+  } catch {}
+  return packs.last;
+}
+
+/** Load every pack once; returns ComfyUI's import report [{path, ok, seconds}]. */
+async function loadPacks() {
+  packs.declared = manifestNodes();
+  const py = pythonCommand();
+  if (py) {
+    try {
+      const first = await startIntrospect(py, Number(env.STANDIN_LOAD_TIMEOUT_MS || 300_000));
+      packs.last = first.nodes;
+      return first.packs;
+    } catch (err) {
+      comfyLog(`(stand-in) loading packs with ${py} failed (${err.message}); reading NODE_CLASS_MAPPINGS literally`);
+    }
+  }
+  packs.last = literalNodes();
+  return packPaths().map((path) => ({ path, ok: true, seconds: 0 }));
+}
+
+/** ComfyUI's summary after loading custom nodes (only when there is a pack, as there). */
+function importTimes(report) {
+  if (!report.length) return;
+  const rows = [...report].sort((a, b) => a.seconds - b.seconds || (a.path < b.path ? -1 : 1));
+  const line = (r) => `${r.seconds.toFixed(1).padStart(6)} seconds${r.ok ? "" : " (IMPORT FAILED)"}: ${r.path}`;
+  comfyLog(`\nImport times for custom nodes:\n${rows.map(line).join("\n")}\n`);
+}
+
+const objectInfo = async () => ({ ...(await packNodes()), ...packs.declared, ...coreNodes() });
 
 // ---------------------------------------------------------------- websocket (RFC 6455 by hand)
 
@@ -605,8 +734,8 @@ const broadcastStatus = () => wsSend(null, "status", statusData());
 const queueItem = (p) => [p.number, p.id, p.prompt, { client_id: p.clientId }, p.outputs];
 
 /** Validate like ComfyUI: known classes, at least one output node, enum values present. */
-function validatePrompt(prompt) {
-  const info = objectInfo();
+async function validatePrompt(prompt) {
+  const info = await objectInfo();
   const error = (type, message, details = "", node_errors = {}) => ({ error: { type, message, details, extra_info: {} }, node_errors });
   if (!prompt || typeof prompt !== "object" || Array.isArray(prompt)) return error("invalid_prompt", "Prompt is not a dict");
   const outputs = [];
@@ -821,10 +950,10 @@ async function comfyRoutes(req, res) {
       devices: [{ name: "cpu", type: "cpu", index: null, vram_total: 0, vram_free: 0, torch_vram_total: 0, torch_vram_free: 0 }],
     });
   }
-  if (route === "GET /object_info") return send(res, 200, objectInfo());
+  if (route === "GET /object_info") return send(res, 200, await objectInfo());
   if (req.method === "GET" && path.startsWith("/object_info/")) {
     const name = decodeURIComponent(path.slice("/object_info/".length));
-    const info = objectInfo();
+    const info = await objectInfo();
     return send(res, 200, info[name] ? { [name]: info[name] } : {});
   }
   if (route === "GET /models") return send(res, 200, folderNames());
@@ -848,7 +977,7 @@ async function comfyRoutes(req, res) {
     const body = await readJson(req);
     if (!body || typeof body !== "object")
       return send(res, 400, { error: { type: "invalid_prompt", message: "invalid json", details: "", extra_info: {} }, node_errors: {} });
-    const checked = validatePrompt(body.prompt);
+    const checked = await validatePrompt(body.prompt);
     if (checked.error) {
       comfyLog(`invalid prompt: ${checked.error.message}`);
       return send(res, 400, checked);
@@ -937,8 +1066,7 @@ async function main() {
   for (const d of [cfg.outputDir, cfg.inputDir]) mkdirSync(d, { recursive: true });
   if (cfg.startupDelayMs) await sleep(cfg.startupDelayMs);
   comfyLog(`ComfyUI version: ${COMFY_VERSION}`);
-  const packs = safeReaddir(cfg.customNodesDir).filter((n) => !n.startsWith(".") && n !== "__pycache__" && !n.endsWith(".disabled"));
-  comfyLog(`Import times for custom nodes:\n${packs.map((n) => `   0.0 seconds: ${join(cfg.customNodesDir, n)}`).join("\n")}`);
+  importTimes(await loadPacks());
   servers.push(await serve(comfyRoutes, cfg.comfyPort, wsUpgrade));
   comfyLog("Starting server\n");
   comfyLog(`To see the GUI go to: http://${cfg.host}:${cfg.comfyPort}`);
@@ -950,6 +1078,7 @@ for (const sig of ["SIGTERM", "SIGINT"]) {
     comfyLog(`${sig}: shutting down`);
     for (const s of sockets.values()) s.destroy();
     for (const s of servers) s.close();
+    packs.child?.kill("SIGTERM");
     process.exit(0);
   });
 }

@@ -1,0 +1,381 @@
+// nodes:* on two lab hosts (lab4, lab5) running the real comfyui-api with the stand-in ComfyUI,
+// which imports each pack's Python at start-up and lists its real node definitions. The packs
+// come from a git server on this machine (git's own http-backend: the real InfiniteTalk fork of
+// WanVideoWrapper, and packs generated from ComfyUI-Manager's extension-node-map), the
+// requirements from a PEP 503 index of stub wheels, a registry pack from a registry stand-in.
+// The hosts reach them through SSH remote forwards: git and the registry on the host's loopback
+// (`url.<git>.insteadOf https://github.com/` set for the lab only), the index on the host's docker0
+// address, where the comfyui container's pip reaches it.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer, type Server } from "node:http";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { flow, flowfileSource, REPO, type CliResult } from "../support/cli.ts";
+import { ensureLab, labUnavailableReason, resetHost, sshArgv, sshTarget, type LabInventory } from "../lab/lab.ts";
+import { ensureStandinImage, STANDIN_TAG } from "../lab/standin/image.ts";
+import { run } from "../lab/util.ts";
+import { startFakeGit, type FakeGit } from "../support/fake-git.ts";
+import { startFakePypi, type FakePypi } from "../support/fake-pypi.ts";
+import { startFakeRegistry, type FakeRegistry } from "../support/fake-registry.ts";
+import { infiniteTalkPackSource, infiniteTalkRequirements, INFINITETALK_BUNDLE, makePack, packsForClasses } from "../support/fake-packs.ts";
+import { dataPath } from "../unit/comfy/shared-data.ts";
+
+const HOSTS = ["lab4", "lab5"] as const;
+const WORKFLOW = dataPath("infinitetalk/wanvideo_infinitetalk_single_example.json");
+const MANAGER = dataPath("comfyui-manager/extension-node-map.json");
+const VENDOR = resolve(REPO, "../shared/vendor/comfyui-api");
+const reason =
+  (await labUnavailableReason()) ??
+  (!WORKFLOW || !MANAGER || !INFINITETALK_BUNDLE
+    ? "the InfiniteTalk data, the bundle and ComfyUI-Manager's maps are not in ../shared"
+    : null);
+const STARTED = "ComfyUI API 1.18.0 started.";
+const WAN = "kijai/ComfyUI-WanVideoWrapper";
+
+interface Ev {
+  type: string;
+  host?: string;
+  data?: any;
+}
+const events = (stdout: string): Ev[] =>
+  stdout
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as Ev);
+
+function recapOf(stdout: string, host: string) {
+  const m = new RegExp(`^${host}\\s+\\S+\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)\\s+(\\d+)\\s+([\\d.]+)s`, "m").exec(stdout);
+  assert.ok(m, `no recap line for ${host} in:\n${stdout}`);
+  return { ok: +m[1]!, changed: +m[2]!, skipped: +m[3]!, failed: +m[4]!, seconds: +m[5]! };
+}
+
+/** A static file server for ComfyUI-Manager's maps (FLOW_COMFY_DATA_URL). */
+async function serveDir(dir: string): Promise<{ url: string; server: Server }> {
+  const server = createServer((req, res) => {
+    const name = decodeURIComponent((req.url ?? "/").split("?")[0]!.slice(1));
+    const file = join(dir, name);
+    if (!name || name.includes("..") || !existsSync(file)) return void res.writeHead(404).end();
+    res.writeHead(200, { "content-type": "application/json" }).end(readFileSync(file));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/`, server };
+}
+
+/** GitHub's "commit of a ref" answered from the fake git server: the default branch's head. */
+async function fakeGithub(git: FakeGit): Promise<{ url: string; server: Server }> {
+  const server = createServer((req, res) => {
+    const m = /^\/repos\/([^/]+)\/([^/]+)\/commits\/([^/?]+)/.exec(req.url ?? "");
+    const commits = m
+      ? (() => {
+          try {
+            return git.commits(`${m[1]}/${m[2]}`);
+          } catch {
+            return [];
+          }
+        })()
+      : [];
+    if (!commits.length) return void res.writeHead(404, { "content-type": "application/json" }).end('{"message":"Not Found"}');
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ sha: commits.at(-1) }));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, server };
+}
+
+describe("custom node packs on lab hosts", { skip: reason ?? false, timeout: 20 * 60_000 }, () => {
+  let inv: LabInventory;
+  let dir: string;
+  let git: FakeGit;
+  let pypi: FakePypi;
+  let registry: FakeRegistry;
+  let refdata: { url: string; server: Server };
+  let github: { url: string; server: Server };
+  let wanCommit: string;
+  const tunnels: ChildProcess[] = [];
+  const extra: Record<string, { commits: string[] }> = {};
+  const timings: Record<string, number> = {};
+
+  const sh = async (host: string, script: string, allowFail = false) => {
+    const r = await run("ssh", sshArgv(inv.hosts[host]!.port, "ubuntu", "sh -s"), {
+      input: `set -eu\n${script}\n`,
+      allowFail: true,
+      timeoutMs: 120_000,
+    });
+    if (!allowFail) assert.equal(r.code, 0, `${host}: ${script}\n${r.stdout}\n${r.stderr}`);
+    return r.stdout;
+  };
+  const starts = async (host: string) =>
+    (await sh(host, "sudo docker logs comfyui 2>&1")).split("\n").filter((l) => l.includes(STARTED)).length;
+  const env = () => ({
+    FLOW_COMFY_DATA_URL: refdata.url,
+    FLOW_REGISTRY_URL: registry.url,
+    FLOW_GITHUB_API_URL: github.url,
+    FLOW_HF_URL: "http://127.0.0.1:9",
+    XDG_CACHE_HOME: join(dir, ".cache"),
+  });
+  const runFlow = (args: string[]): Promise<CliResult> => flow(["run", ...args], { cwd: dir, env: env() });
+  const headOf = async (host: string, pack: string) => (await sh(host, `git -C ~/comfyui/custom_nodes/${pack} rev-parse HEAD`)).trim();
+  const objectInfo = async (host: string): Promise<Record<string, any>> =>
+    JSON.parse(await sh(host, "curl -fsS http://127.0.0.1:8188/object_info"));
+
+  before(async () => {
+    await ensureLab({ hosts: 5, docker: true });
+    for (const h of HOSTS) inv = await resetHost(h);
+    for (const h of HOSTS) await ensureStandinImage(inv, h);
+
+    // the packs: the real WanVideoWrapper fork, generated packs for the other classes the workflow uses, and a few of our own
+    const wan = await infiniteTalkPackSource();
+    wanCommit = wan.commit;
+    const classes = ["ImageResizeKJv2", "VHS_VideoCombine", "AudioCrop", "AudioSeparation"];
+    const fromMap = await packsForClasses(MANAGER!, classes, { commits: 2 });
+    const own = join(mkdtempSync(join(tmpdir(), "flow-nodes-lab-packs-")), "lab");
+    const mine: Record<string, string> = {};
+    for (const [name, spec] of Object.entries({
+      okpack: { classes: ["LabOkNode"], requirements: [] as string[] },
+      pipfail: { classes: ["LabPipFailNode"], requirements: ["lab-missing-dep>=1"] },
+      importfail: { classes: ["LabImportFailNode"], requirements: ["lab-broken-dep"], importRequirements: true },
+    })) {
+      const p = await makePack(join(own, name), { name, ...spec, commits: 2 });
+      mine[`lab/${name}`] = p.dir;
+      extra[name] = { commits: p.commits };
+    }
+    git = await startFakeGit({ repos: { ...fromMap.repos, [WAN]: wan.dir, ...mine } });
+    // VideoHelperSuite brings OpenCV, which WanVideoWrapper's InfiniteTalk code imports without declaring it
+    for (const url of fromMap.byClass.VHS_VideoCombine ?? []) {
+      await git.addCommit(new URL(url).pathname.slice(1).replace(/\.git$/, ""), {
+        files: { "requirements.txt": "opencv-python-headless\n" },
+      });
+    }
+    const reqs = infiniteTalkRequirements();
+    pypi = await startFakePypi({
+      packages: {
+        ...reqs.packages,
+        // installs fine, but its module is not the one the pack imports: the pack fails to load
+        "lab-broken-dep": [{ version: "1.0.0", importName: "lab_not_what_the_pack_imports" }],
+        "opencv-python-headless": [{ version: "4.10.0.84" }],
+      },
+    });
+    registry = await startFakeRegistry({
+      nodes: { "lab-registry-pack": { versions: ["1.0.0", "1.1.0"], classes: ["LabRegistryNode"], name: "lab-registry-pack" } },
+    });
+    refdata = await serveDir(join(MANAGER!, ".."));
+    github = await fakeGithub(git);
+
+    for (const h of HOSTS) {
+      const lab = inv.hosts[h]!;
+      const fwd = [
+        `${git.port}:127.0.0.1:${git.port}`,
+        `${registry.port}:127.0.0.1:${registry.port}`,
+        `0.0.0.0:${pypi.port}:127.0.0.1:${pypi.port}`,
+      ];
+      const t = spawn("ssh", ["-N", "-o", "ExitOnForwardFailure=yes", ...fwd.flatMap((f) => ["-R", f]), ...sshTarget(lab.port, lab.user)], {
+        stdio: "ignore",
+      });
+      tunnels.push(t);
+      // for the lab only: github.com is the git server on this machine
+      await sh(h, `git config --global url.${git.url}/.insteadOf https://github.com/`);
+      for (let i = 0; i < 100; i++) {
+        const code = await sh(
+          h,
+          `curl -s -o /dev/null -w '%{http_code}' ${registry.url}/nodes/nope; echo; ` +
+            `curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:${pypi.port}/simple/`,
+          true,
+        );
+        if (code.includes("404\n200")) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    // the comfyui container's pip reaches the index on the host's docker0 address
+    const gw = (await sh("lab4", "ip -4 -o addr show docker0 | awk '{print $4}' | cut -d/ -f1")).trim();
+    assert.match(gw, /^\d+\.\d+\.\d+\.\d+$/);
+
+    dir = mkdtempSync(join(tmpdir(), "flow-nodes-lab-"));
+    symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
+    mkdirSync(join(dir, "workflow_templates"));
+    writeFileSync(join(dir, "workflow_templates", "infinitetalk.json"), readFileSync(WORKFLOW!));
+    const allow = [new URL(registry.url).host, new URL(refdata.url).host, new URL(github.url).host, `${gw}:${pypi.port}`];
+    writeFileSync(
+      join(dir, "flowfile.ts"),
+      flowfileSource(`
+import { comfyui, comfyuiApi, models, nodes, workflow } from ${JSON.stringify(join(REPO, "plugins/index.ts"))};
+export default defineFlow({
+  inventory: [${JSON.stringify(join(REPO, ".lab/inventory.json"))}],
+  settings: { allowHosts: ${JSON.stringify(allow)} },
+  plugins: [
+    ops(), workflow(), models(),
+    // the fleet runs the InfiniteTalk fork's commit of WanVideoWrapper, whatever the workflow was saved with
+    nodes({ pins: { "ComfyUI-WanVideoWrapper": ${JSON.stringify(`https://github.com/${WAN}@${wanCommit}`)} },
+      pipIndexUrl: ${JSON.stringify(`http://${gw}:${pypi.port}/simple/`)} }),
+    comfyui({ image: ${JSON.stringify(STANDIN_TAG)}, healthTimeoutSeconds: 120 }),
+    comfyuiApi({ source: { dir: ${JSON.stringify(VENDOR)} }, readyTimeoutSeconds: 120 }),
+  ],
+});`),
+    );
+    const up = await runFlow(["comfyui:up", "--hosts", HOSTS.join(",")]);
+    assert.equal(up.code, 0, up.stdout + up.stderr);
+    const lock = await runFlow(["workflow:lock"]);
+    assert.equal(lock.code, 0, lock.stdout + lock.stderr);
+  });
+
+  after(async () => {
+    for (const t of tunnels) t.kill();
+    await Promise.all([git?.close(), pypi?.close(), registry?.close()]);
+    refdata?.server.close();
+    github?.server.close();
+    if (Object.keys(timings).length) console.log(`# nodes-lab timings: ${JSON.stringify(timings)}`);
+  });
+
+  const lockFile = () => JSON.parse(readFileSync(join(dir, "flow.lock.json"), "utf8"));
+  const lockedPacks = () => lockFile().workflows["workflow_templates/infinitetalk.json"].packs as any[];
+
+  test("hostile packs are refused before any host is touched", async () => {
+    for (const bad of ["../x", "https://github.com/o/r/../../x", "file:///etc/passwd", "http://github.com/o/r", "a b"]) {
+      const r = await runFlow(["nodes:install", "--hosts", "lab4", bad]);
+      assert.equal(r.code, 2, `${bad}: ${r.stdout}${r.stderr}`);
+    }
+    assert.equal((await sh("lab4", "ls ~/comfyui/custom_nodes")).trim(), "ComfyUI-Manager");
+  });
+
+  test("nodes:update moves the workflows' unpinned packs to the newest commit and records it in flow.lock.json", async () => {
+    const before = lockedPacks();
+    const r = await runFlow(["nodes:update", "--hosts", "lab4"]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout + r.stderr, /ComfyUI-WanVideoWrapper is pinned in the flowfile: not updated/);
+    const after = lockedPacks();
+    for (const p of after.filter((x: any) => !/WanVideoWrapper/.test(x.repo ?? x.id))) {
+      const name = new URL(p.repo).pathname.slice(1);
+      assert.equal(p.kind, "git");
+      assert.equal(p.commit, git.commits(name).at(-1), `${name} in the lock`);
+      const folder = name.split("/")[1]!;
+      assert.equal(await headOf("lab4", folder), p.commit, `${folder} on lab4`);
+    }
+    assert.notDeepEqual(before, after);
+  });
+
+  test("nodes:install --dry-run lists what it would install and changes nothing", async () => {
+    const r = await runFlow(["nodes:install", "--hosts", "lab5", "--dry-run"]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /ComfyUI-WanVideoWrapper: clone .*would clone/);
+    assert.equal((await sh("lab5", "ls ~/comfyui/custom_nodes")).trim(), "ComfyUI-Manager");
+  });
+
+  test("InfiniteTalk on a clean host: packs as locked, requirements importable, classes loaded; a second run changes nothing", async () => {
+    const startsBefore = await starts("lab5");
+    let t0 = Date.now();
+    const first = await runFlow(["nodes:install", "--hosts", "lab5"]);
+    timings.firstInstallSeconds = (Date.now() - t0) / 1000;
+    assert.equal(first.code, 0, first.stdout + first.stderr);
+    assert.equal(await starts("lab5"), startsBefore + 1, "one restart");
+    assert.equal(await headOf("lab5", "ComfyUI-WanVideoWrapper"), wanCommit);
+    for (const p of lockedPacks().filter((x: any) => !/WanVideoWrapper/.test(x.repo ?? ""))) {
+      assert.equal(await headOf("lab5", new URL(p.repo).pathname.split("/")[2]!), p.commit);
+    }
+    // the requirements went into the persistent target, importable by the container's Python
+    await sh(
+      "lab5",
+      "sudo docker exec comfyui python3 -c " +
+        "'import ftfy, einops, diffusers, peft, sentencepiece, google.protobuf, pyloudnorm, gguf, accelerate'",
+    );
+    assert.match(await sh("lab5", "ls ~/comfyui/python"), /einops/);
+    const oi = await objectInfo("lab5");
+    const used = [...new Set((JSON.parse(readFileSync(WORKFLOW!, "utf8")).nodes as { type: string }[]).map((n) => n.type))];
+    const missing = used.filter((c) => !oi[c] && !["Note", "Reroute", "MarkdownNote"].includes(c));
+    assert.deepEqual(missing, [], "every class the workflow uses is in /object_info");
+    assert.equal(oi.WanVideoModelLoader.python_module, "custom_nodes.ComfyUI-WanVideoWrapper");
+    assert.ok(oi.WanVideoModelLoader.input.required.model, "WanVideoWrapper's real input definitions");
+
+    t0 = Date.now();
+    const second = await runFlow(["nodes:install", "--hosts", "lab5"]);
+    timings.secondInstallSeconds = (Date.now() - t0) / 1000;
+    assert.equal(second.code, 0, second.stdout + second.stderr);
+    assert.equal(recapOf(second.stdout, "lab5").changed, 0, second.stdout);
+    assert.equal(await starts("lab5"), startsBefore + 1, "no restart");
+    assert.match(second.stdout, /restart ComfyUI: skipped \(nothing changed\)/);
+  });
+
+  test("two hosts in parallel end with identical nodes:list --json", async () => {
+    const r = await runFlow(["nodes:install", "--hosts", HOSTS.join(",")]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const list = await runFlow(["nodes:list", "--hosts", HOSTS.join(","), "--json"]);
+    assert.equal(list.code, 0, list.stdout + list.stderr);
+    const of = (h: string) => events(list.stdout).find((e) => e.type === "data" && e.host === h && e.data.nodes)!.data.nodes.packs;
+    const [a, b] = HOSTS.map(of);
+    assert.ok(a.length >= 5, JSON.stringify(a));
+    assert.deepEqual(a, b);
+    const wan = a.find((p: any) => p.name === "ComfyUI-WanVideoWrapper");
+    assert.deepEqual([wan.at, wan.dirty, wan.disabled, wan.importFailed], [wanCommit, false, false, false]);
+    assert.ok(wan.classes.includes("WanVideoSampler"));
+  });
+
+  test("a pack with local changes is left as it is; --force moves it and keeps a patch", async () => {
+    const kj = lockedPacks().find((p: any) => /KJNodes/i.test(p.repo));
+    const name = new URL(kj.repo).pathname.slice(1);
+    const folder = name.split("/")[1]!;
+    const older = git.commits(name)[0]!;
+    await sh("lab4", `echo '# mine' >> ~/comfyui/custom_nodes/${folder}/__init__.py`);
+    const r = await runFlow(["nodes:install", "--hosts", "lab4", `https://github.com/${name}@${older}`]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout + r.stderr, /local changes .*__init__\.py.*left as it is/);
+    assert.match(await sh("lab4", `tail -n 1 ~/comfyui/custom_nodes/${folder}/__init__.py`), /# mine/);
+    assert.equal(await headOf("lab4", folder), kj.commit);
+    const f = await runFlow(["nodes:install", "--hosts", "lab4", "--force", `https://github.com/${name}@${older}`]);
+    assert.equal(f.code, 0, f.stdout + f.stderr);
+    assert.equal(await headOf("lab4", folder), older);
+    assert.match(await sh("lab4", `cat ~/backups/nodes-replaced/*/${folder}.patch`), /\+# mine/);
+    // back as locked for the tests after this one
+    const back = await runFlow(["nodes:install", "--hosts", "lab4"]);
+    assert.equal(back.code, 0, back.stdout + back.stderr);
+  });
+
+  test("a pip failure names the pack and the requirement; the other packs are installed", async () => {
+    const r = await runFlow(["nodes:install", "--hosts", "lab4", "https://github.com/lab/pipfail", "https://github.com/lab/okpack"]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout + r.stderr, /pipfail: pip could not install requirement lab-missing-dep/);
+    assert.equal(await headOf("lab4", "okpack"), extra.okpack!.commits.at(-1));
+    assert.ok((await objectInfo("lab4")).LabOkNode, "okpack loaded after the restart");
+  });
+
+  test("a requirement that breaks the pack's import: reported from ComfyUI's log, and by nodes:list", async () => {
+    const r = await runFlow(["nodes:install", "--hosts", "lab4", "https://github.com/lab/importfail"]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout + r.stderr, /importfail: ComfyUI could not import it: No module named 'lab_broken_dep'/);
+    const list = await runFlow(["nodes:list", "--hosts", "lab4", "--json"]);
+    const packs = events(list.stdout).find((e) => e.type === "data" && e.data.nodes)!.data.nodes.packs;
+    const bad = packs.find((p: any) => p.name === "importfail");
+    assert.deepEqual([bad.importFailed, bad.error], [true, "No module named 'lab_broken_dep'"]);
+  });
+
+  test("a registry pack: that version unpacked and recorded; nodes:update moves it to the latest", async () => {
+    const r = await runFlow(["nodes:install", "--hosts", "lab4", "lab-registry-pack@1.0.0"]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(await sh("lab4", "cat ~/comfyui/custom_nodes/lab-registry-pack/.flow-pack.json"), /"version":"1.0.0"/);
+    assert.ok((await objectInfo("lab4")).LabRegistryNode);
+    const u = await runFlow(["nodes:update", "--hosts", "lab4", "lab-registry-pack"]);
+    assert.equal(u.code, 0, u.stdout + u.stderr);
+    assert.match(await sh("lab4", "cat ~/comfyui/custom_nodes/lab-registry-pack/.flow-pack.json"), /"version":"1.1.0"/);
+  });
+
+  test("update a locked pack to a new upstream commit, then remove a pack", async () => {
+    const kj = lockedPacks().find((p: any) => /KJNodes/i.test(p.repo));
+    const name = new URL(kj.repo).pathname.slice(1);
+    const folder = name.split("/")[1]!;
+    const fresh = await git.addCommit(name, { files: { "CHANGELOG.md": "newer\n" } });
+    const u = await runFlow(["nodes:update", "--hosts", "lab4", folder]);
+    assert.equal(u.code, 0, u.stdout + u.stderr);
+    assert.equal(await headOf("lab4", folder), fresh);
+    assert.equal(lockedPacks().find((p: any) => /KJNodes/i.test(p.repo)).commit, fresh);
+
+    const startsBefore = await starts("lab4");
+    const rm = await runFlow(["nodes:remove", "--hosts", "lab4", "--yes", "okpack"]);
+    assert.equal(rm.code, 0, rm.stdout + rm.stderr);
+    assert.equal((await sh("lab4", "test -e ~/comfyui/custom_nodes/okpack && echo there || echo gone")).trim(), "gone");
+    assert.equal(await starts("lab4"), startsBefore + 1);
+    assert.equal((await objectInfo("lab4")).LabOkNode, undefined);
+    // a pack the workflows use is not removed without --force
+    const no = await runFlow(["nodes:remove", "--hosts", "lab4", "--yes", "ComfyUI-WanVideoWrapper"]);
+    assert.equal(no.code, 1, no.stdout + no.stderr);
+    assert.match(no.stdout + no.stderr, /infinitetalk\.json use: --force removes it anyway/);
+  });
+});
