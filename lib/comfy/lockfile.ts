@@ -113,6 +113,27 @@ export function lockWorkflow(workflowJson: unknown, nodes: WorkflowResolution, m
   return { contentHash: workflowContentHash(workflowJson), packs, models: locked, unresolved };
 }
 
+/** A lock file's text as a LockFile; undefined when it is not JSON or not this version (the caller says so). */
+export function parseLock(text: string): LockFile | undefined {
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const l = j as Partial<LockFile> | null;
+  if (l?.version !== LOCK_VERSION || typeof l.workflows !== "object" || l.workflows === null) return undefined;
+  return l as LockFile;
+}
+
+/** The well-formed model entries the lock pins for a workflow (none when it has no entry). */
+export function lockedModels(lock: LockFile, workflow: string): LockedModel[] {
+  const models = getOwn(lock.workflows, workflow)?.models;
+  if (!Array.isArray(models)) return [];
+  const str = (v: unknown) => typeof v === "string" && v !== "";
+  return models.filter((m) => !!m && str(m.folder) && str(m.name) && str(m.url));
+}
+
 /** Names of workflows whose file changed (or appeared, or vanished) since the lock was written. */
 export function checkLock(lock: LockFile, current: Record<string, unknown>): { changed: string[]; added: string[]; removed: string[] } {
   const changed: string[] = [];

@@ -1,11 +1,15 @@
 // Which model files a workflow needs, into which folder, from where.
 // Sources, merged per (folder, file): properties.models on any node (subgraphs included),
-// loader widget values (UI) or inputs (API) of known loaders, any other string value with a
-// model extension. URL precedence: the workflow's own, then the user's `models` map, then
-// ComfyUI-Manager's model-list.json. Models used only by muted/bypassed nodes are optional.
+// loader widget values (UI) or inputs (API) of known loaders (core, popular packs' in
+// custom-loaders.ts, and any the caller read off a host), any other string value with a model
+// extension. Folder precedence: the user's `models` map, then the loader facts. URL precedence: the
+// workflow's own, then the user's `models` map, then ComfyUI-Manager's model-list.json. Models used
+// only by muted/bypassed nodes are optional. Nodes that snapshot a repository at run time are
+// returned apart (snapshots): listing the repository is I/O, left to the caller.
 // Class, input and file names come from the file: every table is read for own keys only.
 import { isHfUrl, parseHfUrl } from "./hf-url.ts";
 import type { ModelList } from "./data-schemas.ts";
+import { CUSTOM_LOADER_INPUTS, RUNTIME_DOWNLOADS, mergeLoaderInputs, type RepoSnapshot } from "./custom-loaders.ts";
 import {
   CORE_LOADER_INPUTS,
   INPUT_NAME_FOLDERS,
@@ -31,7 +35,8 @@ export interface CivitaiSource {
 }
 export type ParsedSource = HfSource | CivitaiSource | { kind: "url" };
 
-export type UrlOrigin = "workflow" | "user-map" | "model-list";
+/** lock: flow.lock.json; repo-lookup: found by name in settings.modelRepos; repo-snapshot: a file of a repository a node snapshots */
+export type UrlOrigin = "workflow" | "user-map" | "model-list" | "lock" | "repo-lookup" | "repo-snapshot";
 
 export interface ModelDep {
   name: string;
@@ -47,7 +52,7 @@ export interface ModelDep {
   /** Node keys and types that use the model. */
   usedBy: { key: string; type: string; input?: string }[];
   /** How it was found. */
-  found: ("properties.models" | "loader-widget" | "api-input" | "extension")[];
+  found: ("properties.models" | "loader-widget" | "api-input" | "extension" | "runtime-download")[];
 }
 
 export interface RefusedName {
@@ -59,13 +64,22 @@ export interface RefusedName {
 export interface ModelDepsResult {
   models: ModelDep[];
   refused: RefusedName[];
+  /** repositories nodes download at run time (one entry per repository and folder) */
+  snapshots: RepoSnapshot[];
+}
+
+/** The folder the flowfile sets for a file (settings' models map, { folder } entries: by name, then base name). */
+export function userModelFolder(folders: Readonly<Record<string, string>> | undefined, name: string): string | undefined {
+  return getOwn(folders, name) ?? getOwn(folders, baseName(name));
 }
 
 export interface ModelDepsOptions {
   modelList?: ModelList;
   /** The user's flowfile map: file name -> URL (or "folder/file" -> URL). */
   userModels?: Record<string, string>;
-  /** Extra loader facts (custom loaders), merged over the core table. */
+  /** The flowfile's folders: file name -> folder, over every loader's (FlowConfig.modelFolders). */
+  userFolders?: Record<string, string>;
+  /** Extra loader facts (e.g. inferred from a host's /object_info), merged input by input over the core and pack tables. */
   loaderInputs?: Record<string, LoaderInput[]>;
 }
 
@@ -114,7 +128,8 @@ const baseName = (p: string) => p.split("/").pop() ?? p;
 /** Extract the model dependencies of a workflow. */
 export function modelDeps(wf: Workflow, opts: ModelDepsOptions = {}): ModelDepsResult {
   // A Map: a node typed "constructor" must find nothing here, not Object's constructor ("known is not iterable").
-  const loaders = new Map<string, LoaderInput[]>([...Object.entries(CORE_LOADER_INPUTS), ...Object.entries(opts.loaderInputs ?? {})]);
+  const loaders = mergeLoaderInputs(CORE_LOADER_INPUTS, CUSTOM_LOADER_INPUTS, opts.loaderInputs);
+  const snapshots = new Map<string, RepoSnapshot>();
   const listIdx = indexModelList(opts.modelList);
   const refused: RefusedName[] = [];
   const byKey = new Map<string, ModelDep>();
@@ -143,6 +158,8 @@ export function modelDeps(wf: Workflow, opts: ModelDepsOptions = {}): ModelDepsR
       return;
     }
     let folder: string | undefined;
+    // the user's word on where a file goes beats every table and inference
+    folderIn = userModelFolder(opts.userFolders, nameR.value) ?? folderIn;
     if (folderIn !== undefined) {
       const fr = safeFolder(folderIn);
       if (!fr.ok) {
@@ -206,6 +223,30 @@ export function modelDeps(wf: Workflow, opts: ModelDepsOptions = {}): ModelDepsR
         });
       }
     }
+    // a node that snapshots a Hugging Face repository on first run: the repository, fetched ahead by the caller
+    const rt = getOwn(RUNTIME_DOWNLOADS, node.type);
+    if (rt) {
+      const v = node.apiInputs
+        ? getOwn(node.apiInputs, rt.input)
+        : Array.isArray(node.widgets)
+          ? node.widgets[rt.widgetIndex]
+          : isObj(node.widgets)
+            ? getOwn(node.widgets, rt.input)
+            : undefined;
+      if (typeof v === "string" && rt.repos.includes(v)) {
+        const folder = rt.folder(v);
+        const key = `${v}\u0000${folder}`;
+        const snap = snapshots.get(key) ?? { repo: v, folder, ignore: rt.ignore?.(v) ?? [], optional: true, usedBy: [] };
+        snap.optional &&= node.effectiveMode !== "active";
+        snap.usedBy.push({ key: node.key, type: node.type, input: rt.input });
+        snapshots.set(key, snap);
+      } else if (v !== undefined && !(node.apiInputs && Array.isArray(v))) {
+        // a linked API input is an array: nothing to say; anything else is not one of the node's repositories
+        const why = `${node.type}.${rt.input}: not one of the repositories the node offers (${rt.repos.join(", ")})`;
+        refused.push({ node: node.key, value: String(v).slice(0, 200), reason: why });
+      }
+      continue;
+    }
     const known = loaders.get(node.type);
     // 2. known loaders: widget index (UI) or input name (API).
     if (known) {
@@ -217,11 +258,14 @@ export function modelDeps(wf: Workflow, opts: ModelDepsOptions = {}): ModelDepsR
             : isObj(node.widgets)
               ? getOwn(node.widgets, l.input)
               : undefined;
-        if (typeof v === "string" && v !== "" && v !== "None")
+        // "none": the loaders' own "load nothing" choice (WanVideoLoraSelectMulti's lora_i), never a file
+        if (typeof v === "string" && v !== "" && !/^none$/i.test(v))
           add(node, v, l.folder, node.apiInputs ? "api-input" : "loader-widget", { input: l.input });
       }
-      continue;
+      // core loaders are known whole; a custom loader's other inputs may still name files (below)
+      if (Object.hasOwn(CORE_LOADER_INPUTS, node.type)) continue;
     }
+    const read = known ? new Set<string | number>(known.flatMap((l) => [l.input, l.widgetIndex])) : undefined;
     // 3. any other string value that names a model file (custom loaders); folder from the input name.
     const entries: [string | undefined, unknown][] = node.apiInputs
       ? Object.entries(node.apiInputs)
@@ -230,7 +274,8 @@ export function modelDeps(wf: Workflow, opts: ModelDepsOptions = {}): ModelDepsR
         : isObj(node.widgets)
           ? Object.entries(node.widgets)
           : [];
-    for (const [input, v] of entries) {
+    for (const [i, [input, v]] of entries.entries()) {
+      if (read?.has(input ?? i)) continue;
       if (typeof v !== "string" || !hasModelExtension(v) || v.length > 300 || /\s{2,}|\n/.test(v)) continue;
       add(node, v, input ? getOwn(INPUT_NAME_FOLDERS, input) : undefined, "extension", input ? { input } : {});
     }
@@ -268,13 +313,16 @@ export function modelDeps(wf: Workflow, opts: ModelDepsOptions = {}): ModelDepsR
     if (dep.url) dep.source = parseModelUrl(dep.url);
   }
   const models = [...byKey.values()].sort((a, b) => (a.folder ?? "~").localeCompare(b.folder ?? "~") || a.name.localeCompare(b.name));
-  return { models, refused };
+  return { models, refused, snapshots: [...snapshots.values()] };
 }
 
 /** The hint `workflow:deps` prints for a model without a known source. */
 export function missingSourceHint(dep: ModelDep): string {
+  const url = "https://huggingface.co/<owner>/<repo>/resolve/main/<path>";
+  // without a folder the entry must say where the file goes too
+  const entry = dep.folder ? JSON.stringify(url) : `{ url: ${JSON.stringify(url)}, folder: "<models folder>" }`;
   return (
     `no source known for ${dep.folder ?? "?"}/${dep.name}: add it to the flowfile, e.g. ` +
-    `defineFlow({ models: { ${JSON.stringify(dep.name)}: "https://huggingface.co/<owner>/<repo>/resolve/main/<path>" } })`
+    `defineFlow({ models: { ${JSON.stringify(dep.name)}: ${entry} } })`
   );
 }

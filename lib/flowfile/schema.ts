@@ -14,6 +14,17 @@ const provider = z.custom<ProviderDef>(
 
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "expected letters, digits, '.', '_' or '-'");
 
+const HF_REPO = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,95}\/[A-Za-z0-9_][A-Za-z0-9_.-]{0,95}$/;
+
+/** A models folder as the flowfile names it: relative, "/"-separated plain segments (no "." or ".."). */
+const modelFolder = z
+  .string()
+  .regex(/^(?!.*(^|\/)\.{1,2}(\/|$))[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/, 'expected a models folder like "diffusion_models" or "LLM/x"');
+
+const userModelSchema = z
+  .strictObject({ url: z.string().min(1).optional(), folder: modelFolder.optional() })
+  .refine((m) => m.url !== undefined || m.folder !== undefined, { message: "give url, folder or both" });
+
 export const hostEntrySchema = z.strictObject({
   /** [user@]address[:port] or an ~/.ssh/config alias */
   host: z.string().min(1),
@@ -51,6 +62,12 @@ export const settingsSchema = z.strictObject({
       }),
     )
     .default([]),
+  /**
+   * Hugging Face repositories ("owner/name") searched, in order, for a model file a workflow names
+   * without a URL (workflow:lock records what is found). Unset: Comfy-Org's repackaged repositories
+   * and Kijai/WanVideo_comfy (lib/comfy/custom-loaders.ts DEFAULT_MODEL_REPOS); [] searches none.
+   */
+  modelRepos: z.array(z.string().regex(HF_REPO, 'expected a Hugging Face repository "owner/name"')).optional(),
   /** Node runtime that pushed scripts need */
   node: z
     .strictObject({
@@ -62,15 +79,38 @@ export const settingsSchema = z.strictObject({
     .prefault({}),
 });
 
-export const flowSchema = z.strictObject({
+const flowShape = z.strictObject({
   hosts: z.record(name, hostEntrySchema).default({}),
   /** JSON inventory files (paths relative to the flowfile), e.g. the lab's or launched cloud boxes */
   inventory: z.array(z.string()).default([]),
   providers: z.array(provider).default([]),
   plugins: z.array(plugin).default([]),
   settings: settingsSchema.prefault({}),
-  /** file name -> URL for models no workflow says where to get */
-  models: z.record(z.string(), z.string()).default({}),
+  /**
+   * file name (or "folder/file") -> URL for models no workflow says where to get, or
+   * { url?, folder? }: folder is where the file goes (under the models root), over any loader's
+   */
+  models: z.record(z.string(), z.union([z.string(), userModelSchema])).default({}),
+});
+
+/**
+ * The flowfile as the runner holds it: `models` keeps only URLs (file -> URL, what every reader
+ * of it and the secret redactor expect), the folders of { folder } entries go to `modelFolders`.
+ */
+export const flowSchema = flowShape.transform(({ models, ...rest }) => {
+  const urls: Record<string, string> = {};
+  const folders: Record<string, string> = {};
+  // keys are file names from the user: written as own keys ("__proto__" is a name like any other)
+  const put = (o: Record<string, string>, k: string, v: string) =>
+    Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+  for (const [k, v] of Object.entries(models)) {
+    if (typeof v === "string") put(urls, k, v);
+    else {
+      if (v.url !== undefined) put(urls, k, v.url);
+      if (v.folder !== undefined) put(folders, k, v.folder);
+    }
+  }
+  return { ...rest, models: urls, modelFolders: folders };
 });
 
 export type FlowInput = z.input<typeof flowSchema>;

@@ -15,7 +15,9 @@ export async function runCleanup(ctx: TaskContext, o: CleanupOptions): Promise<v
   const root = modelsRoot(ctx);
   const scan = await scanHost(ctx);
   const { needed } = neededModels(deps); // optional models count as needed: never delete them
-  const plan = planCleanup(scan.files, needed, scan.downloadRunning);
+  // a snapshot's folder is the node's: kept whole, whatever the repository holds today
+  const snapshotFolders = deps.flatMap((w) => w.snapshots?.map((s) => s.folder) ?? []);
+  const plan = planCleanup(scan.files, needed, scan.downloadRunning, snapshotFolders);
   const parts = plan.protectedParts.length;
   if (parts) ctx.log(`a download is running: leaving ${parts} partial file${parts === 1 ? "" : "s"} alone`);
   const deleting = ctx.confirmed && !ctx.dryRun;

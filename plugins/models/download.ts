@@ -7,7 +7,7 @@ import { TaskError, type TaskContext } from "../../lib/index.ts";
 import type { DownloadFile, DownloadJob, DownloadSummary } from "../../tasks/lib/download/types.ts";
 import { DOWNLOAD_KEY } from "./commands.ts";
 import { fmtBytes, indexFiles, isReady, neededModels, progressLine, type Needed } from "./plan.ts";
-import { checkHfToken, keyOf, loadDeps, modelsRoot, resolveAll, scanHost, targetOf } from "./facts.ts";
+import { checkHfToken, fillSources, keyOf, loadDeps, modelsRoot, resolveAll, scanHost, targetOf } from "./facts.ts";
 import type { Resolved } from "./resolve.ts";
 import type { DownloadOptions, ModelsOptions } from "./index.ts";
 
@@ -63,6 +63,7 @@ async function preview(ctx: TaskContext, root: string, files: DownloadFile[]) {
 
 export async function runDownload(ctx: TaskContext, o: DownloadOptions, plugin: ModelsOptions): Promise<void> {
   const deps = await loadDeps(ctx, o.workflow, o.offline);
+  await fillSources(ctx, deps, o.offline, plugin);
   const { needed: all, noFolder } = neededModels(deps, { userModels: ctx.flow.models });
   const needed = all.filter((n) => o.optional || !n.optional);
   const root = modelsRoot(ctx);

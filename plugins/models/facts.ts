@@ -1,6 +1,8 @@
 // The facts the models tasks decide from: which models the workflows need (read here, from the
 // project), what the host's models volume holds (one batched scan), and where each needed file
 // comes from (resolved here, where the tokens are). Each is one reported step or a pure function.
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { TaskError, type TaskContext } from "../../lib/index.ts";
 import { comfyLayout } from "../../lib/comfy/deploy.ts";
 import { dataRootOf } from "../../lib/host-data.ts";
@@ -12,9 +14,11 @@ import { comfyDataUrl, loadRefData } from "../shared/refdata.ts";
 import { readWorkflowFile, workflowFiles } from "../shared/workflow-files.ts";
 import { mapLimit } from "../shared/map-limit.ts";
 import { verifyHfToken } from "../shared/hf.ts";
+import { parseLock, type LockFile } from "../../lib/comfy/lockfile.ts";
+import { LOCK_FILE } from "../workflow/index.ts";
 import { scanCommand } from "./commands.ts";
 import { finalPath, parseScan, type Needed, type Scan, type WorkflowDeps } from "./plan.ts";
-import { resolveEnv, resolveModel, type Resolved } from "./resolve.ts";
+import { resolveEnv, resolveModel, sourcesByName, type Resolved } from "./resolve.ts";
 import type { ModelsOptions } from "./index.ts";
 
 export const modelsRoot = (ctx: TaskContext) => comfyLayout(dataRootOf(ctx)).models;
@@ -55,9 +59,10 @@ export async function loadDeps(
     for (const f of chosen) {
       // One bad file (unreadable, a workflow bomb, ...) is named and skipped; the others' models still count.
       try {
-        const deps = modelDeps((await readWorkflowFile(f)).wf, { modelList, userModels: ctx.flow.models });
+        const wf = (await readWorkflowFile(f)).wf;
+        const deps = modelDeps(wf, { modelList, userModels: ctx.flow.models, userFolders: ctx.flow.modelFolders });
         for (const r of deps.refused) ctx.warn(`${f.name}: refused ${JSON.stringify(r.value)} (node ${r.node}): ${r.reason}`);
-        out.push({ workflow: f.name, models: deps.models });
+        out.push({ workflow: f.name, models: deps.models, snapshots: deps.snapshots });
       } catch (e) {
         const msg = (e as Error).message;
         ctx.warn(msg.startsWith(`${f.name}: `) ? msg : `${f.name}: ${msg}`);
@@ -117,4 +122,28 @@ export async function resolveAll(ctx: TaskContext, needed: Needed[], plugin: Mod
     out.set(keyOf(n), n.conflict ? { ok: false, reason: n.conflict } : await resolveModel(n.dep, env));
   });
   return out;
+}
+
+/** flow.lock.json of the project, when there is a readable one (an unreadable one is named and left aside). */
+async function readProjectLock(ctx: TaskContext): Promise<LockFile | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(ctx.projectDir, LOCK_FILE), "utf8");
+  } catch {
+    return undefined;
+  }
+  const lock = parseLock(text);
+  if (!lock) ctx.warn(`${LOCK_FILE} is not a lock file this flow reads: its entries are not used (run flow run workflow:lock)`);
+  return lock;
+}
+
+/**
+ * The step "sources by name" for the models tasks: flow.lock.json's entries first, then
+ * settings.modelRepos (resolve.ts sourcesByName); the models are completed in place.
+ */
+export async function fillSources(ctx: TaskContext, deps: WorkflowDeps[], offline: boolean, plugin: ModelsOptions): Promise<void> {
+  if (!deps.some((w) => w.models.some((m) => !m.url) || w.snapshots?.length)) return;
+  const lock = await readProjectLock(ctx);
+  const work = deps.map((w) => ({ workflow: w.workflow, models: w.models, snapshots: w.snapshots ?? [] }));
+  await sourcesByName(ctx, work, { offline, lock, env: envOf(ctx, plugin) });
 }

@@ -3,6 +3,7 @@
 // cleanup may remove, and the progress line. No I/O here: the tasks feed in and act on results.
 import { FOLDER_ALIASES, MODEL_FOLDERS, canonicalFolder, hasModelExtension } from "../../lib/comfy/model-folders.ts";
 import { parseModelUrl, type ModelDep } from "../../lib/comfy/model-deps.ts";
+import type { RepoSnapshot } from "../../lib/comfy/custom-loaders.ts";
 import { isHfUrl, parseHfUrl } from "../../lib/comfy/hf-url.ts";
 import { safeUrl } from "../../lib/comfy/safe-names.ts";
 import { stripUrlCredentials } from "../../lib/url-credentials.ts";
@@ -57,6 +58,8 @@ export interface Needed {
 export interface WorkflowDeps {
   workflow: string;
   models: ModelDep[];
+  /** repositories its nodes snapshot at run time (expanded into models by resolve.ts lookupSources) */
+  snapshots?: RepoSnapshot[];
 }
 
 /**
@@ -332,11 +335,19 @@ export interface CleanupPlan {
 /**
  * Model files no workflow needs (optional ones count as needed), with their sidecars, and
  * leftover .part files of models no longer needed. While a download runs, no .part is touched.
- * Files without a model extension (configs, placeholders) are never listed.
+ * Files without a model extension (configs, placeholders) are never listed. Everything under
+ * `keepUnder` (folders a node snapshots a repository into) is kept whole.
  */
-export function planCleanup(files: ScanFile[], needed: { folder: string; name: string }[], downloadRunning: boolean): CleanupPlan {
+export function planCleanup(
+  files: ScanFile[],
+  needed: { folder: string; name: string }[],
+  downloadRunning: boolean,
+  keepUnder: readonly string[] = [],
+): CleanupPlan {
   const keep = new Set<string>();
   for (const n of needed) for (const p of candidatePaths(n)) keep.add(p);
+  const under = keepUnder.map((d) => `${d.replace(/\/+$/, "")}/`);
+  files = files.filter((f) => !under.some((d) => f.path.startsWith(d)));
   const remove: ScanFile[] = [];
   const protectedParts: string[] = [];
   for (const f of files) {

@@ -3,11 +3,12 @@
 import type { TaskContext } from "../../lib/index.ts";
 import type { ModelDep } from "../../lib/comfy/model-deps.ts";
 import { folderUsage, fmtBytes, indexFiles, neededModels, workflowStatus } from "./plan.ts";
-import { checkHfToken, keyOf, loadDeps, resolveAll, scanHost } from "./facts.ts";
+import { checkHfToken, fillSources, keyOf, loadDeps, resolveAll, scanHost } from "./facts.ts";
 import type { ModelsOptions, ReportOptions } from "./index.ts";
 
 export async function runReport(ctx: TaskContext, o: ReportOptions, plugin: ModelsOptions): Promise<void> {
   const deps = await loadDeps(ctx, o.workflow, o.offline);
+  await fillSources(ctx, deps, o.offline, plugin);
   const scan = await scanHost(ctx);
   const idx = indexFiles(scan.files);
   const { needed: all } = neededModels(deps, { userModels: ctx.flow.models });

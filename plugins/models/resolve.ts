@@ -5,12 +5,20 @@
 // job; a token goes only into that entry's headers (stdin to the host, never argv).
 // Every request, redirects included, goes only where lib/net-policy.ts allows (../shared/http.ts);
 // a Hugging Face URL is parsed once, strictly, and the requests that carry HF_TOKEN are built from its parts.
-import type { ModelDep } from "../../lib/comfy/model-deps.ts";
+// A model a workflow names without a URL is first looked up in flow.lock.json, then by file name in
+// settings.modelRepos (each repository listed once per run); a repository a node snapshots at run
+// time is expanded the same way into one entry per file.
+import { parseModelUrl, type ModelDep } from "../../lib/comfy/model-deps.ts";
+import { matchModelName, snapshotFiles, type RepoListing, type RepoSnapshot } from "../../lib/comfy/custom-loaders.ts";
+import { lockedModels, type LockFile } from "../../lib/comfy/lockfile.ts";
 import { isHfUrl, parseHfUrl, type HfFile } from "../../lib/comfy/hf-url.ts";
 import type { RetryPolicy } from "../../lib/retry.ts";
 import type { DownloadFile } from "../../tasks/lib/download/types.ts";
 import { guardedFetch, shownUrl, type HttpOptions } from "../shared/http.ts";
-import { hfClient, hfHubUrl, HfError } from "../shared/hf.ts";
+import { hfClient, hfHubUrl, HfError, listRepoOnce, type HfClient, type HfRepoFile } from "../shared/hf.ts";
+import { mapLimit } from "../shared/map-limit.ts";
+import { DEFAULT_MODEL_REPOS } from "../../lib/comfy/custom-loaders.ts";
+import type { TaskContext } from "../../lib/index.ts";
 
 export interface ResolveEnv {
   hfUrl: string;
@@ -152,4 +160,160 @@ export async function resolveModel(dep: ModelDep, env: ResolveEnv): Promise<Reso
   } catch (e) {
     return { ok: false, reason: (e as Error).message };
   }
+}
+
+// ---------- sources by name: the lock, then settings.modelRepos ----------
+
+/** One workflow's models (completed in place) and the repositories its nodes snapshot. */
+export interface SourceWork {
+  workflow: string;
+  models: ModelDep[];
+  snapshots: readonly RepoSnapshot[];
+}
+
+export interface SourceLookupOptions {
+  client: HfClient;
+  /** settings.modelRepos, in order */
+  repos: readonly string[];
+  /** flow.lock.json: its entries are used first (models:*); workflow:lock, rewriting it, passes none */
+  lock?: LockFile;
+  /** list nothing: say what stays unresolved */
+  offline: boolean;
+}
+
+export interface SourceLookupResult {
+  /** URL -> size and sha256 as the listings gave them (workflow:lock records them without asking again) */
+  facts: Record<string, { size: number; sha256?: string }>;
+  /** "name: repo/path" for each model found by name */
+  found: string[];
+  /** a name several different files carry: which one was taken, and why */
+  notes: string[];
+  /** names and repositories still without a source, with why */
+  unresolved: string[];
+  /** repositories that could not be listed, listed paths refused */
+  problems: string[];
+}
+
+const sameFolder = (a: string, b: string) => a.replace(/\/+$/, "") === b.replace(/\/+$/, "");
+
+function snapshotDep(snap: RepoSnapshot, name: string, folder: string, url: string, urlFrom: ModelDep["urlFrom"]): ModelDep {
+  return {
+    name,
+    folder,
+    url,
+    urlFrom,
+    source: parseModelUrl(url),
+    optional: snap.optional,
+    usedBy: [...snap.usedBy],
+    found: ["runtime-download"],
+  };
+}
+
+/**
+ * Fill in what the workflows leave open: each model without a URL gets the lock's entry, else the
+ * file of that name in `repos` (matchModelName: a folder without one from the path); each snapshot
+ * becomes its files (the lock's entries under its folder, else the repository's listing). The
+ * repositories needed are listed concurrently, each once per run. Models are changed in place.
+ */
+export async function lookupSources(work: SourceWork[], o: SourceLookupOptions): Promise<SourceLookupResult> {
+  const r: SourceLookupResult = { facts: {}, found: [], notes: [], unresolved: [], problems: [] };
+  const open: { w: SourceWork; dep: ModelDep }[] = [];
+  const openSnaps: { w: SourceWork; snap: RepoSnapshot }[] = [];
+  for (const w of work) {
+    const locked = o.lock ? lockedModels(o.lock, w.workflow) : [];
+    for (const dep of w.models) {
+      if (dep.url) continue;
+      const hit = locked.find((e) => e.name === dep.name && (!dep.folder || sameFolder(e.folder, dep.folder)));
+      if (!hit) {
+        open.push({ w, dep });
+        continue;
+      }
+      Object.assign(dep, { url: hit.url, urlFrom: "lock", source: parseModelUrl(hit.url), folder: dep.folder ?? hit.folder });
+    }
+    for (const snap of w.snapshots) {
+      const files = locked.filter((e) => sameFolder(e.folder, snap.folder));
+      if (!files.length) openSnaps.push({ w, snap });
+      else for (const f of files) w.models.push(snapshotDep(snap, f.name, f.folder, f.url, "lock"));
+    }
+  }
+  const label = (d: ModelDep) => `${d.folder ?? "?"}/${d.name}`;
+  if (o.offline) {
+    for (const { dep } of open) r.unresolved.push(`${label(dep)}: not looked up by name (offline)`);
+    for (const { snap } of openSnaps) r.unresolved.push(`${snap.repo} (for ${snap.folder}): not listed (offline)`);
+    r.unresolved = [...new Set(r.unresolved)];
+    return r;
+  }
+  const wanted = [...new Set([...(open.length ? o.repos : []), ...openSnaps.map((s) => s.snap.repo)])];
+  const listed = new Map<string, HfRepoFile[]>();
+  await mapLimit(wanted, 4, async (repo) => {
+    try {
+      listed.set(repo, await listRepoOnce(o.client, repo));
+    } catch (e) {
+      r.problems.push(`${repo}: ${(e as Error).message}`);
+    }
+  });
+  const listings: RepoListing[] = o.repos.flatMap((repo) => (listed.has(repo) ? [{ repo, files: listed.get(repo)! }] : []));
+  const notes = new Set<string>();
+  const unresolved = new Set<string>();
+  for (const { dep } of open) {
+    const m = matchModelName(dep.name, dep.folder, listings);
+    r.problems.push(...(m.refused ?? []));
+    if (!m.found) {
+      const some = listings.length < o.repos.length ? ` (${listings.length} of ${o.repos.length} could be listed)` : "";
+      const why = o.repos.length
+        ? `not in the repositories of settings.modelRepos${some}`
+        : "settings.modelRepos names no repository to look in";
+      unresolved.add(`${label(dep)}: ${why}`);
+      continue;
+    }
+    const { match } = m;
+    Object.assign(dep, { url: match.url, urlFrom: "repo-lookup", source: parseModelUrl(match.url) });
+    dep.folder ??= match.folderFromPath;
+    r.facts[match.url] = { size: match.size, ...(match.sha256 ? { sha256: match.sha256 } : {}) };
+    r.found.push(`${label(dep)}: ${match.repo}/${match.path}`);
+    if (m.note) notes.add(m.note);
+  }
+  for (const { w, snap } of openSnaps) {
+    const files = listed.get(snap.repo);
+    if (!files) {
+      unresolved.add(`${snap.repo} (for ${snap.folder}): could not be listed`);
+      continue;
+    }
+    const got = snapshotFiles(snap, files);
+    r.problems.push(...got.refused);
+    for (const f of got.files) {
+      w.models.push(snapshotDep(snap, f.name, f.folder, f.url, "repo-snapshot"));
+      r.facts[f.url] = { size: f.size, ...(f.sha256 ? { sha256: f.sha256 } : {}) };
+    }
+  }
+  r.found = [...new Set(r.found)];
+  r.notes = [...notes];
+  r.unresolved = [...unresolved];
+  r.problems = [...new Set(r.problems)];
+  return r;
+}
+
+/**
+ * lookupSources as the step "sources by name": what was found, which name several files carry,
+ * what stays without a source (all of it with --offline, where nothing is listed).
+ */
+export async function sourcesByName(
+  ctx: TaskContext,
+  work: SourceWork[],
+  o: { offline: boolean; lock?: LockFile; env: ResolveEnv },
+): Promise<SourceLookupResult> {
+  let r!: SourceLookupResult;
+  await ctx.step("sources by name", async () => {
+    const { env } = o;
+    const client = hfClient({ hubUrl: env.hfUrl, token: env.hfToken, ...httpOf(env) });
+    const repos = ctx.flow.settings.modelRepos ?? DEFAULT_MODEL_REPOS;
+    r = await lookupSources(work, { client, repos, lock: o.lock, offline: o.offline });
+    for (const p of r.problems) ctx.warn(p);
+    for (const n of r.notes) ctx.warn(n);
+    for (const f of r.found) ctx.log(`found by name: ${f}`);
+    for (const u of r.unresolved) ctx.log(`no source: ${u}`);
+    const note = `${r.found.length} found by name${r.unresolved.length ? `, ${r.unresolved.length} without a source` : ""}`;
+    return { status: "ok", note: o.offline ? `${note} (offline: nothing listed)` : note };
+  });
+  return r;
 }

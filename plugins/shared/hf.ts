@@ -194,6 +194,22 @@ function hfError(e: unknown, what: string): HfError {
   return new HfError(`${what}: ${(e as Error).message ?? String(e)}`, "other");
 }
 
+const listings = new Map<string, Promise<HfRepoFile[]>>();
+
+/**
+ * A repository's files (recursive, main), listed once per process: a run over many workflows and
+ * hosts lists each repository once. A failed listing is not remembered (the next call asks again).
+ */
+export function listRepoOnce(client: HfClient, repo: string): Promise<HfRepoFile[]> {
+  const key = `${client.hubUrl}\0${repo}`;
+  let p = listings.get(key);
+  if (!p) {
+    listings.set(key, (p = client.listFiles(repo, { recursive: true })));
+    p.catch(() => listings.delete(key));
+  }
+  return p;
+}
+
 const verified = new Map<string, Promise<string>>();
 
 /** whoAmI once per hub and token in this process (a run over many hosts asks once); the account name. */

@@ -1,6 +1,8 @@
 // workflow:lock: every workflow's packs (commit or registry version) and models (url, size,
 // sha256) pinned in flow.lock.json; --check says which workflows changed since. Facts from
 // GitHub, the Comfy Registry and Hugging Face -> the lock (pure, lib/comfy/lockfile.ts) -> the file.
+// Models the workflows give no URL are looked up by name in settings.modelRepos, and repositories
+// nodes snapshot at run time are expanded into their files: the lock records what was found.
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { TaskError, type TaskContext } from "../../lib/index.ts";
@@ -9,6 +11,7 @@ import { checkLock, lockWorkflow, serializeLock, LOCK_VERSION, type LockFacts, t
 import { setOwn } from "../../lib/comfy/own-keys.ts";
 import { mapLimit } from "../shared/map-limit.ts";
 import { hfClient, hfHubUrl, verifyHfToken } from "../shared/hf.ts";
+import { resolveEnv, sourcesByName } from "../models/resolve.ts";
 import { readWorkflowFile, workflowFiles, type WorkflowFile } from "../shared/workflow-files.ts";
 import { upstreamClient, upstreamUrls } from "./upstream.ts";
 import { analyse, loadRef, resolveIndex, type Analysed } from "./analyse.ts";
@@ -31,11 +34,19 @@ async function readLock(path: string): Promise<LockFile | undefined> {
   return j;
 }
 
-/** Ask GitHub, the registry and Hugging Face for what the workflows do not pin themselves. */
-async function fetchLockFacts(ctx: TaskContext, all: Analysed[]): Promise<LockFacts> {
+/**
+ * Ask GitHub, the registry and Hugging Face for what the workflows do not pin themselves; `listed`:
+ * sizes and sha256s the repository listings already gave (not asked again).
+ */
+async function fetchLockFacts(
+  ctx: TaskContext,
+  all: Analysed[],
+  listed: Record<string, { size: number; sha256?: string }> = {},
+): Promise<LockFacts> {
   const allowHosts = ctx.flow.settings.allowHosts;
   const client = upstreamClient(upstreamUrls(process.env), { github: ctx.secrets.GITHUB_TOKEN, allowHosts });
   const facts: Required<LockFacts> = { commits: {}, models: {} };
+  for (const [url, f] of Object.entries(listed)) setOwn(facts.models, url, f);
   const latest = new Map<string, string>();
   const needLatest = new Set<string>();
   const needCommit = new Set<string>();
@@ -49,7 +60,8 @@ async function fetchLockFacts(ctx: TaskContext, all: Analysed[]): Promise<LockFa
     }
   const hf = new Map<string, HfDep>();
   for (const a of all)
-    for (const m of a.models.models) if (m.url && m.source?.kind === "huggingface" && !hf.has(m.url)) hf.set(m.url, m as HfDep);
+    for (const m of a.models.models)
+      if (m.url && m.source?.kind === "huggingface" && !hf.has(m.url) && !Object.hasOwn(listed, m.url)) hf.set(m.url, m as HfDep);
   const fail = (what: string, e: unknown) => ctx.warn(`${what}: ${(e as Error).message}`);
   await ctx.step("registry versions", async () => {
     await mapLimit([...needLatest], 8, async (id) => {
@@ -162,10 +174,24 @@ export async function runLock(ctx: TaskContext, o: LockOptions): Promise<void> {
     }
     return bad ? { status: "failed", note: `${bad} unreadable (not locked)` } : { status: "ok", note: `${analysed.length} workflows` };
   });
-  const facts = o.offline ? {} : await fetchLockFacts(ctx, analysed);
+  // the old lock is what is being rewritten: names are looked up afresh, never taken from it
+  const work = analysed.map((a) => ({ workflow: a.name, models: a.models.models, snapshots: a.models.snapshots }));
+  let listed: Record<string, { size: number; sha256?: string }> = {};
+  if (work.some((w) => w.snapshots.length || w.models.some((m) => !m.url))) {
+    const env = resolveEnv(process.env, ctx.secrets, undefined, ctx.flow.settings.allowHosts);
+    listed = (await sourcesByName(ctx, work, { offline: o.offline, env })).facts;
+  }
+  const facts = o.offline ? {} : await fetchLockFacts(ctx, analysed, listed);
   if (o.offline) ctx.warn("offline: commits, registry versions, sizes and hashes are pinned only where workflows carry them");
   const lock: LockFile = { version: LOCK_VERSION, workflows: {} };
-  for (const a of analysed) setOwn(lock.workflows, a.name, lockWorkflow(a.json, a.nodes, a.models.models, facts));
+  for (const a of analysed) {
+    const locked = lockWorkflow(a.json, a.nodes, a.models.models, facts);
+    // a repository a node snapshots, not expanded into files (offline, or not listed): named, not silently left out
+    for (const s of a.models.snapshots)
+      if (!locked.models.some((m) => m.folder === s.folder))
+        locked.unresolved.push(`repository ${s.repo} (for ${s.folder}): its files not listed`);
+    setOwn(lock.workflows, a.name, locked);
+  }
   await ctx.step(`write ${LOCK_FILE}`, async () => {
     const unresolved = Object.entries(lock.workflows).flatMap(([n, w]) => w.unresolved.map((u) => `${n}: ${u}`));
     for (const u of unresolved) ctx.log(`not pinned: ${u}`);

@@ -30,6 +30,11 @@ export interface HfRepo {
   grantedTo?: string[];
   /** Paths kept in git itself, not LFS: no lfs entry, their oid a git blob sha1. */
   plain?: string[];
+  /**
+   * Entries the tree listing carries after the real ones, verbatim and never downloadable: the odd
+   * or hostile paths ("../x", "/abs") a listing from a compromised or buggy mirror could hold.
+   */
+  treeExtra?: { path: string; type?: "file" | "directory"; size?: number; lfs?: { oid: string; size: number } }[];
   commit?: string;
 }
 
@@ -254,10 +259,12 @@ export async function startFakeHub(opts: FakeHubOptions = {}): Promise<FakeHub> 
       const prefix = sub ? `${sub.replace(/\/+$/, "")}/` : "";
       const recursive = u.searchParams.get("recursive") === "true";
       const all = hfTree(repo).filter((e) => e.startsWith(prefix) && (recursive || !e.slice(prefix.length).includes("/")));
+      const extra = (repo.treeExtra ?? []).filter((e) => e.path.startsWith(prefix));
+      const entries = [...all.map((e) => hfEntry(repo, e)!), ...extra.map((e) => ({ type: "file", oid: "0".repeat(40), size: 0, ...e }))];
       const page = opts.treePageSize ?? 1000;
       const from = Number(u.searchParams.get("cursor") ?? 0);
-      const items = all.slice(from, from + page).map((e) => hfEntry(repo, e)!);
-      const next = from + page < all.length ? new URL(u.href) : undefined;
+      const items = entries.slice(from, from + page);
+      const next = from + page < entries.length ? new URL(u.href) : undefined;
       next?.searchParams.set("cursor", String(from + page));
       const text = JSON.stringify(items);
       const link = next ? { link: `<${next.href}>; rel="next"` } : {};

@@ -563,14 +563,17 @@ test("folders named like Object.prototype members are plain folders: constructor
   assert.deepEqual(candidatePaths({ folder: "toString/sub", name: "m.safetensors" }), ["toString/sub/m.safetensors"]);
 });
 
-/** A project with the models plugin and these workflow_templates/ files; a models task run against this machine (`--host local`). */
+/**
+ * A project with the models plugin and these workflow_templates/ files; a models task run against this machine (`--host local`).
+ * No repositories to look names up in (settings.modelRepos: []): nothing leaves this machine.
+ */
 async function modelsTask(files: Record<string, string>, args: string[] = ["models:report"]) {
   const dir = mkdtempSync(join(tmpdir(), "flow-models-"));
   writeFileSync(
     join(dir, "flowfile.ts"),
     `import { defineFlow } from ${JSON.stringify(REPO + "lib/index.ts")};
 import { models } from ${JSON.stringify(REPO + "plugins/index.ts")};
-export default defineFlow({ plugins: [models()] });
+export default defineFlow({ plugins: [models()], settings: { modelRepos: [] } });
 `,
   );
   symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
