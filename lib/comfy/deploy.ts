@@ -165,3 +165,37 @@ export function comfyContainerSpec(cfg: ComfyContainerConfig): ContainerSpec {
     labels: { "flow.role": "comfyui" },
   };
 }
+
+/** Where comfyui:snapshot keeps its snapshots: one folder per id under the backups folder. */
+export function snapshotsDir(l: Pick<ComfyLayout, "backups">): string {
+  return `${l.backups}/snapshots`;
+}
+
+/**
+ * The comfyui-api image with another ComfyUI: its tag names the versions it bundles
+ * (`comfy0.19.3-api1.18.1-torch2.8.0-cuda12.8-runtime`), so `comfy<version>` is replaced and
+ * the rest kept. An image without that part (or pinned by digest) is refused, naming it.
+ */
+export function withComfyVersion(image: string, version: string): string {
+  const bad = comfyVersionProblem(version);
+  if (bad) throw new Error(bad);
+  const v = version.replace(/^v(?=\d)/, "");
+  if (image.includes("@")) throw new Error(`the image ${image} is pinned by digest: it has no tag whose comfy<version> could change`);
+  const colon = image.lastIndexOf(":");
+  const tag = colon > image.lastIndexOf("/") ? image.slice(colon + 1) : "";
+  const parts = tag.split("-");
+  const at = parts.flatMap((p, i) => (/^comfy\d[A-Za-z0-9_.]*$/.test(p) ? [i] : []));
+  if (at.length !== 1) {
+    const why = at.length ? "more than one comfy<version> part" : `no comfy<version> part${tag ? ` in its tag ${tag}` : " (no tag)"}`;
+    throw new Error(`the image ${image} has ${why}: give the whole image with --image`);
+  }
+  parts[at[0]!] = `comfy${v}`;
+  const next = `${image.slice(0, colon)}:${parts.join("-")}`;
+  if (parts.join("-").length > 128) throw new Error(`--version ${version}: the tag would be longer than docker's 128 characters`);
+  return next;
+}
+
+/** Why `version` cannot go into a comfyui-api tag (digits first; no dash, which separates the tag's parts). */
+export function comfyVersionProblem(version: string): string | undefined {
+  return /^v?\d[A-Za-z0-9_.]*$/.test(version) ? undefined : `--version ${JSON.stringify(version)}: not a ComfyUI version (e.g. 0.3.60)`;
+}

@@ -186,3 +186,40 @@ export function publishedUrl(p: Pick<PublishedPort, "address" | "host">, path = 
   const a = dialAddress(p);
   return `http://${a.includes(":") ? `[${a}]` : a}:${p.host}${path}`;
 }
+
+/** Prints `<state>|<spec hash>|<image id>|<image as named>` of the named container, or nothing when it does not exist. */
+export function containerImageFact(name: string): string {
+  const format = `{{.State.Status}}|{{index .Config.Labels "${SPEC_LABEL}"}}|{{.Image}}|{{.Config.Image}}`;
+  return `docker inspect -f '${format}' ${shQuote(name)} 2>/dev/null || true`;
+}
+
+export interface ContainerImage {
+  state: string;
+  hash: string;
+  /** the image's id (sha256:...) */
+  imageId: string;
+  /** the image as the container was created from it (a tag) */
+  image: string;
+}
+
+export function parseContainerImage(stdout: string): ContainerImage | null {
+  const line = stdout.trim().split("\n")[0] ?? "";
+  const [state = "", hash = "", imageId = "", image = ""] = line.split("|");
+  return state ? { state, hash, imageId, image } : null;
+}
+
+/** Exits 0 when the engine has the image (no pull). */
+export function imagePresentCommand(image: string): string {
+  return `docker image inspect ${shQuote(image)} >/dev/null 2>&1`;
+}
+
+/** Prints `present` when the engine has the image, else pulls it and prints `pulled`; a failed pull exits non-zero. */
+export function ensureImageCommand(image: string): string {
+  const i = shQuote(image);
+  return `if ${imagePresentCommand(image)}; then echo present; else docker pull -q ${i} >/dev/null && echo pulled; fi`;
+}
+
+/** Stop the named container with its stop signal (SIGKILL after `timeoutSeconds`); nothing when it does not exist. */
+export function stopContainer(name: string, timeoutSeconds = 30): string {
+  return `docker stop -t ${Math.max(0, Math.floor(timeoutSeconds))} ${shQuote(name)} >/dev/null 2>&1 || true`;
+}

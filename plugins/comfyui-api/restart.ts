@@ -82,8 +82,15 @@ async function queueNow(ctx: TaskContext, comfy: PublishedPort): Promise<QueueSt
   return r.code === 0 ? parseQueue(r.stdout) : null;
 }
 
+export interface DrainOptions {
+  /** when the time is up: "fail" (default: nothing restarts) or "proceed" (a warning, then the restart goes ahead) */
+  onTimeout?: "fail" | "proceed";
+  /** the calling task's own way round a long wait, named in the message */
+  hint?: string;
+}
+
 /** Wait until ComfyUI's queue is empty (one request every 2 s). */
-export async function drainQueue(ctx: TaskContext, comfy: PublishedPort, timeoutSeconds: number): Promise<void> {
+export async function drainQueue(ctx: TaskContext, comfy: PublishedPort, timeoutSeconds: number, d: DrainOptions = {}): Promise<void> {
   await ctx.step(`queue drained (GET :${comfy.host}/queue)`, async () => {
     const t0 = Date.now();
     let q = await queueNow(ctx, comfy);
@@ -92,6 +99,10 @@ export async function drainQueue(ctx: TaskContext, comfy: PublishedPort, timeout
     while (q && q.running + q.pending > 0) {
       const waited = Math.round((Date.now() - t0) / 1000);
       if (ctx.dryRun) return { status: "ok", note: `${queueText(q)}: a run would wait up to ${timeoutSeconds}s` };
+      if (waited >= timeoutSeconds && d.onTimeout === "proceed") {
+        ctx.warn(`the queue did not drain within ${timeoutSeconds}s (${queueText(q)}): restarting anyway${d.hint ? `; ${d.hint}` : ""}`);
+        return { status: "ok", note: `gave up after ${timeoutSeconds}s with ${queueText(q)}` };
+      }
       if (waited >= timeoutSeconds) {
         throw new TaskError(
           `the queue did not drain within ${timeoutSeconds}s (${queueText(q)}): nothing was restarted; ` +

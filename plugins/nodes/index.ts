@@ -17,8 +17,6 @@ export interface NodesOptions {
   pins?: Record<string, string>;
   /** index for packs' requirements (default pip's, PyPI); plain http only for a host in settings.allowHosts */
   pipIndexUrl?: string;
-  /** the container that runs ComfyUI (default comfyui) */
-  container?: string;
   /** its Python (default python3) */
   python?: string;
 }

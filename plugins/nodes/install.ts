@@ -5,8 +5,8 @@ import { TaskError, type StepResult, type TaskContext } from "../../lib/index.ts
 import { comfyLayout, COMFY_HOME, type ComfyLayout } from "../../lib/comfy/deploy.ts";
 import { dataRootOf } from "../../lib/host-data.ts";
 import { checkUrl } from "../../lib/net-policy.ts";
-import { drainQueue, restartAndWait } from "../comfyui-api/restart.ts";
-import { CONTAINER, readEndpoints } from "../comfyui-api/health.ts";
+import { restartComfy } from "../comfyui/restart.ts";
+import { CONTAINER } from "../comfyui-api/health.ts";
 import { upstreamClient, upstreamUrls } from "../workflow/upstream.ts";
 import { enableCommand, gitInstallCommand, registryInstallCommand } from "./commands.ts";
 import { readHostPacks } from "./host-packs.ts";
@@ -49,7 +49,7 @@ export function pipWhere(o: NodesOptions, allowHosts: readonly string[]): PipWhe
     const u = new URL(indexUrl);
     if (u.protocol === "http:") trustedHost = u.hostname;
   }
-  return { container: o.container ?? CONTAINER, python: o.python ?? "python3", indexUrl, trustedHost };
+  return { container: CONTAINER, python: o.python ?? "python3", indexUrl, trustedHost };
 }
 
 /** Download URLs of registry packs, asked once on this machine; the host fetches them (line rate on its side). */
@@ -232,19 +232,11 @@ export async function installOnHost(ctx: TaskContext, o: NodesOptions, run: Inst
   const req = await requirements(ctx, l, present, w);
   changed += req.changed;
   if (changed && run.restart) {
-    const ends = await readEndpoints(ctx, w.container);
-    await drainQueue(ctx, ends.comfy, 600);
-    await restartAndWait(ctx, ends.api, {
-      healthTimeout: 600,
-      lines: 50,
-      container: w.container,
-      note: `${changed} change${changed === 1 ? "" : "s"}`,
-    });
+    await restartComfy(ctx, { reason: `${changed} change${changed === 1 ? "" : "s"}` });
   } else if (run.restart) await ctx.step("restart ComfyUI", async () => ({ status: "skipped", note: "nothing changed" }));
   if (run.verify)
     await verifyClasses(
       ctx,
       run.wanted.filter((p) => !p.optional),
-      w.container,
     );
 }

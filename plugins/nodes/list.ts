@@ -6,7 +6,6 @@ import { comfyLayout } from "../../lib/comfy/deploy.ts";
 import type { ImportFailure } from "../../lib/comfy/import-log.ts";
 import { dataRootOf } from "../../lib/host-data.ts";
 import { formatTable } from "../../lib/output/table.ts";
-import { CONTAINER } from "../comfyui-api/health.ts";
 import { readHostPacks } from "./host-packs.ts";
 import { importFailures, loadedClasses, type LoadedClass } from "./verify.ts";
 import type { NodesOptions } from "./index.ts";
@@ -52,16 +51,15 @@ export function listPacks(
 
 export async function runList(ctx: TaskContext, o: NodesOptions, opts: { dataRoot?: string }): Promise<void> {
   const l = comfyLayout(dataRootOf(ctx, opts.dataRoot));
-  const container = o.container ?? CONTAINER;
   await ctx.step(`packs in ${l.customNodes}`, async () => {
     const packs = await readHostPacks(ctx, l.customNodes);
     let loaded: LoadedClass[] | null = null;
     try {
-      loaded = await loadedClasses(ctx, container);
+      loaded = await loadedClasses(ctx);
     } catch (e) {
       ctx.warn(`classes loaded: unknown (${(e as Error).message})`);
     }
-    const failures = await importFailures(ctx, container).catch(() => []);
+    const failures = await importFailures(ctx).catch(() => []);
     const listed = listPacks(packs, loaded, failures);
     const rows = listed.map((p) => [
       p.name,

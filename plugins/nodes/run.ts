@@ -10,8 +10,7 @@ import { safePackDir } from "../../lib/comfy/safe-names.ts";
 import { dataRootOf } from "../../lib/host-data.ts";
 import { upstreamClient, upstreamUrls, type UpstreamClient } from "../workflow/upstream.ts";
 import { writeIfChanged } from "../workflow/local-file.ts";
-import { drainQueue, restartAndWait } from "../comfyui-api/restart.ts";
-import { CONTAINER, readEndpoints } from "../comfyui-api/health.ts";
+import { restartComfy } from "../comfyui/restart.ts";
 import { moveAsideCommand } from "./commands.ts";
 import { readHostPacks } from "./host-packs.ts";
 import { installOnHost } from "./install.ts";
@@ -202,7 +201,6 @@ export async function checkRemove(opts: RemoveOptions): Promise<void> {
 export async function runRemove(ctx: TaskContext, o: NodesOptions, opts: RemoveOptions): Promise<void> {
   if (!ctx.confirmed && !ctx.dryRun) throw new TaskError(`nodes:remove deletes ${opts.pack}: confirm with --yes`);
   const l = comfyLayout(dataRootOf(ctx, opts.dataRoot));
-  const container = o.container ?? CONTAINER;
   const wanted = await packsOfWorkflows(ctx.projectDir).catch(() => [] as WantedPack[]);
   const host = await readHostPacks(ctx, l.customNodes);
   const target = host.find((h) => h.name === opts.pack.replace(/\.disabled$/, ""));
@@ -229,12 +227,9 @@ export async function runRemove(ctx: TaskContext, o: NodesOptions, opts: RemoveO
     await ctx.sh(moveAsideCommand(target.path, aside, target.name));
     return { status: "changed", note: `moved to ${aside}: it cannot be fetched again from an origin` };
   });
-  const ends = await readEndpoints(ctx, container);
-  await drainQueue(ctx, ends.comfy, 600);
-  await restartAndWait(ctx, ends.api, { healthTimeout: 600, lines: 50, container, note: `${target.name} removed` });
+  await restartComfy(ctx, { reason: `${target.name} removed` });
   await verifyClasses(
     ctx,
     wanted.filter((w) => !w.optional && !users.includes(w)),
-    container,
   );
 }
