@@ -22,6 +22,7 @@ import { startFakePypi, type FakePypi } from "../support/fake-pypi.ts";
 import { startFakeRegistry, type FakeRegistry } from "../support/fake-registry.ts";
 import { infiniteTalkPackSource, infiniteTalkRequirements, INFINITETALK_BUNDLE, makePack, packsForClasses } from "../support/fake-packs.ts";
 import { dataPath } from "../unit/comfy/shared-data.ts";
+import { seeded, sha256, startFakeHub, type FakeHub } from "../support/fake-hub.ts";
 
 const HOSTS = ["lab4", "lab5"] as const;
 const WORKFLOW = dataPath("infinitetalk/wanvideo_infinitetalk_single_example.json");
@@ -34,6 +35,26 @@ const reason =
     : null);
 const STARTED = "ComfyUI API 1.18.0 started.";
 const WAN = "kijai/ComfyUI-WanVideoWrapper";
+const KB = 1024;
+// InfiniteTalk's model files as the Hugging Face repositories flow looks names up in hold them
+// (small stand-ins; none carries a URL in the workflow but clip_vision_h, which the model list knows)
+const MODELS = {
+  "Kijai/WanVideo_comfy": {
+    "Wan2_1-I2V-14B-480P_fp8_e5m2.safetensors": seeded("wan-i2v", 384 * KB),
+    "InfiniteTalk/infinite_talk.safetensors": seeded("infinite-talk", 256 * KB),
+    "umt5-xxl-enc-bf16.safetensors": seeded("umt5", 256 * KB),
+    "Wan2_1_VAE_fp32.safetensors": seeded("vae", 128 * KB),
+    "Lightx2v/Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank32.safetensors": seeded("lightx2v", 128 * KB),
+  },
+  "Comfy-Org/Wan_2.1_ComfyUI_repackaged": { "split_files/clip_vision/clip_vision_h.safetensors": seeded("clip-vision", 128 * KB) },
+  // what DownloadAndLoadWav2VecModel fetches at run time; it skips *.pt
+  "TencentGameMate/chinese-wav2vec2-base": {
+    "config.json": Buffer.from('{"model_type":"wav2vec2"}'),
+    "preprocessor_config.json": Buffer.from('{"sampling_rate":16000}'),
+    "pytorch_model.bin": seeded("wav2vec", 256 * KB),
+    "chinese-wav2vec2-base-fairseq-ckpt.pt": seeded("fairseq", 64 * KB),
+  },
+} as const;
 
 interface Ev {
   type: string;
@@ -92,6 +113,7 @@ describe("custom node packs on lab hosts", { skip: reason ?? false, timeout: 20 
   let registry: FakeRegistry;
   let refdata: { url: string; server: Server };
   let github: { url: string; server: Server };
+  let hub: FakeHub;
   let wanCommit: string;
   const tunnels: ChildProcess[] = [];
   const extra: Record<string, { commits: string[] }> = {};
@@ -112,7 +134,7 @@ describe("custom node packs on lab hosts", { skip: reason ?? false, timeout: 20 
     FLOW_COMFY_DATA_URL: refdata.url,
     FLOW_REGISTRY_URL: registry.url,
     FLOW_GITHUB_API_URL: github.url,
-    FLOW_HF_URL: "http://127.0.0.1:9",
+    FLOW_HF_URL: hub.url,
     XDG_CACHE_HOME: join(dir, ".cache"),
   });
   const runFlow = (args: string[]): Promise<CliResult> => flow(["run", ...args], { cwd: dir, env: env() });
@@ -161,6 +183,9 @@ describe("custom node packs on lab hosts", { skip: reason ?? false, timeout: 20 
       nodes: { "lab-registry-pack": { versions: ["1.0.0", "1.1.0"], classes: ["LabRegistryNode"], name: "lab-registry-pack" } },
     });
     refdata = await serveDir(join(MANAGER!, ".."));
+    hub = await startFakeHub({
+      hf: Object.fromEntries(Object.entries(MODELS).map(([repo, files]) => [repo, { files: { ...files } as Record<string, Buffer> }])),
+    });
     github = await fakeGithub(git);
 
     for (const h of HOSTS) {
@@ -169,6 +194,7 @@ describe("custom node packs on lab hosts", { skip: reason ?? false, timeout: 20 
         `${git.port}:127.0.0.1:${git.port}`,
         `${registry.port}:127.0.0.1:${registry.port}`,
         `0.0.0.0:${pypi.port}:127.0.0.1:${pypi.port}`,
+        ...[hub.url, hub.cdnUrl].map((u) => `${new URL(u).port}:127.0.0.1:${new URL(u).port}`),
       ];
       const t = spawn("ssh", ["-N", "-o", "ExitOnForwardFailure=yes", ...fwd.flatMap((f) => ["-R", f]), ...sshTarget(lab.port, lab.user)], {
         stdio: "ignore",
@@ -195,14 +221,14 @@ describe("custom node packs on lab hosts", { skip: reason ?? false, timeout: 20 
     symlinkSync(join(REPO, "node_modules"), join(dir, "node_modules"));
     mkdirSync(join(dir, "workflow_templates"));
     writeFileSync(join(dir, "workflow_templates", "infinitetalk.json"), readFileSync(WORKFLOW!));
-    const allow = [new URL(registry.url).host, new URL(refdata.url).host, new URL(github.url).host, `${gw}:${pypi.port}`];
+    const allow = [registry.url, refdata.url, github.url, hub.url, hub.cdnUrl].map((u) => new URL(u).host).concat(`${gw}:${pypi.port}`);
     writeFileSync(
       join(dir, "flowfile.ts"),
       flowfileSource(`
 import { comfyui, comfyuiApi, models, nodes, workflow } from ${JSON.stringify(join(REPO, "plugins/index.ts"))};
 export default defineFlow({
   inventory: [${JSON.stringify(join(REPO, ".lab/inventory.json"))}],
-  settings: { allowHosts: ${JSON.stringify(allow)} },
+  settings: { allowHosts: ${JSON.stringify(allow)}, modelRepos: ["Comfy-Org/Wan_2.1_ComfyUI_repackaged", "Kijai/WanVideo_comfy"] },
   plugins: [
     ops(), workflow(), models(),
     // the fleet runs the InfiniteTalk fork's commit of WanVideoWrapper, whatever the workflow was saved with
@@ -221,7 +247,7 @@ export default defineFlow({
 
   after(async () => {
     for (const t of tunnels) t.kill();
-    await Promise.all([git?.close(), pypi?.close(), registry?.close()]);
+    await Promise.all([git?.close(), pypi?.close(), registry?.close(), hub?.close()]);
     refdata?.server.close();
     github?.server.close();
     if (Object.keys(timings).length) console.log(`# nodes-lab timings: ${JSON.stringify(timings)}`);
@@ -293,6 +319,47 @@ export default defineFlow({
     assert.equal(recapOf(second.stdout, "lab5").changed, 0, second.stdout);
     assert.equal(await starts("lab5"), startsBefore + 1, "no restart");
     assert.match(second.stdout, /restart ComfyUI: skipped \(nothing changed\)/);
+  });
+
+  test("InfiniteTalk's models: each in the folder its loader reads, found by name and locked with size and sha256", async () => {
+    const models = lockFile().workflows["workflow_templates/infinitetalk.json"].models as any[];
+    for (const [repo, files] of Object.entries(MODELS)) {
+      for (const [path, content] of Object.entries(files)) {
+        if (path.endsWith(".pt")) continue;
+        const m = models.find((x) => x.url.endsWith(`/${repo}/resolve/main/${path}`));
+        assert.ok(m, `${repo}/${path} in the lock: ${JSON.stringify(models.map((x) => x.url))}`);
+        if (path.endsWith(".safetensors")) assert.deepEqual([m.size, m.sha256], [content.length, sha256(content)], path);
+      }
+    }
+    const t0 = Date.now();
+    const r = await runFlow(["models:download", "--hosts", "lab5"]);
+    timings.modelsDownloadSeconds = (Date.now() - t0) / 1000;
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const K = MODELS["Kijai/WanVideo_comfy"];
+    const where: Record<string, Buffer> = {
+      "diffusion_models/Wan2_1-I2V-14B-480P_fp8_e5m2.safetensors": K["Wan2_1-I2V-14B-480P_fp8_e5m2.safetensors"],
+      "diffusion_models/infinite_talk.safetensors": K["InfiniteTalk/infinite_talk.safetensors"],
+      "text_encoders/umt5-xxl-enc-bf16.safetensors": K["umt5-xxl-enc-bf16.safetensors"],
+      "vae/Wan2_1_VAE_fp32.safetensors": K["Wan2_1_VAE_fp32.safetensors"],
+      "loras/Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank32.safetensors":
+        K["Lightx2v/Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank32.safetensors"],
+      "clip_vision/clip_vision_h.safetensors":
+        MODELS["Comfy-Org/Wan_2.1_ComfyUI_repackaged"]["split_files/clip_vision/clip_vision_h.safetensors"],
+      "transformers/TencentGameMate/chinese-wav2vec2-base/pytorch_model.bin":
+        MODELS["TencentGameMate/chinese-wav2vec2-base"]["pytorch_model.bin"],
+    };
+    const sums = await sh("lab5", `cd ~/comfyui/models && sha256sum ${Object.keys(where).join(" ")}`);
+    for (const [rel, content] of Object.entries(where)) {
+      assert.ok(sums.split("\n").includes(`${sha256(content)}  ${rel}`), `${rel}:\n${sums}`);
+    }
+    assert.equal(
+      (await sh("lab5", "ls ~/comfyui/models/transformers/TencentGameMate/chinese-wav2vec2-base")).trim().split("\n").sort().join(","),
+      "config.json,preprocessor_config.json,pytorch_model.bin",
+    );
+    // the pack's own loaders list what is on disk now
+    const oi = await objectInfo("lab5");
+    assert.ok(oi.WanVideoModelLoader.input.required.model[0].includes("Wan2_1-I2V-14B-480P_fp8_e5m2.safetensors"));
+    assert.ok(oi.LoadWanVideoT5TextEncoder.input.required.model_name[0].includes("umt5-xxl-enc-bf16.safetensors"));
   });
 
   test("two hosts in parallel end with identical nodes:list --json", async () => {
