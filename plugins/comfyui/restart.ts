@@ -43,25 +43,23 @@ export async function restartComfy(ctx: TaskContext, opts: RestartComfyOptions =
   });
 }
 
+/** The queue and health waits of anything that restarts ComfyUI (comfyui:restart, comfyui:update). */
+export const restartTimingOptions = z.object({
+  wait: z.boolean().default(true).describe("wait for ComfyUI's queue to drain first (--no-wait: at once)"),
+  drainTimeout: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(DRAIN_TIMEOUT)
+    .describe("seconds to wait for the queue; then it goes ahead anyway, with a warning"),
+  healthTimeout: z.number().int().positive().optional().describe(`seconds to wait for GET /health and /ready (default ${HEALTH_TIMEOUT})`),
+});
+
 export function restartTasks(o: ComfyuiOptions) {
   const restart = defineTask({
     name: "comfyui:restart",
     description: "Restart ComfyUI (and comfyui-api) once its queue has drained, then wait for GET /health and /ready",
-    options: z.object({
-      wait: z.boolean().default(true).describe("wait for ComfyUI's queue to drain first (--no-wait: restart at once)"),
-      drainTimeout: z
-        .number()
-        .int()
-        .nonnegative()
-        .default(DRAIN_TIMEOUT)
-        .describe("seconds to wait for the queue; then it restarts anyway, with a warning"),
-      healthTimeout: z
-        .number()
-        .int()
-        .positive()
-        .optional()
-        .describe(`seconds to wait for GET /health and /ready (default ${HEALTH_TIMEOUT})`),
-    }),
+    options: restartTimingOptions,
     async run(ctx, opts) {
       await restartComfy(ctx, { ...opts, healthTimeout: opts.healthTimeout ?? o.healthTimeoutSeconds ?? HEALTH_TIMEOUT });
     },

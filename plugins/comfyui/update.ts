@@ -8,7 +8,7 @@ import { defineTask, TaskError, type TaskContext } from "../../lib/index.ts";
 import { comfyVersionProblem, withComfyVersion } from "../../lib/comfy/deploy.ts";
 import { missingWorkflowClasses } from "../nodes/verify.ts";
 import { CONTAINER, healthOf, readComfyHost, recordImageChoice, runningContainer, type ComfyuiOptions } from "./container.ts";
-import { DRAIN_TIMEOUT, HEALTH_TIMEOUT } from "./restart.ts";
+import { DRAIN_TIMEOUT, HEALTH_TIMEOUT, restartTimingOptions } from "./restart.ts";
 import { saveSnapshot } from "./snapshot.ts";
 import { switchImage, type ClassCheck } from "./switch.ts";
 
@@ -98,18 +98,10 @@ export function updateTasks(plugin: ComfyuiOptions) {
   const update = defineTask({
     name: "comfyui:update",
     description: "Another comfyui-api image (ComfyUI version): snapshot, pull, re-create, verify; back to the old image on failure",
-    options: z.object({
+    options: restartTimingOptions.extend({
       version: z.string().min(1).optional().describe("ComfyUI version: replaces comfy<version> in the running image's tag"),
       image: z.string().min(1).optional().describe("the whole image tag instead"),
       dataRoot: z.string().optional().describe("data root on the host (default: the host's or its provider's)"),
-      wait: z.boolean().default(true).describe("wait for ComfyUI's queue to drain before the switch (--no-wait: at once)"),
-      drainTimeout: z.number().int().nonnegative().default(DRAIN_TIMEOUT).describe("seconds to wait for the queue, then go ahead"),
-      healthTimeout: z
-        .number()
-        .int()
-        .positive()
-        .optional()
-        .describe(`seconds to wait for GET /health and /ready (default ${HEALTH_TIMEOUT})`),
     }),
     async preflight(_pf, o) {
       const bad = optionsProblem(o);

@@ -21,69 +21,27 @@ const indexArgs = (w: PipWhere) => [
 ];
 const common = ["--disable-pip-version-check", "--no-input", "--no-cache-dir"];
 
+/** `<python> -m pip install ...` in the container, from a folder in it (the pack's) when given. */
+function pipInstall(w: PipWhere, cwd: string | undefined, args: string[]): string {
+  const where = cwd ? ["-w", cwd] : [];
+  return shJoin(["docker", "exec", ...where, w.container, w.python, "-m", "pip", "install", ...args, ...common, ...indexArgs(w)]);
+}
+
+const TARGET = ["--target", CONTAINER_PYTHON];
+
 /** What pip would install for the pack's requirements.txt, as JSON on stdout (pip >= 22.2). */
 export function pipReportCommand(w: PipWhere, packDirInContainer: string): string {
-  return shJoin([
-    "docker",
-    "exec",
-    "-w",
-    packDirInContainer,
-    w.container,
-    w.python,
-    "-m",
-    "pip",
-    "install",
-    "--dry-run",
-    "--quiet",
-    "--report",
-    "-",
-    ...common,
-    ...indexArgs(w),
-    "-r",
-    "requirements.txt",
-  ]);
+  return pipInstall(w, packDirInContainer, ["--dry-run", "--quiet", "--report", "-", "-r", "requirements.txt"]);
 }
 
 /** The exact distributions the report named, into the target, without their dependencies (the report already has them). */
 export function pipInstallCommand(w: PipWhere, pins: string[]): string {
-  return shJoin([
-    "docker",
-    "exec",
-    w.container,
-    w.python,
-    "-m",
-    "pip",
-    "install",
-    "--target",
-    CONTAINER_PYTHON,
-    "--no-deps",
-    "--upgrade",
-    ...common,
-    ...indexArgs(w),
-    ...pins,
-  ]);
+  return pipInstall(w, undefined, [...TARGET, "--no-deps", "--upgrade", ...pins]);
 }
 
 /** For a pip without --report: everything into the target (slower, may repeat what the image has). */
 export function pipPlainInstallCommand(w: PipWhere, packDirInContainer: string): string {
-  return shJoin([
-    "docker",
-    "exec",
-    "-w",
-    packDirInContainer,
-    w.container,
-    w.python,
-    "-m",
-    "pip",
-    "install",
-    "--target",
-    CONTAINER_PYTHON,
-    "--upgrade",
-    ...common,
-    ...indexArgs(w),
-    "-r",
-    "requirements.txt",
-  ]);
+  return pipInstall(w, packDirInContainer, [...TARGET, "--upgrade", "-r", "requirements.txt"]);
 }
 
 export function installPyCommand(w: PipWhere, packDirInContainer: string): string {
