@@ -29,6 +29,10 @@ const installOptions = z.object({
   force: z.boolean().default(false).describe("replace packs with local changes (a patch is kept) or from another source"),
   restart: z.boolean().default(true).describe("restart ComfyUI once at the end when anything changed"),
   verify: z.boolean().default(true).describe("then check /object_info has every class the packs must bring"),
+  unlocked: z
+    .enum(["fail", "skip"])
+    .default("fail")
+    .describe(`a workflow flow.lock.json does not pin (or pins an older version of): fail, or skip its packs with a warning`),
   dataRoot,
 });
 export type InstallOptions = z.infer<typeof installOptions>;

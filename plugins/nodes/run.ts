@@ -19,7 +19,8 @@ import { verifyClasses } from "./verify.ts";
 import { LOCK_FILE, mergeWanted, packKeys, packsOfWorkflows, parsePins, pinSpec, WantedError, type WantedPack } from "./wanted.ts";
 import { decided, type InstallOptions, type NodesOptions, type RemoveOptions, type UpdateOptions } from "./index.ts";
 
-type Decide = Pick<PreflightContext, "secrets" | "flow" | "projectDir" | "log">;
+/** What deciding needs: a preflight's context, or a host's when there was no preflight (ctx.runTask). */
+type Decide = Pick<PreflightContext, "secrets" | "flow" | "projectDir" | "log"> & { warn?(message: string): void };
 
 function parseSpecs(inputs: string[] | undefined): PackSpec[] {
   try {
@@ -49,7 +50,11 @@ async function pinAll(pf: Decide, specs: { spec: PackSpec; from: string; alias?:
 }
 
 /** The packs of this run: those named (pinned now), else the workflows' as locked; the flowfile's pins win either way. */
-export async function decideInstall(pf: Decide, o: NodesOptions, opts: Pick<InstallOptions, "packs" | "workflow">): Promise<WantedPack[]> {
+export async function decideInstall(
+  pf: Decide,
+  o: NodesOptions,
+  opts: Pick<InstallOptions, "packs" | "workflow" | "unlocked">,
+): Promise<WantedPack[]> {
   const specs = parseSpecs(opts.packs);
   const pins = await pinAll(
     pf,
@@ -63,7 +68,8 @@ export async function decideInstall(pf: Decide, o: NodesOptions, opts: Pick<Inst
     );
     return mergeWanted(named, []);
   }
-  const fromWorkflows = await packsOfWorkflows(pf.projectDir, opts.workflow?.length ? opts.workflow : undefined);
+  const onUnlocked = opts.unlocked === "skip" ? (m: string) => (pf.warn ? pf.warn(m) : pf.log(`warning: ${m}`)) : undefined;
+  const fromWorkflows = await packsOfWorkflows(pf.projectDir, opts.workflow?.length ? opts.workflow : undefined, onUnlocked);
   const wanted = mergeWanted(
     fromWorkflows,
     pins.filter((p) => fromWorkflows.some((w) => packKeys(w).some((k) => packKeys(p).includes(k)))),
@@ -77,6 +83,7 @@ const asDecide = (ctx: TaskContext): Decide => ({
   flow: ctx.flow,
   projectDir: ctx.projectDir,
   log: (m: string) => ctx.log(m),
+  warn: (m: string) => ctx.warn(m),
 });
 
 export async function runInstall(ctx: TaskContext, o: NodesOptions, opts: InstallOptions): Promise<void> {

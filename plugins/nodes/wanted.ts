@@ -79,8 +79,16 @@ async function readLockFile(projectDir: string): Promise<LockFile | undefined> {
   return j;
 }
 
-/** Packs the chosen workflows need, as flow.lock.json pins them. A missing or stale entry is an error naming the file. */
-export async function packsOfWorkflows(projectDir: string, files?: string[]): Promise<WantedPack[]> {
+/**
+ * Packs the chosen workflows need, as flow.lock.json pins them. A missing or stale entry is an
+ * error naming the file, unless `onUnlocked` takes it (deploy: that workflow's packs are left out,
+ * said, and its verify is the red line).
+ */
+export async function packsOfWorkflows(
+  projectDir: string,
+  files?: string[],
+  onUnlocked?: (message: string) => void,
+): Promise<WantedPack[]> {
   const lock = await readLockFile(projectDir);
   const out: WantedPack[] = [];
   const stale: string[] = [];
@@ -94,9 +102,9 @@ export async function packsOfWorkflows(projectDir: string, files?: string[]): Pr
     for (const p of entry.packs) out.push(fromLocked(p, f.name));
   }
   if (stale.length) {
-    throw new WantedError(
-      `${LOCK_FILE} does not pin ${stale.join(", ")}: run flow run workflow:lock, so every host installs the same commits`,
-    );
+    const msg = `${LOCK_FILE} does not pin ${stale.join(", ")}: run flow run workflow:lock, so every host installs the same commits`;
+    if (!onUnlocked) throw new WantedError(msg);
+    onUnlocked(`${msg}; their packs are not installed`);
   }
   return out;
 }

@@ -101,11 +101,11 @@ describe("deploy on a lab host with the real comfyui-api", { skip: reason ?? fal
     writeFileSync(
       join(dir, "flowfile.ts"),
       flowfileSource(`
-import { comfyui, comfyuiApi, models } from ${JSON.stringify(join(REPO, "plugins/index.ts"))};
+import { comfyui, comfyuiApi, models, nodes } from ${JSON.stringify(join(REPO, "plugins/index.ts"))};
 export default defineFlow({
   inventory: [${JSON.stringify(join(REPO, ".lab/inventory.json"))}],
   settings: { allowHosts: [${JSON.stringify(new URL(hub.url).host)}, ${JSON.stringify(new URL(hub.cdnUrl).host)}] },
-  plugins: [ops(), models({ connections: 4 }), comfyui({ image: ${JSON.stringify(STANDIN_TAG)}, healthTimeoutSeconds: 120 }),
+  plugins: [ops(), models({ connections: 4 }), nodes(), comfyui({ image: ${JSON.stringify(STANDIN_TAG)}, healthTimeoutSeconds: 120 }),
     comfyuiApi({ source: { dir: ${JSON.stringify(VENDOR)} }, readyTimeoutSeconds: 120 })],
 });`),
     );
@@ -145,7 +145,8 @@ export default defineFlow({
     assert.equal(first.code, 0, first.stdout + first.stderr);
     const r1 = recapOf(first.stdout);
     assert.ok(r1.changed > 0, first.stdout);
-    assert.match(first.stdout, /custom node packs: skipped \(nodes:install is not available in this flow\)/);
+    // the workflow is not in flow.lock.json: deploy says so and goes on (the verify is the proof)
+    assert.match(first.stdout, /flow\.lock\.json does not pin workflow_templates\/lab\.json \(not locked\).*their packs are not installed/);
     assert.equal(await starts(), before + 1, "one restart");
     assert.match(
       await sh("sha256sum /home/ubuntu/comfyui/models/checkpoints/lab.safetensors"),
