@@ -263,7 +263,13 @@ export default defineFlow({
   });
 
   test("restart waits for the queue to drain, says what restarts, and for GET /health and /ready", async (t) => {
-    const prompt = JSON.stringify({ prompt: { 9: { class_type: "SaveImage", inputs: { filename_prefix: "drain" } } } });
+    // a prompt ComfyUI accepts: an image to save, and the saver
+    const prompt = JSON.stringify({
+      prompt: {
+        1: { class_type: "EmptyImage", inputs: { width: 64, height: 64, batch_size: 1, color: 0 } },
+        9: { class_type: "SaveImage", inputs: { images: ["1", 0], filename_prefix: "drain" } },
+      },
+    });
     const queued = await hostOut(`curl -s -H 'content-type: application/json' -d '${prompt}' http://127.0.0.1:8188/prompt`);
     assert.match(queued, /prompt_id/);
     const before = await hostOut("sudo -n docker inspect -f '{{.State.StartedAt}}' comfyui");

@@ -74,7 +74,8 @@ describe("comfyui:restart, comfyui:snapshot, comfyui:update on a lab host", { sk
   const prompt = () =>
     sh(
       `curl -s -H 'content-type: application/json' ` +
-        `-d '{"prompt":{"9":{"class_type":"SaveImage","inputs":{"filename_prefix":"drain"}}}}' http://127.0.0.1:8188/prompt`,
+        `-d '{"prompt":{"1":{"class_type":"EmptyImage","inputs":{"width":64,"height":64,"batch_size":1,"color":0}},` +
+        `"9":{"class_type":"SaveImage","inputs":{"images":["1",0],"filename_prefix":"drain"}}}}' http://127.0.0.1:8188/prompt`,
     );
   const inContainer = (python: string) => sh(`docker exec -i comfyui python3 - <<'PY'\n${python}PY`);
   const pipState = () =>

@@ -14,8 +14,9 @@
 //                                command is its launcher, as the real image runs ./comfyui-api
 //   /usr/local/bin/node          the official Node 20 binary (NODE_VERSION; stripped when `strip` is here)
 //   /opt/ComfyUI/                main.mjs (the stand-in), introspect.py (its pack loader),
-//                                comfyui_version.py, models/<folders>, custom_nodes/ComfyUI-Manager,
-//                                input/, output/, user/
+//                                core_object_info.json (a real ComfyUI's /object_info: the core
+//                                classes the stand-in serves), comfyui_version.py, models/<folders>,
+//                                custom_nodes/ComfyUI-Manager, input/, output/, user/
 //   /usr/bin/python3, python     Debian's python 3.11 (python -> python3, as the real image's conda
 //                                has both), its standard library, /usr/lib/python3/dist-packages
 //                                (pip, setuptools, wheel) and the CA bundle pip verifies with
@@ -36,8 +37,9 @@
 //
 // The inner engines use the vfs driver (every container is a full copy of its image), so the
 // image holds only what is run. Built once per content hash (base rootfs recipe, this recipe,
-// server.mjs, the comfyui-api build's hash, the Node version) into the lab cache as a tarball,
-// and loaded into a host only when the host's image carries another hash (HASH_LABEL).
+// server.mjs and its core object_info, the comfyui-api build's hash, the Node version) into the
+// lab cache as a tarball, and loaded into a host only when the host's image carries another hash
+// (HASH_LABEL).
 //
 //   const r = await ensureStandinImage(inv, "lab1");  // { loaded, hash, ms, bytes, build }
 import { createHash } from "node:crypto";
@@ -55,6 +57,8 @@ export const STANDIN_TAG = "flow-comfy-standin:latest";
 export const HASH_LABEL = "flow.standin.hash";
 export const serverScript = join(dirname(fileURLToPath(import.meta.url)), "server.mjs");
 export const introspectScript = join(dirname(fileURLToPath(import.meta.url)), "introspect.py");
+/** The core node definitions server.mjs serves: the committed fixture of a real ComfyUI's /object_info. */
+export const coreObjectInfo = join(dirname(fileURLToPath(import.meta.url)), "../../fixtures/data/comfyui/object_info.json");
 
 /** Where things are inside the image. */
 export const IMAGE_PATHS = {
@@ -65,6 +69,7 @@ export const IMAGE_PATHS = {
   comfyMain: "/opt/ComfyUI/main.mjs",
   // server.mjs looks for it beside itself
   introspect: "/opt/ComfyUI/introspect.py",
+  coreObjectInfo: "/opt/ComfyUI/core_object_info.json",
   python: "/usr/bin/python3.11",
   workflows: "/workflows",
 } as const;
@@ -169,6 +174,7 @@ export async function standinHash(apiHash: string): Promise<string> {
     )
     .update(script)
     .update(await readFile(introspectScript))
+    .update(await readFile(coreObjectInfo))
     .digest("hex")
     .slice(0, 16);
 }
@@ -305,6 +311,7 @@ export async function buildStandinTarball(log: (msg: string) => void = () => {})
       await writeFile(join(comfy, "comfyui_version.py"), COMFY_VERSION_PY);
       await copyFile(serverScript, join(out, IMAGE_PATHS.comfyMain));
       await copyFile(introspectScript, join(out, IMAGE_PATHS.introspect));
+      await copyFile(coreObjectInfo, join(out, IMAGE_PATHS.coreObjectInfo));
       // does it run? (inside its own tiny root, so a missing library shows here, not in a lab host)
       const check = await run("chroot", [
         out,

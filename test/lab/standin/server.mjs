@@ -7,7 +7,17 @@
 // It follows ../../../../shared/comfyui-api-contract.md and, unlike a mock, reads the host's
 // real state: model files on disk appear in /models/<folder> and in /object_info enums on every
 // request, node packs under custom_nodes appear in /object_info (with their python_module) as
-// loaded at start-up, prompts write real PNG files to OUTPUT_DIR.
+// loaded at start-up, prompts write real files to OUTPUT_DIR.
+//
+// Core node classes are a real ComfyUI's: its /object_info as committed in this repository
+// (test/fixtures/data/comfyui/object_info.json, carried into the image as core_object_info.json
+// beside this script; STANDIN_CORE_OBJECT_INFO names another), the classes that are not custom
+// nodes', with every model-file combo of a core loader and the media combos of the input loaders
+// listing the disk as it is at each request. A prompt is validated as ComfyUI validates it (known
+// classes, an output node, then from each output node: required inputs present, links resolved,
+// combo values in their lists) and its output nodes leave small real files with the history
+// entries ComfyUI's nodes give: SaveImage / PreviewImage a PNG (`images`), SaveVideo an mp4,
+// SaveAudio a FLAC (`audio`), VideoHelperSuite's VHS_VideoCombine a video (`gifs`).
 //
 // It serves ComfyUI's side only. comfyui-api passes its own environment to its child, PORT=3000
 // included, so PORT is ignored here (as real ComfyUI ignores it); the port comes from ComfyUI's
@@ -43,7 +53,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
-import { basename, dirname, extname, join, relative, sep } from "node:path";
+import { basename, dirname, extname, isAbsolute, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { deflateSync } from "node:zlib";
 
@@ -226,71 +236,7 @@ function walk(dir, visit, depth = 0) {
 
 // ---------------------------------------------------------------- node classes
 
-const SAMPLERS = [
-  "euler",
-  "euler_cfg_pp",
-  "euler_ancestral",
-  "euler_ancestral_cfg_pp",
-  "heun",
-  "heunpp2",
-  "dpm_2",
-  "dpm_2_ancestral",
-  "lms",
-  "dpm_fast",
-  "dpm_adaptive",
-  "dpmpp_2s_ancestral",
-  "dpmpp_2s_ancestral_cfg_pp",
-  "dpmpp_sde",
-  "dpmpp_sde_gpu",
-  "dpmpp_2m",
-  "dpmpp_2m_cfg_pp",
-  "dpmpp_2m_sde",
-  "dpmpp_2m_sde_gpu",
-  "dpmpp_3m_sde",
-  "dpmpp_3m_sde_gpu",
-  "ddpm",
-  "lcm",
-  "ipndm",
-  "ipndm_v",
-  "deis",
-  "res_multistep",
-  "res_multistep_cfg_pp",
-  "gradient_estimation",
-  "er_sde",
-  "seeds_2",
-  "seeds_3",
-  "sa_solver",
-  "ddim",
-  "uni_pc",
-  "uni_pc_bh2",
-];
-const SCHEDULERS = ["simple", "sgm_uniform", "karras", "exponential", "ddim_uniform", "beta", "normal", "linear_quadratic", "kl_optimal"];
-const CLIP_TYPES = [
-  "stable_diffusion",
-  "stable_cascade",
-  "sd3",
-  "stable_audio",
-  "mochi",
-  "ltxv",
-  "pixart",
-  "cosmos",
-  "lumina2",
-  "wan",
-  "hidream",
-  "chroma",
-  "ace",
-  "omnigen2",
-  "qwen_image",
-  "hunyuan_image",
-];
-const DUAL_CLIP_TYPES = ["sdxl", "sd3", "flux", "hunyuan_video", "hidream", "hunyuan_image"];
-
-const INT = (d, min, max, more = {}) => ["INT", { default: d, min, max, ...more }];
-const FLOAT = (d, min, max, step, more = {}) => ["FLOAT", { default: d, min, max, step, ...more }];
-const SEED = INT(0, 0, 0xffffffffffffffff, { control_after_generate: true });
-const DIM = INT(512, 16, 16384, { step: 8 });
-
-/** One node definition in /object_info's shape. outputs: [[TYPE, name], ...]. */
+/** One node definition in /object_info's shape (packs' classes declared without python). outputs: [[TYPE, name], ...]. */
 function def(name, category, required, outputs, more = {}) {
   const { optional, hidden, display, output_node = false, module = "nodes" } = more;
   const input = { required };
@@ -313,134 +259,132 @@ function def(name, category, required, outputs, more = {}) {
   };
 }
 
-/** The core classes, built per request so enums list the files present right now. */
-function coreNodes() {
-  const m = (folder) => [listFolder(folder) || []];
-  const images = safeReaddir(cfg.inputDir)
-    .filter((f) => isFileSync(join(cfg.inputDir, f)))
+// The core classes are a real ComfyUI's own: its /object_info as committed in the repository
+// (test/fixtures/data/comfyui/object_info.json; the image carries it beside main.mjs), every class
+// whose python_module is not a custom node's. Loaded once at start-up; only what follows the disk
+// is rewritten per request, below.
+const here = dirname(fileURLToPath(import.meta.url));
+const CORE_INFO_FILES = [
+  env.STANDIN_CORE_OBJECT_INFO,
+  join(here, "core_object_info.json"),
+  join(here, "../../fixtures/data/comfyui/object_info.json"),
+].filter(Boolean);
+let CORE = {};
+
+function loadCore() {
+  const file = CORE_INFO_FILES.find((f) => existsSync(f));
+  if (!file) throw new Error(`no core object_info (looked for ${CORE_INFO_FILES.join(", ")})`);
+  const all = JSON.parse(readFileSync(file, "utf8"));
+  CORE = Object.fromEntries(Object.entries(all).filter(([, d]) => d && !String(d.python_module ?? "").startsWith("custom_nodes")));
+}
+
+// Core loader inputs and the model folder each lists (ComfyUI's nodes.py and comfy_extras):
+// their combos hold the files on disk now, whatever the fixture's machine had.
+const MODEL_INPUTS = {
+  CheckpointLoader: { config_name: "configs", ckpt_name: "checkpoints" },
+  CheckpointLoaderSimple: { ckpt_name: "checkpoints" },
+  unCLIPCheckpointLoader: { ckpt_name: "checkpoints" },
+  ImageOnlyCheckpointLoader: { ckpt_name: "checkpoints" },
+  DiffusersLoader: { model_path: "diffusers" },
+  LoraLoader: { lora_name: "loras" },
+  LoraLoaderModelOnly: { lora_name: "loras" },
+  CreateHookLora: { lora_name: "loras" },
+  CreateHookLoraModelOnly: { lora_name: "loras" },
+  CreateHookModelAsLora: { ckpt_name: "checkpoints" },
+  CreateHookModelAsLoraModelOnly: { ckpt_name: "checkpoints" },
+  ControlNetLoader: { control_net_name: "controlnet" },
+  DiffControlNetLoader: { control_net_name: "controlnet" },
+  UNETLoader: { unet_name: "diffusion_models" },
+  CLIPLoader: { clip_name: "text_encoders" },
+  DualCLIPLoader: { clip_name1: "text_encoders", clip_name2: "text_encoders" },
+  TripleCLIPLoader: { clip_name1: "text_encoders", clip_name2: "text_encoders", clip_name3: "text_encoders" },
+  QuadrupleCLIPLoader: {
+    clip_name1: "text_encoders",
+    clip_name2: "text_encoders",
+    clip_name3: "text_encoders",
+    clip_name4: "text_encoders",
+  },
+  CLIPVisionLoader: { clip_name: "clip_vision" },
+  StyleModelLoader: { style_model_name: "style_models" },
+  GLIGENLoader: { gligen_name: "gligen" },
+  HypernetworkLoader: { hypernetwork_name: "hypernetworks" },
+  UpscaleModelLoader: { model_name: "upscale_models" },
+  PhotoMakerLoader: { photomaker_model_name: "photomaker" },
+  ModelPatchLoader: { name: "model_patches" },
+  AudioEncoderLoader: { audio_encoder_name: "audio_encoders" },
+};
+
+// Media by extension, as ComfyUI sorts the input folder by content type (mimetypes).
+const MEDIA = {
+  image: [".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"],
+  audio: [".wav", ".mp3", ".flac", ".ogg", ".m4a", ".aac", ".opus"],
+  video: [".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v"],
+};
+// Loaders of the input folder: their combos list its media of these kinds, and ComfyUI checks
+// them with VALIDATE_INPUTS (the file exists) instead of the list, so the absolute path
+// comfyui-api writes for an uploaded or base64 input passes.
+const MEDIA_INPUTS = {
+  LoadImage: { image: ["image"] },
+  LoadImageMask: { image: ["image"] },
+  LoadAudio: { audio: ["audio", "video"] },
+  LoadVideo: { file: ["video"] },
+};
+
+/** A combo's values: `[[...values], opts]` (V1) or `["COMBO", {options}]` (V3); null for other inputs. */
+function comboValues(spec) {
+  if (!Array.isArray(spec)) return null;
+  if (Array.isArray(spec[0])) return spec[0];
+  if (spec[0] === "COMBO" && Array.isArray(spec[1]?.options)) return spec[1].options;
+  return null;
+}
+const withValues = (spec, values) => (Array.isArray(spec[0]) ? [values, ...spec.slice(1)] : ["COMBO", { ...spec[1], options: values }]);
+
+/** The VAE loader's list: the vae folder, the tiny autoencoders whose two halves are in vae_approx, pixel_space. */
+function vaeList() {
+  const approx = listFolder("vae_approx") || [];
+  const both = (n) => approx.some((f) => f.startsWith(`${n}_encoder.`)) && approx.some((f) => f.startsWith(`${n}_decoder.`));
+  return [...(listFolder("vae") || []), ...["taesd", "taesdxl", "taesd3", "taef1"].filter(both), "pixel_space"];
+}
+
+/** The input folder's files (top level, as ComfyUI lists it) of these kinds. */
+function inputMedia(kinds) {
+  const exts = kinds.flatMap((k) => MEDIA[k]);
+  return safeReaddir(cfg.inputDir)
+    .filter((f) => exts.includes(extname(f).toLowerCase()) && isFileSync(join(cfg.inputDir, f)))
     .sort();
-  const audios = images.filter((f) => /\.(wav|mp3|flac|ogg|m4a)$/i.test(f));
-  const list = [
-    def(
-      "CheckpointLoaderSimple",
-      "loaders",
-      { ckpt_name: m("checkpoints") },
-      [
-        ["MODEL", "MODEL"],
-        ["CLIP", "CLIP"],
-        ["VAE", "VAE"],
-      ],
-      { display: "Load Checkpoint" },
-    ),
-    def(
-      "CLIPTextEncode",
-      "conditioning",
-      { text: ["STRING", { multiline: true, dynamicPrompts: true }], clip: ["CLIP"] },
-      [["CONDITIONING", "CONDITIONING"]],
-      { display: "CLIP Text Encode (Prompt)" },
-    ),
-    def(
-      "KSampler",
-      "sampling",
-      {
-        model: ["MODEL"],
-        seed: SEED,
-        steps: INT(20, 1, 10000),
-        cfg: FLOAT(8.0, 0.0, 100.0, 0.1, { round: 0.01 }),
-        sampler_name: [SAMPLERS],
-        scheduler: [SCHEDULERS],
-        positive: ["CONDITIONING"],
-        negative: ["CONDITIONING"],
-        latent_image: ["LATENT"],
-        denoise: FLOAT(1.0, 0.0, 1.0, 0.01),
-      },
-      [["LATENT", "LATENT"]],
-    ),
-    def("EmptyLatentImage", "latent", { width: DIM, height: DIM, batch_size: INT(1, 1, 4096) }, [["LATENT", "LATENT"]], {
-      display: "Empty Latent Image",
-    }),
-    def("VAEDecode", "latent", { samples: ["LATENT"], vae: ["VAE"] }, [["IMAGE", "IMAGE"]], { display: "VAE Decode" }),
-    def("VAEEncode", "latent", { pixels: ["IMAGE"], vae: ["VAE"] }, [["LATENT", "LATENT"]], { display: "VAE Encode" }),
-    def("SaveImage", "image", { images: ["IMAGE"], filename_prefix: ["STRING", { default: "ComfyUI" }] }, [], {
-      hidden: { prompt: "PROMPT", extra_pnginfo: "EXTRA_PNGINFO" },
-      output_node: true,
-      display: "Save Image",
-    }),
-    def("PreviewImage", "image", { images: ["IMAGE"] }, [], {
-      hidden: { prompt: "PROMPT", extra_pnginfo: "EXTRA_PNGINFO" },
-      output_node: true,
-      display: "Preview Image",
-    }),
-    def(
-      "LoadImage",
-      "image",
-      { image: [images, { image_upload: true }] },
-      [
-        ["IMAGE", "IMAGE"],
-        ["MASK", "MASK"],
-      ],
-      { display: "Load Image" },
-    ),
-    // ComfyUI's audio loader (comfy_extras.nodes_audio): InfiniteTalk's workflow starts from it
-    def("LoadAudio", "audio", { audio: [audios, { audio_upload: true }] }, [["AUDIO", "AUDIO"]], {
-      module: "comfy_extras.nodes_audio",
-      display: "Load Audio",
-    }),
-    def(
-      "EmptyImage",
-      "image",
-      { width: DIM, height: DIM, batch_size: INT(1, 1, 4096), color: INT(0, 0, 0xffffff, { display: "color" }) },
-      [["IMAGE", "IMAGE"]],
-      { module: "comfy_extras.nodes_images" },
-    ),
-    def(
-      "LoraLoader",
-      "loaders",
-      {
-        model: ["MODEL"],
-        clip: ["CLIP"],
-        lora_name: m("loras"),
-        strength_model: FLOAT(1.0, -100.0, 100.0, 0.01),
-        strength_clip: FLOAT(1.0, -100.0, 100.0, 0.01),
-      },
-      [
-        ["MODEL", "MODEL"],
-        ["CLIP", "CLIP"],
-      ],
-      { display: "Load LoRA" },
-    ),
-    def("LoraLoaderModelOnly", "loaders", { model: ["MODEL"], lora_name: m("loras"), strength_model: FLOAT(1.0, -100.0, 100.0, 0.01) }, [
-      ["MODEL", "MODEL"],
-    ]),
-    def(
-      "UNETLoader",
-      "advanced/loaders",
-      { unet_name: m("diffusion_models"), weight_dtype: [["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"]] },
-      [["MODEL", "MODEL"]],
-      { display: "Load Diffusion Model" },
-    ),
-    def("VAELoader", "loaders", { vae_name: m("vae") }, [["VAE", "VAE"]], { display: "Load VAE" }),
-    def("CLIPLoader", "advanced/loaders", { clip_name: m("text_encoders"), type: [CLIP_TYPES] }, [["CLIP", "CLIP"]], {
-      optional: { device: [["default", "cpu"], { advanced: true }] },
-      display: "Load CLIP",
-    }),
-    def(
-      "DualCLIPLoader",
-      "advanced/loaders",
-      { clip_name1: m("text_encoders"), clip_name2: m("text_encoders"), type: [DUAL_CLIP_TYPES] },
-      [["CLIP", "CLIP"]],
-      { optional: { device: [["default", "cpu"], { advanced: true }] } },
-    ),
-    def("CLIPVisionLoader", "loaders", { clip_name: m("clip_vision") }, [["CLIP_VISION", "CLIP_VISION"]], { display: "Load CLIP Vision" }),
-    def("ControlNetLoader", "loaders", { control_net_name: m("controlnet") }, [["CONTROL_NET", "CONTROL_NET"]], {
-      display: "Load ControlNet Model",
-    }),
-    def("UpscaleModelLoader", "loaders", { model_name: m("upscale_models") }, [["UPSCALE_MODEL", "UPSCALE_MODEL"]], {
-      display: "Load Upscale Model",
-      module: "comfy_extras.nodes_upscale_model",
-    }),
-  ];
-  return Object.fromEntries(list.map((d) => [d.name, d]));
+}
+
+/** The core classes now: the fixture's definitions, the disk's files in every model and media combo. */
+function coreNodes() {
+  const out = { ...CORE };
+  const patch = (cls, inputs) => {
+    const d = out[cls];
+    if (!d) return;
+    const input = { ...d.input };
+    for (const section of ["required", "optional"]) {
+      for (const [name, values] of Object.entries(inputs)) {
+        const spec = input[section]?.[name];
+        if (comboValues(spec)) input[section] = { ...input[section], [name]: withValues(spec, values()) };
+      }
+    }
+    out[cls] = { ...d, input };
+  };
+  for (const [cls, inputs] of Object.entries(MODEL_INPUTS)) {
+    patch(cls, Object.fromEntries(Object.entries(inputs).map(([name, folder]) => [name, () => listFolder(folder) || []])));
+  }
+  patch("VAELoader", { vae_name: vaeList });
+  for (const [cls, inputs] of Object.entries(MEDIA_INPUTS)) {
+    patch(cls, Object.fromEntries(Object.entries(inputs).map(([name, kinds]) => [name, () => inputMedia(kinds)])));
+  }
+  return out;
+}
+
+/** ComfyUI's exists_annotated_filepath: "name [input|output|temp]", relative to that folder, or an absolute path. */
+function mediaExists(value) {
+  if (typeof value !== "string" || !value) return false;
+  const m = /^(.*) \[(input|output|temp)\]$/.exec(value);
+  const [name, root] = m ? [m[1], { input: cfg.inputDir, output: cfg.outputDir, temp: cfg.tempDir }[m[2]]] : [value, cfg.inputDir];
+  return isFileSync(isAbsolute(name) ? name : join(root, name));
 }
 
 const isFileSync = (p) => {
@@ -733,7 +677,12 @@ const statusData = (sid) => ({ status: { exec_info: { queue_remaining: queueRema
 const broadcastStatus = () => wsSend(null, "status", statusData());
 const queueItem = (p) => [p.number, p.id, p.prompt, { client_id: p.clientId }, p.outputs];
 
-/** Validate like ComfyUI: known classes, at least one output node, enum values present. */
+/**
+ * Validate like ComfyUI's validate_prompt: every class known, at least one output node, then from
+ * each output node up its links: required inputs present, links to nodes that exist, combo values
+ * in their list (media loaders: the file exists). The outputs whose nodes all pass are run; when
+ * none does, the prompt is refused with every node's errors.
+ */
 async function validatePrompt(prompt) {
   const info = await objectInfo();
   const error = (type, message, details = "", node_errors = {}) => ({ error: { type, message, details, extra_info: {} }, node_errors });
@@ -747,24 +696,61 @@ async function validatePrompt(prompt) {
   }
   if (!outputs.length) return error("prompt_no_outputs", "Prompt has no outputs");
   const nodeErrors = {};
-  for (const [id, node] of Object.entries(prompt)) {
-    const spec = { ...info[node.class_type].input.required, ...info[node.class_type].input.optional };
-    for (const [name, value] of Object.entries(node.inputs || {})) {
-      const s = spec[name];
-      if (!s || !Array.isArray(s[0]) || Array.isArray(value)) continue; // not an enum, or a link
-      if (!s[0].includes(value)) {
-        nodeErrors[id] ??= { errors: [], dependent_outputs: outputs, class_type: node.class_type };
-        nodeErrors[id].errors.push({
-          type: "value_not_in_list",
-          message: "Value not in list",
-          details: `${name}: '${value}' not in ${JSON.stringify(s[0])}`,
-          extra_info: { input_name: name, input_config: s, received_value: value },
-        });
+  const checked = new Map(); // node id -> valid
+  const check = (id, output) => {
+    if (checked.has(id)) return checked.get(id);
+    checked.set(id, true); // a cycle is ComfyUI's executor's problem, not validation's
+    const node = prompt[id];
+    const d = info[node.class_type];
+    const inputs = node.inputs || {};
+    const errors = [];
+    let linkedOk = true;
+    const add = (type, message, details, extra) => errors.push({ type, message, details, extra_info: extra });
+    for (const section of ["required", "optional"]) {
+      for (const [name, spec] of Object.entries(d.input?.[section] || {})) {
+        if (!Object.hasOwn(inputs, name)) {
+          if (section === "required") add("required_input_missing", "Required input is missing", name, { input_name: name });
+          continue;
+        }
+        const value = inputs[name];
+        if (Array.isArray(value)) {
+          if (value.length !== 2 || !Object.hasOwn(prompt, String(value[0]))) {
+            add("bad_linked_input", "Bad linked input, must be a length-2 list of [string, int]", name, {
+              input_name: name,
+              received_value: value,
+            });
+          } else if (!check(String(value[0]), output)) linkedOk = false;
+          continue;
+        }
+        if (MEDIA_INPUTS[node.class_type]?.[name]) {
+          if (!mediaExists(value))
+            add("custom_validation_failed", "Custom validation failed for node", `${name} - Invalid file: ${value}`, { input_name: name });
+          continue;
+        }
+        const values = comboValues(spec);
+        if (values && !values.includes(value)) {
+          add("value_not_in_list", "Value not in list", `${name}: '${value}' not in ${JSON.stringify(values)}`, {
+            input_name: name,
+            input_config: spec,
+            received_value: value,
+          });
+        }
       }
     }
-  }
-  if (Object.keys(nodeErrors).length) return error("prompt_outputs_failed_validation", "Prompt outputs failed validation", "", nodeErrors);
-  return { outputs };
+    if (errors.length) {
+      nodeErrors[id] ??= { errors, dependent_outputs: [], class_type: node.class_type };
+    }
+    if (nodeErrors[id] && !nodeErrors[id].dependent_outputs.includes(output)) nodeErrors[id].dependent_outputs.push(output);
+    const ok = !errors.length && linkedOk;
+    checked.set(id, ok);
+    return ok;
+  };
+  const good = outputs.filter((id) => {
+    checked.clear(); // each output walks its own graph, so every failing node names it
+    return check(id, id);
+  });
+  if (!good.length) return error("prompt_outputs_failed_validation", "Prompt outputs failed validation", "", nodeErrors);
+  return { outputs: good, nodeErrors };
 }
 
 async function runQueue() {
@@ -818,7 +804,8 @@ async function execute(p) {
       ];
       break;
     }
-    const output = runNode(node, p.prompt);
+    // only the outputs that passed validation run (the rest of the graph computes nothing here)
+    const output = p.outputs.includes(id) ? runNode(node, p.prompt) : null;
     if (output) {
       outputs[id] = output;
       wsSend(to, "executed", { node: id, display_node: id, output, prompt_id: p.id });
@@ -846,28 +833,111 @@ async function execute(p) {
   comfyLog(`Prompt executed in ${((Date.now() - started) / 1000).toFixed(2)} seconds`);
 }
 
-/** Output nodes write real PNGs; everything else is a no-op. */
+/**
+ * What an output node leaves: a small real file where the node would write it, and the entry its
+ * `ui` output puts in the history (which comfyui-api reads: every entry with a `filename`, from
+ * the top of OUTPUT_DIR). Other nodes compute nothing.
+ */
 function runNode(node, prompt) {
   const inputs = node.inputs || {};
-  if (node.class_type !== "SaveImage" && node.class_type !== "PreviewImage") return null;
-  const preview = node.class_type === "PreviewImage";
-  const prefix = preview ? `ComfyUI_temp_${randomUUID().slice(0, 5)}` : String(inputs.filename_prefix ?? "ComfyUI");
-  const root = preview ? cfg.tempDir : cfg.outputDir;
+  const prefix = String(inputs.filename_prefix ?? "ComfyUI");
+  switch (node.class_type) {
+    case "SaveImage":
+    case "PreviewImage": {
+      const preview = node.class_type === "PreviewImage";
+      const at = saveTarget(preview ? `ComfyUI_temp_${randomUUID().slice(0, 5)}` : prefix, preview ? cfg.tempDir : cfg.outputDir);
+      const filename = `${at.base}_${String(comfyCounter(at)).padStart(5, "0")}_.png`;
+      const src = upstreamSize(prompt, inputs.images);
+      const size = (v) => (Number.isInteger(v) && v > 0 ? Math.min(v, 2048) : 64);
+      writeFileSync(join(at.dir, filename), png(size(src.width), size(src.height), [0x40, 0x80, 0xc0]));
+      return { images: [{ filename, subfolder: at.subfolder, type: preview ? "temp" : "output" }] };
+    }
+    // comfy_extras.nodes_video: an mp4 shown as an animated image
+    case "SaveVideo": {
+      const at = saveTarget(String(inputs.filename_prefix ?? "video/ComfyUI"), cfg.outputDir);
+      const filename = `${at.base}_${String(comfyCounter(at)).padStart(5, "0")}_.mp4`;
+      writeFileSync(join(at.dir, filename), mediaBytes("mp4"));
+      return { images: [{ filename, subfolder: at.subfolder, type: "output" }], animated: [true] };
+    }
+    case "SaveAudio":
+    case "SaveAudioMP3":
+    case "SaveAudioOpus": {
+      const ext = { SaveAudio: "flac", SaveAudioMP3: "mp3", SaveAudioOpus: "opus" }[node.class_type];
+      const at = saveTarget(String(inputs.filename_prefix ?? "audio/ComfyUI"), cfg.outputDir);
+      const filename = `${at.base}_${String(comfyCounter(at)).padStart(5, "0")}_.${ext}`;
+      writeFileSync(join(at.dir, filename), mediaBytes(ext));
+      return { audio: [{ filename, subfolder: at.subfolder, type: "output" }] };
+    }
+    // VideoHelperSuite's Video Combine: <prefix>_00001.<ext> in output (or temp when save_output is
+    // false), listed under `gifs` with its format and frame rate
+    case "VHS_VideoCombine": {
+      const format = String(inputs.format ?? "image/gif");
+      const last = format.split(/[/-]/).at(-1).toLowerCase();
+      const ext = { prores: "mov", h264: "mp4", h265: "mp4" }[last] ?? last;
+      const output = inputs.save_output !== false;
+      const at = saveTarget(String(inputs.filename_prefix ?? "AnimateDiff"), output ? cfg.outputDir : cfg.tempDir);
+      const counter = nextCounter(at.dir, (f) => new RegExp(`^${escapeRe(at.base)}_(\\d+)\\D*\\..+$`).exec(f)?.[1]);
+      const filename = `${at.base}_${String(counter).padStart(5, "0")}.${ext}`;
+      writeFileSync(join(at.dir, filename), mediaBytes(ext));
+      const frameRate = typeof inputs.frame_rate === "number" ? inputs.frame_rate : 8;
+      const entry = { filename, subfolder: at.subfolder, type: output ? "output" : "temp", format, frame_rate: frameRate };
+      return { gifs: [{ ...entry, fullpath: join(at.dir, filename) }] };
+    }
+    default:
+      return null;
+  }
+}
+
+/** ComfyUI's get_save_image_path: the folder (made), file base and subfolder a prefix names under `root`. */
+function saveTarget(prefix, root) {
   const subfolder = dirname(prefix) === "." ? "" : dirname(prefix);
-  const base = basename(prefix);
   const dir = join(root, subfolder);
   mkdirSync(dir, { recursive: true });
-  // ComfyUI counts on from the highest counter already on disk for this prefix
+  return { dir, base: basename(prefix), subfolder };
+}
+
+/** ComfyUI counts on from the highest counter on disk among `<base>_<digits>_...` files, whatever their type. */
+const comfyCounter = ({ dir, base }) =>
+  nextCounter(dir, (f) => (f.startsWith(`${base}_`) ? /^(\d+)_/.exec(f.slice(base.length + 1))?.[1] : undefined));
+
+function nextCounter(dir, counterOf) {
   const taken = safeReaddir(dir)
-    .map((f) => f.startsWith(`${base}_`) && /^(\d{5})_\.png$/.exec(f.slice(base.length + 1)))
-    .filter(Boolean)
-    .map((m) => Number(m[1]));
-  const n = (taken.length ? Math.max(...taken) : 0) + 1;
-  const filename = `${base}_${String(n).padStart(5, "0")}_.png`;
-  const src = upstreamSize(prompt, inputs.images);
-  const size = (v) => (Number.isInteger(v) && v > 0 ? Math.min(v, 2048) : 64);
-  writeFileSync(join(dir, filename), png(size(src.width), size(src.height), [0x40, 0x80, 0xc0]));
-  return { images: [{ filename, subfolder, type: preview ? "temp" : "output" }] };
+    .map(counterOf)
+    .filter((c) => c !== undefined)
+    .map(Number);
+  return (taken.length ? Math.max(...taken) : 0) + 1;
+}
+const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** A few bytes with the right signature for a file type (the lab has no encoder, and nothing decodes them). */
+function mediaBytes(ext) {
+  const mp4 = () => {
+    // an ISO media file type box, then an empty free box
+    const ftyp = Buffer.concat([Buffer.from([0, 0, 0, 0x18]), Buffer.from("ftypisom"), Buffer.from([0, 0, 2, 0]), Buffer.from("isommp41")]);
+    return Buffer.concat([ftyp, Buffer.from([0, 0, 0, 8]), Buffer.from("free")]);
+  };
+  switch (ext) {
+    case "mp4":
+    case "mov":
+      return mp4();
+    case "png":
+      return png(8, 8, [0x40, 0x80, 0xc0]);
+    case "gif": // one transparent pixel
+      return Buffer.from("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b", "hex");
+    case "webm":
+    case "mkv": // the EBML magic
+      return Buffer.concat([Buffer.from([0x1a, 0x45, 0xdf, 0xa3]), Buffer.alloc(28)]);
+    case "flac": {
+      // "fLaC" and its one (last) metadata block, STREAMINFO: 4096-sample blocks, 44.1 kHz, mono, 16 bit, no samples
+      const info = Buffer.alloc(34);
+      info.writeUInt16BE(4096, 0);
+      info.writeUInt16BE(4096, 2);
+      info.writeBigUInt64BE((44100n << 44n) | (0n << 41n) | (15n << 36n), 10);
+      return Buffer.concat([Buffer.from("fLaC"), Buffer.from([0x80, 0, 0, 34]), info]);
+    }
+    default:
+      return Buffer.from(`stand-in ${ext} output\n`);
+  }
 }
 
 /** The first literal width/height found up the links (EmptyLatentImage, EmptyImage...), so the
@@ -921,6 +991,18 @@ function png(width, height, [r, g, b]) {
 }
 
 // ---------------------------------------------------------------- ComfyUI side (8188)
+
+const VIEW_TYPES = {
+  ".png": "image/png",
+  ".gif": "image/gif",
+  ".webp": "image/webp",
+  ".mp4": "video/mp4",
+  ".mov": "video/quicktime",
+  ".webm": "video/webm",
+  ".flac": "audio/flac",
+  ".mp3": "audio/mpeg",
+  ".opus": "audio/ogg",
+};
 
 async function comfyRoutes(req, res) {
   const url = new URL(req.url, "http://x");
@@ -992,7 +1074,7 @@ async function comfyRoutes(req, res) {
     queue.push(item);
     broadcastStatus();
     setImmediate(runQueue);
-    return send(res, 200, { prompt_id: item.id, number: item.number, node_errors: {} });
+    return send(res, 200, { prompt_id: item.id, number: item.number, node_errors: checked.nodeErrors });
   }
   if (route === "GET /prompt") return send(res, 200, { exec_info: { queue_remaining: queueRemaining() } });
   if (route === "GET /queue")
@@ -1031,7 +1113,7 @@ async function comfyRoutes(req, res) {
     const sub = url.searchParams.get("subfolder") || "";
     if (!root || !name || name.includes("..") || sub.includes("..")) return send(res, 400, "bad request", "text/plain");
     try {
-      return send(res, 200, readFileSync(join(root, sub, name)), "image/png");
+      return send(res, 200, readFileSync(join(root, sub, name)), VIEW_TYPES[extname(name).toLowerCase()] ?? "application/octet-stream");
     } catch {
       return send(res, 404, "404: Not Found", "text/plain");
     }
@@ -1066,6 +1148,7 @@ async function main() {
   for (const d of [cfg.outputDir, cfg.inputDir]) mkdirSync(d, { recursive: true });
   if (cfg.startupDelayMs) await sleep(cfg.startupDelayMs);
   comfyLog(`ComfyUI version: ${COMFY_VERSION}`);
+  loadCore();
   importTimes(await loadPacks());
   servers.push(await serve(comfyRoutes, cfg.comfyPort, wsUpgrade));
   comfyLog("Starting server\n");
