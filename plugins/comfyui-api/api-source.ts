@@ -6,6 +6,8 @@
 //   2. a base URL: env FLOW_COMFYUI_API_URL, else the plugin's `source.url`, else GitHub's raw files
 //      at the version's tag; `{version}` in it is replaced. Files at a tag never change, so a copy
 //      is kept 30 days; --offline uses the cached copy only.
+// comfyui-api's own prompt for an LLM that writes an endpoint (workflow:generate --llm) is read
+// from the same place, on demand only: api:workflows never needs it.
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
@@ -79,33 +81,62 @@ async function fromDir(dir: string, wanted: string): Promise<LoadedSources> {
   return sources(texts, dir, wanted);
 }
 
-async function fromUrl(base: string, o: LoadSourceOptions): Promise<LoadedSources> {
+/** One file of comfyui-api at `base`, through the cache; `why` says what flow needs it for. */
+async function fetchSourceFile(base: string, f: string, o: LoadSourceOptions, why: string): Promise<{ text: string; warnings: string[] }> {
   const slot = createHash("sha256").update(base).digest("hex").slice(0, 12);
+  try {
+    const r = await fetchCached({
+      url: new URL(f, base).href,
+      name: `comfyui-api/${slot}/${f}`,
+      cacheDir: o.cacheDir,
+      offline: o.offline,
+      maxAgeMs: 30 * DAY_MS,
+    });
+    return { text: r.body.toString("utf8"), warnings: r.warnings };
+  } catch (e) {
+    if (e instanceof CacheError) {
+      throw new TaskError(
+        `comfyui-api ${o.version}'s ${f}, needed to ${why}: ${e.message} ` +
+          `(set FLOW_COMFYUI_API_URL to a mirror, or FLOW_COMFYUI_API_SRC to a comfyui-api checkout)`,
+      );
+    }
+    throw e;
+  }
+}
+
+async function fromUrl(base: string, o: LoadSourceOptions): Promise<LoadedSources> {
   const texts: string[] = [];
   const warnings: string[] = [];
   for (const f of SOURCE_FILES) {
-    try {
-      const r = await fetchCached({
-        url: new URL(f, base).href,
-        name: `comfyui-api/${slot}/${f}`,
-        cacheDir: o.cacheDir,
-        offline: o.offline,
-        maxAgeMs: 30 * DAY_MS,
-      });
-      texts.push(r.body.toString("utf8"));
-      warnings.push(...r.warnings);
-    } catch (e) {
-      if (e instanceof CacheError) {
-        throw new TaskError(
-          `comfyui-api ${o.version}'s ${f}, needed to type-check workflows: ${e.message} ` +
-            `(set FLOW_COMFYUI_API_URL to a mirror, or FLOW_COMFYUI_API_SRC to a comfyui-api checkout)`,
-        );
-      }
-      throw e;
-    }
+    const r = await fetchSourceFile(base, f, o, "type-check workflows");
+    texts.push(r.text);
+    warnings.push(...r.warnings);
   }
   const s = sources(texts, base, o.version);
   return { ...s, warnings: [...warnings, ...s.warnings] };
+}
+
+/** comfyui-api's prompt for an LLM that turns an API-format workflow into an endpoint; in its repository's root. */
+export const ENDPOINT_PROMPT_FILE = "claude-endpoint-creation-prompt.md";
+
+/** That prompt, from the same checkout or base URL as the sources (never a copy kept in flow). */
+export async function loadEndpointPrompt(o: LoadSourceOptions): Promise<{ text: string; origin: string; warnings: string[] }> {
+  const env = o.env ?? process.env;
+  const dir = env.FLOW_COMFYUI_API_SRC || o.settings?.dir;
+  if (dir) {
+    const abs = resolve(o.projectDir ?? ".", dir);
+    try {
+      return { text: await readFile(join(abs, ENDPOINT_PROMPT_FILE), "utf8"), origin: abs, warnings: [] };
+    } catch (e) {
+      throw new TaskError(
+        `comfyui-api source ${abs}: cannot read ${ENDPOINT_PROMPT_FILE} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ` +
+          `--llm sends comfyui-api's own prompt, so FLOW_COMFYUI_API_SRC / source.dir must be a comfyui-api checkout that has it`,
+      );
+    }
+  }
+  const base = sourceUrl(o.version, o.settings?.url, env);
+  const r = await fetchSourceFile(base, ENDPOINT_PROMPT_FILE, o, "ask an LLM for an endpoint (--llm)");
+  return { text: r.text, origin: base, warnings: r.warnings };
 }
 
 function sources([types, config, packageJson]: string[], origin: string, wanted: string): LoadedSources {

@@ -16,6 +16,7 @@ import { factsCommand, parseFacts, restartCommand, restartDue, syncCommand, tail
 import { analyzeCached, checkLocal, readLocalWorkflows, workflowsDirOf, type LocalWorkflows } from "./local.ts";
 import { containerOf, DEFAULT_API_VERSION, type ComfyuiApiOptions } from "./options.ts";
 import { runVerify } from "./verify-run.ts";
+import { staleEndpoints, staleMessage } from "../workflow/stale.ts";
 import type { WorkflowsTaskOptions } from "./workflows.ts";
 
 const root = { sudo: true } as const;
@@ -37,6 +38,8 @@ export async function syncWorkflows(ctx: TaskContext, o: Partial<WorkflowsTaskOp
   await ctx.step("workflows in the project", async () => {
     local = readLocalWorkflows(ctx.projectDir, workflowsDirOf(ctx.projectDir, o.dir, plugin.workflowsDir));
     for (const f of local.ignored) ctx.warn(`${local.shown}${f}: not a workflow (.ts or .js), not sent`);
+    const endpoints = local.files.map((f) => ({ shown: `${local.shown}${f.rel}`, text: f.data.toString("utf8") }));
+    for (const s of staleEndpoints(ctx.projectDir, endpoints)) ctx.warn(staleMessage(s));
     return { status: "ok", note: `${local.files.length} in ${local.shown}` };
   });
   const analysed = local.files.map((f) => analyzeCached(f));

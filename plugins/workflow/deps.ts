@@ -1,9 +1,11 @@
 // workflow:deps: the node packs and model files each workflow needs, as text tables and as the
 // flow.workflow-deps/1 data event. Local and read-only: one step per file, a bad file named and skipped.
+import { resolve } from "node:path";
 import type { TaskContext } from "../../lib/index.ts";
 import { buildDepsReport, renderDepsText, DEPS_SCHEMA, type DepsReport } from "../../lib/comfy/deps-report.ts";
 import { readWorkflowFile, workflowFiles } from "../shared/workflow-files.ts";
 import { analyse, loadRef, resolveIndex } from "./analyse.ts";
+import { staleWarnings } from "./stale.ts";
 import type { DepsOptions } from "./index.ts";
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
@@ -14,9 +16,12 @@ const addSourceHint = (names: string[]) =>
   "Add each to the flowfile's models map, e.g.\n" +
   `  models: { ${JSON.stringify(names[0])}: "https://huggingface.co/<owner>/<repo>/resolve/main/<path>" }`;
 
-export async function runDeps(ctx: TaskContext, o: DepsOptions): Promise<void> {
+export async function runDeps(ctx: TaskContext, o: DepsOptions, workflowsDir = "workflows"): Promise<void> {
   const t0 = performance.now();
   const files = workflowFiles(ctx.projectDir, o.file);
+  // endpoints generated from these templates before they changed: what is deployed no longer matches them
+  const named = o.file?.length ? files.map((f) => f.abs) : undefined;
+  for (const w of staleWarnings(ctx.projectDir, resolve(ctx.projectDir, workflowsDir), named)) ctx.warn(w);
   const ref = await loadRef(ctx, o.offline);
   const index = await resolveIndex(ref, o.objectInfo);
   const tRef = performance.now();
