@@ -58,7 +58,10 @@ export function prepareApiPrompt(exported: ApiPrompt, objectInfo: ObjectInfo): P
     const was = node.class_type;
     // the exported file stays the value (the generator makes it the required media field)
     const file = Object.values(node.inputs).find((v): v is string => typeof v === "string" && v !== "") ?? "input.png";
-    prompt[id] = { class_type: swap.loader, inputs: { [swap.input]: file }, ...(node._meta ? { _meta: node._meta } : {}) };
+    // a title that only named the old class would now name the wrong one; the user's own title stays
+    const title = node._meta?.title;
+    const own = title !== undefined && title !== was && title !== ownDef.display_name;
+    prompt[id] = { class_type: swap.loader, inputs: { [swap.input]: file }, ...(own ? { _meta: node._meta } : {}) };
     changes.push(`${id} (${was}): ${swap.loader}, which comfyui-api fills from a URL or base64 input`);
   }
   return { prompt, changes };

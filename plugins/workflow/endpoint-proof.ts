@@ -3,14 +3,51 @@
 //   roundTrip  loaded as comfyui-api loads it (./endpoint-eval.ts), generateWorkflow(RequestSchema.parse(
 //              the exported values)) is the exported API prompt, input for input;
 //   params     changing one parameter changes exactly the node inputs it names, nothing else.
-// A file an LLM wrote has no parameter list: see proveLlm for the rule it is held to instead.
+// A file an LLM wrote has no parameter list: see judgeLlm for the rule it is held to instead.
 // Every failure is a problem line (what, where); nothing in the file can make the proof throw.
+//
+// Only the generator's own files (params given) run in flow's process. Any other file is text flow did
+// not write (an LLM's reply can be steered by what it reads): it runs in a child process (observeInChild)
+// that holds none of flow's secrets and cannot read the project, and reports what the file did; the
+// judging stays here.
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { isDeepStrictEqual } from "node:util";
+import { z } from "zod";
 import type { ObjectInfo } from "../../lib/comfy/data-schemas.ts";
 import type { EndpointParam } from "../../lib/comfy/endpoint-gen.ts";
 import type { ApiPrompt } from "../../lib/comfy/workflow-read.ts";
+import { CUSTOM_LOADER_INPUTS, folderListingsFromObjectInfo, mergeLoaderInputs } from "../../lib/comfy/custom-loaders.ts";
+import {
+  CORE_LOADER_INPUTS,
+  FOLDER_ALIASES,
+  INPUT_NAME_FOLDERS,
+  MODEL_FOLDERS,
+  canonicalFolder,
+  hasModelExtension,
+} from "../../lib/comfy/model-folders.ts";
+import { getOwn } from "../../lib/comfy/own-keys.ts";
+import { PACKAGE_ROOT } from "../../lib/package-root.ts";
 import { formatTypeProblem, typecheckWorkflows, type ApiSources, type TypeProblem } from "../comfyui-api/typecheck.ts";
-import { configStandIn, loadWorkflow, type ConfigStandIn, type LoadedWorkflow, type ZodIssueLike } from "./endpoint-eval.ts";
+import {
+  ALT_MODEL_FILE,
+  MEDIA_URL,
+  Runner,
+  loadWorkflow,
+  message,
+  normalize,
+  show,
+  standInFromListing,
+  transpileWorkflow,
+  type ConfigStandIn,
+  type LlmObservation,
+  type Prompt,
+  type StandInListing,
+} from "./endpoint-eval.ts";
 
 /** A parameter as the generator describes it. */
 export type ProofParam = EndpointParam;
@@ -28,6 +65,8 @@ export interface ProofInput {
   objectInfo: ObjectInfo;
   /** comfyui-api's src/types.ts, src/config.ts, package.json */
   api: ApiSources;
+  /** how long an LLM-written file may take to load and generate in the child process (CHILD_TIME_LIMIT_MS) */
+  timeLimitMs?: number;
 }
 
 export interface ProofResult {
@@ -40,12 +79,6 @@ export interface ProofResult {
 
 /** How many differences one problem list shows before "... and N more". */
 const MAX_DIFFS = 10;
-/** A value every media input accepts in comfyui-api (it downloads URLs before ComfyUI sees them). */
-const MEDIA_URL = "https://example.com/x.png";
-const GENERATE_TIMEOUT_MS = 10_000;
-
-type Node = { class_type: string; inputs: Record<string, unknown> };
-type Prompt = Record<string, Node>;
 
 export async function proveEndpoint(i: ProofInput): Promise<ProofResult> {
   return (await proveEndpoints([i]))[0]!;
@@ -99,13 +132,21 @@ async function proveLoaded(i: ProofInput, typeProblems: TypeProblem[]): Promise<
     const v = p.kind === "model" && p.folder && p.targets[0] ? inputAt(exported, p.targets[0]) : undefined;
     return typeof v === "string" ? [{ folder: p.folder!, file: v }] : [];
   });
-  const standIn = configStandIn(i.objectInfo, i.prompt, modelFiles);
-  const loaded = loadWorkflow(i.rel, i.source, standIn);
-  r.problems.push(...loaded.problems);
-  if (loaded.workflow) {
-    const run = new Runner(loaded.workflow);
-    if (i.params) await proveGenerated(run, i.params, exported, standIn, r);
-    else await proveLlm(run, exported, r);
+  const listing = standInListing(i.objectInfo, i.prompt, modelFiles);
+  if (i.params) {
+    const standIn = standInFromListing(listing);
+    const loaded = loadWorkflow(i.rel, i.source, standIn);
+    r.problems.push(...loaded.problems);
+    if (loaded.workflow) await proveGenerated(new Runner(loaded.workflow), i.params, exported, standIn, r);
+  } else {
+    // transpiling runs nothing of the file: syntax errors are named here, the rest is the child's
+    const t = transpileWorkflow(i.rel, i.source);
+    const seen = "js" in t ? await observeInChild(i.rel, t.js, listing, i.timeLimitMs ?? CHILD_TIME_LIMIT_MS) : { load: t.problems };
+    if (typeof seen === "string") r.problems.push(seen);
+    else {
+      r.problems.push(...seen.load);
+      if (seen.run) judgeLlm(seen.run, exported, r);
+    }
   }
   r.ok = !r.problems.length && r.checks.typecheck && r.checks.roundTrip && r.checks.params;
   return r;
@@ -220,7 +261,7 @@ function candidates(p: ProofParam, current: unknown, standIn: ConfigStandIn): un
 
 /**
  * An LLM-written file has no parameter list, so which inputs are parameters is not known up front.
- * The rule it is held to:
+ * The rule it is held to (the child process exercises the file: ./endpoint-eval-child.ts):
  *  - RequestSchema.parse accepts the required fields filled with placeholders (strings "flow-proof");
  *  - the prompt it generates has exactly the export's node ids and class_types;
  *  - every input that is a link (["id", slot]) on either side is identical: the graph is the export's;
@@ -230,50 +271,38 @@ function candidates(p: ProofParam, current: unknown, standIn: ConfigStandIn): un
  *    "at most N scalars differ", each allowed difference is accounted for, and listed in `notes`.
  *  - params: every field with a value, when varied, changes at least one input.
  */
-async function proveLlm(run: Runner, exported: Prompt, r: ProofResult) {
-  const shape = run.shape();
-  if (!shape) {
+function judgeLlm(seen: NonNullable<LlmObservation["run"]>, exported: Prompt, r: ProofResult) {
+  if (!seen.shape) {
     r.problems.push("RequestSchema is not a zod object (z.object({...}))");
     return;
   }
-  const filled: Record<string, unknown> = {};
-  for (const [k, field] of Object.entries(shape)) {
-    if (fieldAccepts(field, undefined)) continue; // optional or defaulted
-    const v = placeholders(field).find((c) => fieldAccepts(field, c));
-    if (v === undefined) r.problems.push(`round trip: required field "${k}" accepts none of the placeholders tried`);
-    else filled[k] = v;
-  }
-  const base = run.parse(filled);
-  if (!base.ok) {
-    r.problems.push(`round trip: RequestSchema rejects the required fields filled with placeholders: ${base.error}`);
+  for (const k of seen.unfilled) r.problems.push(`round trip: required field "${k}" accepts none of the placeholders tried`);
+  if (seen.rejected !== undefined) {
+    r.problems.push(`round trip: RequestSchema rejects the required fields filled with placeholders: ${seen.rejected}`);
     return;
   }
-  const generated = await run.generate(base.data);
+  const generated = reported(seen.generated);
   if (typeof generated === "string") {
     r.problems.push(`round trip: ${generated}`);
     return;
   }
-  const input = base.data as Record<string, unknown>;
 
-  // what each field reaches: vary it alone and see which inputs move
+  // what each field reaches: varied alone, which inputs moved
   const reach = new Map<string, string[]>();
   const beforeParams = r.problems.length;
-  for (const [k, field] of Object.entries(shape)) {
-    if (input[k] === undefined) continue;
-    const tried = alternatives(field, input[k]);
-    const variant = run.vary(input, k, input[k], tried);
-    if (!variant) {
-      r.notes.push(`field "${k}": no other value accepted, not varied`);
+  for (const f of seen.fields) {
+    if (f.tried === undefined) {
+      r.notes.push(`field "${f.key}": no other value accepted, not varied`);
       continue;
     }
-    const changed = await run.generate(variant.data);
+    const changed = reported(f.changed);
     if (typeof changed === "string") {
-      r.problems.push(`field "${k}" = ${show(variant.value)}: ${changed}`);
+      r.problems.push(`field "${f.key}" = ${f.tried}: ${changed}`);
       continue;
     }
     const keys = [...new Set(diffPrompts(generated, changed).map(diffKey))];
-    reach.set(k, keys);
-    if (!keys.length) r.problems.push(`field "${k}" (set to ${show(variant.value)}) changes nothing in the prompt`);
+    reach.set(f.key, keys);
+    if (!keys.length) r.problems.push(`field "${f.key}" (set to ${f.tried}) changes nothing in the prompt`);
   }
   r.checks.params = r.problems.length === beforeParams;
 
@@ -290,151 +319,226 @@ async function proveLlm(run: Runner, exported: Prompt, r: ProofResult) {
   r.checks.roundTrip = r.problems.length === beforeRt;
 }
 
-// ---------- zod 3 schemas, read without trusting them ----------
-
-type ZodLike = { _def?: Record<string, unknown>; safeParse?: (v: unknown) => { success: boolean } };
-
-function fieldAccepts(field: unknown, v: unknown): boolean {
-  try {
-    return (field as ZodLike).safeParse?.(v).success === true;
-  } catch {
-    return false;
-  }
+/** A prompt the child reported (normalized there, checked again here: it is the file's output), or its problem. */
+function reported(v: unknown): Prompt | string {
+  if (typeof v === "string") return v;
+  const p = normalize(v);
+  return typeof p === "string" ? `the child process reported no prompt: ${p}` : p;
 }
 
-/** The schema under optional/default/nullable/effects wrappers. */
-function unwrap(s: unknown): ZodLike | undefined {
-  let cur = s as ZodLike | undefined;
-  for (let depth = 0; depth < 20; depth++) {
-    const d = cur?._def;
-    if (!d) break;
-    const t = d.typeName;
-    const next = d.innerType ?? (t === "ZodEffects" ? d.schema : t === "ZodPipeline" ? d.in : t === "ZodBranded" ? d.type : undefined);
-    if (!next) break;
-    cur = next as ZodLike;
-  }
-  return cur;
+// ---------- the config stand-in's data ----------
+
+/** The string options of a combo input spec (`[[...options], {...}]` or `["COMBO", { options }]`). */
+function comboOptions(spec: unknown): string[] | undefined {
+  if (!Array.isArray(spec)) return undefined;
+  const [type, opts] = spec as [unknown, unknown];
+  const list = Array.isArray(type)
+    ? type
+    : type === "COMBO" && typeof opts === "object" && opts !== null && Array.isArray((opts as { options?: unknown }).options)
+      ? (opts as { options: unknown[] }).options
+      : undefined;
+  return list && list.every((o) => typeof o === "string") ? (list as string[]) : undefined;
 }
 
-function numberBounds(t: ZodLike): { min?: number; max?: number; int: boolean } {
-  const checks = (t._def?.checks as { kind: string; value?: number }[] | undefined) ?? [];
-  return {
-    min: checks.find((c) => c.kind === "min")?.value,
-    max: checks.find((c) => c.kind === "max")?.value,
-    int: checks.some((c) => c.kind === "int"),
+function ksamplerOptions(oi: ObjectInfo, input: string): string[] | undefined {
+  const def = getOwn(oi, "KSampler");
+  return comboOptions(getOwn(def?.input?.required, input) ?? getOwn(def?.input?.optional, input));
+}
+
+/** Model files the prompt names, by canonical folder: what the endpoint's defaults are. */
+function promptModelFiles(prompt: ApiPrompt, extra: { folder: string; file: string }[]): Map<string, Set<string>> {
+  const loaders = mergeLoaderInputs(CORE_LOADER_INPUTS, CUSTOM_LOADER_INPUTS);
+  const out = new Map<string, Set<string>>();
+  const add = (folder: string, file: unknown) => {
+    if (typeof file !== "string" || !file) return;
+    const f = canonicalFolder(folder) ?? folder;
+    if (!out.has(f)) out.set(f, new Set());
+    out.get(f)!.add(file);
   };
-}
-
-function enumValues(t: ZodLike): unknown[] {
-  const d = t._def ?? {};
-  if (d.typeName === "ZodEnum" && Array.isArray(d.values)) return d.values;
-  if (d.typeName === "ZodNativeEnum" && typeof d.values === "object" && d.values) return Object.values(d.values);
-  if (d.typeName === "ZodLiteral") return [d.value];
-  if (d.typeName === "ZodUnion" && Array.isArray(d.options)) return d.options.flatMap((o) => enumValues(unwrap(o) ?? {}));
-  return [];
-}
-
-/** Values to fill a required field with when nothing says what it means. */
-function placeholders(field: unknown): unknown[] {
-  const t = unwrap(field) ?? {};
-  const { min, max } = numberBounds(t);
-  return ["flow-proof", MEDIA_URL, ...enumValues(t), 1, 0, min, max, true, false].filter((v) => v !== undefined);
-}
-
-/** Other values for a field currently `current`, by its schema's type. */
-function alternatives(field: unknown, current: unknown): unknown[] {
-  const t = unwrap(field) ?? {};
-  const list: unknown[] = [...enumValues(t)];
-  if (typeof current === "number") {
-    const { min, max, int } = numberBounds(t);
-    list.push(current + 1, current - 1, ...(int ? [] : [current + 0.1, current - 0.1]), min, max);
-  } else if (typeof current === "boolean") list.push(!current);
-  else if (typeof current === "string") list.push("flow-proof", "flow-proof-2", MEDIA_URL);
-  return [...new Set(list)].filter((v) => v !== undefined && !isDeepStrictEqual(v, current));
-}
-
-// ---------- running the loaded file ----------
-
-class Runner {
-  constructor(private wf: LoadedWorkflow) {}
-
-  shape(): Record<string, unknown> | undefined {
-    try {
-      const s = (this.wf.RequestSchema as { shape?: unknown }).shape;
-      return typeof s === "object" && s !== null ? (s as Record<string, unknown>) : undefined;
-    } catch {
-      return undefined;
+  for (const node of Object.values(prompt)) {
+    const inputs = node?.inputs ?? {};
+    const known = loaders.get(node?.class_type);
+    for (const [name, value] of Object.entries(inputs)) {
+      const l = known?.find((k) => k.input === name);
+      if (l) add(l.folder, value);
+      else if (typeof value === "string" && hasModelExtension(value) && getOwn(INPUT_NAME_FOLDERS, name))
+        add(getOwn(INPUT_NAME_FOLDERS, name)!, value);
     }
   }
+  for (const e of extra) add(e.folder, e.file);
+  return out;
+}
 
-  parse(v: Record<string, unknown>): { ok: true; data: unknown } | { ok: false; error: string } {
-    try {
-      const r = this.wf.RequestSchema.safeParse(v);
-      if (r.success) return { ok: true, data: r.data };
-      return { ok: false, error: issues(r.error?.issues ?? []) };
-    } catch (e) {
-      return { ok: false, error: `RequestSchema.parse throws: ${message(e)}` };
-    }
+/**
+ * What comfyui-api's config holds on a host with this object_info (./endpoint-eval.ts builds the
+ * config from it): samplers / schedulers are the object_info's KSampler combos; each model folder
+ * holds the object_info's listing plus the files the prompt names, plus ALT_MODEL_FILE. Every known
+ * folder and alias is there, as on a host whose models folder ComfyUI created; a folder nothing names
+ * holds only ALT_MODEL_FILE, so a default naming a file the host lacks fails to parse here as it would there.
+ */
+function standInListing(oi: ObjectInfo, prompt: ApiPrompt, modelFiles: { folder: string; file: string }[]): StandInListing {
+  const named = promptModelFiles(prompt, modelFiles);
+  const listed = folderListingsFromObjectInfo(oi);
+  // without a KSampler definition the prompt's own choices are all that is known to be valid
+  const fromPrompt = (input: string) =>
+    [...new Set(Object.values(prompt).map((n) => n?.inputs?.[input]))].filter((v): v is string => typeof v === "string");
+  const samplers = ksamplerOptions(oi, "sampler_name") ?? fromPrompt("sampler_name");
+  const schedulers = ksamplerOptions(oi, "scheduler") ?? fromPrompt("scheduler");
+  const folders: Record<string, string[]> = Object.create(null);
+  for (const f of new Set([...Object.keys(MODEL_FOLDERS), ...Object.keys(FOLDER_ALIASES), ...named.keys(), ...Object.keys(listed)])) {
+    const canon = canonicalFolder(f) ?? f;
+    // comfyui-api sorts the folder's listing
+    folders[f] = [...new Set([...(getOwn(listed, canon) ?? []), ...(named.get(canon) ?? []), ALT_MODEL_FILE])].sort();
   }
+  return { samplers, schedulers, folders };
+}
 
-  /**
-   * The first candidate the schema accepts for `key` and that parses to another value; undefined if
-   * none. `values` is the parsed base input: every other field keeps its value (a random seed default
-   * drawn again would change the seed too).
-   */
-  vary(values: unknown, key: string, current: unknown, tried: unknown[]): { value: unknown; data: unknown } | undefined {
-    for (const c of tried) {
-      const r = this.parse({ ...(values as Record<string, unknown>), [key]: c });
-      if (r.ok && !isDeepStrictEqual((r.data as Record<string, unknown>)[key], current)) return { value: c, data: r.data };
-    }
-    return undefined;
+// ---------- the child process a file flow did not write runs in ----------
+
+/** How long the child may take for the whole file: loading, then every parse and generateWorkflow call. */
+export const CHILD_TIME_LIMIT_MS = 20_000;
+/** V8's heap cap in the child (ArrayBuffers are outside it: the time limit bounds those). */
+const CHILD_HEAP_MB = 256;
+/** The most the child may answer (a large workflow's prompt once per field is a few MB). */
+const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
+
+// what the child reports is the file's doing as much as the child's: read as data, never trusted as shaped
+const Answer = z.object({
+  load: z.array(z.string()),
+  run: z
+    .object({
+      shape: z.boolean(),
+      unfilled: z.array(z.string()),
+      rejected: z.string().optional(),
+      generated: z.unknown(),
+      fields: z.array(z.object({ key: z.string(), tried: z.string().optional(), changed: z.unknown() })),
+    })
+    .optional(),
+});
+
+/**
+ * Evaluate the transpiled file in a child process and return what it reports, or a problem. The child is
+ * process.execPath with an empty environment (no OPENROUTER_API_KEY, HF_TOKEN, ...), an empty temporary
+ * cwd removed afterwards, and Node's permission model: it may read flow's code and zod only (not the
+ * project, not its .env), and write nothing, start no process, worker, addon or inspector (the child
+ * also gives up process.kill: ./endpoint-eval-child.ts). Its heap is capped and a synchronous endless
+ * loop is killed at the time limit. Node 20's permission model does not restrict the network: with no
+ * environment and nothing of the user's readable, the file has nothing of theirs to send.
+ * The answer is data the file could forge (it runs in the child's process); that buys it nothing a file
+ * that behaves only while proven would not get: the proof catches mistakes, the child keeps secrets out of reach.
+ */
+async function observeInChild(rel: string, js: string, listing: StandInListing, limitMs: number): Promise<LlmObservation | string> {
+  let child: ChildEntry;
+  try {
+    child = await childEntry();
+  } catch (e) {
+    return `load: ${rel}: the proof's child process cannot start: ${message(e)}`;
   }
+  const cwd = mkdtempSync(join(tmpdir(), "flow-proof-"));
+  try {
+    // the bundle (from the sources) goes in the cwd: no other file of the child's to read
+    const file = "code" in child ? join(cwd, "endpoint-eval-child.mjs") : child.file;
+    if ("code" in child) writeFileSync(file, child.code);
+    const read = "code" in child ? [file] : child.read;
+    const args = [...permissionArgs(read), `--max-old-space-size=${CHILD_HEAP_MB}`, "--no-warnings", file];
+    return await runChild(rel, args, cwd, JSON.stringify({ rel, js, listing }), limitMs);
+  } finally {
+    rmSync(cwd, { recursive: true, force: true });
+  }
+}
 
-  /** generateWorkflow's prompt as comfyui-api sends it to ComfyUI (JSON), or a problem. */
-  async generate(input: unknown): Promise<Prompt | string> {
-    let out: unknown;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      // a promise that never settles must not hang the proof (a loop that never returns cannot be stopped in-process)
-      const late = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`did not return within ${GENERATE_TIMEOUT_MS / 1000} s`)), GENERATE_TIMEOUT_MS);
-      });
-      out = await Promise.race([Promise.resolve().then(() => this.wf.generateWorkflow(input)), late]);
-    } catch (e) {
-      return `generateWorkflow throws: ${message(e)}`;
-    } finally {
+function runChild(rel: string, args: string[], cwd: string, job: string, limitMs: number): Promise<LlmObservation | string> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, args, { cwd, env: {}, stdio: ["pipe", "ignore", "pipe", "pipe"] });
+    const answer: Buffer[] = [];
+    let size = 0;
+    let stderr = "";
+    let stopped: string | undefined;
+    const stop = (why: string) => {
+      stopped ??= why;
+      p.kill("SIGKILL");
+    };
+    const timer = setTimeout(() => stop(`did not finish loading and generating in ${limitMs / 1000} s: stopped`), limitMs);
+    p.stdio[3]!.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_ANSWER_BYTES) stop(`the proof's child process answered more than ${MAX_ANSWER_BYTES / 2 ** 20} MB: stopped`);
+      else answer.push(c);
+    });
+    p.stderr!.on("data", (c: Buffer) => (stderr = (stderr + c.toString("utf8")).slice(-4000)));
+    p.stdin!.on("error", () => {}); // a child that dies before reading it all: its exit says why
+    p.stdin!.end(job);
+    p.on("error", (e) => {
       clearTimeout(timer);
-    }
-    const n = normalize(out);
-    return typeof n === "string" ? `generateWorkflow's result is not a ComfyUI prompt: ${n}` : n;
-  }
+      resolve(`load: ${rel}: the proof's child process cannot start: ${e.message}`);
+    });
+    p.on("close", (code, signal) => {
+      clearTimeout(timer);
+      if (stopped) return resolve(`load: ${rel} ${stopped}`);
+      if (/heap out of memory/.test(stderr)) return resolve(`load: ${rel} ran out of memory (${CHILD_HEAP_MB} MB) loading and generating`);
+      const text = Buffer.concat(answer).toString("utf8");
+      const last = stderr.trim().split("\n").filter(Boolean).slice(-3).join(" / ");
+      if (code !== 0 || !text)
+        return resolve(
+          `load: ${rel}: the file ended the proof's child process (${signal ?? `exit code ${code}`})${last ? `: ${last}` : ""}`,
+        );
+      let j: unknown;
+      try {
+        j = JSON.parse(text);
+      } catch (e) {
+        return resolve(`load: ${rel}: the proof's child process answered no JSON (${message(e)})`);
+      }
+      const a = Answer.safeParse(j);
+      resolve(a.success ? a.data : `load: ${rel}: the proof's child process answered something else: ${a.error.issues[0]?.message}`);
+    });
+  });
 }
 
-function issues(list: ZodIssueLike[]): string {
-  const shown = list.slice(0, 5).map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`);
-  return shown.join("; ") + (list.length > 5 ? `; and ${list.length - 5} more` : "");
+type ChildEntry = { file: string; read: string[] } | { code: string };
+let entry: Promise<ChildEntry> | undefined;
+
+/**
+ * The child's code and what it may read. Run from dist/: dist's own child entry, reading dist/ and
+ * zod's folder (not flow's whole folder: a checkout may hold the project's .env). Run from the sources
+ * (tsx, jiti): the entry bundled here by esbuild into one file, zod inlined, the one file the child may
+ * read; loading .ts in the child would need tsx's module hooks (a worker thread) or esbuild (a child
+ * process), and the child may start neither.
+ */
+function childEntry(): Promise<ChildEntry> {
+  entry ??= (async (): Promise<ChildEntry> => {
+    if (!import.meta.url.endsWith(".ts")) {
+      const file = join(PACKAGE_ROOT, "dist/plugins/workflow/endpoint-eval-child.mjs");
+      if (!existsSync(file)) throw new Error(`${file} is missing (npm run build makes it)`);
+      const dist = join(PACKAGE_ROOT, "dist");
+      const zod = dirname(createRequire(import.meta.url).resolve("zod/package.json"));
+      // Node opens modules by their real path; a symlinked install (npm link) is read by both
+      return { file, read: [...new Set([dist, realpathSync(dist), zod, realpathSync(zod)])] };
+    }
+    const { build } = await import("esbuild");
+    const out = await build({
+      entryPoints: [fileURLToPath(new URL("./endpoint-eval-child.ts", import.meta.url))],
+      bundle: true,
+      write: false,
+      format: "esm",
+      platform: "node",
+      target: "node20",
+      logLevel: "silent",
+    });
+    return { code: out.outputFiles[0]!.text };
+  })().catch((e: unknown) => {
+    entry = undefined; // a failure is retried by the next proof, not remembered
+    throw e;
+  });
+  return entry;
+}
+
+/** The permission model's flags: reads only, of `read`; one flag per path (Node 20.20 does not split a list at commas). */
+function permissionArgs(read: string[]): string[] {
+  // later Nodes call the flag --permission; Node 20 has only the experimental one
+  const flag = process.allowedNodeEnvironmentFlags.has("--permission") ? "--permission" : "--experimental-permission";
+  return [flag, ...read.map((r) => `--allow-fs-read=${r}`)];
 }
 
 // ---------- prompts ----------
-
-/** A prompt as JSON carries it (undefined inputs dropped), `_meta` left out; or why it is not one. */
-function normalize(p: unknown): Prompt | string {
-  let j: unknown;
-  try {
-    j = JSON.parse(JSON.stringify(p) ?? "null");
-  } catch (e) {
-    return `not JSON (${message(e)})`;
-  }
-  if (typeof j !== "object" || j === null || Array.isArray(j)) return `${show(j)} is not an object of nodes`;
-  const out: Prompt = Object.create(null);
-  for (const [id, n] of Object.entries(j)) {
-    const node = n as Partial<Node> | null;
-    if (typeof node !== "object" || node === null || typeof node.class_type !== "string") return `node ${id} has no class_type`;
-    if (typeof node.inputs !== "object" || node.inputs === null || Array.isArray(node.inputs)) return `node ${id} has no inputs object`;
-    out[id] = { class_type: node.class_type, inputs: node.inputs };
-  }
-  return out;
-}
 
 function inputAt(p: Prompt, t: { node: string; input: string }): unknown {
   const n = Object.hasOwn(p, t.node) ? p[t.node] : undefined;
@@ -491,10 +595,3 @@ function formatDiff(d: Diff): string {
 function capped(lines: string[]): string[] {
   return lines.length > MAX_DIFFS ? [...lines.slice(0, MAX_DIFFS), `... and ${lines.length - MAX_DIFFS} more differences`] : lines;
 }
-
-function show(v: unknown): string {
-  const s = v === undefined ? "undefined" : JSON.stringify(v);
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}
-
-const message = (e: unknown) => (e instanceof Error ? e.message : String(e));

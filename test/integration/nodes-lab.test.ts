@@ -21,8 +21,12 @@ import { startFakeGit, type FakeGit } from "../support/fake-git.ts";
 import { startFakePypi, type FakePypi } from "../support/fake-pypi.ts";
 import { startFakeRegistry, type FakeRegistry } from "../support/fake-registry.ts";
 import { infiniteTalkPackSource, infiniteTalkRequirements, INFINITETALK_BUNDLE, makePack, packsForClasses } from "../support/fake-packs.ts";
+import { REAL_DEFINITIONS } from "../support/pack-definitions.ts";
 import { dataPath } from "../unit/comfy/shared-data.ts";
 import { seeded, sha256, startFakeHub, type FakeHub } from "../support/fake-hub.ts";
+import { checkOpenApi, inputFromSchema, outputsOf, workflowEndpoints } from "../../lib/comfy/comfyui-api-openapi.ts";
+import { modelDeps } from "../../lib/comfy/model-deps.ts";
+import { readWorkflow } from "../../lib/comfy/workflow-read.ts";
 
 const HOSTS = ["lab4", "lab5"] as const;
 const WORKFLOW = dataPath("infinitetalk/wanvideo_infinitetalk_single_example.json");
@@ -445,4 +449,235 @@ export default defineFlow({
     assert.equal(no.code, 1, no.stdout + no.stderr);
     assert.match(no.stdout + no.stderr, /infinitetalk\.json use: --force removes it anyway/);
   });
+
+  // ---- issue 14: the user's four workflows on lab5, which has InfiniteTalk's packs and models
+
+  const FIXTURE = join(REPO, "test/fixtures/data/comfyui/object_info_infinitetalk.json");
+  const FRONTEND_ONLY = new Set(["Note", "MarkdownNote", "Reroute", "PrimitiveNode"]);
+  const workflowClasses = () =>
+    [...new Set((JSON.parse(readFileSync(WORKFLOW!, "utf8")).nodes as { type: string }[]).map((n) => n.type))]
+      .filter((c) => !FRONTEND_ONLY.has(c))
+      .sort();
+  const ENDPOINTS: Record<string, string> = {
+    "qwen/qwen_base_txt2img": "qwen_base_txt2img.json",
+    "qwen/qwen_img_edit": "qwen_img_edit.json",
+    "flux/flux_depth": "flux_depth.json",
+    "wan/infinitetalk": "infinitetalk.json",
+  };
+  const absentEndpoints = Object.keys(ENDPOINTS).filter((e) => !existsSync(join(REPO, "workflows", `${e}.ts`)));
+
+  test(
+    "InfiniteTalk's object_info: the classes its workflow uses as lab5 reports them, equal to the committed fixture " +
+      "(FLOW_WRITE_FIXTURES=1 writes it)",
+    async () => {
+      const out = join(mkdtempSync(join(tmpdir(), "flow-object-info-")), "object_info.json");
+      const t0 = Date.now();
+      const r = await runFlow(["workflow:object-info", "--hosts", "lab5", "-o", out]);
+      timings.objectInfoSeconds = (Date.now() - t0) / 1000;
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const host = JSON.parse(readFileSync(out, "utf8")) as Record<string, any>;
+      const classes = workflowClasses();
+      assert.deepEqual(
+        classes.filter((c) => !host[c]),
+        [],
+        "every class the workflow uses",
+      );
+      const mine = Object.fromEntries(classes.map((c) => [c, host[c]]));
+      if (process.env.FLOW_WRITE_FIXTURES === "1") writeFileSync(FIXTURE, JSON.stringify(mine, null, 1) + "\n");
+      assert.ok(existsSync(FIXTURE), `${FIXTURE} is missing: FLOW_WRITE_FIXTURES=1 node test/run.mjs nodes-lab writes it`);
+      const fixture = JSON.parse(readFileSync(FIXTURE, "utf8")) as Record<string, any>;
+      assert.deepEqual(Object.keys(fixture), classes);
+      for (const c of classes) assert.deepEqual(withoutFileLists(host[c]), withoutFileLists(fixture[c]), c);
+      // the real pack's own definitions, the core ones from a real ComfyUI's, the generated packs' as
+      // their upstream packs declare them (pack-definitions.ts), Video Combine an output node
+      assert.equal(fixture.WanVideoSampler.python_module, "custom_nodes.ComfyUI-WanVideoWrapper");
+      assert.ok(fixture.WanVideoSampler.input_order.required.includes("image_embeds"));
+      assert.equal(fixture.LoadAudio.python_module, "comfy_extras.nodes_audio");
+      assert.equal(fixture.VHS_VideoCombine.output_node, true);
+      for (const [c, d] of Object.entries(REAL_DEFINITIONS)) {
+        const order = {
+          required: Object.keys(d.required ?? {}),
+          optional: Object.keys(d.optional ?? {}),
+          hidden: Object.keys(d.hidden ?? {}),
+        };
+        const want = Object.fromEntries(Object.entries(order).filter(([, names]) => names.length));
+        assert.deepEqual([fixture[c].input_order, fixture[c].output, fixture[c].category], [want, d.returnTypes, d.category], c);
+      }
+      assert.ok(fixture.WanVideoModelLoader.input.required.model[0].includes("Wan2_1-I2V-14B-480P_fp8_e5m2.safetensors"));
+    },
+  );
+
+  test("the stand-in runs Video Combine as VideoHelperSuite does: a video in output/, listed under `gifs`", async () => {
+    const prompt = {
+      "1": { class_type: "EmptyImage", inputs: { width: 64, height: 64, batch_size: 1, color: 0 } },
+      "2": {
+        class_type: "VHS_VideoCombine",
+        inputs: {
+          images: ["1", 0],
+          frame_rate: 25,
+          loop_count: 0,
+          filename_prefix: "lab_combine",
+          format: "video/h264-mp4",
+          pix_fmt: "yuv420p",
+          crf: 19,
+          save_metadata: true,
+          trim_to_audio: false,
+          pingpong: false,
+          save_output: true,
+        },
+      },
+    };
+    const post = (body: unknown) =>
+      sh(
+        "lab5",
+        `curl -sS -H 'content-type: application/json' --data-binary @- http://127.0.0.1:8188/prompt <<'EOF'\n${JSON.stringify(body)}\nEOF`,
+      );
+    const queued = JSON.parse(await post({ prompt }));
+    assert.equal(typeof queued.prompt_id, "string", JSON.stringify(queued));
+    let entry: any;
+    for (let i = 0; i < 100 && !entry; i++) {
+      entry = JSON.parse(await sh("lab5", `curl -fsS http://127.0.0.1:8188/history/${queued.prompt_id}`))[queued.prompt_id];
+      if (!entry) await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.ok(entry, "the prompt finished");
+    const [gif] = entry.outputs["2"].gifs;
+    assert.deepEqual([gif.filename, gif.subfolder, gif.type, gif.format], ["lab_combine_00001.mp4", "", "output", "video/h264-mp4"]);
+    assert.match(await sh("lab5", "head -c 12 ~/comfyui/output/lab_combine_00001.mp4 | tail -c 8"), /^ftypisom$/);
+    await sh("lab5", "sudo rm -f ~/comfyui/output/lab_combine_00001.mp4");
+    // without its images it is refused, as ComfyUI refuses a required input missing
+    delete (prompt["2"].inputs as Partial<(typeof prompt)["2"]["inputs"]>).images;
+    const refused = JSON.parse(await post({ prompt }));
+    assert.equal(refused.node_errors?.["2"]?.errors?.[0]?.type, "required_input_missing", JSON.stringify(refused));
+  });
+
+  test(
+    "the four endpoints on lab5: api:workflows syncs them, /docs/json lists them with their schemas, " +
+      "and a POST of each with its defaults (and media) answers 200 with an output from the stand-in",
+    { skip: absentEndpoints.length ? `not generated yet: ${absentEndpoints.map((e) => `workflows/${e}.ts`).join(", ")}` : false },
+    async () => {
+      // the model files their defaults name, as small stand-ins where the models are not there already
+      const files = new Set<string>();
+      const media = new Set<string>();
+      for (const template of Object.values(ENDPOINTS)) {
+        const text = readFileSync(join(REPO, "workflow_templates", template), "utf8");
+        for (const m of modelDeps(readWorkflow(Buffer.from(text), template)).models) files.add(`${m.folder}/${m.name}`);
+        // media named in widgets that comfyui-api does not upload (e.g. InfiniteTalk's reference video) must be in input/
+        for (const n of JSON.parse(text).nodes as { widgets_values?: unknown }[]) {
+          for (const v of Array.isArray(n.widgets_values) ? n.widgets_values : []) {
+            if (typeof v === "string" && /^[^/]+\.(png|jpe?g|webp|mp4|webm|mov|wav|mp3|flac)$/i.test(v)) media.add(v);
+          }
+        }
+        mkdirSync(join(dir, "workflow_templates"), { recursive: true });
+        writeFileSync(join(dir, "workflow_templates", template), text);
+      }
+      const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+      await sh(
+        "lab5",
+        [...files]
+          .map(
+            (f) =>
+              `sudo mkdir -p "$(dirname ~/comfyui/models/${q(f)})"; test -e ~/comfyui/models/${q(f)} || ` +
+              `echo 'a lab stand-in model' | sudo tee ~/comfyui/models/${q(f)} >/dev/null`,
+          )
+          .concat(
+            [...media].map((f) => `test -e ~/comfyui/input/${q(f)} || echo 'lab media' | sudo tee ~/comfyui/input/${q(f)} >/dev/null`),
+          )
+          .join("\n"),
+      );
+      for (const e of Object.keys(ENDPOINTS)) {
+        mkdirSync(join(dir, "workflows", e, ".."), { recursive: true });
+        writeFileSync(join(dir, "workflows", `${e}.ts`), readFileSync(join(REPO, "workflows", `${e}.ts`)));
+      }
+      let t0 = Date.now();
+      const sync = await runFlow(["api:workflows", "--hosts", "lab5"]);
+      timings.apiWorkflowsSeconds = (Date.now() - t0) / 1000;
+      assert.equal(sync.code, 0, sync.stdout + sync.stderr);
+
+      const doc = JSON.parse(await sh("lab5", "curl -fsS http://127.0.0.1:3000/docs/json"));
+      const paths = Object.keys(ENDPOINTS).map((e) => `/workflow/${e}`);
+      const check = checkOpenApi(doc, paths);
+      assert.deepEqual([check.missing, check.unexpected, check.emptyEnums], [[], [], []], JSON.stringify(check));
+      const schemas = workflowEndpoints(doc);
+      for (const path of paths) {
+        const schema = schemas.get(path);
+        assert.ok(schema && Object.keys((schema.properties as object) ?? {}).length, `${path}: its input schema`);
+        const { input, madeUp } = inputFromSchema(schema);
+        // required media: a small PNG, WAV or MP4 in base64, which comfyui-api saves into input/ for its loader
+        for (const k of madeUp) {
+          const kind = mediaKind(k, (schema.properties as Record<string, { description?: string }>)[k]?.description);
+          if (kind) input[k] = SAMPLE_MEDIA[kind].toString("base64");
+        }
+        t0 = Date.now();
+        const body = JSON.stringify({ id: `lab-${path.split("/").at(-1)}`, input });
+        const res = await sh(
+          "lab5",
+          `curl -sS -o /tmp/flow-endpoint-body -w '%{http_code}' -H 'content-type: application/json' ` +
+            `--data-binary @- http://127.0.0.1:3000${path} <<'EOF'\n${body}\nEOF\necho; cat /tmp/flow-endpoint-body`,
+        );
+        timings[`post ${path}`] = (Date.now() - t0) / 1000;
+        const [status, ...rest] = res.split("\n");
+        assert.equal(status, "200", `${path} (input ${JSON.stringify(input).slice(0, 300)}): ${rest.join("\n").slice(0, 2000)}`);
+        const got = outputsOf(JSON.parse(rest.join("\n")));
+        assert.ok(got.images >= 1, `${path}: ${JSON.stringify(got)}`);
+        assert.match(got.filenames.join(" "), path.endsWith("/infinitetalk") ? /\.mp4\b/ : /\.png\b/, path);
+      }
+    },
+  );
 });
+
+// Combos that list files (models, inputs): what the disk holds at the moment, not part of a definition.
+const FILE_NAME = /\.(safetensors|sft|ckpt|pt2?|pth|bin|pkl|gguf|onnx|yaml|wav|mp3|flac|ogg|m4a|mp4|webm|mkv|mov|gif|png|jpe?g|webp)$/i;
+
+/** A definition with each file-listing combo's values replaced by one marker, so two moments compare. */
+function withoutFileLists(def: any): any {
+  const input: Record<string, unknown> = {};
+  for (const [section, specs] of Object.entries((def?.input ?? {}) as Record<string, Record<string, unknown>>)) {
+    input[section] = Object.fromEntries(
+      Object.entries(specs ?? {}).map(([name, spec]) => {
+        if (!Array.isArray(spec)) return [name, spec];
+        const v1 = Array.isArray(spec[0]);
+        const values: unknown = v1 ? spec[0] : spec[0] === "COMBO" ? spec[1]?.options : undefined;
+        if (!Array.isArray(values) || !(values.length === 0 || values.some((x) => typeof x === "string" && FILE_NAME.test(x)))) {
+          return [name, spec];
+        }
+        return [name, v1 ? [["<files>"], ...spec.slice(1)] : ["COMBO", { ...spec[1], options: ["<files>"] }]];
+      }),
+    );
+  }
+  return { ...def, input };
+}
+
+/** What kind of upload a required field is, by its name or description (the endpoints name them so). */
+function mediaKind(name: string, description = ""): keyof typeof SAMPLE_MEDIA | undefined {
+  const text = `${name} ${description}`;
+  if (/audio|sound|voice|speech/i.test(text)) return "audio";
+  if (/video/i.test(text)) return "video";
+  if (/image|photo|picture|mask/i.test(text)) return "image";
+  return undefined;
+}
+
+/** Small files comfyui-api recognises by their first bytes (its guessFileExtensionFromBase64). */
+const SAMPLE_MEDIA = {
+  // 1x1 grey PNG
+  image: Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABSK+kcQAAAABJRU5ErkJggg==", "base64"),
+  // 0.1 s of silence, 8 kHz 16-bit mono WAV
+  audio: (() => {
+    const data = Buffer.alloc(1600);
+    const h = Buffer.alloc(44);
+    h.write("RIFF", 0);
+    h.writeUInt32LE(36 + data.length, 4);
+    h.write("WAVEfmt ", 8);
+    h.writeUInt32LE(16, 16);
+    h.writeUInt16LE(1, 20);
+    h.writeUInt16LE(1, 22);
+    h.writeUInt32LE(8000, 24);
+    h.writeUInt32LE(16000, 28);
+    h.writeUInt16LE(2, 32);
+    h.writeUInt16LE(16, 34);
+    h.write("data", 36);
+    h.writeUInt32LE(data.length, 40);
+    return Buffer.concat([h, data]);
+  })(),
+  // an ISO media file-type box and an empty free box
+  video: Buffer.concat([Buffer.from([0, 0, 0, 0x18]), Buffer.from("ftypisom"), Buffer.from([0, 0, 2, 0]), Buffer.from("isommp41")]),
+};

@@ -1,5 +1,6 @@
 // Source repositories of ComfyUI custom-node packs for tests: small generated packs (real Python
-// ComfyUI can import, a literal NODE_CLASS_MAPPINGS the lab's stand-in reads), packs for the
+// ComfyUI can import, a literal NODE_CLASS_MAPPINGS the lab's stand-in reads; a class takes
+// placeholder inputs, or those of a definition such as pack-definitions.ts holds), packs for the
 // classes ComfyUI-Manager's extension-node-map assigns to repositories, and the real InfiniteTalk
 // fork of ComfyUI-WanVideoWrapper cloned from ../shared/vendor. Serve them with fake-git.ts.
 import { execFile } from "node:child_process";
@@ -10,6 +11,7 @@ import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { dataPath, SHARED } from "../unit/comfy/shared-data.ts";
 import { importNameOf, parseRequirement, stubsForRequirements, type StubVersion } from "./fake-pypi.ts";
+import { REAL_DEFINITIONS } from "./pack-definitions.ts";
 
 const run = promisify(execFile);
 
@@ -32,6 +34,31 @@ export interface PackSpec {
   publisher?: string;
   /** [project] name in pyproject.toml, the Registry's node id (default: the name lowercased) */
   registryId?: string;
+  /** classes (of `classes`) declared with these inputs and outputs; the others take placeholder inputs `value`, `text` */
+  definitions?: Record<string, NodeDefinition>;
+}
+
+/** A Python literal written as JSON (true, false, null become True, False, None). */
+export type PyValue = null | boolean | number | string | readonly PyValue[] | { readonly [key: string]: PyValue };
+/** One input as INPUT_TYPES returns it: its type ("INT", "IMAGE", ...) or a combo's options, then its options. */
+export type PyInputSpec = readonly [type: string | readonly string[], options?: { readonly [key: string]: PyValue }];
+
+/** A node class as its pack declares it, rendered into a Python class by packFiles. */
+export interface NodeDefinition {
+  required?: Record<string, PyInputSpec>;
+  optional?: Record<string, PyInputSpec>;
+  /** hidden inputs: name -> what ComfyUI fills in ("PROMPT", "UNIQUE_ID", ...) */
+  hidden?: Record<string, string>;
+  returnTypes: string[];
+  /** RETURN_NAMES (default: none, ComfyUI then names outputs by their types) */
+  returnNames?: string[];
+  outputNode?: boolean;
+  /** CATEGORY (default "flow-test/<pack>") */
+  category?: string;
+  /** FUNCTION (default "run") */
+  function?: string;
+  /** its NODE_DISPLAY_NAME_MAPPINGS entry (default: none, ComfyUI then shows the class name) */
+  displayName?: string;
 }
 
 export interface Pack {
@@ -52,6 +79,60 @@ const PY_KEYWORDS = new Set(
 );
 const pyString = (s: string) => JSON.stringify(s); // a JSON string is a valid Python str literal
 const tomlString = (s: string) => JSON.stringify(s); // and a valid TOML basic string
+const pyTuple = (items: string[]) => (items.length === 1 ? `(${items[0]},)` : `(${items.join(", ")})`);
+
+/** A value as a Python literal: lists, dicts, str, int/float, True/False/None. */
+function pyLiteral(v: PyValue): string {
+  if (v === null) return "None";
+  if (typeof v === "boolean") return v ? "True" : "False";
+  if (typeof v === "number") {
+    if (!Number.isFinite(v)) throw new Error(`not a Python literal: ${v}`);
+    return JSON.stringify(v);
+  }
+  if (typeof v === "string") return pyString(v);
+  if (Array.isArray(v)) return `[${v.map(pyLiteral).join(", ")}]`;
+  return `{${Object.entries(v as Record<string, PyValue>)
+    .map(([k, x]) => `${pyString(k)}: ${pyLiteral(x)}`)
+    .join(", ")}}`;
+}
+
+/** The Python class for a node with a definition: INPUT_TYPES in the definition's order, its outputs, a no-op FUNCTION. */
+function definedClass(id: string, name: string, pack: string, d: NodeDefinition): string {
+  const fn = d.function ?? "run";
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(fn) || PY_KEYWORDS.has(fn)) throw new Error(`${name}: FUNCTION ${fn} is not a Python identifier`);
+  const pad = " ".repeat(12);
+  const section = <T>(key: string, entries: Record<string, T> | undefined, render: (v: T) => string): string[] => {
+    const rows = Object.entries(entries ?? {}).map(([k, v]) => `${pad}    ${pyString(k)}: ${render(v)},`);
+    return rows.length ? [`${pad}${pyString(key)}: {`, ...rows, `${pad}},`] : [];
+  };
+  const spec = ([type, options]: PyInputSpec) => pyTuple([pyLiteral(type), ...(options ? [pyLiteral(options)] : [])]);
+  const inputs = [
+    ...section("required", d.required, spec),
+    ...section("optional", d.optional, spec),
+    ...section("hidden", d.hidden, pyString),
+  ];
+  const lines = [
+    `class ${id}:`,
+    `    ${pyString(`${name}: a node of ${pack} (flow's test pack), declared as the real pack declares it.`)}`,
+    "",
+    "    @classmethod",
+    "    def INPUT_TYPES(cls):",
+    "        return {",
+    ...inputs,
+    "        }",
+    "",
+    `    RETURN_TYPES = ${pyTuple(d.returnTypes.map(pyString))}`,
+    ...(d.returnNames ? [`    RETURN_NAMES = ${pyTuple(d.returnNames.map(pyString))}`] : []),
+    `    FUNCTION = ${pyString(fn)}`,
+    `    CATEGORY = ${pyString(d.category ?? `flow-test/${pack}`)}`,
+    ...(d.outputNode ? ["    OUTPUT_NODE = True"] : []),
+    "",
+    `    def ${fn}(self, **kwargs):`,
+    "        return tuple(None for _ in self.RETURN_TYPES)",
+    "",
+  ];
+  return lines.join("\n");
+}
 
 /** Every file of a pack at one version: __init__.py with one small node class per name, requirements.txt, pyproject.toml, VERSION. */
 export function packFiles(spec: PackSpec, version: string): Record<string, string> {
@@ -71,8 +152,12 @@ export function packFiles(spec: PackSpec, version: string): Record<string, strin
       })
     : [];
   const category = `flow-test/${spec.name}`;
-  const body = classes.map(
-    ({ name, id }) => `class ${id}:
+  const definitions = spec.definitions ?? {};
+  const defined = (name: string) => (Object.hasOwn(definitions, name) ? definitions[name] : undefined);
+  const body = classes.map(({ name, id }) =>
+    defined(name)
+      ? definedClass(id, name, spec.name, defined(name)!)
+      : `class ${id}:
     ${pyString(`${name}: a node of ${spec.name} (flow's test pack).`)}
 
     @classmethod
@@ -93,8 +178,11 @@ export function packFiles(spec: PackSpec, version: string): Record<string, strin
         return (value, text)
 `,
   );
-  const mapping = (value: (c: { name: string; id: string }) => string) =>
-    `{\n${classes.map((c) => `    ${pyString(c.name)}: ${value(c)},\n`).join("")}}`;
+  const mapping = (value: (c: { name: string; id: string }) => string, of = classes) =>
+    `{\n${of.map((c) => `    ${pyString(c.name)}: ${value(c)},\n`).join("")}}`;
+  // a defined class has the display name its pack gives it, or none (ComfyUI then shows the class name)
+  const named = classes.filter((c) => !defined(c.name) || defined(c.name)!.displayName !== undefined);
+  const displayName = (c: { name: string }) => defined(c.name)?.displayName ?? `${c.name} (${spec.name})`;
   const init = [
     `# ${spec.name} ${version}: a custom-node pack generated for flow's tests.`,
     ...imports,
@@ -103,7 +191,7 @@ export function packFiles(spec: PackSpec, version: string): Record<string, strin
     ...body.flatMap((b) => [b, ""]),
     `NODE_CLASS_MAPPINGS = ${mapping((c) => c.id)}`,
     "",
-    `NODE_DISPLAY_NAME_MAPPINGS = ${mapping((c) => pyString(`${c.name} (${spec.name})`))}`,
+    `NODE_DISPLAY_NAME_MAPPINGS = ${mapping((c) => pyString(displayName(c)), named)}`,
     "",
     `__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]`,
     "",
@@ -212,7 +300,9 @@ type NodeMap = Record<string, [string[], { preemptions?: string[] }?]>;
 /**
  * For each class, the GitHub repositories that ComfyUI-Manager's extension-node-map.json says
  * declare it, and for each such repository a generated pack declaring the asked classes it has.
- * Every claimant gets one: whichever the product picks, it finds its pack.
+ * Every claimant gets one: whichever the product picks, it finds its pack. A class REAL_DEFINITIONS
+ * (pack-definitions.ts) has is declared as its upstream pack declares it, in every claimant's pack;
+ * the others take placeholder inputs.
  */
 export async function packsForClasses(extensionNodeMapPath: string, classNames: string[], o: MapPacksOptions = {}): Promise<MapPacks> {
   const map = JSON.parse(readFileSync(extensionNodeMapPath, "utf8")) as NodeMap;
@@ -237,7 +327,8 @@ export async function packsForClasses(extensionNodeMapPath: string, classNames: 
       ? [...asked, ...declared.filter((c) => !asked.has(c))].slice(0, Math.max(asked.size, o.maxClasses ?? 50))
       : [...asked];
     const dir = join(root, owner!, name!);
-    const pack = await makePack(dir, { name: name!, classes, commits: o.commits ?? 2, publisher: owner!.toLowerCase() });
+    const definitions = Object.fromEntries(classes.filter((c) => Object.hasOwn(REAL_DEFINITIONS, c)).map((c) => [c, REAL_DEFINITIONS[c]!]));
+    const pack = await makePack(dir, { name: name!, classes, commits: o.commits ?? 2, publisher: owner!.toLowerCase(), definitions });
     packs.push({ ...pack, url, repo: `${owner}/${name}`, classes });
   }
   return { packs, repos: Object.fromEntries(packs.map((p) => [p.repo, p.dir])), byClass, unresolved };

@@ -8,7 +8,7 @@ import type { ObjectInfo } from "../../lib/comfy/data-schemas.ts";
 const def = (output: string[]) => ({ input: { required: {} }, output, output_name: output, name: "x", category: "", output_node: false });
 const oi = {
   LoadImage: def(["IMAGE", "MASK"]),
-  ImageOrVideoUpload: def(["IMAGE"]),
+  ImageOrVideoUpload: { ...def(["IMAGE"]), display_name: "WanVideo Reference Image/Video Upload" },
   OtherUpload: def(["LATENT"]),
 } as unknown as ObjectInfo;
 
@@ -32,6 +32,9 @@ test("ImageOrVideoUpload becomes LoadImage with the exported file, links kept; n
   assert.deepEqual(r.prompt["5"], { class_type: "LoadImage", inputs: { image: "moon.mp4" }, _meta: { title: "Reference" } });
   assert.deepEqual(r.prompt["6"]!.inputs.image, ["5", 0]);
   assert.match(r.changes[0]!, /5 \(ImageOrVideoUpload\): LoadImage/);
+  // the class's own display name as title would now name the wrong class: dropped
+  const shown = { ...exported, "5": { ...exported["5"], _meta: { title: "WanVideo Reference Image/Video Upload" } } };
+  assert.equal(prepareApiPrompt(shown as never, oi).prompt["5"]!._meta, undefined);
   // a slot the loader does not give: left alone
   const odd = {
     "5": { class_type: "ImageOrVideoUpload", inputs: { "input file": "a.png" } },

@@ -2,7 +2,7 @@
 // types.ts / config.ts, the round trip to the exported prompt, each parameter changing exactly the
 // inputs it names, and the looser rule for a file an LLM wrote. Endpoint files here are written by
 // hand; the generator's own output is proven over the templates corpus when lib/comfy/endpoint-gen.ts is there.
-import { before, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
@@ -491,3 +491,110 @@ test(
     assert.deepEqual(llmFailed, []);
   },
 );
+
+// ---------- an LLM-written file runs in a child process ----------
+
+// The child has no environment, reads none of the project, writes nothing, starts nothing and is stopped
+// at its time limit and heap cap (plugins/workflow/endpoint-proof.ts observeInChild). Each file below
+// would succeed in flow's own process: what it reports shows where it ran.
+describe("an LLM-written file is evaluated in a child process", { skip }, () => {
+  let api: ApiSources;
+  const SECRET = "sk-or-v1-proof-secret-" + Math.random().toString(36).slice(2);
+  const saved = process.env.OPENROUTER_API_KEY;
+  const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+  const llm = (source: string, rel: string, extra: Partial<ProofInput> = {}): ProofInput => ({
+    rel,
+    source,
+    prompt: PROMPT,
+    objectInfo: OBJECT_INFO,
+    api,
+    ...extra,
+  });
+  /** LLM with `code` run first at load */
+  const atLoad = (code: string) => edit(`const RequestSchema`, `${code}\nconst RequestSchema`, LLM);
+  before(() => {
+    api = apiSources();
+    process.env.OPENROUTER_API_KEY = SECRET;
+  });
+  after(() => {
+    if (saved === undefined) delete process.env.OPENROUTER_API_KEY;
+    else process.env.OPENROUTER_API_KEY = saved;
+  });
+
+  test("it sees no environment: the parent's OPENROUTER_API_KEY is not there, and a good file still passes", async () => {
+    const env = 'throw new Error("env " + JSON.stringify(process.env));';
+    // a default taken from the environment: in flow's process it would be the key
+    const fromEnv = edit(`.default("low quality")`, `.default((process as any).env.OPENROUTER_API_KEY ?? "low quality")`, LLM);
+    const [a, b] = await proveEndpoints([llm(atLoad(env), "llm/env.ts"), llm(fromEnv, "llm/from-env.ts")]);
+    assert.ok(a!.problems.includes("load: llm/env.ts throws while loading: env {}"), a!.problems.join("\n"));
+    assert.deepEqual(b!.problems, []);
+    assert.equal(b!.ok, true);
+    assert.ok(
+      b!.notes.includes(`7.text (CLIPTextEncode) is "low quality", the export has "blurry": set by "negative"`),
+      b!.notes.join("\n"),
+    );
+    assert.ok(![...a!.problems, ...b!.notes].some((m) => m.includes(SECRET)));
+  });
+
+  test("it cannot read the project, write, start a process or worker, or signal flow: each attempt fails, named", async () => {
+    const file = join(REPO_ROOT, "package.json");
+    assert.match(readFileSync(file, "utf8"), /"name": "flow"/, "the parent can read it");
+    const gbm = `(process as any).getBuiltinModule`;
+    const denied = /^load: llm\/\w+\.ts throws while loading: Access to this API has been restricted$/;
+    // Node's own import() (TypeScript turns a literal one into the file's require): generateWorkflow awaits it
+    const viaImport = edit(
+      `function generateWorkflow(input: z.infer<typeof RequestSchema>): ComfyPrompt {`,
+      `async function generateWorkflow(input: z.infer<typeof RequestSchema>): Promise<ComfyPrompt> {\n` +
+        `  const fs = await (0, eval)('import("node:fs")');\n  fs.readFileSync(${JSON.stringify(file)});`,
+      LLM,
+    );
+    const cases: [string, string, RegExp][] = [
+      [
+        "require",
+        atLoad(`require("fs").readFileSync(${JSON.stringify(file)});`),
+        /^load: llm\/require\.ts throws while loading: cannot require 'fs'/,
+      ],
+      ["read", atLoad(`throw new Error("read " + ${gbm}("fs").readFileSync(${JSON.stringify(file)}, "utf8"));`), denied],
+      ["import", viaImport, /^round trip: generateWorkflow throws: Access to this API has been restricted$/],
+      ["write", atLoad(`${gbm}("fs").writeFileSync("written.txt", "x");`), denied],
+      ["exec", atLoad(`${gbm}("child_process").execFileSync("id");`), denied],
+      ["worker", atLoad(`new (${gbm}("worker_threads").Worker)("1", { eval: true });`), denied],
+      ["inspector", atLoad(`${gbm}("inspector").open(0);`), denied],
+      ["signal", atLoad(`process.kill(process.ppid, 0);`), /^load: llm\/signal\.ts throws while loading: process\.kill is not a function$/],
+    ];
+    const results = await proveEndpoints(cases.map(([name, src]) => llm(src, `llm/${name}.ts`)));
+    for (const [k, [name, , re]] of cases.entries()) {
+      const named = results[k]!.problems.filter((m) => m.startsWith("load: ") || m.startsWith("round trip: "));
+      assert.ok(named.length === 1 && re.test(named[0]!), `${name}: ${results[k]!.problems.join("\n")}`);
+      assert.equal(results[k]!.ok, false, name);
+    }
+    assert.ok(!results.some((r) => r.problems.some((m) => m.includes(`"name": "flow"`))), "the file's text reached no problem");
+  });
+
+  test("an endless loop is stopped at the time limit and reported", async () => {
+    const loop = edit(`const prompt: ComfyPrompt = {};`, `const prompt: ComfyPrompt = {};\n  for (;;) {}`, LLM);
+    const t0 = performance.now();
+    const [a, b] = await proveEndpoints([
+      llm(atLoad("while (true) {}"), "llm/loop-load.ts", { timeLimitMs: 3000 }),
+      llm(loop, "llm/loop-generate.ts", { timeLimitMs: 3000 }),
+    ]);
+    assert.deepEqual(
+      a!.problems.filter((m) => m.startsWith("load: ")),
+      ["load: llm/loop-load.ts did not finish loading and generating in 3 s: stopped"],
+    );
+    assert.deepEqual(
+      b!.problems.filter((m) => m.startsWith("load: ")),
+      ["load: llm/loop-generate.ts did not finish loading and generating in 3 s: stopped"],
+    );
+    assert.equal(a!.ok || b!.ok, false);
+    assert.ok(performance.now() - t0 < 20_000, "both stopped near their limit");
+  });
+
+  test("a file that eats memory is stopped at the heap cap and reported", async () => {
+    const r = await proveEndpoint(llm(atLoad("const hog: number[][] = [];\nfor (;;) hog.push(new Array(1e6).fill(1));"), "llm/hog.ts"));
+    assert.deepEqual(
+      r.problems.filter((m) => m.startsWith("load: ")),
+      ["load: llm/hog.ts ran out of memory (256 MB) loading and generating"],
+    );
+  });
+});
