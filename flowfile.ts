@@ -16,7 +16,12 @@ export default defineFlow({
   // cloudBoxes(): provider:list|up|down over the providers above that have a cloud API
   plugins: [
     ops(),
-    workflow(),
+    // workflow:generate converts and proves with these saved /object_info dumps (ComfyUI core, and a host
+    // with the InfiniteTalk packs), so it needs no host; the lab proves against the vendored comfyui-api source
+    workflow({
+      objectInfo: ["test/fixtures/data/comfyui/object_info.json", "test/fixtures/data/comfyui/object_info_infinitetalk.json"],
+      ...(inLab ? { source: { dir: "../shared/vendor/comfyui-api" } } : {}),
+    }),
     models(),
     // custom-node packs as flow.lock.json pins them; nodes({ pins }) holds the fleet to a commit
     nodes(),

@@ -25,9 +25,10 @@
 //   node and sharp's native module link (found with ld.so --list, not guessed), /etc/passwd.
 // python runs the stand-in's pack loader and `python3 -m pip install --target /opt/flow/python`
 // (flow's requirements folder, on PYTHONPATH) as in the real image: Debian's EXTERNALLY-MANAGED
-// marker is left out, so pip installs without --break-system-packages. No torch and no ComfyUI
-// modules: comfyui-api's `import comfy.samplers` fails, so it falls back to its default
-// sampler/scheduler lists and reads ComfyUI's version from /opt/ComfyUI/comfyui_version.py.
+// marker is left out, so pip installs without --break-system-packages. No torch; of ComfyUI's own
+// modules only comfy/samplers.py, with KSampler's SAMPLERS and SCHEDULERS as the real /object_info
+// lists them: comfyui-api imports it at start-up for config.samplers / config.schedulers, so
+// endpoints see the lists a real host serves (its fallback lacks "simple" and most samplers).
 // No docs, locales, apt lists or python bytecode (python compiles what it imports).
 //
 // flow's custom binary (comfyui({ customBinary: true })): the container command becomes
@@ -150,6 +151,19 @@ const IMPORT_CHANGES = [
   `CMD ["${IMAGE_PATHS.launcher}"]`,
 ];
 
+/** comfy/samplers.py as comfyui-api reads it: KSampler's lists, from the core /object_info's KSampler. */
+export function samplersPy(objectInfo: { KSampler?: { input?: { required?: Record<string, unknown[]> } } }): string {
+  const req = objectInfo.KSampler?.input?.required ?? {};
+  const list = (name: string) => (Array.isArray(req[name]?.[0]) ? (req[name]![0] as string[]) : []);
+  return [
+    "# the stand-in's ComfyUI module comfyui-api imports for its sampler and scheduler lists",
+    "class KSampler:",
+    `    SAMPLERS = ${JSON.stringify(list("sampler_name"))}`,
+    `    SCHEDULERS = ${JSON.stringify(list("scheduler"))}`,
+    "",
+  ].join("\n");
+}
+
 /** Content hash: the base rootfs, this recipe, the stand-in, the comfyui-api build and Node. */
 export async function standinHash(apiHash: string): Promise<string> {
   const script = await readFile(serverScript);
@@ -165,6 +179,7 @@ export async function standinHash(apiHash: string): Promise<string> {
         MODEL_FOLDERS,
         MANAGER_INIT,
         COMFY_VERSION_PY,
+        samplersPy: samplersPy.toString(),
         IMPORT_CHANGES,
         IMAGE_PATHS,
         apiHash,
@@ -309,6 +324,9 @@ export async function buildStandinTarball(log: (msg: string) => void = () => {})
       }
       await writeFile(join(comfy, "custom_nodes/ComfyUI-Manager/__init__.py"), MANAGER_INIT);
       await writeFile(join(comfy, "comfyui_version.py"), COMFY_VERSION_PY);
+      await mkdir(join(comfy, "comfy"), { recursive: true });
+      await writeFile(join(comfy, "comfy/__init__.py"), "");
+      await writeFile(join(comfy, "comfy/samplers.py"), samplersPy(JSON.parse(await readFile(coreObjectInfo, "utf8"))));
       await copyFile(serverScript, join(out, IMAGE_PATHS.comfyMain));
       await copyFile(introspectScript, join(out, IMAGE_PATHS.introspect));
       await copyFile(coreObjectInfo, join(out, IMAGE_PATHS.coreObjectInfo));
