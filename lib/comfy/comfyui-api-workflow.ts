@@ -96,10 +96,14 @@ export function analyzeWorkflow(rel: string, text: string): WorkflowFacts {
   const metadata = exportedConst(sf, "metadata");
   if (metadata) {
     const v = literalValue(metadata);
-    const models = v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>).models : undefined;
-    for (const ref of metadataModels(models)) files.set(`${ref.folder}/${ref.name}`, ref);
-    if (models !== undefined && !metadataModels(models).length && !(Array.isArray(models) && models.length === 0)) {
-      facts.problems.push('`metadata.models` must list "folder/file" strings or { folder, name } objects');
+    const meta = v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+    // `models` (hand-written files) and `requiredModels` (what workflow:generate writes) say the same
+    for (const key of ["models", "requiredModels"] as const) {
+      const models = meta[key];
+      for (const ref of metadataModels(models, key)) files.set(`${ref.folder}/${ref.name}`, ref);
+      if (models !== undefined && !metadataModels(models, key).length && !(Array.isArray(models) && models.length === 0)) {
+        facts.problems.push(`\`metadata.${key}\` must list "folder/file" strings or { folder, name } objects`);
+      }
     }
   }
   facts.modelFiles = [...files.values()].sort((a, b) => `${a.folder}/${a.name}`.localeCompare(`${b.folder}/${b.name}`));
@@ -205,18 +209,18 @@ export function literalValue(e: ts.Expression): unknown {
 }
 
 /** `metadata.models`: ["checkpoints/x.safetensors", { folder: "loras", name: "y.safetensors" }, ...]. */
-function metadataModels(v: unknown): ModelFileRef[] {
+function metadataModels(v: unknown, key = "models"): ModelFileRef[] {
   if (!Array.isArray(v)) return [];
   const out: ModelFileRef[] = [];
   for (const m of v) {
     if (typeof m === "string") {
       const i = m.indexOf("/");
-      if (i > 0 && i < m.length - 1) out.push({ folder: m.slice(0, i), name: m.slice(i + 1), via: "metadata.models" });
+      if (i > 0 && i < m.length - 1) out.push({ folder: m.slice(0, i), name: m.slice(i + 1), via: `metadata.${key}` });
     } else if (m && typeof m === "object") {
       const r = m as Record<string, unknown>;
       const folder = r.folder ?? r.directory;
       const name = r.name ?? r.filename;
-      if (typeof folder === "string" && typeof name === "string" && folder && name) out.push({ folder, name, via: "metadata.models" });
+      if (typeof folder === "string" && typeof name === "string" && folder && name) out.push({ folder, name, via: `metadata.${key}` });
     }
   }
   return out;

@@ -177,3 +177,15 @@ test("hostProblems: a missing or empty model folder, a missing file, a missing n
   );
   assert.deepEqual(empty, ["reads config.models.loras, but models/loras on the host is empty: its model enum would offer nothing"]);
 });
+
+test("a generated endpoint's metadata.requiredModels are its model files (its loader inputs are parameters, not literals)", async () => {
+  const { readFileSync } = await import("node:fs");
+  const text = readFileSync(new URL("../../workflows/qwen/qwen_img_edit.ts", import.meta.url), "utf8");
+  const facts = analyzeWorkflow("qwen/qwen_img_edit.ts", text);
+  assert.deepEqual(facts.problems, []);
+  assert.ok(
+    facts.modelFiles.some((m) => m.folder === "diffusion_models" && m.name === "qwen_image_edit_fp8_e4m3fn.safetensors"),
+    JSON.stringify(facts.modelFiles),
+  );
+  assert.ok(facts.modelFiles.every((m) => m.via === "metadata.requiredModels"));
+});
