@@ -399,7 +399,9 @@ const apiSources = (): ApiSources => ({ types: read("src/types.ts"), config: rea
 function generated(file: string, dir: string, oi: ObjectInfo, api: ApiSources): ProofInput | string {
   const buf = readFileSync(file);
   const { prompt, issues } = convertUiToApi(JSON.parse(buf.toString("utf8")), oi, { file });
-  if (issues.length) return `does not convert: ${[...new Set(issues.map((i) => i.classType ?? i.message))].join(", ")} not in object_info`;
+  const missing = issues.filter((i) => i.kind === "missing-class");
+  if (missing.length)
+    return `does not convert: ${[...new Set(missing.map((i) => i.classType ?? i.message))].join(", ")} not in object_info`;
   const name = relative(dir, file);
   try {
     const g = generateEndpoint({

@@ -349,3 +349,27 @@ test("--llm without OPENROUTER_API_KEY stops before anything runs, naming it", T
   assert.match(out(r), /--llm needs OPENROUTER_API_KEY/);
   assert.equal(seen.length, 0);
 });
+
+test("a PNG ComfyUI saved, with the workflow in its tEXt chunk, generates the same endpoint as the JSON export", T, async () => {
+  const dir = project();
+  const json = await gen(dir, [...OI]);
+  assert.equal(json.code, 0, out(json));
+  const fromJson = readFileSync(join(dir, ENDPOINT), "utf8");
+  // a PNG as ComfyUI writes it: signature, a tEXt "workflow" chunk, IEND (CRCs are not read)
+  const chunk = (type: string, data: Buffer) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    return Buffer.concat([len, Buffer.from(type, "latin1"), data, Buffer.alloc(4)]);
+  };
+  const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  const ui = readFileSync(join(dir, "workflow_templates/flux_depth.json"), "latin1");
+  const png = Buffer.concat([sig, chunk("tEXt", Buffer.from(`workflow\0${ui}`, "latin1")), chunk("IEND", Buffer.alloc(0))]);
+  writeFileSync(join(dir, "flux_depth.png"), png);
+  const r = await gen(dir, [...OI, "--file", "flux_depth.png", "-o", "workflows/from_png.ts"]);
+  assert.equal(r.code, 0, out(r));
+  const fromPng = readFileSync(join(dir, "workflows/from_png.ts"), "utf8");
+  // the same endpoint; only the header's template path differs
+  const body = (t: string) => t.split("\n").filter((l) => !l.startsWith("// template:") && !l.startsWith("// sha256:"));
+  assert.deepEqual(body(fromPng), body(fromJson));
+  assert.match(fromPng, /\/\/ template: "flux_depth\.png"/);
+});

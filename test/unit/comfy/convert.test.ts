@@ -125,16 +125,16 @@ test("acceptance: subgraph template expands with no node lost", { skip: needs("c
   assert.equal(expected.length, 15);
 });
 
-test("acceptance: the 41 templates with the real object_info", { skip: SKIP_MSG }, () => {
+test("acceptance: the 41 templates with the real object_info: every class but a few custom ones known", { skip: SKIP_MSG }, () => {
   const big = parseObjectInfo(jsonShared("comfyui/object_info.json"));
   const files = readdirSync(SHARED + "templates/").filter((f) => f.endsWith(".json"));
-  let clean = 0;
+  let known = 0;
   const notes: string[] = [];
   for (const f of files) {
-    const r = convertUiToApi(jsonShared("templates/" + f), big);
-    if (!r.issues.length) clean++;
-    else notes.push(`${f}: ${[...new Set(r.issues.map((i) => i.classType))].join(", ")} not in object_info`);
+    const missing = convertUiToApi(jsonShared("templates/" + f), big).issues.filter((i) => i.kind === "missing-class");
+    if (!missing.length) known++;
+    else notes.push(`${f}: ${[...new Set(missing.map((i) => i.classType))].join(", ")} not in object_info`);
   }
-  console.log(`templates converted without issue: ${clean}/${files.length}; ${notes.join("; ")}`);
-  assert.ok(clean >= 39);
+  console.log(`templates whose every class is in the object_info: ${known}/${files.length}; ${notes.join("; ")}`);
+  assert.ok(known >= 39);
 });
