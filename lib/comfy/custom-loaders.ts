@@ -82,7 +82,7 @@ export function mergeLoaderInputs(...tables: (Record<string, LoaderInput[]> | un
 const PLACEHOLDERS = new Set(["none", "None", "NONE"]);
 
 /** The string options of a combo input (`[[...options], {...}]`, or `["COMBO", { options }]`); undefined for other inputs. */
-function comboOptions(spec: unknown): string[] | undefined {
+export function comboOptions(spec: unknown): string[] | undefined {
   if (!Array.isArray(spec)) return undefined;
   const [type, opts] = spec as [unknown, unknown];
   const list = Array.isArray(type)

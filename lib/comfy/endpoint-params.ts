@@ -26,7 +26,13 @@
 // Overrides come last: hide, then rename (renaming onto another parameter of the same kind merges
 // them: one field sets both inputs), then add.
 import type { ObjectInfo, ObjectInfoNode } from "./data-schemas.ts";
-import { CUSTOM_LOADER_INPUTS, folderListingsFromObjectInfo, inferLoaderInputs, mergeLoaderInputs } from "./custom-loaders.ts";
+import {
+  comboOptions,
+  CUSTOM_LOADER_INPUTS,
+  folderListingsFromObjectInfo,
+  inferLoaderInputs,
+  mergeLoaderInputs,
+} from "./custom-loaders.ts";
 import { CORE_LOADER_INPUTS, canonicalFolder, type LoaderInput } from "./model-folders.ts";
 import { getOwn } from "./own-keys.ts";
 import type { ApiPrompt } from "./workflow-read.ts";
@@ -151,13 +157,6 @@ function specOf(def: ObjectInfoNode | undefined, input: string): Spec | undefine
   if (!Array.isArray(s)) return undefined;
   const opts = s[1];
   return [s[0], opts && typeof opts === "object" && !Array.isArray(opts) ? (opts as Record<string, unknown>) : {}];
-}
-
-/** A combo's string options (`[[...], {}]` or `["COMBO", { options }]`). */
-function comboOptions(spec: Spec | undefined): string[] | undefined {
-  if (!spec) return undefined;
-  const list = Array.isArray(spec[0]) ? spec[0] : spec[0] === "COMBO" && Array.isArray(spec[1].options) ? spec[1].options : undefined;
-  return list?.every((o) => typeof o === "string") ? (list as string[]) : undefined;
 }
 
 const sameSet = (a: readonly string[], b: readonly string[]) => a.length === b.length && new Set([...a, ...b]).size === a.length;

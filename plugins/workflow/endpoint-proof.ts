@@ -21,7 +21,7 @@ import { z } from "zod";
 import type { ObjectInfo } from "../../lib/comfy/data-schemas.ts";
 import type { EndpointParam } from "../../lib/comfy/endpoint-gen.ts";
 import type { ApiPrompt } from "../../lib/comfy/workflow-read.ts";
-import { CUSTOM_LOADER_INPUTS, folderListingsFromObjectInfo, mergeLoaderInputs } from "../../lib/comfy/custom-loaders.ts";
+import { comboOptions, CUSTOM_LOADER_INPUTS, folderListingsFromObjectInfo, mergeLoaderInputs } from "../../lib/comfy/custom-loaders.ts";
 import {
   CORE_LOADER_INPUTS,
   FOLDER_ALIASES,
@@ -327,18 +327,6 @@ function reported(v: unknown): Prompt | string {
 }
 
 // ---------- the config stand-in's data ----------
-
-/** The string options of a combo input spec (`[[...options], {...}]` or `["COMBO", { options }]`). */
-function comboOptions(spec: unknown): string[] | undefined {
-  if (!Array.isArray(spec)) return undefined;
-  const [type, opts] = spec as [unknown, unknown];
-  const list = Array.isArray(type)
-    ? type
-    : type === "COMBO" && typeof opts === "object" && opts !== null && Array.isArray((opts as { options?: unknown }).options)
-      ? (opts as { options: unknown[] }).options
-      : undefined;
-  return list && list.every((o) => typeof o === "string") ? (list as string[]) : undefined;
-}
 
 function ksamplerOptions(oi: ObjectInfo, input: string): string[] | undefined {
   const def = getOwn(oi, "KSampler");
