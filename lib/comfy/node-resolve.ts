@@ -74,7 +74,7 @@ export function repoKey(url: string): string {
 }
 const basename = (url: string) => repoKey(url).split("/").pop() ?? "";
 /** Registry ids and repo names differ in case and - vs _; compare loosely. */
-const looseName = (s: string) => s.toLowerCase().replace(/[-_.\s]/g, "");
+export const looseName = (s: string) => s.toLowerCase().replace(/[-_.\s]/g, "");
 
 const AUX_RE = /^[A-Za-z0-9][A-Za-z0-9-]{0,38}\/[A-Za-z0-9._-]{1,100}$/;
 const SEMVER_RE = /^v?\d+(\.\d+){0,3}([-+][\w.]+)?$/;
@@ -438,4 +438,17 @@ function isBundle(idx: ResolveIndex, repo: string): boolean {
 /** Map a node mode summary for reports. */
 export function requiredness(modes: NodeMode[]): "required" | "optional" {
   return modes.some((m) => m === "active") ? "required" : "optional";
+}
+
+/**
+ * A pack the user names bare (`ComfyUI-KJNodes`, `comfyui-kjnodes`): a registry id ComfyUI-Manager's
+ * list knows, else the one repository whose name it is (case, '-', '_' and '.' aside). Several
+ * repositories of that name are an answer too: the caller names them, it does not pick one.
+ */
+export function packByName(idx: ResolveIndex, name: string): { registryId: string; repo: string } | { repos: string[] } {
+  // the index keys repositories lowercased; the answer spells them as the list does (the folder's name)
+  const spelled = (k: string) => idx.canonical.get(k) ?? k;
+  const viaRegistry = idx.registryToRepo.get(name.toLowerCase());
+  if (viaRegistry) return { registryId: name.toLowerCase(), repo: spelled(viaRegistry) };
+  return { repos: [...(idx.looseNameToRepos.get(looseName(name)) ?? [])].map(spelled).sort() };
 }

@@ -7,6 +7,8 @@ import { comfyLayout } from "../../lib/comfy/deploy.ts";
 import { serializeLock, type LockFile, type LockedPack } from "../../lib/comfy/lockfile.ts";
 import { parsePackSpec, PackSpecError, repoKey, type PackSpec } from "../../lib/comfy/pack-spec.ts";
 import { safePackDir } from "../../lib/comfy/safe-names.ts";
+import { packByName, type ResolveIndex } from "../../lib/comfy/node-resolve.ts";
+import { comfyDataUrl, loadRefData } from "../shared/refdata.ts";
 import { dataRootOf } from "../../lib/host-data.ts";
 import { upstreamClient, upstreamUrls, type UpstreamClient } from "../workflow/upstream.ts";
 import { writeIfChanged } from "../workflow/local-file.ts";
@@ -35,15 +37,33 @@ function upstream(pf: Decide): UpstreamClient {
   return upstreamClient(upstreamUrls(process.env), { github: pf.secrets.GITHUB_TOKEN, allowHosts: pf.flow.settings.allowHosts });
 }
 
+/**
+ * A bare name becomes what ComfyUI-Manager's list says it is: a registry pack, or the one repository
+ * of that name (pinned to its default branch's head). Several of that name: the user must choose.
+ */
+async function resolveName(pf: Decide, spec: PackSpec & { kind: "name" }, index: () => Promise<ResolveIndex>): Promise<PackSpec> {
+  const hit = packByName(await index(), spec.name);
+  if ("registryId" in hit) return { kind: "registry", id: hit.registryId, input: spec.input };
+  if (hit.repos.length === 1) return parsePackSpec(hit.repos[0]!);
+  if (hit.repos.length > 1)
+    throw new TaskError(`pack ${spec.input}: several repositories go by that name (${hit.repos.join(", ")}): give its URL`);
+  // not in the list: perhaps a registry id it does not carry yet
+  return { kind: "registry", id: spec.name, input: spec.input };
+}
+
 async function pinAll(pf: Decide, specs: { spec: PackSpec; from: string; alias?: string }[]): Promise<WantedPack[]> {
   const up = upstream(pf);
+  let idx: Promise<ResolveIndex> | undefined;
+  const index = () => (idx ??= loadRefData({ baseUrl: comfyDataUrl(process.env, pf.flow.settings.comfyDataUrl) }).then((r) => r.index));
   return Promise.all(
-    specs.map(async ({ spec, from, alias }) => {
+    specs.map(async ({ spec: given, from, alias }) => {
       try {
+        const spec = given.kind === "name" ? await resolveName(pf, given, index) : given;
         const p = await pinSpec(spec, up, from);
         return alias ? { ...p, aliases: [alias] } : p;
       } catch (e) {
-        throw new TaskError(`pack ${spec.input}: ${(e as Error).message}`);
+        if (e instanceof TaskError) throw e;
+        throw new TaskError(`pack ${given.input}: ${(e as Error).message}`);
       }
     }),
   );

@@ -428,6 +428,22 @@ export default defineFlow({
     assert.match(await sh("lab4", "cat ~/comfyui/custom_nodes/lab-registry-pack/.flow-pack.json"), /"version":"1.1.0"/);
   });
 
+  test("a pack named bare is what ComfyUI-Manager's list calls it, pinned to its default branch's head", async () => {
+    const kj = lockedPacks().find((p: any) => /KJNodes/i.test(p.repo));
+    const name = new URL(kj.repo).pathname.slice(1);
+    const head = await git.addCommit(name, { files: { "NEWS.md": "bare name\n" } });
+    const r = await runFlow(["nodes:install", "--hosts", "lab4", "ComfyUI-KJNodes"]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(await headOf("lab4", name.split("/")[1]!), head);
+    // two repositories of one name would be a guess: refused, naming them, before any host
+    const none = await runFlow(["nodes:install", "--hosts", "lab4", "no-such-pack-anywhere"]);
+    assert.equal(none.code, 2, none.stdout + none.stderr);
+    assert.match(none.stdout + none.stderr, /pack no-such-pack-anywhere: /);
+    // the workflows' lock is theirs: back as locked for the tests after this one
+    const back = await runFlow(["nodes:install", "--hosts", "lab4"]);
+    assert.equal(back.code, 0, back.stdout + back.stderr);
+  });
+
   test("update a locked pack to a new upstream commit, then remove a pack", async () => {
     const kj = lockedPacks().find((p: any) => /KJNodes/i.test(p.repo));
     const name = new URL(kj.repo).pathname.slice(1);

@@ -15,6 +15,9 @@ import { mergeWanted, WantedError, type WantedPack } from "../../plugins/nodes/w
 import { failedRequirement, parsePipReport, pipInstallCommand, pipReportCommand } from "../../plugins/nodes/pip.ts";
 import { listPacks } from "../../plugins/nodes/list.ts";
 import { flow, flowfileSource, REPO } from "../support/cli.ts";
+import { buildIndex, packByName } from "../../lib/comfy/node-resolve.ts";
+import { parseCustomNodeList, parseExtensionNodeMap } from "../../lib/comfy/data-schemas.ts";
+import { jsonShared, needs } from "./comfy/shared-data.ts";
 
 const C1 = "1".repeat(40);
 const C2 = "2".repeat(40);
@@ -323,4 +326,22 @@ describe("pip and ComfyUI's log", () => {
       ],
     );
   });
+});
+
+describe("a pack named bare", () => {
+  test(
+    "is ComfyUI-Manager's registry id, else the one repository of that name (spelled as the list does)",
+    { skip: needs("comfyui-manager/custom-node-list.json", "comfyui-manager/extension-node-map.json") },
+    () => {
+      const idx = buildIndex({
+        extensionNodeMap: parseExtensionNodeMap(jsonShared("comfyui-manager/extension-node-map.json")),
+        customNodeList: parseCustomNodeList(jsonShared("comfyui-manager/custom-node-list.json")),
+        coreClasses: new Set(),
+      });
+      assert.deepEqual(packByName(idx, "ComfyUI-KJNodes"), { repos: ["https://github.com/kijai/ComfyUI-KJNodes"] });
+      assert.deepEqual(packByName(idx, "comfyui_kjnodes"), { repos: ["https://github.com/kijai/ComfyUI-KJNodes"] });
+      assert.deepEqual(packByName(idx, "kjnodes"), { registryId: "kjnodes", repo: "https://github.com/kijai/ComfyUI-KJNodes" });
+      assert.deepEqual(packByName(idx, "no-such-pack-anywhere"), { repos: [] });
+    },
+  );
 });
