@@ -3,6 +3,7 @@
 // optional version (`comfyui-kjnodes@1.1.7`), or a bare name. Pure and strict: anything that could
 // leave custom_nodes, read as an option, or fetch from a non-https place is refused with the input
 // named, before any host is touched.
+import { repoKey as resolveRepoKey } from "./node-resolve.ts";
 import { safePackDir } from "./safe-names.ts";
 
 export type PackSpec =
@@ -44,16 +45,13 @@ export function canonicalRepo(url: string): { repo: string; dir: string } | { wh
   return { repo: `https://${u.host.toLowerCase()}/${owner}/${name}`, dir: dir.value };
 }
 
-/** Where two spellings of one repository meet: host and path lowercased, no .git. */
+/** Where two spellings of one repository meet: node-resolve's key, whatever the scheme or user, without the scheme. */
 export function repoKey(url: string): string {
-  return url
+  const https = url
     .trim()
     .replace(/^git\+/, "")
-    .replace(/\.git$/i, "")
-    .replace(/\/+$/, "")
-    .replace(/^[a-z]+:\/\//i, "")
-    .replace(/^[^@/]+@/, "")
-    .toLowerCase();
+    .replace(/^(?:[a-z]+:\/\/)?(?:[^@/]+@)?/i, "https://");
+  return resolveRepoKey(https).replace(/^https:\/\//, "");
 }
 
 export function parsePackSpec(input: string): PackSpec {

@@ -1,10 +1,9 @@
 // The nodes tasks' bodies: decide once on this machine what every host gets (preflight), then each
 // host converges to it (install.ts); update also writes the new pins into flow.lock.json.
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { shQuote, TaskError, type PreflightContext, type TaskContext } from "../../lib/index.ts";
 import { comfyLayout } from "../../lib/comfy/deploy.ts";
-import { serializeLock, type LockFile, type LockedPack } from "../../lib/comfy/lockfile.ts";
+import { serializeLock, type LockedPack } from "../../lib/comfy/lockfile.ts";
 import { parsePackSpec, PackSpecError, repoKey, type PackSpec } from "../../lib/comfy/pack-spec.ts";
 import { safePackDir } from "../../lib/comfy/safe-names.ts";
 import { packByName, type ResolveIndex } from "../../lib/comfy/node-resolve.ts";
@@ -14,11 +13,12 @@ import { upstreamClient, upstreamUrls, type UpstreamClient } from "../workflow/u
 import { writeIfChanged } from "../workflow/local-file.ts";
 import { restartComfy } from "../comfyui/restart.ts";
 import { moveAsideCommand } from "./commands.ts";
+import { readLockFile } from "../workflow/lock-file.ts";
 import { readHostPacks } from "./host-packs.ts";
 import { installOnHost } from "./install.ts";
 import { findOnHost } from "./plan.ts";
 import { verifyClasses } from "./verify.ts";
-import { LOCK_FILE, mergeWanted, packKeys, packsOfWorkflows, parsePins, pinSpec, WantedError, type WantedPack } from "./wanted.ts";
+import { LOCK_FILE, mergeWanted, packKeys, packsOfWorkflows, parsePins, pinSpec, type WantedPack } from "./wanted.ts";
 import { decided, type InstallOptions, type NodesOptions, type RemoveOptions, type UpdateOptions } from "./index.ts";
 
 /** What deciding needs: a preflight's context, or a host's when there was no preflight (ctx.runTask). */
@@ -117,14 +117,6 @@ export async function runInstall(ctx: TaskContext, o: NodesOptions, opts: Instal
 
 // ---------- update ----------
 
-async function readLock(projectDir: string): Promise<LockFile | undefined> {
-  try {
-    return JSON.parse(await readFile(join(projectDir, LOCK_FILE), "utf8")) as LockFile;
-  } catch {
-    return undefined;
-  }
-}
-
 /** The names a lock entry goes by, in packKeys' terms. */
 function lockedKeys(lp: LockedPack): string[] {
   const repo = lp.repo;
@@ -193,7 +185,7 @@ export async function decideUpdate(pf: PreflightContext, o: NodesOptions, opts: 
     const had = current.find((c) => packKeys(c).some((k) => packKeys(n).includes(k)));
     return had ? { ...n, dir: had.dir, classes: had.classes, optional: had.optional, from: had.from } : n;
   });
-  const lock = await readLock(pf.projectDir);
+  const lock = await readLockFile(join(pf.projectDir, LOCK_FILE));
   if (lock && !pf.dryRun) {
     let moved = 0;
     for (const w of Object.values(lock.workflows)) {

@@ -1,8 +1,9 @@
 // What ComfyUI on the host actually loaded: /object_info's classes (each with the python_module it
 // came from) and the packs its log says failed to import. The last word after any install, update
 // or ComfyUI update: every class the workflows use must be there, or the task fails naming them.
-import { shQuote, TaskError, type TaskContext } from "../../lib/index.ts";
+import { TaskError, type TaskContext } from "../../lib/index.ts";
 import { publishedUrl } from "../../lib/commands/docker.ts";
+import { objectInfoCommand } from "../workflow/object-info.ts";
 import { parseImportFailures, type ImportFailure } from "../../lib/comfy/import-log.ts";
 import { CONTAINER, lastLogLines, readEndpoints } from "../comfyui-api/health.ts";
 import { packsOfWorkflows, type WantedPack } from "./wanted.ts";
@@ -17,7 +18,9 @@ export interface LoadedClass {
 export async function loadedClasses(ctx: TaskContext, container = CONTAINER): Promise<LoadedClass[]> {
   const ends = await readEndpoints(ctx, container);
   const url = publishedUrl(ends.comfy, "/object_info");
-  const r = await ctx.exec(`curl -fsS --max-time 120 ${shQuote(url)}`);
+  // the same request as workflow:object-info; read leniently (names and python_module only): one odd
+  // definition of some pack must not hide what loaded
+  const r = await ctx.exec(objectInfoCommand(publishedUrl(ends.comfy, "/")));
   if (r.code !== 0) throw new TaskError(`ComfyUI did not answer ${url} on the host: ${r.stderr.trim() || `curl exit ${r.code}`}`);
   let j: Record<string, { python_module?: unknown }>;
   try {

@@ -2,16 +2,18 @@
 // the chosen workflows' entries in flow.lock.json (or the packs named on the command line), with
 // the flowfile's pins winning. Every pack ends as an exact git commit or registry version, so every
 // host of the fleet gets the same bytes.
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { TaskError } from "../../lib/index.ts";
-import { LOCK_VERSION, workflowContentHash, type LockFile, type LockedPack } from "../../lib/comfy/lockfile.ts";
+import { workflowContentHash, type LockedPack } from "../../lib/comfy/lockfile.ts";
 import { canonicalRepo, isCommit, parsePackSpec, repoKey, type PackSpec } from "../../lib/comfy/pack-spec.ts";
 import { safePackDir } from "../../lib/comfy/safe-names.ts";
 import { readWorkflowFile, workflowFiles } from "../shared/workflow-files.ts";
 import type { UpstreamClient } from "../workflow/upstream.ts";
 
-export const LOCK_FILE = "flow.lock.json";
+import { LOCK_FILE } from "../workflow/index.ts";
+import { readLockFile } from "../workflow/lock-file.ts";
+
+export { LOCK_FILE };
 
 export interface WantedPack {
   /** the folder under custom_nodes */
@@ -66,19 +68,6 @@ export function packKeys(p: Pick<WantedPack, "dir" | "repo" | "registryId" | "al
   ];
 }
 
-async function readLockFile(projectDir: string): Promise<LockFile | undefined> {
-  let text: string;
-  try {
-    text = await readFile(join(projectDir, LOCK_FILE), "utf8");
-  } catch {
-    return undefined;
-  }
-  const j = JSON.parse(text) as LockFile;
-  if (j?.version !== LOCK_VERSION || typeof j.workflows !== "object")
-    throw new WantedError(`${LOCK_FILE}: not a version ${LOCK_VERSION} lock file`);
-  return j;
-}
-
 /**
  * Packs the chosen workflows need, as flow.lock.json pins them. A missing or stale entry is an
  * error naming the file, unless `onUnlocked` takes it (deploy: that workflow's packs are left out,
@@ -89,7 +78,7 @@ export async function packsOfWorkflows(
   files?: string[],
   onUnlocked?: (message: string) => void,
 ): Promise<WantedPack[]> {
-  const lock = await readLockFile(projectDir);
+  const lock = await readLockFile(join(projectDir, LOCK_FILE));
   const out: WantedPack[] = [];
   const stale: string[] = [];
   for (const f of workflowFiles(projectDir, files)) {

@@ -3,9 +3,8 @@
 // GitHub, the Comfy Registry and Hugging Face -> the lock (pure, lib/comfy/lockfile.ts) -> the file.
 // Models the workflows give no URL are looked up by name in settings.modelRepos, and repositories
 // nodes snapshot at run time are expanded into their files: the lock records what was found.
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { TaskError, type TaskContext } from "../../lib/index.ts";
+import type { TaskContext } from "../../lib/index.ts";
 import type { ModelDep } from "../../lib/comfy/model-deps.ts";
 import { checkLock, lockWorkflow, serializeLock, LOCK_VERSION, type LockFacts, type LockFile } from "../../lib/comfy/lockfile.ts";
 import { setOwn } from "../../lib/comfy/own-keys.ts";
@@ -16,23 +15,10 @@ import { readWorkflowFile, workflowFiles, type WorkflowFile } from "../shared/wo
 import { upstreamClient, upstreamUrls } from "./upstream.ts";
 import { analyse, loadRef, resolveIndex, type Analysed } from "./analyse.ts";
 import { writeIfChanged } from "./local-file.ts";
+import { readLockFile } from "./lock-file.ts";
 import { LOCK_FILE, type LockOptions } from "./index.ts";
 
 type HfDep = ModelDep & { url: string; source: Extract<ModelDep["source"], { kind: "huggingface" }> };
-
-async function readLock(path: string): Promise<LockFile | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch {
-    return undefined;
-  }
-  const j = JSON.parse(text) as LockFile;
-  if (j?.version !== LOCK_VERSION || typeof j.workflows !== "object") {
-    throw new TaskError(`${path}: not a version ${LOCK_VERSION} flow lock file; run flow run workflow:lock to rewrite it`);
-  }
-  return j;
-}
 
 /**
  * Ask GitHub, the registry and Hugging Face for what the workflows do not pin themselves; `listed`:
@@ -128,7 +114,7 @@ async function fetchLockFacts(
 /** --check: each workflow's JSON against its lock entry; an unreadable file counts as changed. */
 async function checkLockStep(ctx: TaskContext, lockPath: string, files: WorkflowFile[]): Promise<void> {
   await ctx.step(`check ${LOCK_FILE}`, async () => {
-    const lock = await readLock(lockPath);
+    const lock = await readLockFile(lockPath);
     if (!lock) return { status: "failed", note: `no ${LOCK_FILE}: run flow run workflow:lock` };
     const current: Record<string, unknown> = {};
     const unreadable: string[] = [];
