@@ -6,6 +6,7 @@ import { z } from "zod";
 import { definePlugin, defineTask } from "../../lib/index.ts";
 import { layoutDirs } from "../../lib/comfy/deploy.ts";
 import { ensureDirs } from "../../lib/steps/host.ts";
+import { ensureImage } from "../../lib/steps/image-pull.ts";
 import {
   ensureContainer,
   patchHostRecord,
@@ -45,6 +46,8 @@ export function comfyui(o: ComfyuiOptions = {}) {
         });
       }
       const cfg = host.config(host.image);
+      // the image (10+ GB) is the longest wait of a first setup: its own step, with progress
+      await ensureImage(ctx, cfg.image);
       await seedCustomNodes(ctx, cfg.image, host.layout.customNodes);
       await ensureContainer(ctx, cfg);
       await recordDataRoot(ctx, host.dataRoot);

@@ -9,6 +9,8 @@ import { safeUrl } from "../../lib/comfy/safe-names.ts";
 import { stripUrlCredentials } from "../../lib/url-credentials.ts";
 import { getOwn } from "../../lib/comfy/own-keys.ts";
 import { SCAN_FILES_MARK } from "./commands.ts";
+import { fmtBytes, fmtEta } from "../../lib/format.ts";
+export { fmtBytes, fmtEta };
 
 export interface ScanFile {
   size: number;
@@ -376,24 +378,6 @@ export function planCleanup(
 }
 
 // ---------- output ----------
-
-export function fmtBytes(n: number): string {
-  const units = ["B", "KB", "MB", "GB", "TB"];
-  let i = 0;
-  let v = n;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${i ? v.toFixed(v < 10 ? 2 : 1) : v} ${units[i]}`;
-}
-
-export function fmtEta(s: number | null | undefined): string {
-  if (s === null || s === undefined || !Number.isFinite(s)) return "ETA ?";
-  if (s < 60) return `ETA ${Math.round(s)}s`;
-  if (s < 3600) return `ETA ${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s`;
-  return `ETA ${Math.floor(s / 3600)}h${String(Math.round((s % 3600) / 60)).padStart(2, "0")}m`;
-}
 
 interface ProgressFile {
   name: string;

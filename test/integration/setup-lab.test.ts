@@ -112,9 +112,9 @@ export default defineFlow({
       cwd: dir,
       env: { FLOW_TEST_ENV: "b", FLOW_TEST_IMAGE: "flow-comfy-standin:no-such-tag!" },
     });
-    // an invalid reference fails inside the host at once: no registry is asked (none can be reached here)
+    // an invalid reference is refused by the image step before anything runs: no registry is asked
     assert.equal(r.code, 1, r.stdout);
-    assert.match(r.stdout, /invalid reference format/);
+    assert.match(r.stdout, /not an image reference \(bad tag\): "flow-comfy-standin:no-such-tag!"/);
     assert.equal(
       ssh(inv, "lab4", "sudo -n docker inspect -f '{{.State.Status}} {{.Config.Image}}' comfyui").out.trim(),
       `running ${STANDIN_TAG}`,
