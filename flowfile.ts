@@ -2,7 +2,7 @@
 // `.lab/inventory.json` is written by `npm run lab -- up` (group `lab`).
 import { defineFlow } from "./lib/index.ts";
 import { cloudBoxes, datacrunch, lambda } from "./providers/index.ts";
-import { comfyui, comfyuiApi, models, nodes, ops, workflow } from "./plugins/index.ts";
+import { apiProxy, comfyui, comfyuiApi, models, nodes, ops, workflow } from "./plugins/index.ts";
 
 // In the lab, the stand-in image plays comfyui-api (built by test/lab/standin/image.ts).
 const inLab = process.env.FLOW_LAB === "1";
@@ -28,6 +28,9 @@ export default defineFlow({
     comfyui(inLab ? { image: "flow-comfy-standin:latest" } : {}),
     // workflows/ served by comfyui-api; the lab type-checks them against the vendored comfyui-api source
     comfyuiApi(inLab ? { source: { dir: "../shared/vendor/comfyui-api" } } : {}),
+    // comfyui-api stays on the box's loopback; Caddy on 443 asks for the token (api:token) and serves TLS.
+    // The lab's Caddy image is built from Debian's caddy package (test/lab/caddy/image.ts)
+    apiProxy(inLab ? { image: "flow-caddy:lab" } : {}),
     cloudBoxes(),
   ],
 });

@@ -22,6 +22,8 @@ export interface HostSpec extends SshTarget {
   provider?: string;
   /** free-form host data tasks can read (data root, volume device, ...) */
   data: Record<string, unknown>;
+  /** the served API's access (flowfile `api: {...}`); absent: token and TLS, the defaults */
+  api?: import("./flowfile/schema.ts").HostApi;
   /** true for `--host local`: run on this machine without SSH */
   local?: boolean;
   /** known_hosts file for this host (an inventory may bring its own) */

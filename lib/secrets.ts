@@ -1,5 +1,5 @@
 // Secrets come from the environment or `.env`; their values never reach output.
-import { existsSync, readFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { maskUrlsInText } from "./url-credentials.ts";
 
@@ -32,6 +32,28 @@ export function loadEnv(projectDir: string, env: NodeJS.ProcessEnv = process.env
   const file = join(projectDir, ".env");
   const fromFile = existsSync(file) ? parseDotEnv(readFileSync(file, "utf8")) : {};
   return { ...fromFile, ...env };
+}
+
+/**
+ * Set one KEY=value line in the project's .env (added, or replacing that key's lines), written to a
+ * temporary file and renamed over it, mode 0600: a crash leaves the old file whole, and no other
+ * user of this machine reads it. Comments and other lines stay as they are.
+ */
+export function writeDotEnvValue(projectDir: string, key: string, value: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new Error(`not an environment variable name: ${JSON.stringify(key)}`);
+  if (/[\r\n"\\]/.test(value)) throw new Error(`the value for ${key} cannot go on one .env line`);
+  const file = join(projectDir, ".env");
+  const before = existsSync(file) ? readFileSync(file, "utf8") : "";
+  const lines = before.split(/\r?\n/);
+  if (lines.at(-1) === "") lines.pop();
+  const mine = new RegExp(`^\\s*(?:export\\s+)?${key}\\s*=`);
+  const kept = lines.filter((l) => !mine.test(l));
+  kept.push(`${key}="${value}"`);
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, kept.join("\n") + "\n", { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, file);
+  return file;
 }
 
 export class MissingSecretsError extends Error {

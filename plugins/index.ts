@@ -6,3 +6,5 @@ export { nodes } from "./nodes/index.ts";
 export type { NodesOptions } from "./nodes/index.ts";
 export { comfyuiApi } from "./comfyui-api/index.ts";
 export type { ComfyuiApiOptions } from "./comfyui-api/index.ts";
+export { apiProxy } from "./proxy/index.ts";
+export type { ApiProxyOptions } from "./proxy/index.ts";

@@ -29,6 +29,8 @@ import { UnreachableError } from "../lib/transport/types.ts";
 // the models tier's pure planning: what the workflows need, what a scan of the volume holds
 import { findPresent, indexFiles, neededModels, parseScan, type Needed, type Scan, type WorkflowDeps } from "./models/plan.ts";
 import { scanCommand } from "./models/commands.ts";
+import { parseProxyStatus, proxyCell, proxyNotes, proxyStatusCommand } from "./proxy/status.ts";
+import { authOn } from "./proxy/settings.ts";
 import { readWorkflowFile, TEMPLATES_DIR, workflowFiles } from "./shared/workflow-files.ts";
 import { interruptible, logsTask } from "./logs.ts";
 
@@ -158,6 +160,9 @@ export async function collectStatus(ctx: TaskContext, o: Partial<StatusOptions> 
   const marker = statusMarker();
   const container = o.container ?? "comfyui";
   const extra = project.models?.needed.length ? [{ name: "models", command: scanCommand(layout.models, ctx.flow.settings.remoteDir) }] : [];
+  // the proxy in front of comfyui-api, when the flow has one: up, auth, TLS, certificate expiry
+  const withProxy = ctx.hasTask("api:proxy");
+  if (withProxy) extra.push({ name: "proxy", command: proxyStatusCommand(o.timeout ?? 3) });
   const r = await ctx.exec(
     statusCommand(path, { marker, container, customNodes: layout.customNodes, timeoutSeconds: o.timeout ?? 3, extra }),
   );
@@ -173,6 +178,13 @@ export async function collectStatus(ctx: TaskContext, o: Partial<StatusOptions> 
     s.workflows.expected = project.expected;
     s.workflows.missing = project.expected.filter((w) => !served.has(w));
     s.workflows.unexpected = s.workflows.served.filter((w) => !expected.has(w));
+  }
+  if (withProxy) {
+    const p = parseProxyStatus(sections.get("proxy") ?? "");
+    const alerts = proxyNotes(p);
+    if (p.state === null && authOn(ctx.host))
+      alerts.push("proxy: none on this box, so comfyui-api has no token in front of it (flow run api:proxy)");
+    s.proxy = { cell: proxyCell(p), facts: p, alerts };
   }
   if (!project.models) s.models = null;
   else if (!project.models.needed.length) s.models = modelsStatus(project.models, { files: [], downloadRunning: false });
@@ -198,7 +210,8 @@ function oneLine(s: StatusRow): string {
   const c = statusCells(s);
   return (
     `${s.os}, load ${c.load}, ${c["disk free"]} free on ${s.disk?.path ?? "?"}, comfyui ${c.comfyui}, ` +
-    `api ${c.api} health ${c.health} ready ${c.ready}, queue ${c.queue}, workflows ${c.workflows}, models ${c.models}`
+    `api ${c.api}${s.proxy ? ` proxy ${c.proxy}` : ""} health ${c.health} ready ${c.ready}, queue ${c.queue}, ` +
+    `workflows ${c.workflows}, models ${c.models}`
   );
 }
 

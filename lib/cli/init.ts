@@ -7,16 +7,18 @@ export class InitError extends Error {}
 const FLOWFILE = `// This project's flow: hosts, providers, plugins and settings. \`npx flow list\` shows every task.
 import { defineFlow } from "flow";
 import { cloudBoxes, datacrunch, lambda } from "flow/providers";
-import { comfyui, comfyuiApi, models, ops, workflow } from "flow/plugins";
+import { apiProxy, comfyui, comfyuiApi, models, nodes, ops, workflow } from "flow/plugins";
 
 export default defineFlow({
   hosts: {
     // gpu1: { host: "root@1.2.3.4", provider: "datacrunch", groups: ["gpus"] },
+    // gpu2: { host: "ubuntu@5.6.7.8", provider: "lambda", api: { domain: "gpu2.example.com", email: "ops@example.com" } },
   },
   inventory: [".flow/inventory.json"],
   providers: [lambda(), datacrunch()],
   // cloudBoxes(): provider:list|up|down over the providers above that have a cloud API
-  plugins: [ops(), workflow(), models(), comfyui(), comfyuiApi(), cloudBoxes()],
+  // apiProxy(): comfyui-api stays on the box's loopback; Caddy on 443 asks for the token (api:token) and serves TLS
+  plugins: [ops(), workflow(), models(), nodes(), comfyui(), comfyuiApi(), apiProxy(), cloudBoxes()],
 });
 `;
 
@@ -35,6 +37,8 @@ export function initProject(dir: string, secrets: string[]): string[] {
   const there = files.map(([f]) => f).filter((f) => existsSync(join(dir, f)));
   if (there.length)
     throw new InitError(`flow init: ${there.join(", ")} already exist${there.length === 1 ? "s" : ""} in ${dir}; nothing was written`);
+  // .env holds the boxes' API tokens (api:proxy writes them there): never committed
+  if (!existsSync(join(dir, ".gitignore"))) files.push([".gitignore", ".env\n.flow/\nnode_modules/\n"]);
   for (const [f, text] of files) {
     mkdirSync(join(dir, f, ".."), { recursive: true });
     writeFileSync(join(dir, f), text, { flag: "wx" });

@@ -98,13 +98,18 @@ export interface ComfyContainerConfig {
 }
 
 /**
- * ComfyUI's UI and Manager install and run any code: its port stays on the host's loopback unless
- * the flowfile says otherwise; comfyui-api's port is what the user's backend calls.
+ * ComfyUI's UI and Manager install and run any code, and comfyui-api spends the GPU for anyone who
+ * calls it: both ports stay on the host's loopback unless the flowfile says otherwise. The user's
+ * backend calls the proxy on 443 (plugins/proxy).
  */
 export interface ComfyExpose {
   /** false (default): 127.0.0.1 only (reach it with `flow run tunnel`); true: on `bind` (all interfaces by default); or an address */
   comfyui?: boolean | string;
-  /** true (default): on `bind` (all interfaces by default); false: 127.0.0.1 only; or an address */
+  /**
+   * false (default): 127.0.0.1 only, behind the proxy on 443 (apiProxy: token and TLS; comfyui-api
+   * has no inbound authentication of its own); true: on `bind` (all interfaces by default), open to
+   * anyone who finds it; or an address
+   */
   api?: boolean | string;
 }
 
@@ -121,7 +126,7 @@ export function portBindings(
     bind === undefined ? { host, container } : { host, container, bind };
   return [
     at(cfg.comfyPort ?? 8188, 8188, publishOn(cfg.expose?.comfyui, false, cfg.bind)),
-    at(cfg.apiPort ?? 3000, 3000, publishOn(cfg.expose?.api, true, cfg.bind)),
+    at(cfg.apiPort ?? 3000, 3000, publishOn(cfg.expose?.api, false, cfg.bind)),
   ];
 }
 

@@ -10,6 +10,8 @@ export interface ContainerSpec {
   /** the container's command (replaces the image's CMD) */
   command?: string[];
   ports: { host: number; container: number; bind?: string }[];
+  /** "host": the host's own network stack (no published ports; the process binds the host's addresses) */
+  network?: "host";
   volumes: { host: string; container: string; readOnly?: boolean }[];
   env: Record<string, string>;
   restart: "no" | "always" | "unless-stopped" | "on-failure";
@@ -43,6 +45,7 @@ export function runArgv(spec: ContainerSpec): string[] {
   const argv = ["docker", "run", "-d", "--name", spec.name, "--restart", spec.restart];
   if (spec.gpus) argv.push("--gpus", "all");
   if (spec.stopSignal) argv.push("--stop-signal", spec.stopSignal);
+  if (spec.network) argv.push("--network", spec.network);
   for (const p of spec.ports) argv.push("-p", `${p.bind ? `${p.bind}:` : ""}${p.host}:${p.container}`);
   for (const v of spec.volumes) argv.push("-v", `${v.host}:${v.container}${v.readOnly ? ":ro" : ""}`);
   for (const [k, v] of Object.entries(spec.env).sort(([a], [b]) => a.localeCompare(b))) argv.push("-e", `${k}=${v}`);

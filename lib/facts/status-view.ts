@@ -1,9 +1,23 @@
 // The `status` fact as text: short cells per host, one labelled line per host (the live view of
 // `status --watch`), and the fleet table printed after the run. Pure functions.
+import { styleText } from "node:util";
 import { formatTable } from "../output/table.ts";
 import type { HostStatus, HttpCheck, StatusRow } from "./status.ts";
 
-export const COLUMNS = ["gpu", "comfyui", "api", "health", "ready", "queue", "workflows", "packs", "models", "disk free", "load"] as const;
+export const COLUMNS = [
+  "gpu",
+  "comfyui",
+  "api",
+  "proxy",
+  "health",
+  "ready",
+  "queue",
+  "workflows",
+  "packs",
+  "models",
+  "disk free",
+  "load",
+] as const;
 export type Column = (typeof COLUMNS)[number];
 export type Cells = Record<Column, string>;
 
@@ -55,6 +69,7 @@ export function statusCells(s: HostStatus): Cells {
     gpu: gpuCell(s),
     comfyui: containerCell(s),
     api: s.api.version ?? "-",
+    proxy: s.proxy?.cell ?? "-",
     health: httpCell(s.api.health),
     ready: httpCell(s.api.ready),
     queue: s.queue ? String(s.queue.total) : "?",
@@ -68,7 +83,7 @@ export function statusCells(s: HostStatus): Cells {
 
 /** What is worth a line under the table: open ports, workflows not served, missing models. */
 export function statusNotes(s: HostStatus): string[] {
-  const out = [...s.warnings];
+  const out = [...(s.proxy?.alerts ?? []).map(alert), ...s.warnings];
   const w = s.workflows;
   if (w?.missing?.length) out.push(`not served: ${w.missing.join(", ")} (in workflows/, not in GET /docs/json)`);
   if (w?.unexpected?.length) out.push(`served but not in workflows/: ${w.unexpected.join(", ")}`);
@@ -80,6 +95,12 @@ export function statusNotes(s: HostStatus): string[] {
   }
   if (s.models?.error) out.push(`models: ${s.models.error}`);
   return out;
+}
+
+/** A line that must stand out: red on a terminal that takes colour. */
+export function alert(text: string): string {
+  const colour = !!process.stdout.isTTY && !process.env.NO_COLOR && process.env.TERM !== "dumb";
+  return colour ? styleText("red", text) : `!! ${text}`;
 }
 
 /** `gpu H100 1/80G 3%  comfyui up 2h  api 1.18.0 ...`; `widths` pads each value to line up hosts. */

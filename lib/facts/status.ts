@@ -185,6 +185,8 @@ export interface HostStatus {
   /** ports any container publishes on every interface */
   openPorts: PublishedPort[];
   warnings: string[];
+  /** what the caller learnt beyond this command (the proxy in front of the API): a cell, its facts, red lines */
+  proxy?: { cell: string; facts: unknown; alerts: string[] };
 }
 
 export interface ModelsStatus {

@@ -82,6 +82,7 @@ export function resolveHosts(config: FlowConfig, projectDir: string): HostSpec[]
       provider: entry.provider,
       groups: entry.groups,
       data: entry.data,
+      ...(entry.api ? { api: entry.api } : {}),
     });
   }
   for (const inv of config.inventory) {
@@ -109,6 +110,7 @@ export function resolveHosts(config: FlowConfig, projectDir: string): HostSpec[]
         provider: h.provider,
         groups: h.groups,
         data: h.data,
+        ...(h.api ? { api: h.api } : {}),
       });
     }
   }

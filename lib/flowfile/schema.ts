@@ -25,6 +25,24 @@ const userModelSchema = z
   .strictObject({ url: z.string().min(1).optional(), folder: modelFolder.optional() })
   .refine((m) => m.url !== undefined || m.folder !== undefined, { message: "give url, folder or both" });
 
+/**
+ * How the box's served API is reached (the proxy in front of it): `auth: false` serves it without
+ * a token (status flags such a host), `domain` gets a public certificate for that name, `email`
+ * is given to the certificate authority.
+ */
+export const hostApiSchema = z.strictObject({
+  auth: z.boolean().default(true),
+  domain: z
+    .string()
+    .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/i, "a DNS name such as gpu1.example.com")
+    .optional(),
+  email: z
+    .string()
+    .regex(/^[^\s@]+@[^\s@]+$/, "an email address")
+    .optional(),
+});
+export type HostApi = z.output<typeof hostApiSchema>;
+
 export const hostEntrySchema = z.strictObject({
   /** [user@]address[:port] or an ~/.ssh/config alias */
   host: z.string().min(1),
@@ -36,6 +54,7 @@ export const hostEntrySchema = z.strictObject({
   provider: z.string().optional(),
   groups: z.array(name).default([]),
   data: z.record(z.string(), z.unknown()).default({}),
+  api: hostApiSchema.optional(),
 });
 
 export const settingsSchema = z.strictObject({
@@ -129,6 +148,7 @@ export const inventorySchema = z.strictObject({
       provider: z.string().optional(),
       groups: z.array(name).default([]),
       data: z.record(z.string(), z.unknown()).default({}),
+      api: hostApiSchema.optional(),
     }),
   ),
 });

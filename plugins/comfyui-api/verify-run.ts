@@ -15,6 +15,8 @@ import type { WorkflowFacts } from "../../lib/comfy/comfyui-api-workflow.ts";
 import { getCommand, loadLogCommand, parseGets, parsePost, postCommand } from "./commands.ts";
 import { analyzeCached, readLocalWorkflows, workflowsDirOf, type LocalWorkflows } from "./local.ts";
 import { containerOf, type ComfyuiApiOptions } from "./options.ts";
+import { readEndpoints } from "./health.ts";
+import { checkProxy } from "../proxy/check.ts";
 import type { VerifyRow, VerifyTaskOptions } from "./verify.ts";
 
 const root = { sudo: true } as const;
@@ -43,6 +45,11 @@ async function verify(
   rows: VerifyRow[],
   given?: LocalWorkflows,
 ): Promise<void> {
+  // the front door first: what the user's backend calls (skipped when the flow has no proxy)
+  if (ctx.hasTask("api:proxy")) {
+    const ends = await readEndpoints(ctx, container);
+    await checkProxy(ctx, [ends.api.host, ends.comfy.host], rows);
+  }
   const local = given ?? readLocalWorkflows(ctx.projectDir, workflowsDirOf(ctx.projectDir, o.dir, plugin.workflowsDir));
   const facts = new Map<string, WorkflowFacts>(local.files.map((f) => [endpointOf(f.rel), analyzeCached(f)]));
   const relOf = new Map(local.files.map((f) => [endpointOf(f.rel), f.rel]));

@@ -13,21 +13,19 @@ import {
   type ComfyLayout,
 } from "../../lib/comfy/deploy.ts";
 import {
-  containerFact,
   containerImageFact,
   containerLogs,
   healthWaitCommand,
-  parseContainerFact,
   parseContainerImage,
   parseHealthWait,
   publishedUrl,
-  replaceContainer,
   specHash,
   type ContainerImage,
 } from "../../lib/commands/docker.ts";
 import { dataRootOf } from "../../lib/host-data.ts";
 import { readHostRecordCommand, writeHostRecordCommand } from "../../lib/commands/host-record.ts";
 import { detectGpu } from "../../lib/steps/host.ts";
+import { ensureContainerSpec } from "../../lib/steps/container.ts";
 import { CONTAINER, waitProblem } from "../comfyui-api/health.ts";
 
 export const DEFAULT_IMAGE = "ghcr.io/saladtechnologies/comfyui-api:comfy0.19.3-api1.18.1-torch2.8.0-cuda12.8-runtime";
@@ -44,10 +42,10 @@ export interface ComfyuiOptions {
   /** address the exposed ports are published on; default all interfaces */
   bind?: string;
   /**
-   * which ports are published beyond the host's loopback. Default: comfyui-api's 3000 on `bind`
-   * (all interfaces), ComfyUI's 8188 on 127.0.0.1 only (its UI and Manager run any code; reach it
-   * with `flow run tunnel`). `{ comfyui: true }` publishes 8188 on `bind` too; an address string
-   * publishes on that address; `{ api: false }` keeps 3000 on loopback.
+   * which ports are published beyond the host's loopback. Default: none. comfyui-api's 3000 is
+   * called through the proxy on 443 (apiProxy: token, TLS), ComfyUI's 8188 through `flow run
+   * tunnel` (its UI and Manager run any code). `{ api: true }` publishes 3000 on `bind`, open to
+   * anyone who finds it; `{ comfyui: true }` the same for 8188; an address string publishes there.
    */
   expose?: ComfyExpose;
   healthTimeoutSeconds?: number;
@@ -194,22 +192,7 @@ export async function seedCustomNodes(ctx: TaskContext, image: string, dest: str
 }
 
 export async function ensureContainer(ctx: TaskContext, cfg: ComfyContainerConfig): Promise<void> {
-  const spec = comfyContainerSpec(cfg);
-  const want = specHash(spec);
-  await ctx.ensure({
-    title: `container ${spec.name} (${spec.image})`,
-    check: async () => {
-      const fact = parseContainerFact(await ctx.sh(containerFact(spec.name), root));
-      if (!fact) return { ok: false, note: "missing" };
-      if (fact.hash !== want) return { ok: false, note: `spec changed (${fact.hash || "unlabelled"} -> ${want}): re-create` };
-      if (fact.state !== "running") return { ok: false, note: `${fact.state}: re-create` };
-      return { ok: true, note: `running, spec ${want}` };
-    },
-    apply: async () => {
-      await ctx.sh(replaceContainer(spec), root);
-      return `created, spec ${want}`;
-    },
-  });
+  await ensureContainerSpec(ctx, comfyContainerSpec(cfg));
 }
 
 /** Remember the data root on the host, so models:* and status use the folders this container mounts. */

@@ -36,6 +36,9 @@ export function setupTask(profile: ProviderProfile) {
         throw new TaskError("the flowfile has no comfyui() plugin: add it to plugins to deploy ComfyUI");
       }
       await ctx.runTask("comfyui:up", { dataRoot, healthTimeout: o.healthTimeout });
+      // comfyui-api is on the box's loopback only: the proxy (token, TLS) is how it is called
+      if (ctx.hasTask("api:proxy")) await ctx.runTask("api:proxy", {});
+      else ctx.warn("no apiProxy() plugin in the flowfile: comfyui-api answers on the box's loopback only (flow run tunnel)");
     },
   });
 }

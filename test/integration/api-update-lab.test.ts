@@ -139,15 +139,16 @@ export default defineFlow({
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  test("ports: ComfyUI's 8188 is published on 127.0.0.1 only, comfyui-api's 3000 on every interface", async () => {
+  test("ports: ComfyUI's 8188 and comfyui-api's 3000 are published on 127.0.0.1 only (the proxy is the way in)", async () => {
     const ports = await hostOut("sudo -n docker port comfyui");
     assert.match(ports, /^8188\/tcp -> 127\.0\.0\.1:8188$/m, ports);
-    assert.doesNotMatch(ports, /^8188\/tcp -> (0\.0\.0\.0|\[::\]|::):/m, ports);
-    assert.match(ports, /^3000\/tcp -> 0\.0\.0\.0:3000$/m, ports);
-    // and so the host's own address does not reach ComfyUI, while it reaches comfyui-api
+    assert.match(ports, /^3000\/tcp -> 127\.0\.0\.1:3000$/m, ports);
+    assert.doesNotMatch(ports, /-> (0\.0\.0\.0|\[::\]|::):/m, ports);
+    // and so the host's own address reaches neither, while its loopback reaches comfyui-api
     const ip = await hostOut("hostname -I | cut -d' ' -f1");
     assert.equal(await hostOut(`curl -s -o /dev/null -w '%{http_code}' --max-time 3 http://${ip}:8188/ || true`), "000");
-    assert.equal(await hostOut(`curl -s -o /dev/null -w '%{http_code}' --max-time 3 http://${ip}:3000/health`), "200");
+    assert.equal(await hostOut(`curl -s -o /dev/null -w '%{http_code}' --max-time 3 http://${ip}:3000/health || true`), "000");
+    assert.equal(await hostOut(`curl -s -o /dev/null -w '%{http_code}' --max-time 3 http://127.0.0.1:3000/health`), "200");
   });
 
   test(

@@ -189,8 +189,12 @@ for i in $(seq 300); do curl -fsS ` +
 
     const text = await runFlow(["status", "--hosts", `${HOST},dead`]);
     assert.equal(text.code, 0, text.stdout);
-    assert.match(text.stdout, /^host\s+gpu\s+comfyui\s+api\s+health\s+ready\s+queue\s+workflows\s+packs\s+models\s+disk free\s+load$/m);
-    assert.match(text.stdout, /^lab9\s+-\s+up \S+\s+1\.18\.0\s+200\s+200\s+0\s+1\/2\s+\d+\s+1\/2\s+\S+G\s+[\d.]+$/m);
+    assert.match(
+      text.stdout,
+      /^host\s+gpu\s+comfyui\s+api\s+proxy\s+health\s+ready\s+queue\s+workflows\s+packs\s+models\s+disk free\s+load$/m,
+    );
+    // no proxy in this flow: its cell is "-"
+    assert.match(text.stdout, /^lab9\s+-\s+up \S+\s+1\.18\.0\s+-\s+200\s+200\s+0\s+1\/2\s+\d+\s+1\/2\s+\S+G\s+[\d.]+$/m);
     assert.match(text.stdout, /^dead\s+unreachable: .*refused/im);
     assert.match(text.stdout, /^lab9: not served: other /m);
     assert.match(text.stdout, /^lab9: models missing: loras\/a\.safetensors/m);

@@ -192,7 +192,7 @@ ${files}`,
     );
     // what flow's comfyui:up runs, on this data root
     // ComfyUI's port is reached from outside the lab host below: published on all interfaces here
-    const spec = comfyContainerSpec({ image: STANDIN_TAG, dataRoot: ROOT, gpu: false, name: NAME, expose: { comfyui: true } });
+    const spec = comfyContainerSpec({ image: STANDIN_TAG, dataRoot: ROOT, gpu: false, name: NAME, expose: { comfyui: true, api: true } });
     const t0 = Date.now();
     const r = await sh(`${shJoin(runArgv(spec))} >/dev/null\n${waitReady(3000)}`);
     startMs = Date.now() - t0;

@@ -87,11 +87,14 @@ const status = defineCommand({
 const standin = defineCommand({
   meta: {
     name: "standin",
-    description: "build (once) and load the lab's comfyui-api image (real comfyui-api + stand-in ComfyUI) into lab hosts' Docker engines",
+    description:
+      "build (once) and load the lab's comfyui-api image (real comfyui-api + stand-in ComfyUI) and its Caddy image " +
+      "into lab hosts' Docker engines",
   },
   args: { hosts: { type: "string", default: "", description: "host names, comma separated (default: all)" } },
   async run({ args }) {
     const { ensureStandinImage } = await import("./standin/image.ts");
+    const { ensureCaddyImage } = await import("./caddy/image.ts");
     const inv = await readInventory();
     const names = args.hosts ? args.hosts.split(",").filter(Boolean) : Object.keys(inv.hosts);
     for (const name of names) {
@@ -101,6 +104,8 @@ const standin = defineCommand({
         `${name}: ${r.tag} (${r.hash}, ${(r.bytes / 1e6).toFixed(0)} MB) ` +
           (r.loaded ? `loaded in ${(r.ms / 1000).toFixed(1)}s` : "already there"),
       );
+      const c = await ensureCaddyImage(inv, name, (m) => console.log(`  ${m}`));
+      console.log(`${name}: ${c.tag} (${c.hash}) ` + (c.loaded ? `loaded in ${(c.ms / 1000).toFixed(1)}s` : "already there"));
     }
   },
 });

@@ -22,7 +22,7 @@ export interface LabHost {
   user: string;
   identityFile: string;
   groups: string[];
-  data: { nodeDistUrl: string; comfyPort: number; apiPort: number; container: string };
+  data: { nodeDistUrl: string; comfyPort: number; apiPort: number; httpsPort: number; httpPort: number; container: string };
 }
 export interface LabInventory {
   knownHostsFile: string;
@@ -34,6 +34,9 @@ const containerName = (i: number) => `flow-lab-${i}`;
 const sshPort = (i: number) => 22200 + i;
 const comfyPort = (i: number) => 23000 + i * 10;
 const apiPort = (i: number) => 23000 + i * 10 + 1;
+// the reverse proxy (Caddy, run by flow with --network host) on the host's 443 and 80
+const httpsPort = (i: number) => 23000 + i * 10 + 2;
+const httpPort = (i: number) => 23000 + i * 10 + 3;
 
 // PID 1's script in every host (under docker's --init, which reaps orphans).
 const ENTRYPOINT_SH = `#!/bin/sh
@@ -128,7 +131,22 @@ interface Existing {
 async function configHash(i: number, image: string, docker: boolean): Promise<string> {
   const keys = existsSync(`${identityFile}.pub`) ? await readFile(`${identityFile}.pub`, "utf8") : "";
   const hostKey = existsSync(join(hostKeyDir(i), "ssh_host_ed25519_key.pub")) ? await hostPublicKey(i) : "";
-  return createHash("sha256").update(JSON.stringify({ image, docker, ENTRYPOINT_SH, SSHD_CONF, keys, hostKey })).digest("hex").slice(0, 12);
+  const ports = publishedPorts(i);
+  return createHash("sha256")
+    .update(JSON.stringify({ image, docker, ENTRYPOINT_SH, SSHD_CONF, keys, hostKey, ports }))
+    .digest("hex")
+    .slice(0, 12);
+}
+
+/** `docker run -p` values: every port a host publishes, on 127.0.0.1 only. */
+function publishedPorts(i: number): string[] {
+  return [
+    `127.0.0.1:${sshPort(i)}:22`,
+    `127.0.0.1:${comfyPort(i)}:8188`,
+    `127.0.0.1:${apiPort(i)}:3000`,
+    `127.0.0.1:${httpsPort(i)}:443`,
+    `127.0.0.1:${httpPort(i)}:80`,
+  ];
 }
 
 export async function listContainers(): Promise<Existing[]> {
@@ -167,12 +185,7 @@ async function createContainer(i: number, image: string, docker: boolean): Promi
     `flow-lab.config=${await configHash(i, image, docker)}`,
     "--label",
     `flow-lab.docker=${docker ? 1 : 0}`,
-    "-p",
-    `127.0.0.1:${sshPort(i)}:22`,
-    "-p",
-    `127.0.0.1:${comfyPort(i)}:8188`,
-    "-p",
-    `127.0.0.1:${apiPort(i)}:3000`,
+    ...publishedPorts(i).flatMap((p) => ["-p", p]),
     // what Docker-in-Docker needs on this machine (--privileged is refused here)
     "--cap-add",
     "ALL",
@@ -269,7 +282,14 @@ export async function writeInventory(indexes: number[]): Promise<void> {
       user: "ubuntu",
       identityFile: "id_ed25519",
       groups: ["lab"],
-      data: { nodeDistUrl, comfyPort: comfyPort(i), apiPort: apiPort(i), container: containerName(i) },
+      data: {
+        nodeDistUrl,
+        comfyPort: comfyPort(i),
+        apiPort: apiPort(i),
+        httpsPort: httpsPort(i),
+        httpPort: httpPort(i),
+        container: containerName(i),
+      },
     };
   }
   const inventory: LabInventory = { knownHostsFile: "known_hosts", hosts };

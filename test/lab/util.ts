@@ -1,5 +1,6 @@
 // Paths and one way to run a program (argv only, never a shell string).
 import { spawn } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -101,4 +102,29 @@ export async function withDirLock<T>(dir: string, fn: () => Promise<T>, timeoutM
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** dockerd starts in the background with a lab host; give it a minute. */
+export async function waitForInnerEngine(container: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await run("docker", ["exec", container, "docker", "info", "--format", "{{.Driver}}"], { allowFail: true, timeoutMs: 20_000 });
+    if (r.code === 0) return;
+    if (Date.now() > deadline)
+      throw new Error(`${container}: inner Docker engine does not answer (was the host started with docker: false?)\n${r.stderr.trim()}`);
+    await sleep(500);
+  }
+}
+
+/** Like util's run, with a file as stdin (a 100 MB tarball is not a string). */
+export function runWithFileInput(cmd: string, args: string[], file: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const fd = openSync(file, "r");
+    const child = spawn(cmd, args, { stdio: [fd, "ignore", "pipe"] });
+    closeSync(fd);
+    let stderr = "";
+    child.stderr!.on("data", (d: Buffer) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(" ")}: exit ${code}\n${stderr.trim()}`))));
+  });
 }

@@ -331,6 +331,9 @@ test("flow init writes a starter project and refuses to overwrite", async () => 
   for (const f of ["flowfile.ts", ".env.example", "workflow_templates", "workflows"]) assert.ok(existsSync(join(dir, f)), f);
   assert.match(readFileSync(join(dir, ".env.example"), "utf8"), /^HF_TOKEN=$/m);
   assert.match(readFileSync(join(dir, "flowfile.ts"), "utf8"), /from "flow"/);
+  assert.match(readFileSync(join(dir, "flowfile.ts"), "utf8"), /apiProxy\(\)/);
+  // the boxes' tokens go into .env: a new project ignores it
+  assert.match(readFileSync(join(dir, ".gitignore"), "utf8"), /^\.env$/m);
   writeFileSync(join(dir, "flowfile.ts"), "// mine\n");
   const again = await flow(["init"], { cwd: dir });
   assert.equal(again.code, 2);

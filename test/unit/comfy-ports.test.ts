@@ -20,15 +20,16 @@ import { endpointsOf } from "../../plugins/comfyui-api/health.ts";
 import { parseLayout, parseQueue, restartPlan } from "../../plugins/comfyui-api/restart.ts";
 import { tunnelPlan } from "../../plugins/comfyui-api/tunnel.ts";
 
-describe("ports: ComfyUI on loopback unless exposed, comfyui-api as the flowfile says", () => {
-  test("defaults: 8188 on 127.0.0.1, 3000 on every interface", () => {
+describe("ports: ComfyUI and comfyui-api on loopback unless exposed (the proxy on 443 is the way in)", () => {
+  test("defaults: 8188 and 3000 on 127.0.0.1 only", () => {
     assert.deepEqual(portBindings({}), [
       { host: 8188, container: 8188, bind: "127.0.0.1" },
-      { host: 3000, container: 3000 },
+      { host: 3000, container: 3000, bind: "127.0.0.1" },
     ]);
     const argv = runArgv(comfyContainerSpec({ image: "i", dataRoot: "/d", gpu: false }));
     assert.ok(argv.includes("127.0.0.1:8188:8188"), argv.join(" "));
-    assert.ok(argv.includes("3000:3000"));
+    assert.ok(argv.includes("127.0.0.1:3000:3000"), argv.join(" "));
+    assert.ok(!argv.includes("3000:3000"));
   });
 
   test("expose: true follows bind (default all interfaces), false keeps loopback, a string is an address", () => {
@@ -36,9 +37,10 @@ describe("ports: ComfyUI on loopback unless exposed, comfyui-api as the flowfile
     assert.deepEqual(portBindings({ expose: { comfyui: true }, bind: "10.0.0.5" })[0], { host: 8188, container: 8188, bind: "10.0.0.5" });
     assert.deepEqual(portBindings({ bind: "10.0.0.5" }), [
       { host: 8188, container: 8188, bind: "127.0.0.1" },
-      { host: 3000, container: 3000, bind: "10.0.0.5" },
+      { host: 3000, container: 3000, bind: "127.0.0.1" },
     ]);
-    assert.deepEqual(portBindings({ expose: { api: false } })[1], { host: 3000, container: 3000, bind: "127.0.0.1" });
+    assert.deepEqual(portBindings({ expose: { api: true } })[1], { host: 3000, container: 3000 });
+    assert.deepEqual(portBindings({ expose: { api: true }, bind: "10.0.0.5" })[1], { host: 3000, container: 3000, bind: "10.0.0.5" });
     assert.deepEqual(portBindings({ expose: { comfyui: "100.64.0.2", api: "100.64.0.2" }, comfyPort: 18188, apiPort: 13000 }), [
       { host: 18188, container: 8188, bind: "100.64.0.2" },
       { host: 13000, container: 3000, bind: "100.64.0.2" },

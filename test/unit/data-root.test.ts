@@ -21,6 +21,7 @@ function hostCtx(host: Partial<HostSpec>, user = "root") {
     transport: { user },
     dryRun: false,
     projectDir: "/nonexistent",
+    hasTask: () => false,
     async exec(command: string) {
       const mark = /echo (@@flow-section[^@\s]*@@)os/.exec(command)![1];
       const path = /df -Pk '([^']+)'/.exec(command)?.[1] ?? "/";

@@ -189,7 +189,7 @@ test("views: durations, labelled lines, the fleet table with unreachable and fai
   assert.match(
     rowText(s),
     new RegExp(
-      String.raw`^gpu -  comfyui up \S+  api 1\.18\.0  health 200  ready 200  queue 0  workflows 1\/2  pack` +
+      String.raw`^gpu -  comfyui up \S+  api 1\.18\.0  proxy -  health 200  ready 200  queue 0  workflows 1\/2  pack` +
         String.raw`s 1  models 1\/2  disk free \S+G  load 4\.91$`,
     ),
   );
@@ -199,8 +199,8 @@ test("views: durations, labelled lines, the fleet table with unreachable and fai
     { host: "dead", row: { reachable: false, error: "dead (127.0.0.1:1): connect ECONNREFUSED" } },
     { host: "odd", error: "failed: the status command failed" },
   ]).split("\n");
-  assert.match(t[0]!, /^host\s+gpu\s+comfyui\s+api\s+health\s+ready\s+queue\s+workflows\s+packs\s+models\s+disk free\s+load$/);
-  assert.match(t[1]!, /^lab9\s+-\s+up \S+\s+1\.18\.0\s+200\s+200\s+0\s+1\/2\s+1\s+1\/2\s+\S+G\s+4\.91$/);
+  assert.match(t[0]!, /^host\s+gpu\s+comfyui\s+api\s+proxy\s+health\s+ready\s+queue\s+workflows\s+packs\s+models\s+disk free\s+load$/);
+  assert.match(t[1]!, /^lab9\s+-\s+up \S+\s+1\.18\.0\s+-\s+200\s+200\s+0\s+1\/2\s+1\s+1\/2\s+\S+G\s+4\.91$/);
   assert.equal(t[2], "dead  unreachable: dead (127.0.0.1:1): connect ECONNREFUSED");
   assert.equal(t[3], "odd   failed: the status command failed");
   assert.deepEqual(
@@ -301,6 +301,7 @@ test("one host's status as the task emits it: a TaskContext double answering fro
     flow: { models: {}, settings: { remoteDir: ".flow" }, providers: [] },
     transport: { user: "ubuntu" },
     projectDir: project,
+    hasTask: () => false,
     async exec(command: string) {
       const marker = /echo (@@flow-section-[0-9a-f]+@@)os/.exec(command)![1]!;
       return { code: 0, stdout: fixture("status-lab.txt").split(MARK).join(marker), stderr: "" };

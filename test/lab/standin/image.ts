@@ -44,14 +44,13 @@
 //
 //   const r = await ensureStandinImage(inv, "lab1");  // { loaded, hash, ms, bytes, build }
 import { createHash } from "node:crypto";
-import { spawn } from "node:child_process";
-import { existsSync, openSync, closeSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { chmod, copyFile, cp, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureImage, recipeHash } from "../image.ts";
 import type { LabInventory } from "../hosts.ts";
-import { cacheDir, have, run, sleep, withDirLock } from "../util.ts";
+import { cacheDir, have, run, runWithFileInput, waitForInnerEngine, withDirLock } from "../util.ts";
 import { COMFYUI_API, ensureComfyuiApiBuild, ensureNodeRuntime, LAUNCHER, NODE_VERSION } from "./comfyui-api.ts";
 
 export const STANDIN_TAG = "flow-comfy-standin:latest";
@@ -414,29 +413,4 @@ async function inspect(container: string): Promise<{ hash: string; bytes: number
   if (r.code !== 0) return null;
   const [hash, size] = r.stdout.trim().split(" ");
   return { hash, bytes: Number(size) };
-}
-
-/** dockerd starts in the background with a lab host; give it a minute. */
-async function waitForInnerEngine(container: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await run("docker", ["exec", container, "docker", "info", "--format", "{{.Driver}}"], { allowFail: true, timeoutMs: 20_000 });
-    if (r.code === 0) return;
-    if (Date.now() > deadline)
-      throw new Error(`${container}: inner Docker engine does not answer (was the host started with docker: false?)\n${r.stderr.trim()}`);
-    await sleep(500);
-  }
-}
-
-/** Like util's run, with a file as stdin (a 100 MB tarball is not a string). */
-function runWithFileInput(cmd: string, args: string[], file: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const fd = openSync(file, "r");
-    const child = spawn(cmd, args, { stdio: [fd, "ignore", "pipe"] });
-    closeSync(fd);
-    let stderr = "";
-    child.stderr!.on("data", (d: Buffer) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(" ")}: exit ${code}\n${stderr.trim()}`))));
-  });
 }
