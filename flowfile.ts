@@ -29,8 +29,9 @@ export default defineFlow({
     // workflows/ served by comfyui-api; the lab type-checks them against the vendored comfyui-api source
     comfyuiApi(inLab ? { source: { dir: "../shared/vendor/comfyui-api" } } : {}),
     // comfyui-api stays on the box's loopback; Caddy on 443 asks for the token (api:token) and serves TLS.
-    // The lab's Caddy image is built from Debian's caddy package (test/lab/caddy/image.ts)
-    apiProxy(inLab ? { image: "flow-caddy:lab" } : {}),
+    // The lab's Caddy image is built from Debian's caddy package (test/lab/caddy/image.ts); its stand-in image has
+    // the node the per-token rate gate needs
+    apiProxy(inLab ? { image: "flow-caddy:lab", gateImage: "flow-comfy-standin:latest" } : {}),
     cloudBoxes(),
   ],
 });

@@ -32,6 +32,8 @@ export function bundleScript(script: string): Promise<Buffer> {
         target: "node20",
         write: false,
         logLevel: "silent",
+        // paths in the bundle's comments are relative to this: the same sources give the same bytes wherever flow runs
+        absWorkingDir: PACKAGE_ROOT,
         // bundled CommonJS dependencies call require()
         banner: {
           js: "import { createRequire as __flowCreateRequire } from 'node:module'; const require = __flowCreateRequire(import.meta.url);",

@@ -1,8 +1,8 @@
 // deploy: the seed's --deploy-all as one command. Every part is a task of its own, run on the same
 // host through the runner, whose typed tally says whether it changed anything: workflows synced
 // (without their own restart), the node packs the workflows need (as flow.lock.json pins them), the
-// models they need, then ONE restart when anything changed, then the proof (api:verify). A second
-// run changes nothing and does not restart.
+// models they need, then ONE restart when anything changed, the proxy in front (api:proxy, when the
+// flow has it), then the proof (api:verify). A second run changes nothing and does not restart.
 import { z } from "zod";
 import { defineTask, type TaskContext, type TaskDef } from "../../lib/index.ts";
 
@@ -49,6 +49,8 @@ async function deploy(ctx: TaskContext, o: DeployOptions): Promise<void> {
   }
   if (changed > 0 && !ctx.dryRun) await ctx.runTask("restart", {});
   else await ctx.step("restart", async () => ({ status: "skipped", note: ctx.dryRun ? "dry run" : "nothing changed" }));
+  // the front door (token, TLS) as the flowfile says; it does not restart comfyui-api
+  if (ctx.hasTask("api:proxy")) await ctx.runTask("api:proxy", {});
   if (!ctx.dryRun) await ctx.runTask("api:verify", { smoke: o.smoke });
 }
 

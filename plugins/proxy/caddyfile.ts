@@ -21,6 +21,11 @@ export interface ProxySettings {
   maxBodyMb: number;
   /** how long a request may wait for comfyui-api's answer (a synchronous video job takes many minutes) */
   timeoutSeconds: number;
+  /**
+   * the rate gate (tasks/rate-gate.ts) on the box's loopback, asked before every authenticated
+   * request with the token's user; null: no per-token rate
+   */
+  rateGate: string | null;
 }
 
 /** Caddyfile values are whitespace-separated tokens: refuse anything that could start another one. */
@@ -29,13 +34,24 @@ function token(what: string, v: string): string {
   return v;
 }
 
+/** A whole number in range, or a clear error naming the setting. */
+function whole(what: string, v: number, min: number, max: number): number {
+  if (!Number.isFinite(v) || v < min || v > max) throw new Error(`apiProxy({ ${what} }) must be between ${min} and ${max} (got ${v})`);
+  return Math.floor(v);
+}
+
 /** An IPv6 address as a site address needs brackets. */
 const siteAddress = (name: string) => (name.includes(":") && !name.startsWith("[") ? `[${name}]` : name);
 
 export function caddyfile(s: ProxySettings): string {
   const name = token("site name", s.site.name);
+  const maxBodyMb = whole("maxBodyMb", s.maxBodyMb, 1, 1 << 20);
+  const timeout = whole("timeoutSeconds", s.timeoutSeconds, 1, 7 * 86400);
   const global = [
     "{",
+    // Caddy runs with the host's network: its admin API on a socket in root's 0700 folder, not on
+    // localhost:2019 where any local process could read the config or load another
+    "\tadmin unix//config/caddy-admin.sock",
     // the box's trust store is not ours to change; api:ca hands the root to clients
     "\tskip_install_trust",
     // a client that calls an IP address sends no SNI: give it this site's certificate
@@ -45,7 +61,7 @@ export function caddyfile(s: ProxySettings): string {
     // headers must come quickly; a body may be large; the answer may take as long as the job
     "\t\ttimeouts {",
     "\t\t\tread_header 30s",
-    `\t\t\tread_body ${Math.max(60, Math.ceil(s.maxBodyMb / 2))}s`,
+    `\t\t\tread_body ${Math.max(60, Math.ceil(maxBodyMb / 2))}s`,
     "\t\t\tidle 5m",
     "\t\t}",
     "\t}",
@@ -55,7 +71,7 @@ export function caddyfile(s: ProxySettings): string {
     `reverse_proxy ${token("upstream", s.upstream)} {`,
     // comfyui-api answers a synchronous POST only when the job is done
     "\ttransport http {",
-    `\t\tresponse_header_timeout ${Math.floor(s.timeoutSeconds)}s`,
+    `\t\tresponse_header_timeout ${timeout}s`,
     "\t}",
     "}",
   ];
@@ -68,8 +84,16 @@ export function caddyfile(s: ProxySettings): string {
         "\tbasicauth {",
         `\t\t${TOKEN_USER} ${token("token hash", s.authHash)}`,
         "\t}",
-        // comfyui-api has no use for the token: it does not travel further
+        // comfyui-api (and the rate gate) have no use for the token: it does not travel further
         "\trequest_header -Authorization",
+        ...(s.rateGate
+          ? [
+              `\tforward_auth ${token("rate gate", s.rateGate)} {`,
+              "\t\turi /check",
+              "\t\theader_up X-Flow-Token {http.auth.user.id}",
+              "\t}",
+            ]
+          : []),
         ...indent(proxy, 1),
         "}",
       ]
@@ -78,13 +102,17 @@ export function caddyfile(s: ProxySettings): string {
     `${s.site.kind === "domain" ? name : `https://${siteAddress(name)}`} {`,
     ...(s.site.kind === "address" ? ["\ttls internal"] : []),
     "\trequest_body {",
-    `\t\tmax_size ${Math.floor(s.maxBodyMb)}MiB`,
+    `\t\tmax_size ${maxBodyMb}MiB`,
     "\t}",
     "\t@health {",
     "\t\tmethod GET",
     "\t\tpath /health",
     "\t}",
     "\thandle @health {",
+    // the open check reaches comfyui-api's /health only (the matcher also takes /HEALTH, //health),
+    // and a client that sends its token everywhere does not hand it on
+    "\t\trewrite * /health",
+    "\t\trequest_header -Authorization",
     ...indent(proxy, 2),
     "\t}",
     "\thandle {",

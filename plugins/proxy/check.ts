@@ -6,7 +6,7 @@ import { checkServerIdentity, type PeerCertificate } from "node:tls";
 import { Agent, request } from "undici";
 import { TaskError, type TaskContext } from "../../lib/index.ts";
 import { caRootCommand, exposureCommand, parseExposure } from "./commands.ts";
-import { authOn, siteOf, type Site } from "./settings.ts";
+import { authOn, siteFor, type Site } from "./settings.ts";
 import { newToken } from "./token.ts";
 import { readToken } from "./token-store.ts";
 
@@ -60,7 +60,7 @@ export async function proxyClient(ctx: TaskContext, site: Site) {
 
 /** The checks, as steps and rows; api:verify calls this first when the proxy plugin is in the flow. */
 export async function checkProxy(ctx: TaskContext, ports: number[], rows: ProxyCheckRow[]): Promise<void> {
-  const site = siteOf(ctx.host);
+  const site = siteFor(ctx);
   const auth = authOn(ctx.host);
   await ctx.step(
     `proxy: https://${site.name} (${site.kind === "domain" ? "public certificate" : "the box's CA"})${auth ? ", token required" : ""}`,

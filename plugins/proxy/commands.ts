@@ -39,33 +39,83 @@ export function proxySpec(image: string, site: string): ContainerSpec {
   };
 }
 
+export const GATE_CONTAINER = "flow-proxy-gate";
+/** The rate gate's script on the box (no secret in it: world-readable inside root's folder). */
+export const GATE_SCRIPT = `${PROXY_ETC}/rate-gate.mjs`;
+/** The official Node image, pinned: the gate needs nothing but node. */
+export const DEFAULT_GATE_IMAGE = "docker.io/library/node:20.19.5-alpine";
+
+/**
+ * The rate gate's container: host networking (it listens on the box's loopback, where Caddy's
+ * forward_auth dials it), the script read-only; its sha256 is a label, so a new script re-creates it.
+ */
+export function gateSpec(image: string, listen: string, rate: { perMinute: number; burst: number }, scriptSha: string): ContainerSpec {
+  return {
+    name: GATE_CONTAINER,
+    image,
+    network: "host",
+    command: ["node", "/gate/rate-gate.mjs", "--listen", listen, "--per-minute", String(rate.perMinute), "--burst", String(rate.burst)],
+    ports: [],
+    volumes: [{ host: GATE_SCRIPT, container: "/gate/rate-gate.mjs", readOnly: true }],
+    env: {},
+    restart: "unless-stopped",
+    labels: { "flow.proxy.gate-sha256": scriptSha.slice(0, 16) },
+  };
+}
+
+/** Root's folders for the proxy, 0700 (the Caddyfile holds the token's hash; the state, the CA's key). */
+export function installConfigDirCommand(): string {
+  return `install -d -m 700 ${[PROXY_ETC, PROXY_STATE, `${PROXY_STATE}/data`, `${PROXY_STATE}/config`].map(shQuote).join(" ")}`;
+}
+
+/** Prints the sha256 of a file, or `none`. Run as root. */
+export function fileHashCommand(path: string): string {
+  return `if [ -f ${shQuote(path)} ]; then sha256sum < ${shQuote(path)} | cut -d' ' -f1; else echo none; fi`;
+}
+
+/** Removes a container when there is one; prints `removed` then. */
+export function removeContainerCommand(name: string): string {
+  return `if docker inspect ${shQuote(name)} >/dev/null 2>&1; then docker rm -f ${shQuote(name)} >/dev/null && echo removed; fi`;
+}
+
 /** Prints the sha256 of the Caddyfile in place, or `none`. Run as root. */
 export function configHashCommand(): string {
-  return `if [ -f ${shQuote(CONFIG)} ]; then sha256sum < ${shQuote(CONFIG)} | cut -d' ' -f1; else echo none; fi`;
+  return fileHashCommand(CONFIG);
 }
 
 /**
- * stdin: the new Caddyfile. Written beside the old one (0600, root's folder); when Caddy runs, it
- * must load the new file (a graceful reload: requests in flight finish on the old config) before
- * it replaces the old one, so a config Caddy refuses leaves the box as it was. Run as root.
+ * stdin: the new Caddyfile. Written beside the old one (0600, root's folder). A running Caddy must
+ * load it (a graceful reload: requests in flight finish on the old config) before it replaces the
+ * old one; without one, Caddy's own validation (a throwaway container of `image`, no network)
+ * must pass. Either way a config Caddy refuses leaves the box as it was. Run as root.
  */
-export function installConfigCommand(): string {
+export function installConfigCommand(image: string): string {
   const next = `${PROXY_ETC}/${NEXT}`;
+  const name = shQuote(PROXY_CONTAINER);
+  const inside = shQuote(`/etc/caddy/${NEXT}`);
   return [
     "set -e",
     "umask 077",
-    `install -d -m 700 ${shQuote(PROXY_ETC)} ${shQuote(PROXY_STATE)} ${shQuote(`${PROXY_STATE}/data`)} ${shQuote(`${PROXY_STATE}/config`)}`,
-    `trap 'rm -f ${shQuote(next)}' EXIT`,
-    `cat > ${shQuote(next)}`,
-    `chmod 600 ${shQuote(next)}`,
-    `if [ "$(docker inspect -f '{{.State.Status}}' ${PROXY_CONTAINER} 2>/dev/null)" = running ]; then`,
-    `  if ! out=$(docker exec ${PROXY_CONTAINER} caddy reload --config ${shQuote(`/etc/caddy/${NEXT}`)} --adapter caddyfile 2>&1); then`,
-    `    printf '%s\\n' "$out" | tail -n 5 >&2; exit 1`,
-    "  fi",
+    installConfigDirCommand(),
+    `next=${shQuote(next)}`,
+    `trap 'rm -f "$next"' EXIT`,
+    `cat > "$next"`,
+    `chmod 600 "$next"`,
+    `if [ "$(docker inspect -f '{{.State.Status}}' ${name} 2>/dev/null)" = running ]; then`,
+    `  check() { docker exec ${name} caddy reload --config ${inside} --adapter caddyfile; }`,
+    "else",
+    `  check() { docker run --rm --network none -v ${shQuote(`${PROXY_ETC}:/etc/caddy:ro`)} ${shQuote(image)} ` +
+      `caddy adapt --config ${inside} --adapter caddyfile --validate >/dev/null; }`,
     "fi",
-    `mv -f ${shQuote(next)} ${shQuote(CONFIG)}`,
+    `if ! out=$(check 2>&1); then printf '%s\\n' "$out" | tail -n 5 >&2; exit 1; fi`,
+    `mv -f "$next" ${shQuote(CONFIG)}`,
     "trap - EXIT",
   ].join("\n");
+}
+
+/** The Caddyfile as the box has it (root's; the token's hash is in it). */
+export function readConfigCommand(): string {
+  return `cat ${shQuote(CONFIG)} 2>/dev/null || true`;
 }
 
 /** Prints Caddy's internal CA root certificate (public; its key stays on the box). Run as root. */

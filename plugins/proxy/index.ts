@@ -12,10 +12,10 @@ import { X509Certificate } from "node:crypto";
 import { z } from "zod";
 import { defineTask, definePlugin, TaskError } from "../../lib/index.ts";
 import { ensureImage } from "../../lib/steps/image-pull.ts";
-import { applyConfig, configFor, runProxy } from "./apply.ts";
-import { caRootCommand, DEFAULT_PROXY_IMAGE } from "./commands.ts";
-import { authOn, siteOf, type ApiProxyOptions } from "./settings.ts";
-import { hashMatches, newToken, tokenFingerprint } from "./token.ts";
+import { applyToken, runProxy } from "./apply.ts";
+import { caRootCommand, DEFAULT_PROXY_IMAGE, readConfigCommand } from "./commands.ts";
+import { authOn, siteFor, type ApiProxyOptions } from "./settings.ts";
+import { hashMatches, newToken, tokenFingerprint, tokenKey } from "./token.ts";
 import { readToken, saveToken } from "./token-store.ts";
 
 export type { ApiProxyOptions } from "./settings.ts";
@@ -56,12 +56,12 @@ export function apiProxy(o: ApiProxyOptions = {}) {
           status: "changed",
           note: `${tokenFingerprint(next)} saved in ${file}${stored ? `, replacing ${tokenFingerprint(stored.token)}` : ""}`,
         }));
-        stored = { token: next, key: stored?.key ?? "", from: ".env" };
-        await applyConfig(ctx, configFor(ctx, o, next).text, ": the old token refused from now on");
+        stored = { token: next, key: tokenKey(ctx.host.name), from: ".env" };
+        await applyToken(ctx, o, image, next);
       } else {
         if (!stored) throw new TaskError(`no API token for ${ctx.host.name} yet: flow run api:proxy --host ${ctx.host.name} makes one`);
         await ctx.step("the box accepts this token", async () => {
-          const conf = await ctx.exec(`cat /etc/flow-proxy/Caddyfile 2>/dev/null`, root);
+          const conf = await ctx.exec(readConfigCommand(), root);
           const hash = /^\s*flow\s+(\$2[aby]\$\d\d\$\S{53})\s*$/m.exec(conf.stdout)?.[1];
           if (!hash) return { status: "failed", note: "the box has no token yet: flow run api:proxy applies it" };
           return hashMatches(stored!.token, hash)
@@ -69,7 +69,7 @@ export function apiProxy(o: ApiProxyOptions = {}) {
             : { status: "failed", note: "the box holds another token: flow run api:proxy applies the one kept here" };
         });
       }
-      ctx.emit({ apiToken: { host: ctx.host.name, fingerprint: tokenFingerprint(stored.token), key: stored.key || undefined } });
+      ctx.emit({ apiToken: { host: ctx.host.name, fingerprint: tokenFingerprint(stored.token), key: stored.key } });
       // ctx.raw exists only for one host, no --json, no dry run: the one place the token is shown on purpose
       if (ctx.raw) process.stdout.write(stored.token + "\n");
     },
@@ -81,7 +81,7 @@ export function apiProxy(o: ApiProxyOptions = {}) {
     lock: false,
     options: z.object({ out: z.string().optional().describe("file to write (default .flow/ca/<host>.crt)") }),
     async run(ctx, opts) {
-      const site = siteOf(ctx.host);
+      const site = siteFor(ctx);
       if (site.kind === "domain") {
         await ctx.step("CA certificate", async () => ({
           status: "skipped",

@@ -2,7 +2,7 @@
 // docker that may be asked), read back into proxy up / auth on / TLS kind / certificate expiry.
 // Auth is what a stranger gets (GET /ready without a token: 401 means on), not what a file says.
 import { shQuote } from "../../lib/quote.ts";
-import { PROXY_CONTAINER, SITE_LABEL } from "./commands.ts";
+import { GATE_CONTAINER, PROXY_CONTAINER, SITE_LABEL } from "./commands.ts";
 
 export interface ProxyStatus {
   /** the container's state; null when there is none */
@@ -14,15 +14,18 @@ export interface ProxyStatus {
   unauthenticated: number | null;
   auth: "on" | "off" | "unknown";
   tls: { kind: "internal" | "public"; issuer: string; expires: string } | null;
+  /** the rate gate's container state; null when there is none */
+  gate: string | null;
 }
 
 export function proxyStatusCommand(timeoutSeconds = 3): string {
   const t = Math.max(1, Math.round(timeoutSeconds));
   const fmt = shQuote(`{{.State.Status}}|{{index .Config.Labels "${SITE_LABEL}"}}`);
   return [
-    `pf=; if [ -n "$D" ] && [ "$D" != - ]; then pf=$($D inspect -f ${fmt} ${PROXY_CONTAINER} 2>/dev/null); fi`,
+    `pf=; if [ -n "$D" ] && [ "$D" != - ]; then pf=$($D inspect -f ${fmt} ${shQuote(PROXY_CONTAINER)} 2>/dev/null); fi`,
     `if [ -z "$pf" ]; then echo '!no-proxy'; else`,
     `  echo "container $pf"; ps=\${pf#*|}; ph=$ps; case "$ps" in *:*) ph="[$ps]";; esac`,
+    `  gs=$($D inspect -f '{{.State.Status}}' ${shQuote(GATE_CONTAINER)} 2>/dev/null) && echo "gate $gs"`,
     `  pc() { curl -sk -o /dev/null --max-time ${t} --connect-to "$ph:443:127.0.0.1:443" "$@"; }`,
     `  pc -w 'health %{http_code}\\n' "https://$ph/health"`,
     // -v prints the certificate's issuer and expiry (to stderr): only those lines are kept
@@ -32,7 +35,7 @@ export function proxyStatusCommand(timeoutSeconds = 3): string {
 }
 
 export function parseProxyStatus(raw: string): ProxyStatus {
-  const none: ProxyStatus = { state: null, site: null, health: null, unauthenticated: null, auth: "unknown", tls: null };
+  const none: ProxyStatus = { state: null, site: null, health: null, unauthenticated: null, auth: "unknown", tls: null, gate: null };
   if (raw.includes("!no-proxy")) return none;
   const s = { ...none };
   let issuer = "";
@@ -41,6 +44,7 @@ export function parseProxyStatus(raw: string): ProxyStatus {
     let m: RegExpExecArray | null;
     if ((m = /^container ([^|]*)\|(.*)$/.exec(line))) [s.state, s.site] = [m[1]!, m[2]! || null];
     else if ((m = /^health (\d{3})/.exec(line))) s.health = Number(m[1]);
+    else if ((m = /^gate (\S+)/.exec(line))) s.gate = m[1]!;
     else if ((m = /^ready (\d{3})/.exec(line))) s.unauthenticated = Number(m[1]);
     else if ((m = /^\*\s+issuer:\s*(.*)$/.exec(line))) issuer = m[1]!.trim();
     else if ((m = /^\*\s+expire date:\s*(.*)$/.exec(line))) expires = m[1]!.trim();
@@ -82,5 +86,7 @@ export function proxyNotes(p: ProxyStatus | null | undefined): string[] {
   if (p.auth === "off") out.push("proxy: auth is OFF (flowfile api: { auth: false }): anyone who reaches 443 can run jobs on this GPU");
   if (p.state !== "running") out.push(`proxy: container ${PROXY_CONTAINER} is ${p.state} (flow run api:proxy)`);
   else if (!p.health) out.push("proxy: nothing answers on 443 (docker logs flow-proxy)");
+  // requests with the token go through the gate: without it they get 502
+  if (p.gate !== null && p.gate !== "running") out.push(`proxy: the rate gate ${GATE_CONTAINER} is ${p.gate} (flow run api:proxy)`);
   return out;
 }

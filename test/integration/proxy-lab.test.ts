@@ -9,7 +9,7 @@
 // the box (median of 100 keep-alive requests with and without it).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +18,8 @@ import { ensureLab, labUnavailableReason, resetHost, sshArgv, type LabInventory 
 import { ensureStandinImage, STANDIN_TAG } from "../lab/standin/image.ts";
 import { CADDY_TAG, ensureCaddyImage } from "../lab/caddy/image.ts";
 import { loadEnv } from "../../lib/secrets.ts";
+import { installConfigCommand } from "../../plugins/proxy/commands.ts";
+import { shQuote } from "../../lib/quote.ts";
 
 const HOST = "lab11"; // the other lab tests use lab1..lab10
 const why = await labUnavailableReason();
@@ -50,10 +52,13 @@ describe("the private API: Caddy with a token and TLS in front of comfyui-api", 
   let inv: LabInventory;
   let dir: string;
   let https: number;
-  const outputs: string[] = []; // every flow output, checked for the token at the end
+  const outputs: string[] = []; // every flow output, checked for every token at the end
+  const tokens = new Set<string>(); // every token the box has had
   const run = async (args: string[], env?: Record<string, string>) => {
     const r = await flow(args, { cwd: dir, env });
     outputs.push(r.stdout, r.stderr);
+    const t = loadEnv(dir, {}).FLOW_API_TOKEN_LAB11;
+    if (t) tokens.add(t);
     return r;
   };
   const tokenNow = () => loadEnv(dir, {}).FLOW_API_TOKEN_LAB11!;
@@ -75,7 +80,10 @@ describe("the private API: Caddy with a token and TLS in front of comfyui-api", 
       join(dir, "open.json"),
       JSON.stringify({
         knownHostsFile: join(REPO, ".lab", lab.knownHostsFile),
-        hosts: { open11: { address: h.address, port: h.port, user: h.user, identityFile: h.identityFile, api: { auth: false } } },
+        hosts: {
+          open11: { address: h.address, port: h.port, user: h.user, identityFile: h.identityFile, api: { auth: false } },
+          fresh11: { address: h.address, port: h.port, user: h.user, identityFile: h.identityFile },
+        },
       }),
     );
     writeFileSync(
@@ -90,7 +98,12 @@ export default defineFlow({
     ops(),
     comfyui({ image: ${JSON.stringify(STANDIN_TAG)}, healthTimeoutSeconds: 90 }),
     comfyuiApi(),
-    apiProxy({ image: ${JSON.stringify(CADDY_TAG)} }),
+    apiProxy({
+      image: ${JSON.stringify(CADDY_TAG)},
+      gateImage: ${JSON.stringify(STANDIN_TAG)},
+      maxBodyMb: Number(process.env.FLOW_TEST_BODY ?? 100),
+      rateLimit: { perMinute: Number(process.env.FLOW_TEST_RATE ?? 60000), burst: Number(process.env.FLOW_TEST_BURST ?? 1000) },
+    }),
   ],
 });`),
     );
@@ -181,8 +194,10 @@ export default defineFlow({
     );
   });
 
-  test("3000 and 8188 do not answer on the host's published address", () => {
+  test("3000 and 8188 do not answer on the host's published address (they do on its loopback)", () => {
     const h = inv.hosts[HOST]!;
+    assert.equal(ssh(inv, "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:3000/health").out, "200");
+    assert.equal(ssh(inv, "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8188/").out, "200");
     assert.equal(curl([`http://127.0.0.1:${h.data.apiPort}/health`]).code, "000");
     assert.equal(curl([`http://127.0.0.1:${h.data.comfyPort}/`]).code, "000");
   });
@@ -240,6 +255,35 @@ export default defineFlow({
     assert.match(j.stdout, /"fingerprint":"sha256:[0-9a-f]{12}"/);
   });
 
+  test("the per-token rate: past the burst 429 with Retry-After at once; the gate never sees the token", async () => {
+    const slow = await run(["run", "api:proxy", "--hosts", HOST], { FLOW_TEST_RATE: "60", FLOW_TEST_BURST: "5" });
+    assert.equal(slow.code, 0, slow.stdout + slow.stderr);
+    assert.match(slow.stdout, /rate gate container \(60\/min, burst 5, on 127\.0\.0\.1:3090\): changed/);
+    // the rate is the gate's alone: Caddy's config stays as it was
+    assert.match(slow.stdout, /proxy config: ok/);
+    const codes: string[] = [];
+    let limited = "";
+    for (let i = 0; i < 8; i++) {
+      const r = spawnSync("curl", ["-s", "-K", "-", "-D", "-", "-o", "/dev/null", "--cacert", ca(), `${base()}/ready`], {
+        input: `header = "Authorization: Bearer ${tokenNow()}"\n`,
+      });
+      const head = r.stdout.toString();
+      codes.push(/^HTTP\/\S+ (\d{3})/m.exec(head)?.[1] ?? "000");
+      if (codes.at(-1) === "429") limited = head;
+    }
+    assert.deepEqual(codes.slice(0, 5), ["200", "200", "200", "200", "200"], codes.join(" "));
+    assert.ok(
+      codes.slice(5).every((c) => c === "429"),
+      codes.join(" "),
+    );
+    assert.match(limited, /^retry-after: \d+\r?$/im);
+    // a stranger is refused by the token check before the gate counts anything
+    assert.equal(curl(["--cacert", ca(), `${base()}/ready`]).code, "401");
+    const back = await run(["run", "api:proxy", "--hosts", HOST]);
+    assert.equal(back.code, 0, back.stdout);
+    assert.equal(curl(["--cacert", ca(), `${base()}/ready`], `Authorization: Bearer ${tokenNow()}`).code, "200");
+  });
+
   test("auth off for a host: served without a token, and status flags it", async () => {
     const r = await run(["run", "api:proxy", "--hosts", "open11"]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -248,10 +292,13 @@ export default defineFlow({
     const s = await run(["run", "status", "--hosts", "open11"]);
     assert.match(s.stdout, /up auth OFF/);
     assert.match(s.stdout, /open11: !! proxy: auth is OFF/);
-    // and back: the token is asked for again at once
+    assert.match(r.stdout, /rate gate: changed \(removed: auth is off/);
+    // and back: the token is asked for again at once, and counted by the gate again
     const back = await run(["run", "api:proxy", "--hosts", HOST]);
     assert.equal(back.code, 0, back.stdout);
-    assert.equal(recapOf(back.stdout).changed, 1, back.stdout);
+    assert.equal(recapOf(back.stdout).changed, 2, back.stdout);
+    assert.match(back.stdout, /rate gate container .*: changed/);
+    assert.match(back.stdout, /proxy config: changed/);
     assert.equal(curl(["--cacert", ca(), `${base()}/ready`]).code, "401");
   });
 
@@ -280,21 +327,69 @@ export default defineFlow({
     assert.ok(b < 1, "a request through the proxy takes under a second");
   });
 
-  test("the token is nowhere on the box (ps, docker inspect, logs, files) nor in any output", () => {
-    const t = tokenNow();
-    const secret = Buffer.from(t, "base64").toString().slice(5);
+  test("a config change is reloaded without dropping a request in flight", async () => {
+    // 300 keep-alive requests with the token from this machine while api:proxy changes the body limit
+    const header = `header = "Authorization: Bearer ${tokenNow()}"\n`;
+    const urls = Array(300)
+      .fill([`${base()}/ready`, "-o", "/dev/null"])
+      .flat();
+    const child = spawn("curl", ["-s", "-K", "-", "--cacert", ca(), "-w", "%{http_code}\n", ...urls], {
+      stdio: ["pipe", "pipe", "inherit"],
+    });
+    child.stdin.end(header);
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d));
+    const done = new Promise((r) => child.on("close", r));
+    const r = await run(["run", "api:proxy", "--hosts", HOST], { FLOW_TEST_BODY: "99" });
+    await done;
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /proxy config: changed \(written \(a running proxy reloaded it\)\)/);
+    const codes = out.trim().split("\n");
+    assert.equal(codes.length, 300);
+    assert.deepEqual([...new Set(codes)], ["200"], `not every request answered 200: ${codes.join(" ")}`);
+    const back = await run(["run", "api:proxy", "--hosts", HOST]);
+    assert.equal(recapOf(back.stdout).changed, 1, back.stdout);
+  });
+
+  test("a config Caddy refuses leaves the box as it was; --dry-run for a new name writes nothing", async () => {
+    const before = ssh(inv, "sudo -n sha256sum /etc/flow-proxy/Caddyfile").out;
+    // the command api:proxy writes a config with, given one Caddy cannot parse
+    const bad = ssh(inv, `sudo -n sh -c ${shQuote(installConfigCommand(CADDY_TAG))}`, "{\n\tthis is not caddy\n}\n");
+    assert.equal(bad.code, 1, bad.out + bad.err);
+    assert.match(bad.err, /not caddy|unrecognized|Error/i);
+    assert.equal(ssh(inv, "sudo -n sha256sum /etc/flow-proxy/Caddyfile").out, before);
+    assert.equal(ssh(inv, "sudo -n ls -A /etc/flow-proxy").out.includes(".next"), false, "nothing half-written left");
+    assert.equal(curl(["--cacert", ca(), `${base()}/ready`], `Authorization: Bearer ${tokenNow()}`).code, "200");
+    const dry = await run(["run", "api:proxy", "--hosts", "fresh11", "--dry-run"]);
+    assert.equal(dry.code, 0, dry.stdout + dry.stderr);
+    assert.match(dry.stdout, /API token kept on this machine: would change \(none yet\)/);
+    assert.equal(loadEnv(dir, {}).FLOW_API_TOKEN_FRESH11, undefined);
+    assert.equal(ssh(inv, "sudo -n sha256sum /etc/flow-proxy/Caddyfile").out, before);
+  });
+
+  test("the token is nowhere on the box (ps, docker inspect, logs, files) nor in any output", async () => {
+    // --json output of the tasks that handle the token
+    for (const args of [["api:proxy"], ["api:verify"], ["api:token"], ["status"]]) {
+      const r = await run(["run", ...args, "--hosts", HOST, "--json"]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+    }
+    assert.ok(tokens.size >= 2, "the first token and the rotated one");
     const onBox = ssh(
       inv,
-      "ps -eo args; sudo -n docker inspect flow-proxy comfyui; sudo -n docker logs flow-proxy 2>&1; sudo -n docker logs comfyui 2>&1; " +
+      "ps -eo args; sudo -n docker inspect flow-proxy flow-proxy-gate comfyui; sudo -n docker logs flow-proxy 2>&1; " +
+        "sudo -n docker logs flow-proxy-gate 2>&1; sudo -n docker logs comfyui 2>&1; " +
         "sudo -n grep -rIh . /etc/flow-proxy /var/lib/flow-proxy 2>/dev/null; cat /proc/*/cmdline 2>/dev/null | tr '\\0' ' '",
     ).out;
     assert.ok(onBox.length > 1000, "the box said something");
-    for (const v of [t, secret]) {
-      assert.ok(!onBox.includes(v), "the token is on the box");
-      for (const o of outputs.filter((_, i) => i !== outputs.length)) {
-        // api:token's own stdout is the one place it is shown on purpose
-        if (o.trim() === t) continue;
-        assert.ok(!o.includes(v), `the token in flow's output:\n${o.slice(0, 400)}`);
+    for (const t of tokens) {
+      const secret = Buffer.from(t, "base64").toString().slice(5);
+      for (const v of [t, secret]) {
+        assert.ok(!onBox.includes(v), "a token is on the box");
+        for (const o of outputs) {
+          // api:token's own stdout is the one place a token is shown on purpose
+          if (o.trim() === t) continue;
+          assert.ok(!o.includes(v), `a token in flow's output:\n${o.slice(0, 400)}`);
+        }
       }
     }
     // the Caddyfile holds the bcrypt hash, root's only

@@ -13,7 +13,8 @@ import { hashMatches, newToken, tokenFingerprint, tokenHash, tokenKey, tokenSecr
 import { readToken, saveToken } from "../../../plugins/proxy/token-store.ts";
 import { parseProxyStatus, proxyCell, proxyNotes } from "../../../plugins/proxy/status.ts";
 import { parseExposure, proxySpec } from "../../../plugins/proxy/commands.ts";
-import { siteOf } from "../../../plugins/proxy/settings.ts";
+import { siteFor, siteOf } from "../../../plugins/proxy/settings.ts";
+import type { TaskContext } from "../../../lib/task.ts";
 import { runArgv } from "../../../lib/commands/docker.ts";
 import { loadEnv, redactor } from "../../../lib/secrets.ts";
 
@@ -24,6 +25,7 @@ const base: ProxySettings = {
   authHash: tokenHash(newToken()),
   maxBodyMb: 100,
   timeoutSeconds: 3600,
+  rateGate: "127.0.0.1:3090",
 };
 
 /** Caddy's own reading of the Caddyfile (its JSON config), or null when Debian's caddy is not installed. */
@@ -69,8 +71,26 @@ describe("the Caddyfile", () => {
     // Caddy caches a checked hash: a request does not pay bcrypt each time
     assert.ok("hash_cache" in auth[0]!.providers.http_basic);
     assert.deepEqual(find(json, (o) => o.handler === "request_body")[0]!.max_size, 100 * 1024 * 1024);
-    const proxies = find(json, (o) => o.handler === "reverse_proxy");
+    const proxies = find(json, (o) => o.handler === "reverse_proxy" && o.upstreams?.[0]?.dial === "127.0.0.1:3000");
     assert.equal(proxies.length, 2, "one for /health, one behind the token");
+    // the rate gate: asked with the token's user (never the token), its 2xx lets the request on
+    const gate = find(json, (o) => o.handler === "reverse_proxy" && o.upstreams?.[0]?.dial === "127.0.0.1:3090");
+    assert.equal(gate.length, 1);
+    assert.deepEqual(gate[0]!.headers.request.set["X-Flow-Token"], ["{http.auth.user.id}"]);
+    assert.ok(gate[0]!.handle_response.length >= 1, "forward_auth answers with the gate's response unless 2xx");
+    // the guarded route, in Caddy's order: Bearer made Basic, the token checked, the header dropped,
+    // the gate asked, then comfyui-api
+    const guarded = find(json, (o) => Array.isArray(o.routes) && o.routes.some((r: any) => r.handle?.[0]?.handler === "authentication"));
+    assert.equal(guarded.length, 1);
+    const steps = guarded[0]!.routes.map((r: any) => r.handle[0]);
+    assert.deepEqual(
+      steps.map((h: any) => h.handler),
+      ["headers", "authentication", "headers", "reverse_proxy", "reverse_proxy"],
+    );
+    assert.deepEqual(steps[0].request.set.Authorization, ["Basic {http.regexp.bearer.1}"]);
+    assert.deepEqual(steps[2].request.delete, ["Authorization"]);
+    assert.deepEqual(steps[3].upstreams, [{ dial: "127.0.0.1:3090" }]);
+    assert.deepEqual(steps[4].upstreams, [{ dial: "127.0.0.1:3000" }]);
     for (const p of proxies) {
       assert.deepEqual(p.upstreams, [{ dial: "127.0.0.1:3000" }]);
       assert.equal(p.transport.response_header_timeout, 3600 * 1e9);
@@ -79,12 +99,20 @@ describe("the Caddyfile", () => {
     const health = find(json, (o) => Array.isArray(o.match) && o.match.some((m: any) => m.path?.includes("/health")));
     assert.deepEqual(health[0]!.match[0].method, ["GET"]);
     assert.deepEqual(find(json, (o) => o.module === "internal").length > 0, true);
-    // the token itself goes nowhere further: comfyui-api gets no Authorization header
-    assert.ok(find(json, (o) => o.handler === "headers" && o.request?.delete?.includes("Authorization")).length === 1);
+    // the token goes nowhere further, on /health either (a client may send it everywhere); /health is /health
+    assert.equal(find(json, (o) => o.handler === "headers" && o.request?.delete?.includes("Authorization")).length, 2);
+    assert.equal(find(json, (o) => o.handler === "rewrite" && o.uri === "/health").length, 1);
+    // the admin API is a socket in Caddy's 0700 config folder, not localhost:2019 on the host's network
+    assert.equal(json.admin.listen, "unix//config/caddy-admin.sock");
   });
 
   test("a domain: ACME (no tls internal), the email given; auth off: no authentication at all", (t) => {
-    const text = caddyfile({ ...base, site: { kind: "domain", name: "gpu1.example.com", email: "ops@example.com" }, authHash: null });
+    const text = caddyfile({
+      ...base,
+      site: { kind: "domain", name: "gpu1.example.com", email: "ops@example.com" },
+      authHash: null,
+      rateGate: null,
+    });
     assert.match(text, /^gpu1\.example\.com \{$/m);
     assert.doesNotMatch(text, /tls internal/);
     assert.doesNotMatch(text, /basicauth/);
@@ -103,11 +131,22 @@ describe("the Caddyfile", () => {
     for (const name of ["a b", "x{", "x}\nimport /etc/passwd", 'a"b', "a\tb", ""])
       assert.throws(() => caddyfile({ ...base, site: { kind: "address", name } }), /cannot go into a Caddyfile/, JSON.stringify(name));
     assert.throws(() => caddyfile({ ...base, upstream: "127.0.0.1:3000 {" }), /upstream/);
+    assert.throws(() => caddyfile({ ...base, maxBodyMb: -1 }), /apiProxy\(\{ maxBodyMb \}\) must be between 1 and/);
+    assert.throws(() => caddyfile({ ...base, timeoutSeconds: Number.NaN }), /timeoutSeconds/);
   });
 
   test("the site comes from the host: its api.domain, else its address", () => {
     assert.deepEqual(siteOf({ name: "g", address: "1.2.3.4" }), { kind: "address", name: "1.2.3.4" });
     assert.deepEqual(siteOf({ name: "g", address: "[2001:db8::1]" }), { kind: "address", name: "2001:db8::1" });
+    // an ~/.ssh/config alias is the HostName ssh dials: the certificate must carry what clients call
+    const dir = mkdtempSync(join(tmpdir(), "flow-sshcfg-"));
+    writeFileSync(join(dir, "config"), "Host gpu1\n  HostName 198.51.100.9\n  User ubuntu\n");
+    const flow = { settings: { sshConfigFile: join(dir, "config") } } as unknown as TaskContext["flow"];
+    assert.deepEqual(siteFor({ host: { name: "gpu1", address: "gpu1", groups: [], data: {} }, flow }), {
+      kind: "address",
+      name: "198.51.100.9",
+    });
+    assert.deepEqual(siteFor({ host: { name: "g", address: "[2001:db8::1]", groups: [], data: {} }, flow }).name, "2001:db8::1");
     assert.deepEqual(siteOf({ name: "g", address: "1.2.3.4", api: { auth: true, domain: "GPU1.example.com" } }), {
       kind: "domain",
       name: "gpu1.example.com",
@@ -198,7 +237,11 @@ describe("status's view of the proxy", () => {
       unauthenticated: 401,
       auth: "on",
       tls: { kind: "internal", issuer: "Caddy Local Authority - ECC Intermediate", expires: "2026-11-30T19:05:56.000Z" },
+      gate: null,
     });
+    const gateDown = parseProxyStatus(up.replace("health 200", "health 200\ngate exited"));
+    assert.equal(gateDown.gate, "exited");
+    assert.match(proxyNotes(gateDown)[0]!, /the rate gate flow-proxy-gate is exited/);
     assert.equal(proxyCell(p, Date.parse("2026-11-30T07:05:56Z")), "up auth own-CA 12h");
     assert.deepEqual(proxyNotes(p), []);
   });
