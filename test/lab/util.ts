@@ -105,7 +105,7 @@ export async function withDirLock<T>(dir: string, fn: () => Promise<T>, timeoutM
 }
 
 /** dockerd starts in the background with a lab host; give it a minute. */
-export async function waitForInnerEngine(container: string, timeoutMs = 60_000): Promise<void> {
+async function waitForInnerEngine(container: string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const r = await run("docker", ["exec", container, "docker", "info", "--format", "{{.Driver}}"], { allowFail: true, timeoutMs: 20_000 });
@@ -117,7 +117,7 @@ export async function waitForInnerEngine(container: string, timeoutMs = 60_000):
 }
 
 /** Like util's run, with a file as stdin (a 100 MB tarball is not a string). */
-export function runWithFileInput(cmd: string, args: string[], file: string): Promise<void> {
+function runWithFileInput(cmd: string, args: string[], file: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const fd = openSync(file, "r");
     const child = spawn(cmd, args, { stdio: [fd, "ignore", "pipe"] });
@@ -127,4 +127,44 @@ export function runWithFileInput(cmd: string, args: string[], file: string): Pro
     child.on("error", reject);
     child.on("close", (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(" ")}: exit ${code}\n${stderr.trim()}`))));
   });
+}
+
+export interface InnerImageLoad {
+  /** false when the host already had this exact image */
+  loaded: boolean;
+  ms: number;
+  /** the image's size as the inner engine reports it */
+  bytes: number;
+}
+
+/**
+ * Make sure a lab host's inner engine has `tag` imported from the tarball at `path`, labelled with
+ * its content `hash` (`hashLabel`): imported only when the host's copy carries another hash.
+ */
+export async function ensureInnerImage(
+  host: { name: string; container: string },
+  image: { tag: string; hashLabel: string; hash: string; path: string; changes: string[] },
+  log: (msg: string) => void = () => {},
+): Promise<InnerImageLoad> {
+  const started = Date.now();
+  const inspect = async (): Promise<{ hash: string; bytes: number } | null> => {
+    const format = `{{index .Config.Labels "${image.hashLabel}"}} {{.Size}}`;
+    const r = await run("docker", ["exec", host.container, "docker", "image", "inspect", "--format", format, image.tag], {
+      allowFail: true,
+    });
+    if (r.code !== 0) return null;
+    const [hash = "", size] = r.stdout.trim().split(" ");
+    return { hash, bytes: Number(size) };
+  };
+  await waitForInnerEngine(host.container);
+  let loaded = false;
+  if ((await inspect())?.hash !== image.hash) {
+    log(`${host.name}: loading ${image.tag} (${image.hash}) into the inner engine`);
+    const changes = [...image.changes, `LABEL ${image.hashLabel}=${image.hash}`].flatMap((c) => ["--change", c]);
+    await runWithFileInput("docker", ["exec", "-i", host.container, "docker", "import", ...changes, "-", image.tag], image.path);
+    loaded = true;
+  }
+  const now = await inspect();
+  if (now?.hash !== image.hash) throw new Error(`${host.name}: ${image.tag} has hash ${now?.hash ?? "(none)"} after loading ${image.hash}`);
+  return { loaded, ms: Date.now() - started, bytes: now.bytes };
 }

@@ -23,7 +23,7 @@ import { existsSync } from "node:fs";
 import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, realpath, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { LabInventory } from "../hosts.ts";
-import { cacheDir, run, runWithFileInput, waitForInnerEngine, withDirLock } from "../util.ts";
+import { cacheDir, ensureInnerImage, run, withDirLock } from "../util.ts";
 
 export const CADDY_TAG = "flow-caddy:lab";
 export const HASH_LABEL = "flow.caddy.hash";
@@ -164,28 +164,13 @@ export interface CaddyLoad {
 export async function ensureCaddyImage(inv: LabInventory, hostName: string, log: (msg: string) => void = () => {}): Promise<CaddyLoad> {
   const host = inv.hosts[hostName];
   if (!host) throw new Error(`no lab host ${hostName} in the inventory`);
-  const container = host.data.container;
   const started = Date.now();
   const build = await buildCaddyTarball(log);
   const { path, hash } = build;
-  await waitForInnerEngine(container);
-  let loaded = false;
-  if ((await imageHash(container)) !== hash) {
-    log(`${hostName}: loading ${CADDY_TAG} (${hash}) into the inner engine`);
-    const changes = [...IMPORT_CHANGES, `LABEL ${HASH_LABEL}=${hash}`].flatMap((c) => ["--change", c]);
-    await runWithFileInput("docker", ["exec", "-i", container, "docker", "import", ...changes, "-", CADDY_TAG], path);
-    loaded = true;
-  }
-  const now = await imageHash(container);
-  if (now !== hash) throw new Error(`${hostName}: ${CADDY_TAG} has hash ${now ?? "(none)"} after loading ${hash}`);
-  return { tag: CADDY_TAG, hash, loaded, ms: Date.now() - started, build };
-}
-
-async function imageHash(container: string): Promise<string | null> {
-  const r = await run(
-    "docker",
-    ["exec", container, "docker", "image", "inspect", "--format", `{{index .Config.Labels "${HASH_LABEL}"}}`, CADDY_TAG],
-    { allowFail: true },
+  const load = await ensureInnerImage(
+    { name: hostName, container: host.data.container },
+    { tag: CADDY_TAG, hashLabel: HASH_LABEL, hash, path, changes: IMPORT_CHANGES },
+    log,
   );
-  return r.code === 0 ? r.stdout.trim() : null;
+  return { tag: CADDY_TAG, hash, loaded: load.loaded, ms: Date.now() - started, build };
 }

@@ -50,7 +50,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureImage, recipeHash } from "../image.ts";
 import type { LabInventory } from "../hosts.ts";
-import { cacheDir, have, run, runWithFileInput, waitForInnerEngine, withDirLock } from "../util.ts";
+import { cacheDir, ensureInnerImage, have, run, withDirLock } from "../util.ts";
 import { COMFYUI_API, ensureComfyuiApiBuild, ensureNodeRuntime, LAUNCHER, NODE_VERSION } from "./comfyui-api.ts";
 
 export const STANDIN_TAG = "flow-comfy-standin:latest";
@@ -386,31 +386,13 @@ export interface StandinLoad {
 export async function ensureStandinImage(inv: LabInventory, hostName: string, log: (msg: string) => void = () => {}): Promise<StandinLoad> {
   const host = inv.hosts[hostName];
   if (!host) throw new Error(`no lab host ${hostName} in the inventory`);
-  const container = host.data.container;
   const started = Date.now();
   const build = await buildStandinTarball(log);
   const { path, hash } = build;
-  await waitForInnerEngine(container);
-  const have = await inspect(container);
-  let loaded = false;
-  if (have?.hash !== hash) {
-    log(`${hostName}: loading ${STANDIN_TAG} (${hash}) into the inner engine`);
-    const changes = [...IMPORT_CHANGES, `LABEL ${HASH_LABEL}=${hash}`].flatMap((c) => ["--change", c]);
-    await runWithFileInput("docker", ["exec", "-i", container, "docker", "import", ...changes, "-", STANDIN_TAG], path);
-    loaded = true;
-  }
-  const now = await inspect(container);
-  if (now?.hash !== hash) throw new Error(`${hostName}: ${STANDIN_TAG} has hash ${now?.hash ?? "(none)"} after loading ${hash}`);
-  return { tag: STANDIN_TAG, hash, loaded, ms: Date.now() - started, bytes: now.bytes, build };
-}
-
-async function inspect(container: string): Promise<{ hash: string; bytes: number } | null> {
-  const r = await run(
-    "docker",
-    ["exec", container, "docker", "image", "inspect", "--format", `{{index .Config.Labels "${HASH_LABEL}"}} {{.Size}}`, STANDIN_TAG],
-    { allowFail: true },
+  const load = await ensureInnerImage(
+    { name: hostName, container: host.data.container },
+    { tag: STANDIN_TAG, hashLabel: HASH_LABEL, hash, path, changes: IMPORT_CHANGES },
+    log,
   );
-  if (r.code !== 0) return null;
-  const [hash, size] = r.stdout.trim().split(" ");
-  return { hash, bytes: Number(size) };
+  return { tag: STANDIN_TAG, hash, loaded: load.loaded, ms: Date.now() - started, bytes: load.bytes, build };
 }
