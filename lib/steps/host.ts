@@ -1,6 +1,5 @@
 // The steps every provider's setup shares, each idempotent: read the fact, change only what differs.
 import type { StepStatus, TaskContext } from "../task.ts";
-import { shQuote } from "../quote.ts";
 import {
   addFstab,
   disableUnattended,

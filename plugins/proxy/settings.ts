@@ -2,10 +2,8 @@
 // (a domain with a public certificate, else the box's address with Caddy's internal CA), whether
 // a token guards it, and the limits. The flowfile's word for a host: `api: { auth, domain, email }`.
 import type { TaskContext } from "../../lib/index.ts";
-import { isIP } from "node:net";
 import { resolveHop } from "../../lib/transport/ssh-route.ts";
 import type { ProxySettings } from "./caddyfile.ts";
-import { DEFAULT_PROXY_IMAGE } from "./commands.ts";
 
 export interface ApiProxyOptions {
   /** Caddy's image (default the official one, pinned) */
@@ -74,8 +72,6 @@ export function siteFor(ctx: Pick<TaskContext, "host" | "flow">): Site {
 }
 
 export const authOn = (host: Pick<TaskContext["host"], "api">): boolean => host.api?.auth !== false;
-
-export const isIpSite = (s: Site): boolean => isIP(s.name) !== 0;
 
 export function proxySettings(o: ApiProxyOptions, site: Site, authHash: string | null): ProxySettings {
   return {
